@@ -1,0 +1,329 @@
+"""Typed configuration: the single source of truth for the CLI, TOML files and the store's metadata.
+
+Every option is a field of a section dataclass; each field carries its help text in ``metadata``.
+The CLI builds one ``--section-field`` option per field (see :func:`flat_fields`), TOML files use
+``[section] field = value`` and the store keeps :func:`to_dict` of the whole :class:`RunConfig`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shedding.steps import Step, StepError
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message is one line naming the option."""
+
+
+def _f(default: Any, help: str, **kw: Any) -> Any:
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class ModelConfig:
+    """Which network to train."""
+
+    name: str = _f("small_cnn", "model name from the model registry (see `shedding info --models`)")
+    dense_layers: list[str] = _f([], "prunable parameter names to leave dense, e.g. 'fc.weight'")
+
+
+@dataclass
+class DataConfig:
+    """Which data to train on and how to batch it."""
+
+    name: str = _f("digits", "dataset name from the dataset registry")
+    root: str = _f("", "folder holding the dataset files (CIFAR, ImageFolder)")
+    download: bool = _f(False, "allow torchvision to download the dataset into root")
+    batch_size: int = _f(128, "training batch size")
+    augment: bool = _f(True, "standard augmentation where the recipe has it (CIFAR crop+flip, ImageNet)")
+    num_workers: int = _f(0, "DataLoader worker processes for on-disk datasets")
+    test_fraction: float = _f(0.2, "digits: share of the bundled set held out for testing")
+    split_seed: int = _f(0, "digits: seed of the fixed train/test split")
+    image_shape: list[int] = _f([3, 32, 32], "synthetic: image shape as channels, height, width")
+    num_classes: int = _f(10, "synthetic: number of classes")
+    train_size: int = _f(1024, "synthetic: number of training examples")
+    test_size: int = _f(256, "synthetic: number of test examples")
+
+
+@dataclass
+class TrainConfig:
+    """The original (pre-pruning) training run, whose schedule retraining reuses."""
+
+    duration: str = _f("40ep", "length of the original training run T (e.g. 40ep, 500it, 10ep20it)")
+    optimizer: str = _f("sgd", "sgd or adam")
+    lr: float = _f(0.1, "peak learning rate")
+    momentum: float = _f(0.9, "SGD momentum")
+    nesterov: bool = _f(False, "SGD Nesterov momentum")
+    weight_decay: float = _f(5e-4, "L2 weight decay")
+    schedule: str = _f("multistep", "learning-rate schedule: constant, step, multistep or cosine")
+    milestones: list[str] = _f([], "multistep: steps where the LR is multiplied by gamma (e.g. 91ep,136ep)")
+    step_size: str = _f("30ep", "step: the LR is multiplied by gamma every step_size")
+    gamma: float = _f(0.1, "step/multistep: LR multiplier")
+    warmup: str = _f("0it", "linear warm-up length from 0 to lr")
+    mixed_precision: bool = _f(False, "bf16 autocast on CUDA (ignored on CPU)")
+
+
+@dataclass
+class PruneConfig:
+    """How to choose the mask."""
+
+    method: str = _f("gmp", "pruning method: gmp, layerwise, random, random_layerwise, block or none")
+    sparsity: float = _f(0.2, "target fraction of prunable weights removed (none: the line's reference)")
+    schedule: str = _f("oneshot", "oneshot or iterative")
+    fraction_per_round: float = _f(0.2, "iterative: fraction of the remaining weights removed per round, until sparsity")
+    block_shape: list[int] = _f([1, 1], "block: block height, width over the (out, in*kh*kw) view")
+    block_score: str = _f("mean_abs", "block: block score, mean_abs, l2 or max_abs")
+
+
+@dataclass
+class RetrainConfig:
+    """How to retrain the survivors (Renda et al.'s techniques)."""
+
+    technique: str = _f(
+        "lr_rewind", "finetune, weight_rewind, lr_rewind or reinit (SCIENCE.md section 3)"
+    )
+    duration: str = _f("40ep", "retraining budget t per round (at most T for rewinding techniques)")
+    finetune_lr: float = _f(-1.0, "finetune: constant LR; negative means the schedule's last LR")
+
+
+@dataclass
+class RecordConfig:
+    """What the recorder writes into the Zarr store."""
+
+    every: int = _f(1, "snapshot every prunable weight's magnitude every N retraining steps")
+    dtype: str = _f("float32", "magnitude dtype: float32 or float16")
+    alpha: float = _f(1.0, "shed line = alpha * tau, tau being the GMP cut value at the event's sparsity")
+    record_pretrain: bool = _f(False, "also snapshot magnitudes during the original training run")
+    chunk_steps: int = _f(64, "snapshots per Zarr chunk along the step dimension")
+
+
+@dataclass
+class RunConfig:
+    """One record run: train (or reuse a cached run), prune, retrain while recording."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    prune: PruneConfig = field(default_factory=PruneConfig)
+    retrain: RetrainConfig = field(default_factory=RetrainConfig)
+    record: RecordConfig = field(default_factory=RecordConfig)
+    seed: int = _f(0, "seed of initialisation, data order and random pruning")
+    device: str = _f("auto", "auto, cpu, cuda or cuda:N")
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` (one line, naming the option) on the first invalid value."""
+        from shedding.validate import validate_run_config
+
+        validate_run_config(self)
+
+    def hash(self, sections: tuple[str, ...] | None = None) -> str:
+        """A short stable hash of the configuration (or of some sections), as OpenLTH names runs."""
+        d = to_dict(self)
+        if sections is not None:
+            d = {k: d[k] for k in sections}
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+
+SECTIONS = ("model", "data", "train", "prune", "retrain", "record")
+
+
+# --------------------------------------------------------------------------- conversion helpers
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain, JSON-serialisable nested dict of a config dataclass."""
+    return dataclasses.asdict(cfg)
+
+
+def _field_type(cls: type, name: str) -> Any:
+    return typing.get_type_hints(cls)[name]
+
+
+def coerce(value: Any, typ: Any, where: str) -> Any:
+    """Convert ``value`` (a string from the CLI or a TOML value) to ``typ``; raise ConfigError otherwise."""
+    origin = typing.get_origin(typ)
+    if origin in (list, tuple):
+        (item,) = typing.get_args(typ)[:1]
+        if isinstance(value, str):
+            value = [v for v in (s.strip() for s in value.split(",")) if v]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [coerce(v, item, where) for v in value]
+    if origin is types.UnionType:
+        raise ConfigError(f"{where}: unsupported type {typ}")
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if typ is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        try:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+    if typ is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if typ is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return str(value)
+    raise ConfigError(f"{where}: unsupported type {typ}")
+
+
+def from_dict(data: dict[str, Any], base: RunConfig | None = None, source: str = "config") -> RunConfig:
+    """Overlay a nested dict (TOML layout) onto ``base`` (default: the defaults); unknown keys are errors."""
+    cfg = dataclasses.replace(base) if base is not None else RunConfig()
+    cfg = _deepcopy(cfg)
+    for key, value in data.items():
+        if key in SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: [{key}] must be a table")
+            section = getattr(cfg, key)
+            names = {f.name for f in dataclasses.fields(section)}
+            for k, v in value.items():
+                if k not in names:
+                    raise ConfigError(
+                        f"{source}: unknown option {key}.{k}; valid: {', '.join(sorted(names))}"
+                    )
+                setattr(section, k, coerce(v, _field_type(type(section), k), f"{source}: {key}.{k}"))
+        elif key in ("seed", "device"):
+            setattr(cfg, key, coerce(value, _field_type(RunConfig, key), f"{source}: {key}"))
+        else:
+            raise ConfigError(f"{source}: unknown section or option {key!r}")
+    return cfg
+
+
+def _deepcopy(cfg: RunConfig) -> RunConfig:
+    return from_plain(to_dict(cfg))
+
+
+def from_plain(d: dict[str, Any]) -> RunConfig:
+    """Rebuild a RunConfig from :func:`to_dict` output (e.g. the store's ``config`` attribute)."""
+    kw: dict[str, Any] = {}
+    for f in dataclasses.fields(RunConfig):
+        if f.name in SECTIONS:
+            cls = typing.get_type_hints(RunConfig)[f.name]
+            kw[f.name] = cls(**{k: (list(v) if isinstance(v, (list, tuple)) else v)
+                                for k, v in d.get(f.name, {}).items()})
+        elif f.name in d:
+            kw[f.name] = d[f.name]
+    return RunConfig(**kw)
+
+
+def load_toml(path: str | Path, base: RunConfig | None = None) -> RunConfig:
+    """Read a TOML config file (``[prune] sparsity = 0.5`` ...) on top of ``base``."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {p}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: invalid TOML: {e}") from None
+    return from_dict(data, base, source=str(p))
+
+
+def to_toml(cfg: RunConfig) -> str:
+    """Serialise to TOML text that :func:`load_toml` reads back to an equal config."""
+    d = to_dict(cfg)
+    lines = [f"seed = {d['seed']}", f"device = {json.dumps(d['device'])}", ""]
+    for sec in SECTIONS:
+        lines.append(f"[{sec}]")
+        for k, v in d[sec].items():
+            lines.append(f"{k} = {_toml_value(v)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(v)
+
+
+@dataclass(frozen=True)
+class FlatField:
+    """One leaf option: ``section.name`` (section empty for top-level fields)."""
+
+    section: str
+    name: str
+    type: Any
+    default: Any
+    help: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.section}.{self.name}" if self.section else self.name
+
+    @property
+    def cli_name(self) -> str:
+        return "--" + self.key.replace(".", "-").replace("_", "-")
+
+    @property
+    def param_name(self) -> str:
+        return self.key.replace(".", "__")
+
+
+def flat_fields(cfg: RunConfig | None = None) -> list[FlatField]:
+    """Every leaf option of :class:`RunConfig`, with defaults taken from ``cfg`` (default: the defaults)."""
+    cfg = cfg or RunConfig()
+    out: list[FlatField] = []
+    for f in dataclasses.fields(RunConfig):
+        if f.name in SECTIONS:
+            section = getattr(cfg, f.name)
+            for g in dataclasses.fields(section):
+                out.append(FlatField(f.name, g.name, _field_type(type(section), g.name),
+                                     getattr(section, g.name), g.metadata.get("help", "")))
+        else:
+            out.append(FlatField("", f.name, _field_type(RunConfig, f.name), getattr(cfg, f.name),
+                                 f.metadata.get("help", "")))
+    return out
+
+
+def apply_overrides(cfg: RunConfig, overrides: dict[str, str]) -> RunConfig:
+    """Apply ``{'prune.sparsity': '0.5'}``-style string overrides (from the CLI) to a copy of ``cfg``."""
+    nested: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if "." in key:
+            sec, name = key.split(".", 1)
+            nested.setdefault(sec, {})[name] = value
+        else:
+            nested[key] = value
+    return from_dict(nested, cfg, source="option")
+
+
+def parse_step(text: str, where: str) -> Step:
+    """Parse a step string, turning errors into a ConfigError naming the option."""
+    try:
+        return Step.parse(text)
+    except StepError as e:
+        raise ConfigError(f"{where}: {e}") from None

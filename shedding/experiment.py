@@ -1,0 +1,266 @@
+"""One record run end to end: original training (cached), prune events, retraining rounds, recording.
+
+Everything that can be checked is checked before the store is created or any training starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from shedding.config import ConfigError, RunConfig, parse_step, to_dict
+from shedding.data import DataBundle, build_data
+from shedding.data.loader import BatchLoader
+from shedding.models import build_model
+from shedding.models.prunable import all_prunable_names, prunable_parameters
+from shedding.pruning import PRUNERS
+from shedding.pruning.masks import apply_masks, flat, gmp_threshold, ones_like, sparsity_of
+from shedding.pruning.schedule import sparsity_targets
+from shedding.recording.layout import Layer, Timeline, build_layers, build_timeline
+from shedding.recording.recorder import Recorder
+from shedding.recording.store import RunStore, prepare_path
+from shedding.retraining import TECHNIQUES, RetrainContext, Technique
+from shedding.training.callbacks import CheckpointCallback, EvalCallback, MaskCallback, ProgressCallback
+from shedding.training.loop import Callback, evaluate, train
+from shedding.training.optim import build_optimizer
+from shedding.training.schedules import ScheduleSpec, build_schedule
+
+# progress(description, total) -> advance(n); the CLI passes a rich progress bar, the API None.
+ProgressFactory = Callable[[str, int], Callable[[int], None]]
+StateDict = dict[str, torch.Tensor]
+EVAL_BATCH = 1024
+RETRAIN_DATA_EPOCH_OFFSET = 100_000  # retraining rounds see other data orders than the original run
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when available; an unavailable CUDA device is a ConfigError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device: {name} requested but CUDA is not available on this machine")
+    return torch.device(name)
+
+
+@dataclass
+class Prepared:
+    """Everything resolved from a config before any training: data, shapes, lengths, schedule."""
+
+    cfg: RunConfig
+    device: torch.device
+    data: DataBundle
+    train_loader: BatchLoader
+    test_loader: BatchLoader
+    T: int
+    t: int
+    schedule: ScheduleSpec
+    technique: Technique
+    targets: list[float]
+    layers: list[Layer]
+    timeline: Timeline
+
+    @property
+    def ipe(self) -> int:
+        return len(self.train_loader)
+
+    def new_model(self, seed: int) -> torch.nn.Module:
+        """A freshly initialised model (initialisation seeded by ``seed``) on the run's device."""
+        torch.manual_seed(seed)
+        d = self.data
+        return build_model(self.cfg.model.name, d.in_channels, d.num_classes, d.image_size).to(self.device)
+
+
+def prepare(cfg: RunConfig) -> Prepared:
+    """Validate ``cfg`` fully (data present, lengths compatible, layer names known) and resolve it."""
+    cfg.validate()
+    device = resolve_device(cfg.device)
+    try:
+        data = build_data(cfg.data)
+    except FileNotFoundError as e:
+        raise ConfigError(str(e).splitlines()[0]) from None
+    train_loader = BatchLoader(data.train, cfg.data.batch_size, True, cfg.seed, device, cfg.data.num_workers)
+    test_loader = BatchLoader(data.test, EVAL_BATCH, False, 0, device, cfg.data.num_workers)
+    ipe = len(train_loader)
+    T = parse_step(cfg.train.duration, "--train-duration").iterations(ipe)
+    t = parse_step(cfg.retrain.duration, "--retrain-duration").iterations(ipe)
+    if T < 1:
+        raise ConfigError("--train-duration: must be at least one step")
+    if t < 1:
+        raise ConfigError("--retrain-duration: must be at least one step")
+    technique = TECHNIQUES.get(cfg.retrain.technique)
+    if technique.needs_t_within_T and t > T:
+        raise ConfigError(f"--retrain-duration: {cfg.retrain.duration} ({t} steps) is longer than "
+                          f"--train-duration {cfg.train.duration} ({T} steps); {cfg.retrain.technique} "
+                          "replays the original schedule from T - t, so t must be at most T")
+    schedule = build_schedule(cfg.train, ipe)
+    model = build_model(cfg.model.name, data.in_channels, data.num_classes, data.image_size)
+    known = set(all_prunable_names(model)) | {n.rsplit(".", 1)[0] for n in all_prunable_names(model)}
+    for name in cfg.model.dense_layers:
+        if name not in known:
+            raise ConfigError(f"--model-dense-layers: {name!r} is not a Conv/Linear layer of "
+                              f"{cfg.model.name}; prunable: {', '.join(all_prunable_names(model))}")
+    params = prunable_parameters(model, cfg.model.dense_layers)
+    if not params:
+        raise ConfigError("--model-dense-layers: every prunable layer is left dense; nothing to prune")
+    layers = build_layers([(k, tuple(p.shape)) for k, p in params.items()])
+    targets = sparsity_targets(cfg.prune)
+    timeline = build_timeline(T, t, len(targets), cfg.record.every, ipe, cfg.record.record_pretrain)
+    return Prepared(cfg, device, data, train_loader, test_loader, T, t, schedule, technique, targets,
+                    layers, timeline)
+
+
+# --------------------------------------------------------------------------- original training
+
+
+def pretrain_dir(cache_dir: Path, cfg: RunConfig) -> Path:
+    """Cache folder of the original run: named by a hash of the model, data, train sections and seed."""
+    key = cfg.hash(("model", "data", "train"))
+    return Path(cache_dir) / f"pretrain-{cfg.model.name}-{cfg.data.name}-s{cfg.seed}-{key}"
+
+
+def pretrain(p: Prepared, cache_dir: Path | None, needed: set[int], recorder: Recorder | None = None,
+             progress: ProgressFactory | None = None) -> dict[int, StateDict]:
+    """Train for T steps with the original schedule, keeping the state at each step in ``needed``.
+
+    With a cache folder, checkpoints found there are reused (unless the run records the original
+    training, which must then be replayed) and new ones are saved there atomically.
+    """
+    folder = pretrain_dir(cache_dir, p.cfg) if cache_dir is not None else None
+    if folder is not None and recorder is None:
+        found = {s: folder / f"step_{s}.pt" for s in needed}
+        if all(f.exists() for f in found.values()):
+            return {s: torch.load(f, map_location=p.device, weights_only=True) for s, f in found.items()}
+    model = p.new_model(p.cfg.seed)
+    optimizer = build_optimizer(model.parameters(), p.cfg.train)
+    ckpts: dict[int, StateDict] = {}
+    callbacks: list[Callback] = [CheckpointCallback(needed, lambda s, sd: ckpts.__setitem__(s, sd))]
+    if recorder is not None:
+        recorder.begin_phase("pretrain", step_base=-p.T, epoch_index=0)
+        callbacks += [EvalCallback(p.test_loader), recorder]
+    if progress is not None:
+        callbacks.append(ProgressCallback(progress("original training", p.T)))
+    train(model, p.train_loader, optimizer, p.schedule, p.T, callbacks, phase="pretrain",
+          mixed_precision=p.cfg.train.mixed_precision)
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for s, sd in ckpts.items():
+            tmp = folder / f".step_{s}.pt.{os.getpid()}"
+            torch.save(sd, tmp)
+            os.replace(tmp, folder / f"step_{s}.pt")
+        acc, _ = evaluate(model, p.test_loader)
+        (folder / "meta.json").write_text(json.dumps(
+            {"config": to_dict(p.cfg), "T": p.T, "test_accuracy": acc}, indent=1))
+    return {s: {k: v.to(p.device) for k, v in sd.items()} for s, sd in ckpts.items()}
+
+
+# --------------------------------------------------------------------------- the record run
+
+
+def _versions() -> dict[str, str]:
+    import xarray
+    import zarr
+
+    from shedding import __version__
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+            "zarr": zarr.__version__, "xarray": xarray.__version__, "shedding": __version__}
+
+
+def _clone(sd: StateDict) -> StateDict:
+    return {k: v.detach().clone() for k, v in sd.items()}
+
+
+def record(cfg: RunConfig, out: str | Path, *, cache_dir: str | Path | None = None, overwrite: bool = False,
+           progress: ProgressFactory | None = None) -> Path:
+    """Run ``cfg`` and record it into a new Zarr store at ``out``; return the store path.
+
+    Bad configurations raise :class:`ConfigError` and an unusable ``out`` raises ``StoreError``, both
+    before anything is written. A failure during training leaves the store with status ``failed``
+    (``interrupted`` for Ctrl-C) and every step up to ``last_committed_step`` readable.
+    """
+    out = Path(out)
+    p = prepare(cfg)
+    prepare_path(out, overwrite)  # fail early, before training
+    cache = Path(cache_dir) if cache_dir is not None else None
+    needed = p.technique.checkpoints_needed(p.T, p.t)
+    attrs: dict[str, Any] = {
+        "config": to_dict(cfg), "seed": cfg.seed, "versions": _versions(), "device": str(p.device),
+        "iterations_per_epoch": p.ipe, "T": p.T, "t": p.t, "rounds": len(p.targets),
+        "method": cfg.prune.method, "technique": cfg.retrain.technique, "control": cfg.prune.method == "none",
+        "alpha": cfg.record.alpha, "dataset": cfg.data.name, "model": cfg.model.name,
+        "shed_definition": "a survivor at or above the line alpha*tau at its event is shed at step s while "
+                           "|w(s)| < alpha*tau; tau is the GMP cut value at the event's sparsity",
+    }
+    store = RunStore.create(out, p.layers, p.timeline, attrs, cfg.record.dtype, cfg.record.chunk_steps,
+                            overwrite=overwrite)
+    model = p.new_model(cfg.seed)
+    params = prunable_parameters(model, cfg.model.dense_layers)
+    recorder = Recorder(store, p.layers, p.timeline, params, cfg.record.dtype, p.device)
+    started = time.time()
+    try:
+        checkpoints = pretrain(p, cache, needed, recorder if cfg.record.record_pretrain else None, progress)
+        final = _retrain(p, model, params, checkpoints, recorder, progress)
+        recorder.close("complete", final_test_accuracy=final, seconds=time.time() - started,
+                       recorder_flush_seconds=recorder.flush_seconds)
+    except KeyboardInterrupt:
+        recorder.close("interrupted", seconds=time.time() - started)
+        raise
+    except BaseException as e:
+        recorder.close("failed", error=f"{type(e).__name__}: {e}".splitlines()[0],
+                       seconds=time.time() - started)
+        raise
+    return out
+
+
+def _retrain(p: Prepared, model: torch.nn.Module, params: dict[str, torch.nn.Parameter],
+             checkpoints: dict[int, StateDict], recorder: Recorder,
+             progress: ProgressFactory | None) -> float:
+    """All prune events and retraining rounds; returns the final test accuracy."""
+    cfg = p.cfg
+    current = _clone(checkpoints[p.T])
+    masks = ones_like({k: v.detach() for k, v in params.items()})
+    prune_fn = PRUNERS.get(cfg.prune.method)
+    advance = progress("retraining", p.t * len(p.targets)) if progress is not None else None
+    final_acc = float("nan")
+
+    def fresh_init() -> StateDict:
+        return _clone(p.new_model(cfg.seed + 1_000_003).state_dict())
+
+    epoch_index = len([e for e in p.timeline.epoch if e <= 0])
+    for r, target in enumerate(p.targets):
+        model.load_state_dict(current)
+        weights = {k: v.detach().clone() for k, v in params.items()}
+        generator = torch.Generator().manual_seed(cfg.seed * 7919 + r + 1)
+        new_masks = prune_fn(weights, masks, target, cfg.prune, generator)
+        tau = gmp_threshold(weights, masks, target)
+        pruned = np.array([int(((masks[k] > 0) & (new_masks[k] == 0)).sum()) for k in params])
+        plan = p.technique.plan(RetrainContext(
+            trained=current, checkpoints=checkpoints, schedule=p.schedule, T=p.T, t=p.t,
+            finetune_lr=cfg.retrain.finetune_lr, fresh_init=fresh_init))
+        model.load_state_dict(plan.start)
+        apply_masks(params, new_masks)
+        acc, _ = evaluate(model, p.test_loader)
+        recorder.begin_event(r, r, new_masks, flat(weights).abs(), pruned, sparsity_of(new_masks), tau,
+                             cfg.record.alpha * tau, acc)
+        recorder.begin_phase("retrain", step_base=r * p.t, epoch_index=epoch_index)
+        optimizer = build_optimizer(model.parameters(), cfg.train)  # momentum starts empty
+        callbacks: list[Callback] = [MaskCallback(params, new_masks), EvalCallback(p.test_loader), recorder]
+        if advance is not None:
+            callbacks.append(ProgressCallback(advance))
+        train(model, p.train_loader, optimizer, plan.schedule, p.t, callbacks, phase="retrain", round=r,
+              data_epoch_offset=RETRAIN_DATA_EPOCH_OFFSET * (r + 1),
+              mixed_precision=cfg.train.mixed_precision)
+        epoch_index = recorder.epoch_index
+        final_acc, _ = evaluate(model, p.test_loader)
+        recorder.end_round(r, final_acc)
+        current = _clone(model.state_dict())
+        masks = new_masks
+    return final_acc

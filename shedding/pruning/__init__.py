@@ -1,0 +1,25 @@
+"""Pruning-method registry. A new method is one module here plus its import line below.
+
+A pruning method is a function ``(weights, masks, sparsity, cfg, generator) -> masks``:
+``weights`` and ``masks`` are ordered ``{name: tensor}`` dicts over the prunable tensors, ``sparsity``
+is the *overall* fraction of prunable weights that must be zero in the returned masks (weights that are
+already pruned stay pruned and count towards it), ``cfg`` is the :class:`~shedding.config.PruneConfig`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from shedding.config import PruneConfig
+from shedding.registry import Registry
+
+Masks = dict[str, torch.Tensor]
+PruneFn = Callable[[dict[str, torch.Tensor], Masks, float, PruneConfig, torch.Generator], Masks]
+PRUNERS: Registry[PruneFn] = Registry("pruning method")
+
+from shedding.pruning import magnitude  # noqa: E402,F401
+from shedding.pruning import random  # noqa: E402,F401
+from shedding.pruning import block  # noqa: E402,F401
+from shedding.pruning import none  # noqa: E402,F401

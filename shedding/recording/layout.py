@@ -1,0 +1,104 @@
+"""The store's timeline: every coordinate of a run is known before it starts.
+
+Step convention (documented in the README): step ``s`` is the state after ``s`` retraining updates.
+Step 0 is the state right after the first prune event, before any retraining update. Round ``r``
+(iterative pruning) retrains over steps ``(b_r, b_r + t]`` with ``b_r = r * t`` and its prune event is at
+step ``b_r``. Per-step quantities at step ``s`` describe update ``s`` and the state after it, so they run
+from 1. When the original training is recorded too, its update ``j`` (1..T) is step ``j - T`` (so -T+1..0)
+and its snapshots are at ``-T, ...``, below 0. A snapshot at an event step holds the post-prune weights;
+the weights the event pruned are in ``pre_prune_magnitude``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One prunable tensor: its parameter name, shape and place in the flat ``weight`` index."""
+
+    name: str
+    shape: tuple[int, ...]
+    start: int
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Step, snapshot, epoch and event coordinates of one run."""
+
+    steps: np.ndarray  # every per-step row
+    step_round: np.ndarray
+    record_steps: np.ndarray  # snapshot steps
+    record_round: np.ndarray
+    epoch: np.ndarray  # epoch numbers (cumulative; <= 0 for original training)
+    epoch_step: np.ndarray
+    epoch_round: np.ndarray
+    event_step: np.ndarray
+    T: int
+    t: int
+    iterations_per_epoch: int
+
+    @property
+    def n_events(self) -> int:
+        return len(self.event_step)
+
+
+def build_timeline(T: int, t: int, rounds: int, every: int, iterations_per_epoch: int,
+                   record_pretrain: bool) -> Timeline:
+    """Compute every coordinate for ``rounds`` rounds of ``t`` retraining steps (and optionally T before)."""
+    ipe = iterations_per_epoch
+    steps: list[np.ndarray] = []
+    step_round: list[np.ndarray] = []
+    rec: set[int] = set()
+    ep_step: list[int] = []
+    ep_round: list[int] = []
+    n_pre_epochs = 0
+    if record_pretrain:
+        steps.append(np.arange(-T + 1, 1))
+        step_round.append(np.full(T, -1))
+        rec.update(range(-T, 0, every))
+        n_pre_epochs = T // ipe
+        ep_step += [-T + e * ipe for e in range(1, n_pre_epochs + 1)]
+        ep_round += [-1] * n_pre_epochs
+    events = np.arange(rounds) * t
+    for r, b in enumerate(events):
+        steps.append(np.arange(b + 1, b + t + 1))
+        step_round.append(np.full(t, r))
+        rec.update(range(int(b), int(b) + t, every))
+        rec.add(int(b))
+        ep_step += [int(b) + e * ipe for e in range(1, t // ipe + 1)]
+        ep_round += [r] * (t // ipe)
+    rec.add(int(rounds * t))
+    record_steps = np.array(sorted(rec), dtype=np.int64)
+    # A snapshot's round: the last event at or before it (an event step belongs to the round it starts).
+    record_round = np.where(record_steps < 0, -1,
+                            np.clip(np.searchsorted(events, record_steps, side="right") - 1, 0, None))
+    n_ep = len(ep_step)
+    return Timeline(
+        steps=np.concatenate(steps).astype(np.int64),
+        step_round=np.concatenate(step_round).astype(np.int16),
+        record_steps=record_steps,
+        record_round=record_round.astype(np.int16),
+        epoch=np.arange(1 - n_pre_epochs, n_ep - n_pre_epochs + 1, dtype=np.int64)[:n_ep],
+        epoch_step=np.array(ep_step, dtype=np.int64),
+        epoch_round=np.array(ep_round, dtype=np.int16),
+        event_step=events.astype(np.int64),
+        T=T, t=t, iterations_per_epoch=ipe,
+    )
+
+
+def build_layers(named_shapes: list[tuple[str, tuple[int, ...]]]) -> list[Layer]:
+    """Layers in order with their start offsets in the flat weight index."""
+    out, start = [], 0
+    for name, shape in named_shapes:
+        layer = Layer(name, tuple(int(s) for s in shape), start)
+        out.append(layer)
+        start += layer.size
+    return out

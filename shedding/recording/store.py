@@ -1,0 +1,311 @@
+"""The Zarr v3 run store: creation of every array up front, whole-chunk writes, status, the writer lock.
+
+All arrays are allocated at creation with their final shapes (the timeline is known in advance) and
+written only in whole chunks from in-memory chunk buffers (:class:`ChunkWriter`), so no write ever
+reads back a half-written chunk. ``xarray.open_zarr(path)`` reads the store with no import of ours:
+dimension names are Zarr v3 ``dimension_names`` and non-index coordinates are listed in the root
+attribute ``coordinates`` (the CF convention xarray decodes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import time
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec
+
+from shedding.recording.layout import Layer, Timeline
+
+FORMAT_VERSION = 1
+LOCK_NAME = "writer.lock"
+
+
+class StoreError(RuntimeError):
+    """A store cannot be created or written (exists, locked, ...); the message is one line."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_lock(path: Path) -> dict[str, Any] | None:
+    """The lock's content (pid, host, time) when a live writer holds ``path``; None otherwise."""
+    lock = Path(path) / LOCK_NAME
+    try:
+        info = json.loads(lock.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    if info.get("host") == socket.gethostname() and not _pid_alive(int(info.get("pid", -1))):
+        return None  # stale: its process is gone
+    return info
+
+
+def prepare_path(path: Path, overwrite: bool) -> None:
+    """Refuse an existing store unless ``overwrite``; never remove one a live writer holds."""
+    if path.exists():
+        holder = read_lock(path)
+        if holder is not None:
+            raise StoreError(f"{path} is being written by process {holder['pid']} on {holder['host']}; "
+                             "one writer per store")
+        if not overwrite:
+            raise StoreError(f"{path} already exists; pass --overwrite to replace it or choose another --out")
+        if not (path / "zarr.json").exists() and any(path.iterdir()):
+            raise StoreError(f"{path} exists and is not a Zarr store; refusing to remove it")
+        shutil.rmtree(path)
+
+
+@dataclass
+class ArraySpec:
+    """One array to create: name, dims, shape, chunks, dtype, fill value and attributes."""
+
+    name: str
+    dims: tuple[str, ...]
+    shape: tuple[int, ...]
+    chunks: tuple[int, ...]
+    dtype: Any
+    fill_value: Any = None
+    attrs: dict[str, Any] | None = None
+    compressors: Any = "auto"
+
+
+MAGNITUDE_CODEC = BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")
+WEIGHT_CHUNK = 1 << 18  # weights per chunk along the flat weight dimension
+
+
+class ChunkWriter:
+    """Appends rows along an array's first dimension and writes only whole chunks.
+
+    The writer holds the current chunk in memory; :meth:`flush` writes that whole chunk (rows not yet
+    appended keep the fill value) and a later flush rewrites it whole again, so the store never holds a
+    chunk assembled from two partial writes.
+    """
+
+    def __init__(self, array: zarr.Array, fill: Any) -> None:
+        self.array = array
+        self.rows = array.shape[0]
+        self.chunk = array.chunks[0]
+        self.fill = fill
+        self.pos = 0  # next row to append
+        self._start = 0  # first row of the chunk in the buffer
+        self._buf = self._alloc(0)
+        self._dirty = False
+
+    def _alloc(self, start: int) -> np.ndarray:
+        n = min(self.chunk, self.rows - start)
+        return np.full((n, *self.array.shape[1:]), self.fill, dtype=self.array.dtype)
+
+    def append(self, rows: np.ndarray) -> None:
+        """Append ``rows`` (first axis = rows); each chunk is written as soon as it is complete."""
+        rows = np.asarray(rows)
+        if self.pos + len(rows) > self.rows:
+            raise IndexError(f"{self.array.name}: appending past its {self.rows} rows")
+        i = 0
+        while i < len(rows):
+            off = self.pos - self._start
+            take = min(len(self._buf) - off, len(rows) - i)
+            self._buf[off : off + take] = rows[i : i + take]
+            self.pos += take
+            i += take
+            self._dirty = True
+            if off + take == len(self._buf):
+                self.array[self._start : self._start + len(self._buf)] = self._buf
+                self._dirty = False
+                if self.pos < self.rows:
+                    self._start = self.pos
+                    self._buf = self._alloc(self.pos)
+
+    def flush(self) -> None:
+        """Write the current, partly filled chunk whole (unfilled rows keep the fill value)."""
+        if self._dirty:
+            self.array[self._start : self._start + len(self._buf)] = self._buf
+            self._dirty = False
+
+
+class RunStore:
+    """A run's Zarr store, opened for writing by a single process (a lock file guards it)."""
+
+    def __init__(self, path: Path, group: zarr.Group) -> None:
+        self.path = path
+        self.group = group
+
+    # ------------------------------------------------------------------ creation
+    @classmethod
+    def create(cls, path: str | Path, layers: list[Layer], timeline: Timeline, attrs: dict[str, Any],
+               magnitude_dtype: str, chunk_steps: int, overwrite: bool = False) -> RunStore:
+        """Create every array and coordinate for ``layers`` and ``timeline``, and take the writer lock."""
+        path = Path(path)
+        prepare_path(path, overwrite)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        group = zarr.open_group(str(path), mode="w", zarr_format=3)
+        store = cls(path, group)
+        store._lock()
+        n_w = sum(layer.size for layer in layers)
+        n_l = len(layers)
+        tl = timeline
+        n_s, n_r, n_e, n_ev = len(tl.steps), len(tl.record_steps), len(tl.epoch), tl.n_events
+        wchunk = min(WEIGHT_CHUNK, max(n_w, 1))
+        schunk = max(1, min(4096, n_s))
+        specs = [
+            # coordinates
+            ArraySpec("layer", ("layer",), (n_l,), (n_l,), str),
+            ArraySpec("layer_size", ("layer",), (n_l,), (n_l,), "int64"),
+            ArraySpec("layer_start", ("layer",), (n_l,), (n_l,), "int64"),
+            ArraySpec("layer_shape", ("layer",), (n_l,), (n_l,), str),
+            ArraySpec("weight", ("weight",), (n_w,), (wchunk,), "int64"),
+            ArraySpec("weight_layer", ("weight",), (n_w,), (wchunk,), "int32"),
+            ArraySpec("weight_index", ("weight",), (n_w,), (wchunk,), "int64"),
+            ArraySpec("step", ("step",), (n_s,), (max(n_s, 1),), "int64"),
+            ArraySpec("step_round", ("step",), (n_s,), (max(n_s, 1),), "int16"),
+            ArraySpec("record_step", ("record_step",), (n_r,), (n_r,), "int64"),
+            ArraySpec("record_round", ("record_step",), (n_r,), (n_r,), "int16"),
+            ArraySpec("epoch", ("epoch",), (n_e,), (max(n_e, 1),), "int64"),
+            ArraySpec("epoch_step", ("epoch",), (n_e,), (max(n_e, 1),), "int64"),
+            ArraySpec("epoch_round", ("epoch",), (n_e,), (max(n_e, 1),), "int16"),
+            ArraySpec("event", ("event",), (n_ev,), (n_ev,), "int64"),
+            ArraySpec("event_step", ("event",), (n_ev,), (n_ev,), "int64"),
+            # per step
+            ArraySpec("loss", ("step",), (n_s,), (schunk,), "float32", np.nan,
+                      {"long_name": "training loss of the step's batch"}),
+            ArraySpec("lr", ("step",), (n_s,), (schunk,), "float64", np.nan,
+                      {"long_name": "learning rate used by the step's update"}),
+            ArraySpec("shed_count", ("step", "layer"), (n_s, n_l), (schunk, n_l), "int32", -1,
+                      {"long_name": "eligible survivors below the shed line after the step"}),
+            ArraySpec("shed_events", ("step", "layer"), (n_s, n_l), (schunk, n_l), "int32", -1,
+                      {"long_name": "weights crossing below the line during the step"}),
+            ArraySpec("recover_events", ("step", "layer"), (n_s, n_l), (schunk, n_l), "int32", -1,
+                      {"long_name": "weights crossing back above the line during the step"}),
+            # snapshots
+            ArraySpec("magnitude", ("record_step", "weight"), (n_r, n_w), (max(1, min(chunk_steps, n_r)), wchunk),
+                      magnitude_dtype, np.nan, {"long_name": "|w| after the step (pruned weights are 0)"},
+                      compressors=MAGNITUDE_CODEC),
+            # events
+            ArraySpec("mask", ("event", "weight"), (n_ev, n_w), (1, wchunk), "bool", False,
+                      {"long_name": "1 = weight kept after the event"}),
+            ArraySpec("pre_prune_magnitude", ("event", "weight"), (n_ev, n_w), (1, wchunk), "float32",
+                      np.nan, {"long_name": "|w| the event's mask was computed from"},
+                      compressors=MAGNITUDE_CODEC),
+            ArraySpec("event_round", ("event",), (n_ev,), (n_ev,), "int16", -1),
+            ArraySpec("event_sparsity", ("event",), (n_ev,), (n_ev,), "float64", np.nan,
+                      {"long_name": "overall fraction of prunable weights pruned after the event"}),
+            ArraySpec("event_tau", ("event",), (n_ev,), (n_ev,), "float64", np.nan,
+                      {"long_name": "GMP cut value at the event's sparsity (tau)"}),
+            ArraySpec("event_line", ("event",), (n_ev,), (n_ev,), "float64", np.nan,
+                      {"long_name": "shed line alpha * tau"}),
+            ArraySpec("event_pruned", ("event", "layer"), (n_ev, n_l), (n_ev, n_l), "int64", -1,
+                      {"long_name": "weights newly pruned by the event"}),
+            ArraySpec("event_survivors", ("event", "layer"), (n_ev, n_l), (n_ev, n_l), "int64", -1,
+                      {"long_name": "weights kept after the event"}),
+            ArraySpec("event_eligible", ("event", "layer"), (n_ev, n_l), (n_ev, n_l), "int64", -1,
+                      {"long_name": "survivors at or above the line at the event (can be shed)"}),
+            ArraySpec("event_below", ("event", "layer"), (n_ev, n_l), (n_ev, n_l), "int64", -1,
+                      {"long_name": "survivors already below the line at the event (never counted as shed)"}),
+            ArraySpec("event_test_accuracy", ("event",), (n_ev,), (n_ev,), "float64", np.nan,
+                      {"long_name": "test accuracy right after the event, before retraining"}),
+            ArraySpec("event_final_test_accuracy", ("event",), (n_ev,), (n_ev,), "float64", np.nan,
+                      {"long_name": "test accuracy at the end of the event's retraining round"}),
+            # epochs
+            ArraySpec("train_accuracy", ("epoch",), (n_e,), (max(n_e, 1),), "float64", np.nan,
+                      {"long_name": "running accuracy over the epoch's training batches"}),
+            ArraySpec("train_loss", ("epoch",), (n_e,), (max(n_e, 1),), "float64", np.nan),
+            ArraySpec("test_accuracy", ("epoch",), (n_e,), (max(n_e, 1),), "float64", np.nan),
+            ArraySpec("test_loss", ("epoch",), (n_e,), (max(n_e, 1),), "float64", np.nan),
+        ]
+        for spec in specs:
+            kw: dict[str, Any] = {}
+            if spec.fill_value is not None:
+                kw["fill_value"] = spec.fill_value
+            arr = group.create_array(spec.name, shape=spec.shape, chunks=spec.chunks, dtype=spec.dtype,
+                                     dimension_names=list(spec.dims), compressors=spec.compressors, **kw)
+            if spec.attrs:
+                arr.attrs.update(spec.attrs)
+        # coordinate values
+        group["layer"][:] = np.array([layer.name for layer in layers])
+        group["layer_size"][:] = np.array([layer.size for layer in layers], dtype=np.int64)
+        group["layer_start"][:] = np.array([layer.start for layer in layers], dtype=np.int64)
+        group["layer_shape"][:] = np.array(["x".join(map(str, layer.shape)) for layer in layers])
+        group["weight"][:] = np.arange(n_w, dtype=np.int64)
+        group["weight_layer"][:] = np.concatenate(
+            [np.full(layer.size, i, dtype=np.int32) for i, layer in enumerate(layers)]) if n_w else []
+        group["weight_index"][:] = np.concatenate(
+            [np.arange(layer.size, dtype=np.int64) for layer in layers]) if n_w else []
+        for name, values in [("step", tl.steps), ("step_round", tl.step_round),
+                             ("record_step", tl.record_steps), ("record_round", tl.record_round),
+                             ("epoch", tl.epoch), ("epoch_step", tl.epoch_step),
+                             ("epoch_round", tl.epoch_round), ("event", np.arange(n_ev)),
+                             ("event_step", tl.event_step)]:
+            if len(values):
+                group[name][:] = values
+        group.attrs.update({
+            **attrs,
+            "format": "shedding-run",
+            "format_version": FORMAT_VERSION,
+            "coordinates": "layer_size layer_start layer_shape weight_layer weight_index step_round "
+                           "record_round epoch_step epoch_round event_step",
+            "status": "running",
+            "last_committed_step": None,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        })
+        store.consolidate()
+        return store
+
+    # ------------------------------------------------------------------ writing
+    def writer(self, name: str) -> ChunkWriter:
+        """A whole-chunk appender for array ``name``."""
+        arr = self.group[name]
+        return ChunkWriter(arr, arr.fill_value)
+
+    def write_rows(self, name: str, index: int, values: Any) -> None:
+        """Write row ``index`` of an array whose first-dimension chunk is 1 (masks, event magnitudes)."""
+        arr = self.group[name]
+        assert arr.chunks[0] == 1
+        arr[index] = values
+
+    def write_whole(self, name: str, values: np.ndarray) -> None:
+        """Write a whole small array at once (event and epoch tables, rewritten from memory)."""
+        self.group[name][...] = values
+
+    def set_attrs(self, **attrs: Any) -> None:
+        """Update root attributes and re-consolidate the metadata."""
+        self.group.attrs.update(attrs)
+        self.consolidate()
+
+    def consolidate(self) -> None:
+        """Consolidate metadata so readers open the store in one read."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            zarr.consolidate_metadata(str(self.path))
+
+    # ------------------------------------------------------------------ lock
+    def _lock(self) -> None:
+        lock = self.path / LOCK_NAME
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"pid": os.getpid(), "host": socket.gethostname(), "time": time.time()}, f)
+
+    def release(self) -> None:
+        """Drop the writer lock."""
+        try:
+            (self.path / LOCK_NAME).unlink()
+        except FileNotFoundError:
+            pass
+
+
+def names_of(layers: Iterable[Layer]) -> list[str]:
+    """Layer names in order."""
+    return [layer.name for layer in layers]

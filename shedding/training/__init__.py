@@ -1,0 +1,1 @@
+"""The minimal training loop, its callbacks, optimizers and learning-rate schedules."""

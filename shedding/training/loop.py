@@ -1,0 +1,122 @@
+"""The minimal training loop (OpenLTH style): everything else happens in callbacks.
+
+``train`` runs ``num_steps`` optimizer steps. Step ``k`` (0-based) uses batch ``k % len(loader)`` of data
+epoch ``data_epoch_offset + k // len(loader)`` and learning rate ``schedule(k)``. Callbacks see a
+:class:`TrainState` at fixed points; masking, evaluation and recording are all callbacks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from shedding.data.loader import BatchLoader
+from shedding.training.schedules import LRSchedule
+
+
+@dataclass
+class TrainState:
+    """What callbacks can read (and, for ``metrics``, write)."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    num_steps: int
+    iterations_per_epoch: int
+    phase: str = "train"
+    round: int = -1
+    step: int = 0  # optimizer steps completed in this call of train()
+    epoch: int = 0  # completed epochs in this call of train()
+    lr: float = 0.0
+    loss: torch.Tensor | None = None
+    batch_correct: torch.Tensor | None = None
+    batch_size: int = 0
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+class Callback:
+    """Base class: override any hook. Hooks run in list order."""
+
+    def on_train_start(self, state: TrainState) -> None:
+        """Before the first step."""
+
+    def before_optimizer_step(self, state: TrainState) -> None:
+        """After ``backward()``, before ``optimizer.step()`` (gradients are available)."""
+
+    def on_step_end(self, state: TrainState) -> None:
+        """After ``optimizer.step()``; ``state.step`` counts the steps done so far."""
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        """After each complete epoch; ``state.epoch`` counts the epochs done so far."""
+
+    def on_train_end(self, state: TrainState) -> None:
+        """After the last step."""
+
+
+def train(model: torch.nn.Module, loader: BatchLoader, optimizer: torch.optim.Optimizer,
+          schedule: LRSchedule, num_steps: int, callbacks: Sequence[Callback] = (), *,
+          phase: str = "train", round: int = -1, data_epoch_offset: int = 0,
+          mixed_precision: bool = False) -> TrainState:
+    """Train ``model`` for ``num_steps`` steps with cross-entropy; return the final state."""
+    ipe = len(loader)
+    state = TrainState(model, optimizer, num_steps, ipe, phase=phase, round=round)
+    device_type = loader.device.type
+    amp = mixed_precision and device_type == "cuda"
+    for cb in callbacks:
+        cb.on_train_start(state)
+    model.train()
+    while state.step < num_steps:
+        batches = 0
+        for x, y in loader.epoch(data_epoch_offset + state.epoch):
+            lr = schedule(state.step)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            ctx = torch.autocast(device_type, dtype=torch.bfloat16) if amp else contextlib.nullcontext()
+            with ctx:
+                out = model(x)
+                loss = F.cross_entropy(out, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            for cb in callbacks:
+                cb.before_optimizer_step(state)
+            optimizer.step()
+            state.step += 1
+            batches += 1
+            state.lr = lr
+            state.loss = loss.detach()
+            state.batch_correct = (out.detach().argmax(1) == y).sum()
+            state.batch_size = int(y.shape[0])
+            for cb in callbacks:
+                cb.on_step_end(state)
+            if state.step >= num_steps:
+                break
+        if batches < ipe:
+            break  # a partial last epoch: no epoch-end hooks
+        state.epoch += 1
+        for cb in callbacks:
+            cb.on_epoch_end(state)
+        model.train()
+    for cb in callbacks:
+        cb.on_train_end(state)
+    return state
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, loader: BatchLoader) -> tuple[float, float]:
+    """(accuracy, mean cross-entropy) of ``model`` in eval mode over one pass of ``loader``."""
+    was_training = model.training
+    model.eval()
+    correct = torch.zeros((), device=loader.device)
+    loss = torch.zeros((), device=loader.device)
+    n = 0
+    for x, y in loader.epoch(0):
+        out = model(x).float()
+        loss += F.cross_entropy(out, y, reduction="sum")
+        correct += (out.argmax(1) == y).sum()
+        n += int(y.shape[0])
+    model.train(was_training)
+    return float(correct) / n, float(loss) / n
