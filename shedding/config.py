@@ -81,7 +81,7 @@ class PruneConfig:
     method: str = _f("gmp", "pruning method: gmp, layerwise, random, random_layerwise, block or none")
     sparsity: float = _f(0.2, "target fraction of prunable weights removed (none: the line's reference)")
     schedule: str = _f("oneshot", "oneshot or iterative")
-    fraction_per_round: float = _f(0.2, "iterative: fraction of the remaining weights removed per round, until sparsity")
+    fraction_per_round: float = _f(0.2, "iterative: share of the remaining weights removed per round")
     block_shape: list[int] = _f([1, 1], "block: block height, width over the (out, in*kh*kw) view")
     block_score: str = _f("mean_abs", "block: block score, mean_abs, l2 or max_abs")
 

@@ -40,7 +40,7 @@ def build_data(cfg: DataConfig) -> DataBundle:
     return DATASETS.get(cfg.name)(cfg)
 
 
-from shedding.data import digits  # noqa: E402,F401
-from shedding.data import cifar  # noqa: E402,F401
-from shedding.data import imagefolder  # noqa: E402,F401
-from shedding.data import synthetic  # noqa: E402,F401
+from shedding.data import cifar
+from shedding.data import digits
+from shedding.data import imagefolder
+from shedding.data import synthetic

@@ -23,7 +23,7 @@ def build_model(name: str, in_channels: int, num_classes: int, image_size: tuple
 
 
 # Registration happens on import; one line per model module.
-from shedding.models import small  # noqa: E402,F401
-from shedding.models import cifar_resnet  # noqa: E402,F401
-from shedding.models import cifar_vgg  # noqa: E402,F401
-from shedding.models import torchvision_models  # noqa: E402,F401
+from shedding.models import cifar_resnet
+from shedding.models import cifar_vgg
+from shedding.models import small
+from shedding.models import torchvision_models

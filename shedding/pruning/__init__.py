@@ -19,7 +19,7 @@ Masks = dict[str, torch.Tensor]
 PruneFn = Callable[[dict[str, torch.Tensor], Masks, float, PruneConfig, torch.Generator], Masks]
 PRUNERS: Registry[PruneFn] = Registry("pruning method")
 
-from shedding.pruning import magnitude  # noqa: E402,F401
-from shedding.pruning import random  # noqa: E402,F401
-from shedding.pruning import block  # noqa: E402,F401
-from shedding.pruning import none  # noqa: E402,F401
+from shedding.pruning import block
+from shedding.pruning import magnitude
+from shedding.pruning import none
+from shedding.pruning import random

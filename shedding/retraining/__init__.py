@@ -51,7 +51,7 @@ class Technique:
 
 TECHNIQUES: Registry[Technique] = Registry("retraining technique")
 
-from shedding.retraining import finetune  # noqa: E402,F401
-from shedding.retraining import lr_rewind  # noqa: E402,F401
-from shedding.retraining import reinit  # noqa: E402,F401
-from shedding.retraining import weight_rewind  # noqa: E402,F401
+from shedding.retraining import finetune
+from shedding.retraining import lr_rewind
+from shedding.retraining import reinit
+from shedding.retraining import weight_rewind

@@ -1,0 +1,36 @@
+"""Opening run stores. The only I/O in the analysis package."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import xarray as xr
+
+
+class NotARunError(ValueError):
+    """The path is not a shedding run store; the message is one line."""
+
+
+def open_run(path: str | Path) -> xr.Dataset:
+    """Open a run store lazily (dask-backed) as an xarray Dataset; nothing is read but metadata.
+
+    Equivalent to ``xarray.open_zarr(path)``; this adds a clear error for paths that are not run stores.
+    """
+    p = Path(path)
+    if not (p / "zarr.json").exists():
+        raise NotARunError(f"{p}: not a Zarr store (no zarr.json)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zarr's note that consolidated metadata is a v3 extension
+        ds = xr.open_zarr(p, consolidated=None)
+    if ds.attrs.get("format") != "shedding-run":
+        raise NotARunError(f"{p}: a Zarr store, but not a shedding run (format attribute missing)")
+    small = [k for k, c in ds.coords.items() if "weight" not in c.dims]
+    ds = ds.assign_coords({k: ds[k].load() for k in small})  # per-step/epoch/event/layer labels: tiny
+    ds.attrs["path"] = str(p)
+    return ds
+
+
+def run_name(ds: xr.Dataset) -> str:
+    """A short display name: the store's folder name without ``.zarr``."""
+    return Path(ds.attrs.get("path", "run")).name.removesuffix(".zarr")

@@ -1,0 +1,1 @@
+"""The ``shedding`` command line (Typer)."""

@@ -1,0 +1,301 @@
+"""``shedding``: record prune-and-retrain runs into Zarr stores, analyze them, write reports.
+
+Every error a user can cause is printed as one line starting with ``error:`` and exits with status 2,
+before any output file is created.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from cli.options import with_config_options
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Record and analyze cascade weight shedding in pruned neural networks.")
+console = Console(stderr=True)
+out_console = Console()
+
+DEFAULT_CACHE = "runs/pretrain"
+
+
+def fail(message: str) -> typer.Exit:
+    """Print a one-line error and return the exit to raise."""
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(2)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn the errors a user can cause into one-line messages with exit status 2."""
+    from analysis.io import NotARunError
+    from shedding.config import ConfigError
+    from shedding.recording.store import StoreError
+    from shedding.registry import UnknownNameError
+
+    try:
+        yield
+    except (ConfigError, StoreError, NotARunError, UnknownNameError, FileNotFoundError, ValueError) as e:
+        raise fail(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+
+
+@contextmanager
+def progress_bars() -> Iterator[Callable[[str, int], Callable[[int], None]]]:
+    """A rich progress display; yields ``factory(description, total) -> advance(n)``."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False) as prog:
+        def factory(description: str, total: int) -> Callable[[int], None]:
+            task = prog.add_task(description, total=total)
+            return lambda n: prog.advance(task, n)
+
+        yield factory
+
+
+def _build_config(recipe: str | None, config_file: Path | None, overrides: dict[str, str]):
+    from shedding.config import RunConfig, apply_overrides, load_toml
+    from shedding.recipes import RECIPES
+
+    cfg = RECIPES.get(recipe)() if recipe else RunConfig()
+    if config_file is not None:
+        cfg = load_toml(config_file, cfg)
+    return apply_overrides(cfg, overrides)
+
+
+def _default_out(cfg) -> Path:
+    return Path("runs") / (f"{cfg.model.name}-{cfg.data.name}-{cfg.prune.method}{cfg.prune.sparsity:g}-"
+                           f"{cfg.retrain.technique}-s{cfg.seed}-{cfg.hash()}.zarr")
+
+
+@with_config_options
+def record(
+    overrides: dict[str, str],
+    recipe: Annotated[str | None, typer.Option(help="start from a recipe (see `shedding list`)")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML file of options; "
+                                                "command-line options override it")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o",
+                                             help="store path (default: runs/<name>-<hash>.zarr)")] = None,
+    cache: Annotated[Path, typer.Option(help="folder caching the original training run's checkpoints")] = Path(
+        DEFAULT_CACHE),
+    overwrite: Annotated[bool, typer.Option(help="replace an existing store at --out")] = False,
+    print_config: Annotated[bool, typer.Option(help="print the resolved configuration as TOML and exit")] = False,
+) -> None:
+    """Train (or reuse the cached original run), prune, retrain and record into a Zarr store.
+
+    Options layer as: defaults < --recipe < --config file < command-line options.
+    """
+    from shedding.config import to_toml
+    from shedding.experiment import record as run_record
+
+    with user_errors():
+        cfg = _build_config(recipe, config, overrides)
+        cfg.validate()
+        if print_config:
+            out_console.print(to_toml(cfg), highlight=False, markup=False)
+            return
+        path = out or _default_out(cfg)
+        with progress_bars() as progress:
+            try:
+                run_record(cfg, path, cache_dir=cache, overwrite=overwrite, progress=progress)
+            except KeyboardInterrupt:
+                raise fail(f"interrupted; {path} is marked interrupted with its committed steps") from None
+    out_console.print(f"recorded: {path}")
+
+
+app.command("record", help=record.__doc__)(record)
+
+
+def _open_all(runs: list[Path]) -> dict[str, Any]:
+    from analysis.io import open_run, run_name
+
+    opened: dict[str, Any] = {}
+    for p in runs:
+        ds = open_run(p)
+        name = run_name(ds)
+        if name in opened:
+            name = str(p)
+        opened[name] = ds
+    return opened
+
+
+def _print_table(rows: list[dict[str, object]]) -> None:
+    table = Table(title="Shedding summary")
+    keys = ["run", "method", "technique", "sparsity", "final_accuracy", "peak_S", "peak_step", "final_S",
+            "excess_peak", "onset_step", "amplification", "verdict"]
+    for k in keys:
+        table.add_column(k, justify="left" if k in ("run", "method", "technique", "verdict") else "right")
+    for r in rows:
+        table.add_row(*[_fmt(r[k]) for k in keys])
+    out_console.print(table)
+    for r in rows:
+        if r["evidence"]:
+            out_console.print(f"  {r['run']}: {r['verdict']}: {r['evidence']}", highlight=False)
+
+
+def _no_nan(obj: Any) -> Any:
+    """NaN -> None, so that the output is strict JSON."""
+    if isinstance(obj, float):
+        return None if obj != obj else obj
+    if isinstance(obj, dict):
+        return {k: _no_nan(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_no_nan(v) for v in obj]
+    return obj
+
+
+def _fmt(v: object) -> str:
+    if isinstance(v, float):
+        return "-" if v != v else f"{v:.4g}"
+    return str(v)
+
+
+@app.command()
+def analyze(
+    runs: Annotated[list[Path], typer.Argument(help="run stores to analyze together")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="write the HTML report here")] = None,
+    control: Annotated[str | None, typer.Option(help="the control run (name or path); default: the run "
+                                                "recorded with --prune-method none")] = None,
+    min_excess: Annotated[float, typer.Option(help="cascade when S_run - S_control reaches this")] = 0.05,
+    onset_excess: Annotated[float, typer.Option(help="onset: first step the excess reaches this")] = 0.01,
+    window: Annotated[str, typer.Option(help="look for the cascade within this long after the event, as a "
+                                        "step string (5ep, 300it) or 'round' for the whole round")] = "5ep",
+    denominator: Annotated[str, typer.Option(help="S = shed / eligible survivors or / all survivors")] = "eligible",
+    as_json: Annotated[bool, typer.Option("--json", help="print the statistics as JSON instead of a table")] = False,
+) -> None:
+    """Shed fractions, cascade verdicts against the control and kept-set overlaps; optional HTML report."""
+    from analysis.summary import summarize
+    from reports import write_report
+
+    with user_errors():
+        if out is not None and out.suffix.lower() not in (".html", ".htm"):
+            raise ValueError(f"--out {out}: the report is HTML; use a .html file name")
+        if denominator not in ("eligible", "survivors"):
+            raise ValueError(f"--denominator: {denominator!r} is not one of eligible, survivors")
+        opened = _open_all(runs)
+        if control is not None and control not in opened:
+            matches = [n for n, ds in opened.items() if Path(ds.attrs["path"]) == Path(control)]
+            if not matches:
+                raise ValueError(f"--control {control}: not one of the runs given")
+            control = matches[0]
+        summary = summarize(opened, control, min_excess=min_excess, onset_excess=onset_excess, window=window,
+                            denominator=denominator)
+        rows = summary.table()
+        if as_json:
+            print(json.dumps(_no_nan({"runs": rows, "overlaps": [
+                {"a": a, "b": b, **{k: float(ov[k].sel(scope="all")) for k in
+                                    ("jaccard", "jaccard_chance", "p_value", "spearman")}}
+                for (a, b), ov in summary.overlaps.items()]}), indent=1))
+        else:
+            _print_table(rows)
+        if out is not None:
+            write_report(summary, out)
+            (console if as_json else out_console).print(f"report: {out}")
+
+
+@app.command()
+def info(run: Annotated[Path, typer.Argument(help="a run store")]) -> None:
+    """Status, configuration, dimensions and prune events of a run store."""
+    from analysis.io import open_run
+
+    with user_errors():
+        ds = open_run(run)
+    a = ds.attrs
+    out_console.print(f"[bold]{run}[/]  status: [bold]{a.get('status')}[/]  last committed step: "
+                      f"{a.get('last_committed_step')}", highlight=False)
+    if a.get("error"):
+        out_console.print(f"error: {a['error']}", highlight=False, markup=False)
+    cfg = a.get("config", {})
+    out_console.print(f"model {a.get('model')} on {a.get('dataset')}; prune {cfg.get('prune', {}).get('method')} "
+                      f"to {cfg.get('prune', {}).get('sparsity')} ({cfg.get('prune', {}).get('schedule')}); "
+                      f"retrain {a.get('technique')} for {a.get('t')} steps x {a.get('rounds')} round(s); "
+                      f"T = {a.get('T')} steps; seed {a.get('seed')}; device {a.get('device')}", highlight=False)
+    out_console.print("dimensions: " + ", ".join(f"{k}={v}" for k, v in ds.sizes.items()), highlight=False)
+    table = Table(title="prune events")
+    for col in ("event", "step", "sparsity", "tau", "line", "pruned", "eligible", "below", "acc after",
+                "acc end"):
+        table.add_column(col, justify="right")
+    for i in range(ds.sizes["event"]):
+        e = ds.isel(event=i)
+        table.add_row(str(i), str(int(e.event_step)), f"{float(e.event_sparsity):.4f}", f"{float(e.event_tau):.4g}",
+                      f"{float(e.event_line):.4g}", str(int(e.event_pruned.sum())), str(int(e.event_eligible.sum())),
+                      str(int(e.event_below.sum())), _fmt(float(e.event_test_accuracy)),
+                      _fmt(float(e.event_final_test_accuracy)))
+    out_console.print(table)
+    layers = Table(title="prunable layers")
+    for col in ("layer", "shape", "size"):
+        layers.add_column(col)
+    for name, shape, size in zip(ds.layer.values, ds.layer_shape.values, ds.layer_size.values, strict=True):
+        layers.add_row(str(name), str(shape), str(int(size)))
+    out_console.print(layers)
+
+
+@app.command("list")
+def list_registries() -> None:
+    """The registered models, datasets, pruning methods, retraining techniques and recipes."""
+    from shedding.data import DATASETS
+    from shedding.models import MODELS
+    from shedding.pruning import PRUNERS
+    from shedding.recipes import RECIPES
+    from shedding.retraining import TECHNIQUES
+
+    for title, reg in (("models", MODELS), ("datasets", DATASETS), ("pruning methods", PRUNERS),
+                       ("retraining techniques", TECHNIQUES), ("recipes", RECIPES)):
+        out_console.print(f"[bold]{title}:[/] {', '.join(reg.names())}", highlight=False)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="folder for the demo's stores and report")] = Path(
+        "demo_runs"),
+    seed: Annotated[int, typer.Option(help="seed of the runs")] = 0,
+) -> None:
+    """The main job on embedded data: GMP, random and unpruned-control retraining on digits, then the report.
+
+    Replaces the demo's own earlier stores in --out; the original training run is cached in --out/pretrain.
+    """
+    from analysis.summary import summarize
+    from cli.demo import demo_configs
+    from reports import write_report
+    from shedding.experiment import record as run_record
+
+    with user_errors():
+        configs = demo_configs(seed)
+        for cfg in configs.values():
+            cfg.validate()
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {}
+        with progress_bars() as progress:
+            for name, cfg in configs.items():
+                console.print(f"[bold]{name}[/]: {cfg.prune.method} {cfg.prune.sparsity:g}, "
+                              f"{cfg.retrain.technique} {cfg.retrain.duration}", highlight=False)
+                paths[name] = run_record(cfg, out / f"{name}.zarr", cache_dir=out / "pretrain", overwrite=True,
+                                         progress=progress)
+        opened = _open_all(list(paths.values()))
+        summary = summarize(opened)
+        _print_table(summary.table())
+        report = write_report(summary, out / "report.html", title="shedding demo: digits")
+    out_console.print(f"stores: {', '.join(str(p) for p in paths.values())}\nreport: {report}")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    """Entry point for ``python -m cli.main``."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
