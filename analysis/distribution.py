@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
@@ -19,21 +20,27 @@ def _block_hist(block: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return np.bincount(flat, minlength=rows * nb).reshape(rows, 1, nb)
 
 
-def magnitude_histogram(ds: xr.Dataset, bins: int = 60, lo: float = -6.0, hi: float | None = None
+def magnitude_histogram(ds: xr.Dataset, bins: int = 60, lo: float | None = None, hi: float | None = None
                         ) -> xr.DataArray:
     """Counts of log10|w| of non-zero weights per snapshot step in ``bins`` equal bins from ``lo`` to ``hi``.
 
-    Values below ``lo`` fall in the first bin, above ``hi`` in the last. ``hi`` defaults to the ceiling of
-    log10 of the largest magnitude. Returns ``count(record_step, bin)`` with bin edges as ``bin_lo``/``bin_hi``.
+    Values below ``lo`` fall in the first bin, above ``hi`` in the last. By default ``lo`` and ``hi`` are the
+    floor and ceiling of log10 of the smallest non-zero and the largest magnitude (``lo`` at least -8).
+    Returns ``count(record_step, bin)`` with the bin edges as coordinates ``bin_lo`` and ``bin_hi``.
     """
     if "magnitude" not in ds:
         raise ValueError("this run has no magnitude snapshots")
     arr = ds.magnitude.data
     if not isinstance(arr, da.Array):
         arr = da.from_array(np.asarray(arr), chunks=(max(1, arr.shape[0]), arr.shape[1]))
-    if hi is None:
-        top = float(arr.max().compute())
-        hi = float(np.ceil(np.log10(top))) if top > 0 else 0.0
+    if lo is None or hi is None:
+        top, bottom = dask.compute(arr.max(), da.where(arr > 0, arr, np.inf).min())
+        top, bottom = float(top), float(bottom)
+        if hi is None:
+            hi = float(np.ceil(np.log10(top))) if top > 0 else 0.0
+        if lo is None:
+            lo = max(float(np.floor(np.log10(bottom))), -8.0) if np.isfinite(bottom) else hi - 6.0
+            lo = min(lo, hi - 1.0)
     edges = np.linspace(lo, hi, bins + 1)
     nblocks = len(arr.chunks[1])
     h = arr.map_blocks(_block_hist, edges, dtype=np.int64, new_axis=2,

@@ -60,8 +60,8 @@ def layer_heatmap(name: str, fraction: xr.Dataset) -> go.Figure:
     return fig
 
 
-def magnitude_distribution(name: str, hist: xr.DataArray) -> go.Figure:
-    """Heatmap of the log10|w| histogram (non-zero weights) over snapshot steps."""
+def magnitude_distribution(name: str, hist: xr.DataArray, lines: list[float] | None = None) -> go.Figure:
+    """Heatmap of the log10|w| histogram (non-zero weights) over snapshot steps, with the shed line(s)."""
     centers = (hist.bin_lo.values + hist.bin_hi.values) / 2
     h = hist.transpose("bin", "record_step")
     fig = go.Figure(go.Heatmap(
@@ -70,6 +70,10 @@ def magnitude_distribution(name: str, hist: xr.DataArray) -> go.Figure:
         x=_list(h.record_step), y=[float(c) for c in centers], colorscale="Magma",
         colorbar=dict(title="log10(1+count)"),
         hovertemplate="step %{x}<br>log10|w| %{y:.2f}<br>count %{customdata}<extra></extra>"))
+    for i, line in enumerate(lines or []):
+        if line > 0:
+            fig.add_hline(y=float(np.log10(line)), line=dict(color="cyan", dash="dash", width=1),
+                          annotation_text="shed line" if i == 0 else None, annotation_font_color="cyan")
     fig.update_layout(title=f"{name}: distribution of surviving |w| over steps", xaxis_title="step",
                       yaxis_title="log10 |w|", **{**LAYOUT, "hovermode": "closest"})
     return fig

@@ -69,7 +69,8 @@ def report_figures(summary: Summary) -> list[tuple[str, go.Figure]]:
     for name, ds in summary.runs.items():
         if "magnitude" in ds:
             out.append((f"Magnitude distribution: {name}",
-                        figures.magnitude_distribution(name, magnitude_histogram(ds).compute())))
+                        figures.magnitude_distribution(name, magnitude_histogram(ds).compute(),
+                                                       [float(v) for v in ds.event_line.values])))
     out.append(("Loss, learning rate and accuracy", figures.training_curves(summary.runs)))
     if summary.overlaps:
         names = list(summary.runs)

@@ -249,7 +249,7 @@ def load_toml(path: str | Path, base: RunConfig | None = None) -> RunConfig:
 def to_toml(cfg: RunConfig) -> str:
     """Serialise to TOML text that :func:`load_toml` reads back to an equal config."""
     d = to_dict(cfg)
-    lines = [f"seed = {d['seed']}", f"device = {json.dumps(d['device'])}", ""]
+    lines = [f"seed = {d['seed']}", f"device = {_toml_string(d['device'])}", ""]
     for sec in SECTIONS:
         lines.append(f"[{sec}]")
         for k, v in d[sec].items():
@@ -258,13 +258,26 @@ def to_toml(cfg: RunConfig) -> str:
     return "\n".join(lines)
 
 
+def _toml_string(text: str) -> str:
+    """A TOML basic string: backslash, quote and control characters escaped, other characters as they are."""
+    out = []
+    for ch in text:
+        if ch in ('"', "\\"):
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04X}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
 def _toml_value(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, (int, float)):
         return repr(v)
     if isinstance(v, str):
-        return json.dumps(v)
+        return _toml_string(v)
     if isinstance(v, list):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     raise TypeError(v)

@@ -3,7 +3,8 @@
 A pruning method is a function ``(weights, masks, sparsity, cfg, generator) -> masks``:
 ``weights`` and ``masks`` are ordered ``{name: tensor}`` dicts over the prunable tensors, ``sparsity``
 is the *overall* fraction of prunable weights that must be zero in the returned masks (weights that are
-already pruned stay pruned and count towards it), ``cfg`` is the :class:`~shedding.config.PruneConfig`.
+already pruned stay pruned and count towards it; a target below the current sparsity prunes nothing more
+and revives nothing), ``cfg`` is the :class:`~shedding.config.PruneConfig`.
 """
 
 from __future__ import annotations

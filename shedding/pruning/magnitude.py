@@ -21,7 +21,7 @@ def global_magnitude(weights: dict[str, torch.Tensor], masks: Masks, sparsity: f
     """Global magnitude pruning: rank |w| over all prunable tensors together."""
     scores = flat(_scores(weights, masks))
     keep = smallest_k_mask(scores, target_count(sparsity, scores.numel()))
-    return {k: m.to(weights[k].dtype) for k, m in unflat(keep, weights).items()}
+    return {k: (m * (masks[k] > 0)).to(weights[k].dtype) for k, m in unflat(keep, weights).items()}
 
 
 @PRUNERS.register("layerwise")
@@ -31,5 +31,5 @@ def layerwise_magnitude(weights: dict[str, torch.Tensor], masks: Masks, sparsity
     out = {}
     for k, s in _scores(weights, masks).items():
         keep = smallest_k_mask(s.reshape(-1), target_count(sparsity, s.numel()))
-        out[k] = keep.reshape(s.shape).to(weights[k].dtype)
+        out[k] = (keep.reshape(s.shape) * (masks[k] > 0)).to(weights[k].dtype)
     return out

@@ -24,7 +24,7 @@ def random_global(weights: dict[str, torch.Tensor], masks: Masks, sparsity: floa
     """Uniformly random subset over all prunable tensors together."""
     scores = flat(_random_scores(masks, generator))
     keep = smallest_k_mask(scores, target_count(sparsity, scores.numel()))
-    return {k: m.to(weights[k].dtype) for k, m in unflat(keep, weights).items()}
+    return {k: (m * (masks[k] > 0)).to(weights[k].dtype) for k, m in unflat(keep, weights).items()}
 
 
 @PRUNERS.register("random_layerwise")
@@ -34,5 +34,5 @@ def random_layerwise(weights: dict[str, torch.Tensor], masks: Masks, sparsity: f
     out = {}
     for k, s in _random_scores(masks, generator).items():
         keep = smallest_k_mask(s.reshape(-1), target_count(sparsity, s.numel()))
-        out[k] = keep.reshape(s.shape).to(weights[k].dtype)
+        out[k] = (keep.reshape(s.shape) * (masks[k] > 0)).to(weights[k].dtype)
     return out

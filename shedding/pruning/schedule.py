@@ -21,5 +21,7 @@ def sparsity_targets(cfg: PruneConfig) -> list[float]:
         f = cfg.fraction_per_round
         target_density = 1.0 - cfg.sparsity
         rounds = max(1, math.ceil(math.log(target_density) / math.log(1.0 - f) - 1e-9))
-        return [min(1.0 - (1.0 - f) ** (r + 1), cfg.sparsity) for r in range(rounds)]
+        targets = [min(1.0 - (1.0 - f) ** (r + 1), cfg.sparsity) for r in range(rounds)]
+        targets[-1] = cfg.sparsity  # exactly the target, not 1 - 0.8**r's rounding of it
+        return targets
     raise ValueError(f"unknown pruning schedule {cfg.schedule!r}")

@@ -22,6 +22,11 @@ class MaskCallback(Callback):
         self.params = params
         self.masks = {k: masks[k].to(device=p.device, dtype=p.dtype) for k, p in params.items()}
 
+    @torch.no_grad()
+    def on_train_start(self, state: TrainState) -> None:
+        for k, p in self.params.items():  # weights start masked, so weight decay never fills momentum
+            p.mul_(self.masks[k])
+
     def before_optimizer_step(self, state: TrainState) -> None:
         for k, p in self.params.items():
             if p.grad is not None:

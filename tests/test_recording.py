@@ -1,0 +1,195 @@
+"""The Zarr store: readable by plain xarray, documented layout, counts equal an offline recomputation."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+
+from shedding.recording.layout import build_timeline
+from shedding.recording.store import ChunkWriter, RunStore, StoreError
+
+DIMS = {"step", "record_step", "weight", "layer", "event", "epoch"}
+VARIABLES = {"loss", "lr", "shed_count", "shed_events", "recover_events", "magnitude", "mask",
+             "pre_prune_magnitude", "event_round", "event_sparsity", "event_tau", "event_line", "event_pruned",
+             "event_survivors", "event_eligible", "event_below", "event_test_accuracy",
+             "event_final_test_accuracy", "train_accuracy", "train_loss", "test_accuracy", "test_loss"}
+COORDS = {"step", "step_round", "record_step", "record_round", "weight", "weight_layer", "weight_index", "layer",
+          "layer_size", "layer_start", "layer_shape", "event", "event_step", "epoch", "epoch_step", "epoch_round"}
+
+
+def test_plain_xarray_opens_store_without_our_code(recorded):
+    script = f"""
+import json, sys, xarray as xr
+ds = xr.open_zarr({str(recorded['gmp'])!r})
+assert not [m for m in sys.modules if m.split('.')[0] in ('shedding', 'analysis', 'reports', 'cli')]
+print(json.dumps({{"dims": dict(ds.sizes), "vars": sorted(ds.data_vars), "coords": sorted(ds.coords),
+                  "status": ds.attrs["status"],
+                  "one_layer": ds.set_xindex("weight_layer").magnitude.sel(weight_layer=1).isel(record_step=-1).size,
+                  "layer1": int(ds.layer_size.values[1])}}))
+"""
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd="/", check=True)
+    info = json.loads(res.stdout)
+    assert set(info["dims"]) == DIMS
+    assert VARIABLES <= set(info["vars"])
+    assert COORDS <= set(info["coords"])
+    assert info["status"] == "complete"
+    assert info["one_layer"] == info["layer1"]  # the weight_layer coordinate selects one layer's weights
+
+
+def test_layout_sizes_and_attrs(recorded):
+    ds = xr.open_zarr(recorded["gmp"])
+    ipe = ds.attrs["iterations_per_epoch"]
+    t = ds.attrs["t"]
+    assert ds.attrs["T"] == 3 * ipe and t == 2 * ipe
+    assert ds.sizes["step"] == t and list(ds.step.values) == list(range(1, t + 1))
+    assert list(ds.record_step.values) == list(range(0, t + 1))  # every=1: a snapshot per step, 0 = after pruning
+    assert ds.sizes["epoch"] == 2 and list(ds.epoch_step.values) == [ipe, 2 * ipe]
+    assert int(ds.layer_size.sum()) == ds.sizes["weight"]
+    starts = np.cumsum([0, *ds.layer_size.values[:-1]])
+    assert list(ds.layer_start.values) == list(starts)
+    wl = ds.weight_layer.values
+    wi = ds.weight_index.values
+    for i, (s, n) in enumerate(zip(ds.layer_start.values, ds.layer_size.values, strict=True)):
+        assert (wl[s:s + n] == i).all() and (wi[s:s + n] == np.arange(n)).all()
+    assert ds.attrs["status"] == "complete" and ds.attrs["last_committed_step"] == t
+    assert ds.attrs["config"]["prune"]["method"] == "gmp"
+    assert set(ds.attrs["versions"]) >= {"torch", "zarr", "xarray", "numpy", "python", "shedding"}
+    assert np.isfinite(ds.test_accuracy.values).all() and np.isfinite(ds.loss.values).all()
+
+
+def test_shed_counts_equal_offline_recomputation(recorded):
+    """The device counter's per-step counts equal numpy on the stored magnitudes, mask and line."""
+    for name in ("gmp", "random", "control"):
+        g = zarr.open_group(str(recorded[name]), mode="r")
+        mag = np.asarray(g["magnitude"][:], dtype=np.float32)
+        mask = np.asarray(g["mask"][0]).astype(bool)
+        line = float(g["event_line"][0])
+        layer_of = np.asarray(g["weight_layer"][:])
+        n_layers = len(g["layer"][:])
+        eligible = mask & (mag[0] >= line)
+        below = mask & (mag[0] < line)
+        assert (np.bincount(layer_of[eligible], minlength=n_layers) == g["event_eligible"][0]).all()
+        assert (np.bincount(layer_of[below], minlength=n_layers) == g["event_below"][0]).all()
+        prev = np.zeros_like(eligible)
+        for k in range(1, mag.shape[0]):
+            now = eligible & (mag[k] < line)
+            expect = [np.bincount(layer_of[x], minlength=n_layers) for x in (now, now & ~prev, prev & ~now)]
+            got = [np.asarray(g[v][k - 1]) for v in ("shed_count", "shed_events", "recover_events")]
+            for e, o in zip(expect, got, strict=True):
+                np.testing.assert_array_equal(e, o)
+            prev = now
+
+
+def test_event_statistics(recorded):
+    g = xr.open_zarr(recorded["gmp"])
+    pre = g.pre_prune_magnitude.isel(event=0).values
+    mask = g["mask"].isel(event=0).values
+    n = mask.size
+    k = int(round(0.5 * n))
+    assert int((~mask).sum()) == k and int(g.event_pruned.sum()) == k
+    srt = np.sort(pre.astype(np.float64))
+    assert float(g.event_tau[0]) == pytest.approx((srt[k - 1] + srt[k]) / 2, rel=1e-12)
+    assert (pre[mask] > float(g.event_tau[0])).all() and (pre[~mask] < float(g.event_tau[0])).all()
+    assert int(g.event_below.sum()) == 0  # GMP survivors all start above the GMP line (LR rewinding)
+    ctrl = xr.open_zarr(recorded["control"])
+    assert ctrl["mask"].values.all() and int(ctrl.event_pruned.sum()) == 0
+    # the control's line is the GMP line of the same sparsity on the same trained weights
+    assert float(ctrl.event_tau[0]) == float(g.event_tau[0])
+    assert int(ctrl.event_below.sum()) == k
+
+
+def test_pruned_weights_zero_in_every_snapshot(recorded):
+    for name in ("gmp", "random"):
+        ds = xr.open_zarr(recorded[name])
+        mask = ds["mask"].isel(event=0).values
+        assert (ds.magnitude.values[:, ~mask] == 0).all()
+        assert (ds.magnitude.values[:, mask] > 0).mean() > 0.99
+
+
+class _Spy:
+    """Stands in for a zarr array and records the row ranges written."""
+
+    def __init__(self, shape, chunks):
+        self.shape, self.chunks, self.name = shape, chunks, "spy"
+        self.dtype = np.dtype("float32")
+        self.data = np.full(shape, np.nan, dtype=np.float32)
+        self.writes: list[tuple[int, int]] = []
+
+    def __setitem__(self, key, value):
+        self.writes.append((key.start, key.stop))
+        self.data[key] = value
+
+
+def test_chunk_writer_writes_whole_chunks_only():
+    spy = _Spy((10, 3), (4, 3))
+    w = ChunkWriter(spy, np.nan)
+    rows = np.arange(30, dtype=np.float32).reshape(10, 3)
+    w.append(rows[:3])
+    assert spy.writes == []  # nothing until a chunk is complete
+    w.append(rows[3:6])
+    assert spy.writes == [(0, 4)]
+    w.flush()  # a partial chunk is written whole, rows not yet appended keep the fill value
+    assert spy.writes[-1] == (4, 8) and np.isnan(spy.data[6:8]).all()
+    w.append(rows[6:10])
+    assert spy.writes[-2:] == [(4, 8), (8, 10)]
+    assert all(s % 4 == 0 and (e - s == 4 or e == 10) for s, e in spy.writes)
+    np.testing.assert_array_equal(spy.data, rows)
+    with pytest.raises(IndexError):
+        w.append(rows[:1])
+
+
+def test_timeline_iterative_and_pretrain():
+    tl = build_timeline(T=10, t=4, rounds=2, every=3, iterations_per_epoch=2, record_pretrain=True)
+    assert list(tl.steps) == list(range(-9, 1)) + list(range(1, 9))
+    assert list(tl.step_round) == [-1] * 10 + [0] * 4 + [1] * 4
+    assert list(tl.event_step) == [0, 4]
+    assert list(tl.record_steps) == [-10, -7, -4, -1, 0, 3, 4, 7, 8]
+    assert list(tl.record_round) == [-1, -1, -1, -1, 0, 0, 1, 1, 1]
+    assert list(tl.epoch_step) == [-8, -6, -4, -2, 0, 2, 4, 6, 8]
+    assert list(tl.epoch) == [-4, -3, -2, -1, 0, 1, 2, 3, 4]
+
+
+def test_existing_store_and_second_writer_refused(recorded, tmp_path):
+    from shedding.recording.layout import build_layers
+
+    layers = build_layers([("a.weight", (2, 3))])
+    tl = build_timeline(4, 2, 1, 1, 2, False)
+    path = tmp_path / "s.zarr"
+    store = RunStore.create(path, layers, tl, {}, "float32", 4)
+    with pytest.raises(StoreError, match="being written by process"):
+        RunStore.create(path, layers, tl, {}, "float32", 4, overwrite=True)
+    store.release()
+    with pytest.raises(StoreError, match="already exists"):
+        RunStore.create(path, layers, tl, {}, "float32", 4)
+    RunStore.create(path, layers, tl, {}, "float32", 4, overwrite=True).release()
+    notastore = tmp_path / "data"
+    notastore.mkdir()
+    (notastore / "keep.txt").write_text("precious")
+    with pytest.raises(StoreError, match="not a Zarr store"):
+        RunStore.create(notastore, layers, tl, {}, "float32", 4, overwrite=True)
+    assert (notastore / "keep.txt").read_text() == "precious"
+
+
+def test_float16_store_and_iterative_run(tmp_path):
+    from conftest import tiny_config
+
+    from shedding.experiment import record
+
+    cfg = tiny_config("gmp", 0.36, prune__schedule="iterative", record__dtype="float16", record__every=5)
+    path = record(cfg, tmp_path / "it.zarr", cache_dir=tmp_path / "cache")
+    ds = xr.open_zarr(path)
+    t = ds.attrs["t"]
+    assert ds.magnitude.dtype == np.float16
+    assert ds.sizes["event"] == 2 and list(ds.event_step.values) == [0, t]
+    np.testing.assert_allclose(ds.event_sparsity.values, [0.2, 0.36], atol=1e-4)
+    m0, m1 = ds["mask"].values
+    assert (m1 <= m0).all()  # the second round only removes more
+    # the second event prunes from the first round's retrained weights, which the last snapshot before it holds
+    assert set(ds.record_step.values) >= {0, t, 2 * t}
+    assert ds.attrs["status"] == "complete"
