@@ -30,7 +30,7 @@ from cli.options import with_config_options
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Record and analyze cascade weight shedding in pruned neural networks.")
 console = Console(stderr=True)
-out_console = Console()
+out_console = Console(width=None if sys.stdout.isatty() else 160)  # files and pipes get the whole table
 
 DEFAULT_CACHE = "runs/pretrain"
 
@@ -53,6 +53,34 @@ def user_errors() -> Iterator[None]:
         yield
     except (ConfigError, StoreError, NotARunError, UnknownNameError, FileNotFoundError, ValueError) as e:
         raise fail(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+
+
+@contextmanager
+def run_errors(path: Path) -> Iterator[None]:
+    """During a run: Ctrl-C exits 130 and a crash exits 1, each with one line saying what the store holds.
+
+    Set SHEDDING_DEBUG=1 to get the traceback of a crash instead.
+    """
+    import os
+
+    from shedding.config import ConfigError
+    from shedding.recording.store import StoreError
+
+    try:
+        yield
+    except KeyboardInterrupt:
+        console.print(f"[bold red]interrupted:[/] {path} is marked interrupted; its committed steps are readable",
+                      highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
+    except (ConfigError, StoreError):
+        raise
+    except Exception as e:
+        if os.environ.get("SHEDDING_DEBUG"):
+            raise
+        console.print(f"[bold red]error:[/] run failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                      f"; {path} is marked failed (SHEDDING_DEBUG=1 shows the traceback)",
+                      highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
 
 
 @contextmanager
@@ -109,11 +137,8 @@ def record(
             out_console.print(to_toml(cfg), highlight=False, markup=False)
             return
         path = out or _default_out(cfg)
-        with progress_bars() as progress:
-            try:
-                run_record(cfg, path, cache_dir=cache, overwrite=overwrite, progress=progress)
-            except KeyboardInterrupt:
-                raise fail(f"interrupted; {path} is marked interrupted with its committed steps") from None
+        with progress_bars() as progress, run_errors(path):
+            run_record(cfg, path, cache_dir=cache, overwrite=overwrite, progress=progress)
     out_console.print(f"recorded: {path}")
 
 
@@ -133,12 +158,17 @@ def _open_all(runs: list[Path]) -> dict[str, Any]:
     return opened
 
 
+TABLE_COLUMNS = {"run": "run", "method": "method", "technique": "retraining", "sparsity": "sparsity",
+                 "final_accuracy": "accuracy", "peak_S": "peak S", "peak_step": "at step", "final_S": "final S",
+                 "excess_peak": "excess", "onset_step": "onset", "amplification": "amplif.", "verdict": "verdict"}
+
+
 def _print_table(rows: list[dict[str, object]]) -> None:
-    table = Table(title="Shedding summary")
-    keys = ["run", "method", "technique", "sparsity", "final_accuracy", "peak_S", "peak_step", "final_S",
-            "excess_peak", "onset_step", "amplification", "verdict"]
+    table = Table(title="Shedding summary (peak and excess within the cascade window)")
+    keys = list(TABLE_COLUMNS)
     for k in keys:
-        table.add_column(k, justify="left" if k in ("run", "method", "technique", "verdict") else "right")
+        table.add_column(TABLE_COLUMNS[k], justify="left" if k in ("run", "method", "technique", "verdict")
+                         else "right", overflow="fold")
     for r in rows:
         table.add_row(*[_fmt(r[k]) for k in keys])
     out_console.print(table)
@@ -279,7 +309,7 @@ def demo(
             cfg.validate()
         out.mkdir(parents=True, exist_ok=True)
         paths = {}
-        with progress_bars() as progress:
+        with progress_bars() as progress, run_errors(out):
             for name, cfg in configs.items():
                 console.print(f"[bold]{name}[/]: {cfg.prune.method} {cfg.prune.sparsity:g}, "
                               f"{cfg.retrain.technique} {cfg.retrain.duration}", highlight=False)

@@ -34,7 +34,7 @@ def _f(default: Any, help: str, **kw: Any) -> Any:
 class ModelConfig:
     """Which network to train."""
 
-    name: str = _f("small_cnn", "model name from the model registry (see `shedding info --models`)")
+    name: str = _f("small_cnn", "model name from the model registry (see `shedding list`)")
     dense_layers: list[str] = _f([], "prunable parameter names to leave dense, e.g. 'fc.weight'")
 
 

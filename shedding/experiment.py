@@ -27,7 +27,7 @@ from shedding.pruning.masks import apply_masks, flat, gmp_threshold, ones_like, 
 from shedding.pruning.schedule import sparsity_targets
 from shedding.recording.layout import Layer, Timeline, build_layers, build_timeline
 from shedding.recording.recorder import Recorder
-from shedding.recording.store import RunStore, prepare_path
+from shedding.recording.store import RunStore, check_path
 from shedding.retraining import TECHNIQUES, RetrainContext, Technique
 from shedding.training.callbacks import CheckpointCallback, EvalCallback, MaskCallback, ProgressCallback
 from shedding.training.loop import Callback, evaluate, train
@@ -188,7 +188,7 @@ def record(cfg: RunConfig, out: str | Path, *, cache_dir: str | Path | None = No
     """
     out = Path(out)
     p = prepare(cfg)
-    prepare_path(out, overwrite)  # fail early, before training
+    check_path(out, overwrite)  # fail early, before training; nothing is removed yet
     cache = Path(cache_dir) if cache_dir is not None else None
     needed = p.technique.checkpoints_needed(p.T, p.t)
     attrs: dict[str, Any] = {

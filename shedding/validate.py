@@ -38,13 +38,10 @@ def validate_run_config(cfg: RunConfig) -> None:
         parse_step(text, name)
     for m in cfg.train.milestones:
         parse_step(m, "--train-milestones")
-    if parse_step(cfg.train.duration, "--train-duration").iterations(1) == 0 \
-            and parse_step(cfg.train.duration, "--train-duration").ep == 0:
-        raise ConfigError("--train-duration: must be longer than 0")
-    if parse_step(cfg.retrain.duration, "--retrain-duration") == parse_step("0it", ""):
-        raise ConfigError("--retrain-duration: must be longer than 0")
-    if cfg.train.schedule == "step" and parse_step(cfg.train.step_size, "").iterations(1) == 0 \
-            and parse_step(cfg.train.step_size, "").ep == 0:
+    for name, text in [("--train-duration", cfg.train.duration), ("--retrain-duration", cfg.retrain.duration)]:
+        if parse_step(text, name) == parse_step("0it", name):
+            raise ConfigError(f"{name}: {text} is no training at all; give a positive length")
+    if cfg.train.schedule == "step" and parse_step(cfg.train.step_size, "") == parse_step("0it", ""):
         raise ConfigError("--train-step-size: must be longer than 0 for the step schedule")
 
     if not 0.0 <= cfg.prune.sparsity < 1.0:

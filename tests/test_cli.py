@@ -126,3 +126,19 @@ def test_list_shows_registries(tmp_path):
     assert res.exit_code == 0
     for name in ("small_cnn", "resnet56", "digits", "cifar10", "gmp", "block", "weight_rewind", "cifar10_resnet20"):
         assert name in res.stdout
+
+
+def test_crash_during_run_is_one_line_and_marks_store(tmp_path, monkeypatch):
+    from shedding.recording.recorder import Recorder
+
+    def boom(self, state):
+        raise RuntimeError("CUDA out of memory\nmore detail")
+
+    monkeypatch.setattr(Recorder, "on_epoch_end", boom)
+    res = _invoke(["record", "--train-duration", "2ep", "--retrain-duration", "2ep", "--out", "x.zarr"], tmp_path)
+    assert res.exit_code == 1
+    lines = [line for line in res.stderr.splitlines() if line.strip() and "steps" not in line]  # minus progress
+    assert lines == ["error: run failed: RuntimeError: CUDA out of memory; x.zarr is marked failed "
+                     "(SHEDDING_DEBUG=1 shows the traceback)"]
+    res = _invoke(["info", "x.zarr"], tmp_path)
+    assert "status: failed" in res.stdout and "CUDA out of memory" in res.stdout

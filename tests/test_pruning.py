@@ -365,3 +365,13 @@ def test_none_method_returns_the_masks_unchanged() -> None:
     m1 = _prune("gmp", w, ones_like(w), 0.4)
     m2 = _prune("none", w, m1, 0.9)
     assert all(torch.equal(m1[k], m2[k]) and m1[k] is not m2[k] for k in w)
+
+
+@pytest.mark.parametrize("method", ["gmp", "layerwise", "random", "random_layerwise", "block"])
+def test_lower_target_never_revives_pruned_weights(method: str) -> None:
+    w = _weights(_model())
+    cfg = PruneConfig(method=method, block_shape=[2, 2] if method == "block" else [1, 1])
+    first = PRUNERS.get(method)(w, ones_like(w), 0.5, cfg, torch.Generator().manual_seed(0))
+    again = PRUNERS.get(method)(w, first, 0.3, cfg, torch.Generator().manual_seed(1))
+    for k in w:
+        assert torch.equal(again[k], first[k])  # nothing more to prune, nothing revived

@@ -193,3 +193,51 @@ def test_float16_store_and_iterative_run(tmp_path):
     # the second event prunes from the first round's retrained weights, which the last snapshot before it holds
     assert set(ds.record_step.values) >= {0, t, 2 * t}
     assert ds.attrs["status"] == "complete"
+
+
+def test_failed_run_keeps_committed_prefix(tmp_path, monkeypatch):
+    from conftest import tiny_config
+
+    from shedding.experiment import record
+    from shedding.recording.recorder import Recorder
+
+    original = Recorder.on_epoch_end
+
+    def crash_after_first_epoch(self, state):
+        original(self, state)  # flushes the epoch, then the run dies
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(Recorder, "on_epoch_end", crash_after_first_epoch)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        record(tiny_config(), tmp_path / "f.zarr", cache_dir=tmp_path / "cache")
+    ds = xr.open_zarr(tmp_path / "f.zarr")
+    ipe = ds.attrs["iterations_per_epoch"]
+    assert ds.attrs["status"] == "failed" and "disk on fire" in ds.attrs["error"]
+    assert ds.attrs["last_committed_step"] == ipe
+    assert np.isfinite(ds.loss.values[:ipe]).all() and np.isnan(ds.loss.values[ipe:]).all()
+    assert np.isfinite(ds.magnitude.sel(record_step=slice(0, ipe)).values).all()
+    assert np.isfinite(ds.test_accuracy.values[0]) and np.isnan(ds.test_accuracy.values[1])
+    assert not (tmp_path / "f.zarr" / "writer.lock").exists()  # the lock is released
+
+
+def test_recording_the_original_training(tmp_path):
+    from conftest import tiny_config
+
+    from shedding.experiment import record
+
+    cfg = tiny_config("gmp", 0.5, record__record_pretrain=True, record__every=4)
+    ds = xr.open_zarr(record(cfg, tmp_path / "p.zarr", cache_dir=tmp_path / "cache"))
+    T, t, ipe = ds.attrs["T"], ds.attrs["t"], ds.attrs["iterations_per_epoch"]
+    assert list(ds.step.values) == list(range(-T + 1, t + 1))
+    assert list(ds.step_round.values) == [-1] * T + [0] * t
+    assert ds.record_step.values[0] == -T and 0 in ds.record_step.values
+    assert list(ds.epoch.values) == list(range(-2, 3)) and list(ds.epoch_step.values[:3]) == [-2 * ipe, -ipe, 0]
+    assert np.isfinite(ds.loss.values).all() and np.isfinite(ds.test_accuracy.values).all()
+    assert (ds.shed_count.values[:T] == 0).all()  # no event yet: nothing is eligible to be shed
+    # the learning rate replays the original schedule (0.1, x0.1 at 2ep) during the recorded training
+    np.testing.assert_allclose(ds.lr.values[:T], [0.1 if j < 2 * ipe else 0.01 for j in range(T)])
+    # the pruned weights were computed from theta_T, the end of the recorded training
+    pre = ds.pre_prune_magnitude.isel(event=0).values
+    after = ds.magnitude.sel(record_step=0).values
+    mask = ds["mask"].isel(event=0).values
+    np.testing.assert_array_equal(after[mask], pre[mask])  # LR rewinding starts from theta_T * mask

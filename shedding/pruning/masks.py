@@ -41,6 +41,22 @@ def smallest_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
     return keep
 
 
+def prune_lowest(scores: dict[str, torch.Tensor], masks: Masks, sparsity: float, per_layer: bool) -> Masks:
+    """Masks removing the lowest scores until ``sparsity``, over all tensors together or per tensor.
+
+    Already-pruned weights must score below every live one (the callers give them -1), so they are removed
+    first and count towards the target; they are never revived, even when the target is below the current
+    sparsity. Ties are broken by position. Returned masks have the dtype of ``masks``.
+    """
+    if per_layer:
+        keep = {k: smallest_k_mask(s.reshape(-1), target_count(sparsity, s.numel())).reshape(s.shape)
+                for k, s in scores.items()}
+    else:
+        flat_scores = flat(scores)
+        keep = unflat(smallest_k_mask(flat_scores, target_count(sparsity, flat_scores.numel())), scores)
+    return {k: (keep[k] * (masks[k] > 0)).to(masks[k].dtype) for k in scores}
+
+
 @torch.no_grad()
 def apply_masks(params: dict[str, torch.nn.Parameter], masks: Masks) -> None:
     """Zero the pruned weights in place."""

@@ -56,8 +56,13 @@ def read_lock(path: Path) -> dict[str, Any] | None:
     return info
 
 
-def prepare_path(path: Path, overwrite: bool) -> None:
-    """Refuse an existing store unless ``overwrite``; never remove one a live writer holds."""
+def check_path(path: Path, overwrite: bool) -> None:
+    """Raise StoreError unless a new store may be created at ``path`` (changes nothing on disk).
+
+    An existing store is refused unless ``overwrite``; one that a live writer holds, and a non-empty folder
+    that is not a Zarr store, are always refused.
+    """
+    path = Path(path)
     if path.exists():
         holder = read_lock(path)
         if holder is not None:
@@ -65,8 +70,14 @@ def prepare_path(path: Path, overwrite: bool) -> None:
                              "one writer per store")
         if not overwrite:
             raise StoreError(f"{path} already exists; pass --overwrite to replace it or choose another --out")
-        if not (path / "zarr.json").exists() and any(path.iterdir()):
+        if not path.is_dir() or (not (path / "zarr.json").exists() and any(path.iterdir())):
             raise StoreError(f"{path} exists and is not a Zarr store; refusing to remove it")
+
+
+def prepare_path(path: Path, overwrite: bool) -> None:
+    """:func:`check_path`, then remove the old store that ``overwrite`` allows replacing."""
+    check_path(path, overwrite)
+    if Path(path).exists():
         shutil.rmtree(path)
 
 

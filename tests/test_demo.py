@@ -1,0 +1,37 @@
+"""The main job end to end: ``shedding demo`` leaves three complete stores and a report with verdicts."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import xarray as xr
+from typer.testing import CliRunner
+
+from cli.demo import demo_configs
+from cli.main import app
+
+
+def test_demo_configs_differ_only_in_pruning_method():
+    cfgs = demo_configs(seed=3)
+    assert set(cfgs) == {"gmp", "random", "control"}
+    methods = {n: c.prune.method for n, c in cfgs.items()}
+    assert methods == {"gmp": "gmp", "random": "random", "control": "none"}
+    plain = [json.dumps({**c.__dict__, "prune": None}, default=str, sort_keys=True) for c in cfgs.values()]
+    assert len(set(plain)) == 1  # same model, data, training, retraining, recording and seed
+    assert all(c.seed == 3 and c.prune.sparsity == cfgs["gmp"].prune.sparsity for c in cfgs.values())
+
+
+@pytest.mark.slow
+def test_demo_end_to_end(tmp_path):
+    res = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "demo")])
+    assert res.exit_code == 0, res.output
+    for name in ("gmp", "random", "control"):
+        ds = xr.open_zarr(tmp_path / "demo" / f"{name}.zarr")
+        assert ds.attrs["status"] == "complete"
+        assert ds.attrs["last_committed_step"] == int(ds.step.values[-1])
+    html = (tmp_path / "demo" / "report.html").read_text()
+    verdicts = dict(re.findall(r"<b>(gmp|random): (CASCADE|NO CASCADE)</b>", html))
+    assert set(verdicts) == {"gmp", "random"}
+    assert "report:" in res.stdout and "Shedding summary" in res.stdout
