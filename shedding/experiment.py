@@ -247,6 +247,8 @@ def _retrain(p: Prepared, model: torch.nn.Module, params: dict[str, torch.nn.Par
             finetune_lr=cfg.retrain.finetune_lr, fresh_init=fresh_init))
         model.load_state_dict(plan.start)
         apply_masks(params, new_masks)
+        if r == 0:  # where the retraining LR trace starts in the original schedule (null: constant LR)
+            recorder.store.set_attrs(schedule_offset=plan.schedule_offset)
         acc, _ = evaluate(model, p.test_loader)
         recorder.begin_event(r, r, new_masks, flat(weights).abs(), pruned, sparsity_of(new_masks), tau,
                              cfg.record.alpha * tau, acc)

@@ -36,7 +36,6 @@ class Recorder(Callback):
                                for i, layer in enumerate(layers)]).to(device)
         self.counter = ShedCounter(layer_ids, len(layers))
         self.n_layers = len(layers)
-        self._step_index = {int(s): i for i, s in enumerate(timeline.steps)}
         self._record_set = {int(s): i for i, s in enumerate(timeline.record_steps)}
         self._event_steps = set(int(s) for s in timeline.event_step)
         self.w_loss = store.writer("loss")

@@ -15,7 +15,6 @@ import shutil
 import socket
 import time
 import warnings
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -315,8 +314,3 @@ class RunStore:
             (self.path / LOCK_NAME).unlink()
         except FileNotFoundError:
             pass
-
-
-def names_of(layers: Iterable[Layer]) -> list[str]:
-    """Layer names in order."""
-    return [layer.name for layer in layers]
