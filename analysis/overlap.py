@@ -25,7 +25,7 @@ def kept_set(ds: xr.Dataset, event: int = -1, effective: bool = False, step: int
         return mask
     if "magnitude" not in ds:
         raise ValueError("the effective kept set needs magnitude snapshots, which this run lacks")
-    line = float(ds.event_line.isel(event=event))
+    line = np.float32(ds.event_line.isel(event=event))  # float32, as the recorder compares
     start = ds.magnitude.sel(record_step=int(ds.event_step.isel(event=event)))
     at = ds.magnitude.isel(record_step=-1) if step is None else ds.magnitude.sel(record_step=step)
     shed = mask & (start >= line) & (at < line)
@@ -76,4 +76,84 @@ def compare_kept(a: xr.Dataset, b: xr.Dataset, event: int = -1, effective: bool 
     out = xr.Dataset({k: ("scope", np.asarray(v)) for k, v in zip(keys, cols, strict=True)},
                      coords={"scope": names})
     out.attrs.update(effective=effective, event=event)
+    return out
+
+
+def kept_matrix(runs: dict[str, xr.Dataset], event: int = -1, effective: bool = False,
+                step: int | None = None) -> xr.Dataset:
+    """Pairwise :func:`compare_kept` over runs with the same layers, as (run_a, run_b, scope) arrays.
+
+    The diagonal compares a run with itself. Runs whose layers differ from the first run's are left out.
+    """
+    names = list(runs)
+    first = runs[names[0]]
+    names = [n for n in names if list(runs[n].layer.values) == list(first.layer.values)]
+    cells: dict[tuple[str, str], xr.Dataset] = {}
+    for i, a in enumerate(names):
+        for b in names[i:]:
+            res = compare_kept(runs[a], runs[b], event, effective, step)
+            cells[(a, b)] = res
+            swapped = res.copy()
+            swapped["kept_a"], swapped["kept_b"] = res["kept_b"], res["kept_a"]
+            cells[(b, a)] = swapped
+    rows = [xr.concat([cells[(a, b)] for b in names], dim=xr.DataArray(names, dims="run_b", name="run_b"))
+            for a in names]
+    out = xr.concat(rows, dim=xr.DataArray(names, dims="run_a", name="run_a"))
+    out.attrs.update(effective=effective, event=event)
+    return out
+
+
+def convergence(run: xr.Dataset, reference: xr.Dataset, event: int = -1, max_points: int = 200) -> xr.Dataset:
+    """Does ``run``'s kept set, as it sheds, move towards ``reference``'s kept set, and how fast?
+
+    At each snapshot step of ``run``'s round for ``event`` (at most ``max_points`` of them) two sets of run
+    are compared with reference's kept set (its mask after ``event``), each beside the chance level for
+    independent sets of the same densities:
+
+    * ``effective``: kept and not shed (SCIENCE.md section 5's definition). Survivors already below the
+      line at the event are never shed, so they stay in this set however small they are;
+    * ``above_line``: kept and at or above the event's line at that step: the set GMP at the event's
+      line would keep now.
+
+    ``toward_X`` = jaccard_X - chance_X; attribute ``half_step_X`` is the first step where ``toward_X`` has
+    covered half of its change over the round (-1 when it does not move towards the reference). The
+    cascade paper's question is ``convergence(random_run, gmp_run)``.
+    """
+    n_ev = run.sizes["event"]
+    ev = event % n_ev
+    ev_step = int(run.event_step.isel(event=ev))
+    rounds = np.asarray(run.record_round.values)
+    rows = np.flatnonzero(rounds == ev)
+    if rows.size > max_points:
+        rows = rows[np.unique(np.linspace(0, rows.size - 1, max_points).round().astype(int))]
+    ref = kept_set(reference, event).values
+    mask = run["mask"].isel(event=ev).values.astype(bool)
+    line = np.float32(run.event_line.isel(event=ev))  # float32, as the recorder compares
+    start = np.asarray(run.magnitude.sel(record_step=ev_step).values)
+    eligible = mask & (start >= line)
+    steps = np.asarray(run.record_step.values)[rows]
+    d_ref = ref.mean()
+    cols: dict[str, list[float]] = {k: [] for k in ("jaccard_effective", "chance_effective", "density_effective",
+                                                    "jaccard_above_line", "chance_above_line", "density_above_line")}
+    for r in rows:
+        at = np.asarray(run.magnitude.isel(record_step=int(r)).values)
+        for name, kept in (("effective", mask & ~(eligible & (at < line))), ("above_line", mask & (at >= line))):
+            both, either, d = int((kept & ref).sum()), int((kept | ref).sum()), float(kept.mean())
+            denom = d + d_ref - d * d_ref
+            cols[f"jaccard_{name}"].append(both / either if either else np.nan)
+            cols[f"chance_{name}"].append(d * d_ref / denom if denom > 0 else np.nan)
+            cols[f"density_{name}"].append(d)
+    out = xr.Dataset({k: ("record_step", np.asarray(v)) for k, v in cols.items()}, coords={"record_step": steps})
+    attrs: dict[str, float | int] = {"event_step": ev_step}
+    for name in ("effective", "above_line"):
+        toward = out[f"jaccard_{name}"] - out[f"chance_{name}"]
+        out[f"toward_{name}"] = toward
+        change = float(toward.values[-1] - toward.values[0]) if steps.size else 0.0
+        half = -1
+        if change > 0:
+            reached = np.flatnonzero(toward.values - toward.values[0] >= change / 2)
+            half = int(steps[reached[0]]) if reached.size else -1
+        attrs[f"change_{name}"] = change
+        attrs[f"half_step_{name}"] = half
+    out.attrs.update(attrs)
     return out

@@ -99,6 +99,7 @@ def shed_from_magnitude(ds: xr.Dataset, event: int = 0, alpha: float | None = No
     tau = float(ds.event_tau.isel(event=event))
     if line is None:
         line = (alpha if alpha is not None else float(ds.attrs.get("alpha", 1.0))) * tau
+    line = np.float32(line)  # compared in float32, as the recorder does on the device
     ev_step = int(ds.event_step.isel(event=event))
     mag = ds.magnitude.isel(record_step=steps_of_round(ds, event, "record_step"))
     mask = ds["mask"].isel(event=event).astype(bool)
@@ -125,3 +126,78 @@ def peak(da: xr.DataArray, dim: str = "step") -> tuple[int, float]:
         return -1, float("nan")
     i = int(np.nanargmax(values))
     return int(da[dim].values[i]), float(values[i])
+
+
+def _round_rows(ds: xr.Dataset, event: int, dim: str) -> np.ndarray:
+    """Rows of an event's round along ``dim``; for snapshots, without the event's own (start) snapshot."""
+    rows = steps_of_round(ds, event, dim)
+    if dim == "record_step":
+        ev_step = int(ds.event_step.isel(event=event))
+        rows = rows[np.asarray(ds.record_step.values)[rows] != ev_step]
+    return rows
+
+
+def shed_curves(ds: xr.Dataset, event: int = 0, line=None, line_values: np.ndarray | None = None,
+                denominator: str = "eligible") -> xr.Dataset:
+    """Shed counts and S(t) of one event's round for one line, per layer and globally.
+
+    ``line`` is an :class:`analysis.lines.Line` (default: the recorded line, gmp at the run's alpha).
+    ``line_values`` (one per layer) overrides the line's own values: a control is measured against its
+    pruned run's line this way. The recorded line uses the per-step counts of the recorder (every step);
+    any other line is recounted from the magnitude snapshots (snapshot resolution; needs magnitudes).
+    Returns ``shed_count``, ``shed_events``, ``recover_events`` (step, layer), ``eligible``, ``survivors``,
+    ``below`` (layer), ``shed_fraction`` (step, layer), ``shed_fraction_global`` and ``shed_count_global``
+    (step), with the line and the resolution in the attributes.
+    """
+    from analysis.lines import Line
+
+    if denominator not in DENOMINATORS:
+        raise ValueError(f"denominator must be one of {DENOMINATORS}, got {denominator!r}")
+    line = line or Line("gmp", float(ds.attrs.get("alpha", 1.0)))
+    recorded = line.is_recorded(ds) and line_values is None
+    if recorded:
+        rows = steps_of_round(ds, event)
+        sub = ds[["shed_count", "shed_events", "recover_events"]].isel(step=rows)
+        out = xr.Dataset({k: sub[k] for k in ("shed_count", "shed_events", "recover_events")})
+        out["eligible"] = ds.event_eligible.isel(event=event, drop=True)
+        out["below"] = ds.event_below.isel(event=event, drop=True)
+        values = np.full(ds.sizes["layer"], float(ds.event_line.isel(event=event)))
+        resolution = "every step"
+    else:
+        if "magnitude" not in ds:
+            raise ValueError(f"line {line.label} needs magnitude snapshots (record them with the full profile); "
+                             "only the recorded line is available without them")
+        values = np.asarray(line_values if line_values is not None else line.values(ds, event), dtype=float)
+        rows = _round_rows(ds, event, "record_step")
+        ev_step = int(ds.event_step.isel(event=event))
+        mags = ds.magnitude.isel(record_step=rows)
+        start_all = ds.magnitude.sel(record_step=ev_step)
+        mask_all = ds["mask"].isel(event=event).astype(bool)
+        parts: dict[str, list[xr.DataArray]] = {k: [] for k in
+                                                 ("shed_count", "shed_events", "recover_events", "eligible", "below")}
+        for i, (s0, n) in enumerate(zip(ds.layer_start.values, ds.layer_size.values, strict=True)):
+            sl = slice(int(s0), int(s0 + n))
+            mag, start, mask = mags.isel(weight=sl), start_all.isel(weight=sl), mask_all.isel(weight=sl)
+            line_i = np.float32(values[i])  # compared in float32, as the recorder does on the device
+            elig = mask & (start >= line_i)
+            below = elig & (mag < line_i)
+            prev = below.shift(record_step=1, fill_value=False)
+            parts["shed_count"].append(below.sum("weight"))
+            parts["shed_events"].append((below & ~prev).sum("weight"))
+            parts["recover_events"].append((prev & ~below).sum("weight"))
+            parts["eligible"].append(elig.sum("weight"))
+            parts["below"].append((mask & (start < line_i)).sum("weight"))
+        out = xr.Dataset({k: xr.concat(v, dim=ds.layer) for k, v in parts.items()})
+        out = out.rename(record_step="step").transpose("step", "layer")
+        resolution = "snapshots"
+    out["survivors"] = ds.event_survivors.isel(event=event, drop=True)
+    den = out["eligible"] if denominator == "eligible" else out["survivors"]
+    out["shed_fraction"] = out.shed_count / den.where(den > 0)
+    out["shed_count_global"] = out.shed_count.sum("layer")
+    out["shed_fraction_global"] = out.shed_count_global / den.sum("layer")
+    out["line_value"] = ("layer", values)
+    keep_coords = [c for c in out.coords if c not in ("step", "layer")]
+    out = out.drop_vars(keep_coords)
+    out.attrs.update(line=line.label, resolution=resolution, denominator=denominator, event=event,
+                     event_step=int(ds.event_step.isel(event=event)))
+    return out

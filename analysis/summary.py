@@ -1,85 +1,189 @@
-"""Everything ``shedding analyze`` computes for a set of runs, as xarray objects (no I/O)."""
+"""Everything ``shedding analyze`` and ``compare`` compute for a set of runs, as xarray objects (no I/O).
+
+Runs are grouped into conditions (same configuration, different seeds); each run is matched with the
+control of its seed. Per run: cascade detection for every event and line. Per condition: means over seeds
+with bootstrap confidence intervals, CI bands of S(t) and of the excess, and a verdict. Across runs: the
+kept-set overlap matrices (masks and effective sets) and the convergence of random runs towards GMP's set.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from itertools import combinations
 
 import numpy as np
 import xarray as xr
 
-from analysis.cascade import cascade_summary
-from analysis.overlap import compare_kept
-from analysis.shed import shed_fraction
+from analysis.cascade import DEFAULT_WINDOW, detect_cascades
+from analysis.lines import Line
+from analysis.overlap import convergence, kept_matrix
+from analysis.seeds import curve_band, group_runs, mean_ci
+from analysis.shed import shed_curves, shed_fraction
+
+SCALARS = ("peak_shed_fraction", "time_to_peak", "amplification", "excess_peak", "final_excess",
+           "final_shed_fraction", "recovered_events")
 
 
 @dataclass
 class Summary:
-    """Per-run shed fractions and cascade statistics, plus pairwise kept-set overlaps."""
+    """Per-run detections, per-condition statistics across seeds, and kept-set comparisons."""
 
     runs: dict[str, xr.Dataset]
     controls: set[str]
+    control_of: dict[str, str | None]
+    conditions: dict[str, list[str]]
+    lines: list[Line]
+    params: dict[str, object]
     fractions: dict[str, xr.Dataset]
-    cascades: dict[str, xr.Dataset]
-    overlaps: dict[tuple[str, str], xr.Dataset] = field(default_factory=dict)
+    detections: dict[str, xr.Dataset]
+    bands: dict[str, dict[str, xr.Dataset]] = field(default_factory=dict)
+    condition_stats: dict[str, dict[str, object]] = field(default_factory=dict)
+    overlap: xr.Dataset | None = None
+    overlap_effective: xr.Dataset | None = None
+    convergences: dict[tuple[str, str], xr.Dataset] = field(default_factory=dict)
+
+    @property
+    def cascades(self) -> dict[str, xr.Dataset]:
+        """Per run: the detection of event 0 on the first line, with its verdict in the attributes."""
+        out = {}
+        for name, det in self.detections.items():
+            d = det.isel(event=0, line=0)
+            d.attrs.update(verdict=str(d.verdict.values), evidence=str(d.evidence.values), rule=det.attrs["rule"])
+            out[name] = d
+        return out
+
+    @property
+    def overlaps(self) -> dict[tuple[str, str], xr.Dataset]:
+        """Pairwise kept-set comparisons (upper triangle) from the overlap matrix."""
+        if self.overlap is None:
+            return {}
+        names = list(self.overlap.run_a.values)
+        return {(a, b): self.overlap.sel(run_a=a, run_b=b) for i, a in enumerate(names) for b in names[i + 1:]}
 
     def table(self) -> list[dict[str, object]]:
-        """One row of key statistics per run (what the CLI prints and ``--json`` emits)."""
+        """One row of key statistics per run and event, first line (what the CLI prints; ``--json``)."""
         rows = []
-        for name, c in self.cascades.items():
+        for name, det in self.detections.items():
             ds = self.runs[name]
-            rows.append({
-                "run": name,
-                "method": ds.attrs.get("method"),
-                "technique": ds.attrs.get("technique"),
-                "sparsity": float(ds.event_sparsity.values[-1]),
-                "final_accuracy": float(ds.attrs.get("final_test_accuracy", np.nan)),
-                "peak_S": float(c.peak_shed_fraction),
-                "peak_step": int(c.peak_step),
-                "final_S": float(c.final_shed_fraction),
-                "excess_peak": float(c.excess_peak),
-                "onset_step": int(c.onset_step),
-                "amplification": float(c.amplification),
-                "verdict": "control" if name in self.controls else c.attrs["verdict"],
-                "evidence": "" if name in self.controls else c.attrs["evidence"],
-            })
+            for e in range(det.sizes["event"]):
+                c = det.isel(event=e, line=0)
+                rows.append({
+                    "run": name if det.sizes["event"] == 1 else f"{name}#{e}",
+                    "method": ds.attrs.get("method"),
+                    "technique": ds.attrs.get("technique"),
+                    "seed": int(ds.attrs.get("seed", 0)),
+                    "event": e,
+                    "sparsity": float(ds.event_sparsity.values[e]),
+                    "final_accuracy": float(ds.event_final_test_accuracy.values[e]),
+                    "peak_S": float(c.peak_shed_fraction),
+                    "peak_step": int(c.peak_step),
+                    "final_S": float(c.final_shed_fraction),
+                    "excess_peak": float(c.excess_peak),
+                    "onset_step": int(c.onset_step),
+                    "amplification": float(c.amplification),
+                    "recovered": int(c.recovered_events),
+                    "verdict": "control" if name in self.controls else str(c.verdict.values),
+                    "evidence": "" if name in self.controls else str(c.evidence.values),
+                })
         return rows
 
+    def line_table(self) -> list[dict[str, object]]:
+        """Verdicts of every run, event and line."""
+        rows = []
+        for name, det in self.detections.items():
+            if name in self.controls:
+                continue
+            for e in range(det.sizes["event"]):
+                for ln in det.line.values:
+                    c = det.sel(line=ln).isel(event=e)
+                    rows.append({"run": name, "event": e, "line": str(ln), "resolution": str(c.resolution.values),
+                                 "peak_S": float(c.peak_shed_fraction), "excess_peak": float(c.excess_peak),
+                                 "onset_step": int(c.onset_step), "amplification": float(c.amplification),
+                                 "verdict": str(c.verdict.values)})
+        return rows
 
-def find_controls(runs: dict[str, xr.Dataset]) -> set[str]:
-    """Names of the runs recorded as unpruned controls (prune method ``none``)."""
-    return {n for n, ds in runs.items() if bool(ds.attrs.get("control"))}
+    def condition_table(self) -> list[dict[str, object]]:
+        """Per condition: seeds, means with CIs, verdict."""
+        return [{"condition": label, **stats} for label, stats in self.condition_stats.items()]
 
 
-def summarize(runs: dict[str, xr.Dataset], control: str | None = None, min_excess: float = 0.05,
-              onset_excess: float = 0.01, window: int | str | None = "5ep", denominator: str = "eligible",
-              overlaps: bool = True) -> Summary:
-    """Shed fractions and cascade statistics of every run against the control, and kept-set overlaps.
+def _condition_statistics(names: list[str], detections: dict[str, xr.Dataset], min_excess: float,
+                          has_control: bool) -> dict[str, object]:
+    out: dict[str, object] = {"seeds": len(names), "runs": ", ".join(names)}
+    for var in SCALARS:
+        values = np.array([float(detections[n].isel(event=0, line=0)[var]) for n in names])
+        mean, low, high = mean_ci(values[:, None], axis=0)
+        out[var] = float(mean[0])
+        out[f"{var}_ci"] = (float(low[0]), float(high[0]))
+    ex, (lo, _) = out["excess_peak"], out["excess_peak_ci"]
+    if not has_control:
+        verdict = "no control"
+    elif len(names) < 2:
+        verdict = ("cascade" if ex >= min_excess else "no cascade") + " (1 seed, no CI)"
+    else:
+        verdict = "cascade" if ex >= min_excess and lo > 0 else "no cascade"
+    out["verdict"] = verdict
+    return out
 
-    ``control`` names the control run; by default the run recorded with prune method ``none`` is used
-    (an error if there are several and none is named).
+
+def summarize(runs: dict[str, xr.Dataset], control: str | None = None, lines: list[Line] | None = None,
+              min_excess: float = 0.05, onset_excess: float = 0.01, window: int | str | None = DEFAULT_WINDOW,
+              denominator: str = "eligible", overlaps: bool = True) -> Summary:
+    """Analyze ``runs`` together; see the module docstring. ``control`` forces one control for every run.
+
+    Condition verdict (ours): a cascade when the mean peak excess over seeds reaches ``min_excess`` and its
+    95% bootstrap CI lies above 0; with one seed, the run's own verdict, flagged as such.
     """
-    controls = find_controls(runs)
+    conditions, control_of = group_runs(runs)
+    controls = {n for n, ds in runs.items() if bool(ds.attrs.get("control"))}
     if control is not None:
         if control not in runs:
             raise ValueError(f"control {control!r} is not among the runs: {', '.join(runs)}")
         controls.add(control)
-        ctrl_name: str | None = control
-    elif len(controls) > 1:
-        raise ValueError(f"several control runs ({', '.join(sorted(controls))}); name one with --control")
+        control_of = {n: (None if n in controls else control) for n in runs}
     else:
-        ctrl_name = next(iter(controls), None)
-    ctrl = runs[ctrl_name] if ctrl_name is not None else None
+        unmatched_controls = len(controls) == 1
+        if unmatched_controls:  # one control: use it for every run even if its config differs in details
+            only = next(iter(controls))
+            control_of = {n: (None if n in controls else control_of[n] or only) for n in runs}
+    lines = lines or []
     fractions = {n: shed_fraction(ds, denominator).compute() for n, ds in runs.items()}
-    cascades = {}
+    detections = {}
     for n, ds in runs.items():
-        cascades[n] = cascade_summary(ds, None if n == ctrl_name else ctrl, min_excess=min_excess,
-                                      onset_excess=onset_excess, window=window, denominator=denominator)
-    pairs: dict[tuple[str, str], xr.Dataset] = {}
-    if overlaps:
-        for a, b in combinations(list(runs), 2):
-            try:
-                pairs[(a, b)] = compare_kept(runs[a], runs[b])
-            except ValueError:
-                continue  # different architectures: not comparable
-    return Summary(runs, controls, fractions, cascades, pairs)
+        ctrl = runs[control_of[n]] if control_of.get(n) else None
+        run_lines = lines or [Line("gmp", float(ds.attrs.get("alpha", 1.0)))]
+        detections[n] = detect_cascades(ds, ctrl, run_lines, min_excess, onset_excess, window, denominator)
+    summary = Summary(runs, controls, control_of, conditions, lines,
+                      dict(min_excess=min_excess, onset_excess=onset_excess, window=window, denominator=denominator),
+                      fractions, detections)
+    for label, names in conditions.items():
+        pruned = [n for n in names if n not in controls]
+        if not pruned:
+            summary.bands[label] = {"S": curve_band([_curve(runs[n], denominator) for n in names])}
+            continue
+        has_control = all(control_of.get(n) for n in pruned)
+        summary.condition_stats[label] = _condition_statistics(pruned, detections, min_excess, has_control)
+        bands = {"S": curve_band([_curve(runs[n], denominator) for n in pruned])}
+        if has_control:
+            bands["excess"] = curve_band([_curve(runs[n], denominator) - _curve(runs[control_of[n]], denominator)
+                                          for n in pruned])
+        summary.bands[label] = bands
+    if overlaps and len(runs) > 1:
+        summary.overlap = kept_matrix(runs)
+        with_mags = {n: ds for n, ds in runs.items() if "magnitude" in ds}
+        if len(with_mags) > 1:
+            summary.overlap_effective = kept_matrix(with_mags, effective=True)
+        for n, ds in with_mags.items():
+            if ds.attrs.get("method") not in ("random", "random_layerwise"):
+                continue
+            refs = [m for m, r in with_mags.items() if r.attrs.get("method") == "gmp"
+                    and r.attrs.get("seed") == ds.attrs.get("seed")
+                    and list(r.layer.values) == list(ds.layer.values)]
+            for m in refs:
+                summary.convergences[(n, m)] = convergence(ds, with_mags[m])
+    return summary
+
+
+def _curve(ds: xr.Dataset, denominator: str) -> xr.DataArray:
+    """Event 0's global S(t) on the recorded line, indexed by steps since the event."""
+    c = shed_curves(ds, 0, denominator=denominator).shed_fraction_global.compute()
+    return c.assign_coords(step=c.step.values - int(ds.event_step.values[0]))

@@ -163,6 +163,31 @@ TABLE_COLUMNS = {"run": "run", "method": "method", "technique": "retraining", "s
                  "excess_peak": "excess", "onset_step": "onset", "amplification": "amplif.", "verdict": "verdict"}
 
 
+def _print_summary(summary) -> None:
+    """The condition table (means over seeds with CIs), then the per-run table with evidence lines."""
+    conds = summary.condition_table()
+    if conds:
+        table = Table(title="Conditions: means over seeds (95% bootstrap CI)")
+        for col in ("condition", "seeds", "excess", "95% CI", "peak S", "amplif.", "final excess", "verdict"):
+            table.add_column(col, justify="left" if col in ("condition", "verdict") else "right", overflow="fold")
+        for c in conds:
+            lo, hi = c["excess_peak_ci"]
+            table.add_row(str(c["condition"]), str(c["seeds"]), _fmt(c["excess_peak"]),
+                          "-" if lo != lo else f"[{lo:+.3f}, {hi:+.3f}]", _fmt(c["peak_shed_fraction"]),
+                          _fmt(c["amplification"]), _fmt(c["final_excess"]), str(c["verdict"]))
+        out_console.print(table)
+    _print_table(summary.table())
+    lines = summary.line_table()
+    if summary.lines and len(summary.lines) > 1:
+        table = Table(title="Verdicts per line")
+        for col in ("run", "event", "line", "resolution", "peak_S", "excess_peak", "onset_step", "verdict"):
+            table.add_column(col)
+        for r in lines:
+            table.add_row(*[_fmt(r[k]) for k in ("run", "event", "line", "resolution", "peak_S", "excess_peak",
+                                                   "onset_step", "verdict")])
+        out_console.print(table)
+
+
 def _print_table(rows: list[dict[str, object]]) -> None:
     table = Table(title="Shedding summary (peak and excess within the cascade window)")
     keys = list(TABLE_COLUMNS)
@@ -194,46 +219,125 @@ def _fmt(v: object) -> str:
     return str(v)
 
 
+def _summarize_cli(runs: list[Path], control: str | None, lines: list[str], **params: Any):
+    from analysis.lines import parse_lines
+    from analysis.summary import summarize
+
+    if params.get("denominator") not in ("eligible", "survivors"):
+        raise ValueError(f"--denominator: {params.get('denominator')!r} is not one of eligible, survivors")
+    parsed = parse_lines(lines)
+    opened = _open_all(runs)
+    if control is not None and control not in opened:
+        matches = [n for n, ds in opened.items() if Path(ds.attrs["path"]) == Path(control)]
+        if not matches:
+            raise ValueError(f"--control {control}: not one of the runs given")
+        control = matches[0]
+    return summarize(opened, control, lines=parsed, **params)
+
+
+def _check_html(out: Path | None) -> None:
+    if out is not None and out.suffix.lower() not in (".html", ".htm"):
+        raise ValueError(f"--out {out}: the report is HTML; use a .html file name")
+
+
+def _overlap_json(summary) -> list[dict[str, object]]:
+    return [{"a": a, "b": b, **{k: float(ov[k].sel(scope="all")) for k in
+                                ("jaccard", "jaccard_chance", "p_value", "spearman")}}
+            for (a, b), ov in summary.overlaps.items()]
+
+
+LINE_HELP = ("a shed line kind:value, repeatable: gmp:ALPHA (ALPHA*tau), std:C (C*layer std), abs:V, next:D "
+             "(the GMP cut at sparsity+D); default: the recorded line; other lines need magnitudes")
+
+
 @app.command()
 def analyze(
-    runs: Annotated[list[Path], typer.Argument(help="run stores to analyze together")],
+    runs: Annotated[list[Path], typer.Argument(help="run stores to analyze together (seeds, methods, controls)")],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="write the HTML report here")] = None,
-    control: Annotated[str | None, typer.Option(help="the control run (name or path); default: the run "
-                                                "recorded with --prune-method none")] = None,
+    control: Annotated[str | None, typer.Option(help="one control run for all (name or path); default: each run's "
+                                                "seed-matched run recorded with --prune-method none")] = None,
+    line: Annotated[list[str] | None, typer.Option("--line", help=LINE_HELP)] = None,
     min_excess: Annotated[float, typer.Option(help="cascade when S_run - S_control reaches this")] = 0.05,
     onset_excess: Annotated[float, typer.Option(help="onset: first step the excess reaches this")] = 0.01,
     window: Annotated[str, typer.Option(help="look for the cascade within this long after the event, as a "
                                         "step string (5ep, 300it) or 'round' for the whole round")] = "5ep",
     denominator: Annotated[str, typer.Option(help="S = shed / eligible survivors or / all survivors")] = "eligible",
-    as_json: Annotated[bool, typer.Option("--json", help="print the statistics as JSON instead of a table")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the statistics as JSON instead of tables")] = False,
 ) -> None:
-    """Shed fractions, cascade verdicts against the control and kept-set overlaps; optional HTML report."""
-    from analysis.summary import summarize
+    """Cascade verdicts per run, event and line against seed-matched controls, means with bootstrap CIs per
+    condition, kept-set overlaps; optional HTML report."""
     from reports import write_report
 
     with user_errors():
-        if out is not None and out.suffix.lower() not in (".html", ".htm"):
-            raise ValueError(f"--out {out}: the report is HTML; use a .html file name")
-        if denominator not in ("eligible", "survivors"):
-            raise ValueError(f"--denominator: {denominator!r} is not one of eligible, survivors")
-        opened = _open_all(runs)
-        if control is not None and control not in opened:
-            matches = [n for n, ds in opened.items() if Path(ds.attrs["path"]) == Path(control)]
-            if not matches:
-                raise ValueError(f"--control {control}: not one of the runs given")
-            control = matches[0]
-        summary = summarize(opened, control, min_excess=min_excess, onset_excess=onset_excess, window=window,
-                            denominator=denominator)
-        rows = summary.table()
+        _check_html(out)
+        summary = _summarize_cli(runs, control, line or [], min_excess=min_excess, onset_excess=onset_excess,
+                                 window=window, denominator=denominator)
         if as_json:
-            print(json.dumps(_no_nan({"runs": rows, "overlaps": [
-                {"a": a, "b": b, **{k: float(ov[k].sel(scope="all")) for k in
-                                    ("jaccard", "jaccard_chance", "p_value", "spearman")}}
-                for (a, b), ov in summary.overlaps.items()]}), indent=1))
+            print(json.dumps(_no_nan({"conditions": summary.condition_table(), "runs": summary.table(),
+                                      "lines": summary.line_table(), "overlaps": _overlap_json(summary),
+                                      "rule": next(iter(summary.cascades.values())).attrs["rule"]}), indent=1))
         else:
-            _print_table(rows)
+            _print_summary(summary)
         if out is not None:
             write_report(summary, out)
+            (console if as_json else out_console).print(f"report: {out}")
+
+
+@app.command()
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="run stores whose kept sets to compare (two or more)")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="write the HTML report here")] = None,
+    event: Annotated[int, typer.Option(help="compare the masks after this event (-1: the last)")] = -1,
+    effective: Annotated[bool, typer.Option(help="compare effective sets (kept and not shed) in the table")] = False,
+    block: Annotated[str, typer.Option(help="block shape for the semi-structured view, as BHxBW")] = "4x4",
+    as_json: Annotated[bool, typer.Option("--json", help="print the matrices as JSON instead of a table")] = False,
+) -> None:
+    """Kept-set comparison over runs: Jaccard beside chance, hypergeometric p, Spearman (global and per layer),
+    effective sets, convergence of random runs towards GMP's set, block density; optional HTML report."""
+    from analysis.overlap import kept_matrix
+    from reports import write_report
+
+    with user_errors():
+        _check_html(out)
+        try:
+            bh, bw = (int(v) for v in block.lower().split("x"))
+            assert bh > 0 and bw > 0
+        except (ValueError, AssertionError):
+            raise ValueError(f"--block {block!r}: expected BHxBW with positive integers, e.g. 4x4") from None
+        if len(runs) < 2:
+            raise ValueError("compare needs at least two runs")
+        opened = _open_all(runs)
+        first = next(iter(opened.values()))
+        for name, ds in opened.items():
+            if list(ds.layer.values) != list(first.layer.values):
+                raise ValueError(f"{name} has other prunable layers than {next(iter(opened))}; not comparable")
+        matrix = kept_matrix(opened, event=event, effective=effective)
+        if as_json:
+            print(json.dumps(_no_nan({"effective": effective, "event": event,
+                                      "scopes": [str(s) for s in matrix.scope.values],
+                                      "runs": [str(r) for r in matrix.run_a.values],
+                                      **{k: matrix[k].transpose("scope", "run_a", "run_b").values.tolist()
+                                         for k in ("jaccard", "jaccard_chance", "p_value", "spearman")}}), indent=1))
+        else:
+            g = matrix.sel(scope="all")
+            table = Table(title=f"Kept-set overlap ({'effective sets' if effective else 'masks'}), all layers: "
+                                "Jaccard (chance) p")
+            names = [str(n) for n in g.run_a.values]
+            table.add_column("")
+            for n in names:
+                table.add_column(n, justify="right")
+            for a in names:
+                cells = []
+                for b in names:
+                    c = g.sel(run_a=a, run_b=b)
+                    cells.append(f"{float(c.jaccard):.3f} ({float(c.jaccard_chance):.3f}) p={float(c.p_value):.1e}")
+                table.add_row(a, *cells)
+            out_console.print(table)
+        if out is not None:
+            from analysis.summary import summarize
+
+            summary = summarize(opened)
+            write_report(summary, out, title="Kept-set comparison", kind="comparison", block=(bh, bw))
             (console if as_json else out_console).print(f"report: {out}")
 
 
@@ -292,11 +396,13 @@ def list_registries() -> None:
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="folder for the demo's stores and report")] = Path(
         "demo_runs"),
-    seed: Annotated[int, typer.Option(help="seed of the runs")] = 0,
+    seeds: Annotated[int, typer.Option(help="number of seeds (0..N-1) of each run, for the confidence "
+                                       "intervals")] = 3,
 ) -> None:
-    """The main job on embedded data: GMP, random and unpruned-control retraining on digits, then the report.
+    """The main job on embedded data: GMP, random and unpruned-control retraining on digits for several seeds,
+    then the analysis and the report.
 
-    Replaces the demo's own earlier stores in --out; the original training run is cached in --out/pretrain.
+    Replaces the demo's own earlier stores in --out; original training runs are cached in --out/pretrain.
     """
     from analysis.summary import summarize
     from cli.demo import demo_configs
@@ -304,7 +410,9 @@ def demo(
     from shedding.experiment import record as run_record
 
     with user_errors():
-        configs = demo_configs(seed)
+        if seeds < 1:
+            raise ValueError(f"--seeds: {seeds} must be at least 1")
+        configs = {f"{name}-s{seed}": cfg for seed in range(seeds) for name, cfg in demo_configs(seed).items()}
         for cfg in configs.values():
             cfg.validate()
         out.mkdir(parents=True, exist_ok=True)
@@ -312,14 +420,14 @@ def demo(
         with progress_bars() as progress, run_errors(out):
             for name, cfg in configs.items():
                 console.print(f"[bold]{name}[/]: {cfg.prune.method} {cfg.prune.sparsity:g}, "
-                              f"{cfg.retrain.technique} {cfg.retrain.duration}", highlight=False)
+                              f"{cfg.retrain.technique} {cfg.retrain.duration}, seed {cfg.seed}", highlight=False)
                 paths[name] = run_record(cfg, out / f"{name}.zarr", cache_dir=out / "pretrain", overwrite=True,
                                          progress=progress)
         opened = _open_all(list(paths.values()))
         summary = summarize(opened)
-        _print_table(summary.table())
+        _print_summary(summary)
         report = write_report(summary, out / "report.html", title="shedding demo: digits")
-    out_console.print(f"stores: {', '.join(str(p) for p in paths.values())}\nreport: {report}")
+    out_console.print(f"stores: {out}/*.zarr ({len(paths)} runs)\nreport: {report}")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -48,12 +48,12 @@ def shed_curves(fractions: dict[str, xr.Dataset], controls: set[str]) -> go.Figu
     return fig
 
 
-def layer_heatmap(name: str, fraction: xr.Dataset) -> go.Figure:
-    """Layer x step heatmap of one run's per-layer shed fraction."""
+def layer_heatmap(name: str, fraction: xr.Dataset, zmax: float | None = None) -> go.Figure:
+    """Layer x step heatmap of one run's per-layer shed fraction (``zmax`` shares one scale across runs)."""
     sf = fraction.shed_fraction.transpose("layer", "step")
     fig = go.Figure(go.Heatmap(
         z=[_list(row) for row in sf], x=_list(sf.step), y=[str(v) for v in sf.layer.values],
-        colorscale="Viridis", colorbar=dict(title="S"), zmin=0,
+        colorscale="Viridis", colorbar=dict(title="S"), zmin=0, zmax=zmax,
         hovertemplate="layer %{y}<br>step %{x}<br>S %{z:.3f}<extra></extra>"))
     fig.update_layout(title=f"{name}: shed fraction per layer", xaxis_title="retraining step",
                       **{**LAYOUT, "hovermode": "closest"})
@@ -108,4 +108,138 @@ def overlap_matrix(names: list[str], jaccard: np.ndarray, chance: np.ndarray, p_
         customdata=[[float(v) for v in row] for row in p_value],
         hovertemplate="%{y} vs %{x}<br>%{text}<br>p=%{customdata:.2e}<extra></extra>"))
     fig.update_layout(title="Kept-set overlap (Jaccard) beside its chance level", **{**LAYOUT, "hovermode": "closest"})
+    return fig
+
+
+def _band_traces(fig: go.Figure, band: xr.Dataset, name: str, color: str, row: int, dash: str = "solid") -> None:
+    x = [int(s) for s in band.step.values]
+    if int(band.attrs.get("n", 1)) >= 2:
+        fig.add_trace(go.Scatter(x=x + x[::-1], y=_list(band.high) + _list(band.low)[::-1], fill="toself",
+                                 fillcolor=_rgba(color, 0.18), line=dict(width=0), hoverinfo="skip",
+                                 name=f"{name} 95% CI", showlegend=False, legendgroup=name), row=row, col=1)
+    fig.add_trace(go.Scatter(x=x, y=_list(band["mean"]), name=name, mode="lines", legendgroup=name,
+                             line=dict(color=color, dash=dash)), row=row, col=1)
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    h = hex_color.lstrip("#")
+    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def shed_bands(bands: dict[str, dict[str, xr.Dataset]], controls: set[str], n_seeds: dict[str, int],
+               window: int | None) -> go.Figure:
+    """Mean S(t) per condition with its 95% bootstrap CI band over seeds, and the excess over the control."""
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.6, 0.4],
+                        subplot_titles=("shed fraction S(t), mean over seeds with 95% CI",
+                                        "excess over the matched control, mean with 95% CI"))
+    i = 0
+    any_excess = False
+    for label, b in bands.items():
+        is_ctrl = label in controls
+        color = CONTROL_COLOR if is_ctrl else PALETTE[i % len(PALETTE)]
+        i += 0 if is_ctrl else 1
+        tag = f"{label} (n={n_seeds.get(label, 1)})"
+        _band_traces(fig, b["S"], tag, color, 1, "dash" if is_ctrl else "solid")
+        if "excess" in b:
+            any_excess = True
+            _band_traces(fig, b["excess"], f"{tag} excess", color, 2)
+    if window:
+        fig.add_vline(x=window, line=dict(color="#999", dash="dot"), annotation_text="cascade window")
+    if not any_excess:
+        fig.add_annotation(text="NO CONTROL RUN: these curves cannot show a cascade", showarrow=False,
+                           xref="x2 domain", yref="y2 domain", x=0.5, y=0.5, font=dict(size=16, color="red"))
+    fig.update_layout(title="Shedding after pruning against the unpruned control (steps since the event)", **LAYOUT)
+    fig.update_layout(height=600)
+    fig.update_xaxes(title_text="steps since the prune event", row=2, col=1)
+    return fig
+
+
+def magnitude_animation(hists: dict[str, xr.DataArray], lines: dict[str, float], max_frames: int = 40) -> go.Figure:
+    """Histograms of log10|w| (non-zero weights) of every run, animated over snapshot steps with a slider."""
+    names = list(hists)
+    steps = hists[names[0]].record_step.values
+    for h in hists.values():
+        steps = np.intersect1d(steps, h.record_step.values)
+    frames_at = steps[np.unique(np.linspace(0, len(steps) - 1, min(max_frames, len(steps))).round().astype(int))]
+    centers = {n: [float(c) for c in (h.bin_lo.values + h.bin_hi.values) / 2] for n, h in hists.items()}
+
+    def traces(step: int) -> list[go.Bar]:
+        return [go.Bar(x=centers[n], y=[int(v) for v in hists[n].sel(record_step=step).values], name=n, opacity=0.6,
+                       marker_color=PALETTE[i % len(PALETTE)]) for i, n in enumerate(names)]
+
+    fig = go.Figure(data=traces(int(frames_at[0])),
+                    frames=[go.Frame(data=traces(int(s)), name=str(int(s))) for s in frames_at])
+    for i, (n, line) in enumerate(lines.items()):
+        if line > 0:
+            fig.add_vline(x=float(np.log10(line)), line=dict(color=PALETTE[i % len(PALETTE)], dash="dash"),
+                          annotation_text=f"{n} line" if i == 0 else None)
+    fig.update_layout(
+        title="Distribution of surviving |w| over steps (press play or drag the slider)", barmode="overlay",
+        xaxis_title="log10 |w|", yaxis_title="weights",
+        updatemenus=[dict(type="buttons", showactive=False, x=0, y=-0.15, xanchor="left", buttons=[
+            dict(label="play", method="animate", args=[None, {"frame": {"duration": 150}, "fromcurrent": True}]),
+            dict(label="pause", method="animate", args=[[None], {"mode": "immediate"}])])],
+        sliders=[dict(active=0, y=-0.1, currentvalue=dict(prefix="step "), steps=[
+            dict(method="animate", label=str(int(s)), args=[[str(int(s))], {"mode": "immediate"}])
+            for s in frames_at])],
+        **{**LAYOUT, "hovermode": "closest", "height": 480, "margin": dict(l=60, r=20, t=60, b=120)})
+    return fig
+
+
+def accuracy_vs_sparsity(points: list[dict[str, object]]) -> go.Figure:
+    """Test accuracy after each round's retraining (and right after its prune) against its sparsity."""
+    fig = go.Figure()
+    groups: dict[str, list[dict[str, object]]] = {}
+    for p in points:
+        groups.setdefault(str(p["condition"]), []).append(p)
+    for i, (label, pts) in enumerate(groups.items()):
+        color = PALETTE[i % len(PALETTE)]
+        fig.add_trace(go.Scatter(x=[float(p["sparsity"]) for p in pts], y=[float(p["final_accuracy"]) for p in pts],
+                                 mode="markers", name=f"{label}: after retraining", marker=dict(color=color, size=10),
+                                 text=[str(p["run"]) for p in pts], hovertemplate="%{text}<br>sparsity %{x:.3f}"
+                                 "<br>accuracy %{y:.4f}<extra></extra>"))
+        fig.add_trace(go.Scatter(x=[float(p["sparsity"]) for p in pts], y=[float(p["pruned_accuracy"]) for p in pts],
+                                 mode="markers", name=f"{label}: right after pruning",
+                                 marker=dict(color=color, size=8, symbol="x"), text=[str(p["run"]) for p in pts],
+                                 hovertemplate="%{text}<br>sparsity %{x:.3f}<br>accuracy %{y:.4f}<extra></extra>"))
+    fig.update_layout(title="Accuracy against sparsity", xaxis_title="sparsity (fraction pruned)",
+                      yaxis_title="test accuracy", **{**LAYOUT, "hovermode": "closest"})
+    return fig
+
+
+def convergence_figure(results: dict[tuple[str, str], xr.Dataset]) -> go.Figure:
+    """Jaccard above chance of a random run's kept sets with GMP's kept set, over the retraining steps."""
+    fig = go.Figure()
+    for i, ((run, ref), r) in enumerate(results.items()):
+        color = PALETTE[i % len(PALETTE)]
+        x = [int(s) for s in r.record_step.values]
+        fig.add_trace(go.Scatter(x=x, y=_list(r.toward_effective), mode="lines", line=dict(color=color),
+                                 name=f"{run} vs {ref}: effective set (kept, not shed)"))
+        fig.add_trace(go.Scatter(x=x, y=_list(r.toward_above_line), mode="lines", line=dict(color=color, dash="dot"),
+                                 name=f"{run} vs {ref}: kept and above the line"))
+    fig.add_hline(y=0, line=dict(color="#999"))
+    fig.update_layout(title="Does the random run's kept set move towards GMP's? (Jaccard minus chance)",
+                      xaxis_title="step", yaxis_title="J - J_chance", **LAYOUT)
+    return fig
+
+
+def overlap_matrices(matrix: xr.Dataset, effective: xr.Dataset | None) -> go.Figure:
+    """Pairwise Jaccard minus its chance level, for the kept masks and (if available) the effective sets."""
+    panels = [("kept masks", matrix)] + ([("effective sets (kept, not shed)", effective)] if effective is not None
+                                         else [])
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[p[0] for p in panels], horizontal_spacing=0.15)
+    for col, (_, m) in enumerate(panels, start=1):
+        g = m.sel(scope="all")
+        names = [str(n) for n in g.run_a.values]
+        jac, chance, p = g.jaccard.values, g.jaccard_chance.values, g.p_value.values
+        text = [[f"J={jac[i, j]:.3f}<br>chance={chance[i, j]:.3f}<br>p={p[i, j]:.1e}" for j in range(len(names))]
+                for i in range(len(names))]
+        fig.add_trace(go.Heatmap(z=[[float(v) for v in row] for row in (jac - chance)], x=names, y=names,
+                                 text=text, texttemplate="%{text}", colorscale="RdBu", zmid=0,
+                                 showscale=col == 1, colorbar=dict(title="J - chance"),
+                                 customdata=[[float(v) for v in row] for row in jac],
+                                 hovertemplate="%{y} vs %{x}<br>%{text}<extra></extra>"), row=1, col=col)
+    fig.update_layout(title="Kept-set overlap: Jaccard beside its chance level (hypergeometric p on hover)",
+                      **{**LAYOUT, "hovermode": "closest", "height": 460})
     return fig

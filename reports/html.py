@@ -1,4 +1,7 @@
-"""Assembling a self-contained HTML report: plotly.js inlined once, each figure's JSON embedded."""
+"""Assembling a self-contained HTML report: plotly.js inlined once, each figure's JSON embedded.
+
+Figures whose x axis is the training step are linked: hovering one shows the same step in the others.
+"""
 
 from __future__ import annotations
 
@@ -11,33 +14,49 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
+from analysis.blocks import block_density
+from analysis.cascade import window_steps
 from analysis.distribution import magnitude_histogram
+from analysis.seeds import condition_label
 from analysis.summary import Summary
 from reports import figures
+from reports.block_figures import block_density_figure
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1200px;padding:16px;
 color:#222}
 h1{font-size:1.5em} h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;font-size:0.9em;margin:8px 0} td,th{border:1px solid #ddd;padding:4px 8px;
-text-align:right} th{background:#f4f4f4} td:first-child,th:first-child{text-align:left}
-.banner{padding:12px 16px;border-radius:6px;margin:12px 0;font-size:1.05em}
+table{border-collapse:collapse;font-size:0.85em;margin:8px 0;display:block;overflow-x:auto}
+td,th{border:1px solid #ddd;padding:3px 7px;text-align:right;white-space:nowrap} th{background:#f4f4f4}
+td:first-child,th:first-child{text-align:left}
+.banner{padding:10px 14px;border-radius:6px;margin:8px 0;font-size:1.0em}
 .cascade{background:#fde2e1;border:1px solid #e0837f} .nocascade{background:#e3f1e3;border:1px solid #7fbf7f}
 .warn{background:#fff3cd;border:2px solid #d39e00;font-weight:bold}
-.figure{margin:12px 0} pre{background:#f7f7f7;padding:8px;overflow:auto;font-size:0.8em}
+.figure{margin:12px 0;min-height:300px} pre{background:#f7f7f7;padding:8px;overflow:auto;font-size:0.8em}
+small{color:#555}
 """
 
-
-def _fig_block(fig: go.Figure, idx: int) -> str:
-    payload = json.dumps(fig.to_plotly_json(), default=_json_default)
-    return (f'<div class="figure" id="fig-{idx}"></div>\n'
-            f'<script type="application/json" id="fig-{idx}-data">{_escape_script(payload)}</script>\n'
-            f'<script>(function(){{var s=JSON.parse(document.getElementById("fig-{idx}-data").textContent);'
-            f'Plotly.newPlot("fig-{idx}",s.data,s.layout,{{responsive:true}});}})();</script>')
-
-
-def _escape_script(text: str) -> str:
-    return text.replace("</", "<\\/")
+LINK_JS = """
+(function(){
+  var linked = Array.prototype.slice.call(document.querySelectorAll('.figure[data-link="step"]'));
+  var busy = false;
+  linked.forEach(function(src){
+    src.on('plotly_hover', function(ev){
+      if (busy || !ev.points || !ev.points.length) return;
+      busy = true;
+      var x = ev.points[0].x;
+      linked.forEach(function(dst){
+        if (dst === src || !dst._fullLayout) return;
+        try { Plotly.Fx.hover(dst, {xval: x}, Object.keys(dst._fullLayout._plots)); } catch (e) {}
+      });
+      busy = false;
+    });
+    src.on('plotly_unhover', function(){
+      linked.forEach(function(dst){ if (dst !== src) { try { Plotly.Fx.unhover(dst); } catch (e) {} } });
+    });
+  });
+})();
+"""
 
 
 def _json_default(o: object) -> object:
@@ -48,42 +67,87 @@ def _json_default(o: object) -> object:
     raise TypeError(type(o))
 
 
+def _fig_block(fig: go.Figure, idx: int, link: bool) -> str:
+    payload = json.dumps(fig.to_plotly_json(), default=_json_default).replace("</", "<\\/")
+    attr = ' data-link="step"' if link else ""
+    return (f'<div class="figure" id="fig-{idx}"{attr}></div>\n'
+            f'<script type="application/json" id="fig-{idx}-data">{payload}</script>\n'
+            f'<script>(function(){{var s=JSON.parse(document.getElementById("fig-{idx}-data").textContent);'
+            f'Plotly.newPlot("fig-{idx}",s.data,s.layout,{{responsive:true}}).then(function(gd){{'
+            f'if(s.frames){{Plotly.addFrames(gd,s.frames);}}}});}})();</script>')
+
+
 def _fmt(v: object) -> str:
     if isinstance(v, float):
         return "—" if not np.isfinite(v) else f"{v:.4g}"
+    if isinstance(v, tuple) and len(v) == 2:
+        lo, hi = v
+        return "—" if not (np.isfinite(lo) and np.isfinite(hi)) else f"[{lo:.3g}, {hi:.3g}]"
     return html.escape(str(v))
 
 
-def _table(rows: list[dict[str, object]], keys: list[str]) -> str:
+def _table(rows: list[dict[str, object]], keys: list[str] | None = None) -> str:
+    if not rows:
+        return ""
+    keys = keys or list(rows[0])
     head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
     body = "".join("<tr>" + "".join(f"<td>{_fmt(r.get(k))}</td>" for k in keys) + "</tr>" for r in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def report_figures(summary: Summary) -> list[tuple[str, go.Figure]]:
-    """Every figure of the report, with its section title."""
-    out: list[tuple[str, go.Figure]] = [("Shed fraction against the control",
-                                         figures.shed_curves(summary.fractions, summary.controls))]
+def report_figures(summary: Summary, kind: str = "full", block: tuple[int, int] = (4, 4)
+                   ) -> list[tuple[str, go.Figure, bool]]:
+    """The report's figures: (section title, figure, linked on the step axis).
+
+    ``kind`` is ``full`` (runs, conditions and comparisons) or ``comparison`` (kept sets only).
+    """
+    if kind == "comparison":
+        return _comparison_figures(summary, block)
+    return _run_figures(summary) + _comparison_figures(summary, block)
+
+
+def _run_figures(summary: Summary) -> list[tuple[str, go.Figure, bool]]:
+    runs = summary.runs
+    first = next(iter(runs.values()))
+    window = window_steps(first, summary.params.get("window"))
+    n_seeds = {label: len(names) for label, names in summary.conditions.items()}
+    control_labels = {label for label, names in summary.conditions.items()
+                      if all(n in summary.controls for n in names)}
+    out: list[tuple[str, go.Figure, bool]] = [
+        ("Shed fraction against the control", figures.shed_bands(summary.bands, control_labels, n_seeds, window), True)]
+    zmax = max(float(np.nanmax(f.shed_fraction.values)) if f.shed_fraction.size else 0.0
+               for f in summary.fractions.values())
     for name, f in summary.fractions.items():
-        out.append((f"Per-layer shedding: {name}", figures.layer_heatmap(name, f)))
-    for name, ds in summary.runs.items():
-        if "magnitude" in ds:
-            out.append((f"Magnitude distribution: {name}",
-                        figures.magnitude_distribution(name, magnitude_histogram(ds).compute(),
-                                                       [float(v) for v in ds.event_line.values])))
-    out.append(("Loss, learning rate and accuracy", figures.training_curves(summary.runs)))
-    if summary.overlaps:
-        names = list(summary.runs)
-        n = len(names)
-        jac, chance, p = np.eye(n), np.zeros((n, n)), np.zeros((n, n))
-        for (a, b), ov in summary.overlaps.items():
-            i, j = names.index(a), names.index(b)
-            for m, key in ((jac, "jaccard"), (chance, "jaccard_chance"), (p, "p_value")):
-                m[i, j] = m[j, i] = float(ov[key].sel(scope="all"))
-        for i in range(n):
-            chance[i, i] = float("nan")
-            p[i, i] = float("nan")
-        out.append(("Kept-set overlap", figures.overlap_matrix(names, jac, chance, p)))
+        out.append((f"Per-layer shedding: {name}", figures.layer_heatmap(name, f, zmax or None), True))
+    firsts = [names[0] for names in summary.conditions.values()]
+    with_mags = [n for n in firsts if "magnitude" in runs[n]][:6]
+    if with_mags:
+        hists = {n: magnitude_histogram(runs[n], lo=-6.0, hi=1.0).compute() for n in with_mags}
+        lines = {n: float(runs[n].event_line.values[0]) for n in with_mags}
+        out.append(("Magnitude distribution over steps", figures.magnitude_animation(hists, lines), False))
+    out.append(("Loss, learning rate and accuracy", figures.training_curves(runs), True))
+    points = [{"run": n, "condition": condition_label(ds), "sparsity": float(ds.event_sparsity.values[e]),
+               "final_accuracy": float(ds.event_final_test_accuracy.values[e]),
+               "pruned_accuracy": float(ds.event_test_accuracy.values[e])}
+              for n, ds in runs.items() for e in range(ds.sizes["event"])]
+    out.append(("Accuracy against sparsity", figures.accuracy_vs_sparsity(points), False))
+    return out
+
+
+def _comparison_figures(summary: Summary, block: tuple[int, int]) -> list[tuple[str, go.Figure, bool]]:
+    runs = summary.runs
+    out: list[tuple[str, go.Figure, bool]] = []
+    firsts = [names[0] for names in summary.conditions.values()]
+    if summary.overlap is not None:
+        out.append(("Kept-set overlap", figures.overlap_matrices(summary.overlap, summary.overlap_effective), False))
+    if summary.convergences:
+        out.append(("Does shedding move a random run towards GMP's kept set?",
+                    figures.convergence_figure(summary.convergences), True))
+    for n in firsts:
+        if n in summary.controls:
+            continue
+        res = block_density(runs[n], block=block)
+        out.append((f"Block density ({block[0]}x{block[1]}) of {n}'s kept set", block_density_figure(n, res), False))
     return out
 
 
@@ -93,48 +157,78 @@ def _banners(summary: Summary) -> str:
         parts.append('<div class="banner warn">No control run. Retraining alone sheds weights (SCIENCE.md §4), '
                      "so these shed curves cannot show a cascade. Record the same retraining with "
                      "<code>--prune-method none</code> and analyze it alongside.</div>")
-    for name, c in summary.cascades.items():
-        if name in summary.controls:
-            continue
-        verdict = c.attrs["verdict"]
-        cls = {"cascade": "cascade", "no cascade": "nocascade"}.get(verdict, "warn")
-        parts.append(f'<div class="banner {cls}"><b>{html.escape(name)}: {html.escape(verdict.upper())}</b> — '
-                     f"{html.escape(c.attrs['evidence'])}<br><small>Rule: {html.escape(c.attrs['rule'])}</small></div>")
+    cascades = summary.cascades
+    for label, stats in summary.condition_stats.items():
+        verdict = str(stats["verdict"])
+        cls = ("cascade" if verdict.startswith("cascade") else
+               "nocascade" if verdict.startswith("no cascade") else "warn")
+        lo, hi = stats["excess_peak_ci"]
+        ci = f" (95% CI [{lo:+.3f}, {hi:+.3f}])" if np.isfinite(lo) else ""
+        runs_txt = "; ".join(f"{html.escape(n)}: {html.escape(cascades[n].attrs['evidence'])}"
+                             for n in summary.conditions[label])
+        parts.append(f'<div class="banner {cls}"><b>{html.escape(label)}: {html.escape(verdict.upper())}</b> — '
+                     f"mean peak excess {float(stats['excess_peak']):+.3f}{ci} over {stats['seeds']} seed(s)<br>"
+                     f"<small>{runs_txt}</small></div>")
+    if cascades:
+        rule = next(iter(cascades.values())).attrs["rule"]
+        parts.append(f"<p><small>Rule: {html.escape(rule)}. Across seeds: a cascade when the mean peak excess "
+                     "reaches the threshold and its 95% bootstrap CI lies above 0.</small></p>")
     return "\n".join(parts)
 
 
-def write_report(summary: Summary, out: str | Path, title: str = "Cascade weight shedding report") -> Path:
-    """Write the report for ``summary`` to ``out`` (atomically: a temporary file renamed at the end)."""
+def write_report(summary: Summary, out: str | Path, title: str = "Cascade weight shedding report",
+                 kind: str = "full", block: tuple[int, int] = (4, 4)) -> Path:
+    """Write the report for ``summary`` to ``out`` (atomically: a temporary file renamed at the end).
+
+    ``kind='comparison'`` keeps only the kept-set sections (``shedding compare``).
+    """
     out = Path(out)
-    figs = report_figures(summary)
-    rows = summary.table()
-    keys = ["run", "method", "technique", "sparsity", "final_accuracy", "peak_S", "peak_step", "final_S",
-            "excess_peak", "onset_step", "amplification", "verdict"]
+    figs = report_figures(summary, kind, block)
+    run_keys = ["run", "method", "technique", "seed", "sparsity", "final_accuracy", "peak_S", "peak_step", "final_S",
+                "excess_peak", "onset_step", "amplification", "recovered", "verdict"]
+    cond_rows = [{"condition": r["condition"], "seeds": r["seeds"], "excess_peak": r["excess_peak"],
+                  "95% CI": r["excess_peak_ci"], "peak_S": r["peak_shed_fraction"],
+                  "time_to_peak": r["time_to_peak"], "amplification": r["amplification"],
+                  "amplification CI": r["amplification_ci"], "final_excess": r["final_excess"],
+                  "recovered": r["recovered_events"], "verdict": r["verdict"]} for r in summary.condition_table()]
     overlap_rows = [{"run A": a, "run B": b, **{k: float(ov[k].sel(scope="all")) for k in
-                     ("jaccard", "jaccard_chance", "p_value", "spearman")}}
-                    for (a, b), ov in summary.overlaps.items()]
+                     ("jaccard", "jaccard_chance", "p_value", "spearman")}} for (a, b), ov in summary.overlaps.items()]
+    conv_rows = [{"run": a, "reference": b, "J-chance at start (above line)": float(r.toward_above_line.values[0]),
+                  "at end": float(r.toward_above_line.values[-1]), "J-chance at start (effective)":
+                  float(r.toward_effective.values[0]), "at end ": float(r.toward_effective.values[-1]),
+                  "half-way step (above line)": r.attrs["half_step_above_line"]}
+                 for (a, b), r in summary.convergences.items()]
+    line_rows = summary.line_table() if summary.lines and len(summary.lines) > 1 else []
     configs = "".join(
-        f"<details><summary>{html.escape(n)}</summary><pre>{html.escape(json.dumps(ds.attrs.get('config'), indent=1))}"
-        f"</pre></details>" for n, ds in summary.runs.items())
-    sections = []
-    for i, (heading, fig) in enumerate(figs):
-        sections.append(f"<h2>{html.escape(heading)}</h2>\n{_fig_block(fig, i)}")
+        f"<details><summary>{html.escape(n)}</summary><pre>"
+        f"{html.escape(json.dumps(ds.attrs.get('config'), indent=1))}</pre></details>"
+        for n, ds in summary.runs.items())
+    sections = "".join(f"<h2>{html.escape(h)}</h2>\n{_fig_block(f, i, link)}"
+                       for i, (h, f, link) in enumerate(figs))
+    denominator = summary.params.get("denominator", "eligible")
     doc = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{html.escape(title)}</title><style>{CSS}</style>
 <script type="text/javascript">{get_plotlyjs()}</script></head>
 <body>
 <h1>{html.escape(title)}</h1>
 {_banners(summary)}
-<h2>Summary</h2>
-{_table(rows, keys)}
-<p><small>S = shed weights / {html.escape(next(iter(summary.fractions.values())).attrs.get('denominator', ''))}
-survivors; a survivor is shed while |w| is below alpha·tau, tau being the GMP cut value at the event's sparsity.
-Amplification = shed count at the peak / weights pruned. Excess = S_run − S_control.</small></p>
-{_table(overlap_rows, list(overlap_rows[0])) if overlap_rows else ""}
-{"".join(sections)}
+<h2>Conditions (means over seeds, 95% bootstrap CIs)</h2>
+{_table(cond_rows)}
+<h2>Runs</h2>
+{_table(summary.table(), run_keys)}
+<p><small>S = shed weights / {html.escape(str(denominator))} survivors; a survivor is shed while |w| is below
+alpha·tau, tau being the GMP cut value at the event's sparsity. Peak, excess, onset and amplification are taken
+within the cascade window; amplification = shed count at the peak / weights pruned; recovered = crossings back
+above the line in the window.</small></p>
+{"<h2>Verdicts per line</h2>" + _table(line_rows) if line_rows else ""}
+{"<h2>Kept-set overlap</h2>" + _table(overlap_rows) if overlap_rows else ""}
+{"<h2>Convergence towards GMP's kept set</h2>" + _table(conv_rows) if conv_rows else ""}
+{sections}
 <h2>Configuration</h2>
 {configs}
+<script>{LINK_JS}</script>
 </body></html>
 """
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -41,3 +41,18 @@ def recorded(tmp_path_factory) -> dict[str, Path]:
     for name, method in (("gmp", "gmp"), ("random", "random"), ("control", "none")):
         out[name] = record(tiny_config(method), root / f"{name}.zarr", cache_dir=cache)
     return out
+
+
+@pytest.fixture(scope="session")
+def recorded_seeds(tmp_path_factory) -> dict[str, Path]:
+    """GMP, random and control runs for seeds 0 and 1 (names like 'gmp-s1'): conditions with two seeds."""
+    from shedding.experiment import record
+
+    root = tmp_path_factory.mktemp("seeds")
+    out = {}
+    for seed in (0, 1):
+        for name, method in (("gmp", "gmp"), ("random", "random"), ("control", "none")):
+            cfg = tiny_config(method)
+            cfg.seed = seed
+            out[f"{name}-s{seed}"] = record(cfg, root / f"{name}-s{seed}.zarr", cache_dir=root / "cache")
+    return out

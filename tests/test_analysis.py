@@ -91,11 +91,13 @@ def _synthetic(s_values: np.ndarray, eligible: int = 1000, pruned: int = 250, ip
         {"shed_count": (("step", "layer"), per_layer), "shed_events": (("step", "layer"), zeros),
          "recover_events": (("step", "layer"), zeros),
          "event_eligible": (("event", "layer"), [[eligible // 2, eligible - eligible // 2]]),
+         "event_below": (("event", "layer"), [[0, 0]]), "event_line": ("event", [0.01]),
+         "event_tau": ("event", [0.01]),
          "event_survivors": (("event", "layer"), [[eligible // 2, eligible - eligible // 2]]),
          "event_pruned": (("event", "layer"), [[pruned // 2, pruned - pruned // 2]])},
         coords={"step": np.arange(1, n + 1), "step_round": ("step", np.zeros(n, int)), "layer": ["a", "b"],
                 "event": [0], "event_step": ("event", [0])},
-        attrs={"iterations_per_epoch": ipe})
+        attrs={"iterations_per_epoch": ipe, "alpha": 1.0})
 
 
 def test_cascade_summary_on_planted_cascade():
