@@ -37,42 +37,80 @@ N_WEIGHTS = 1 << 21  # 8 weight chunks of 2**18: a ~2M-weight model, 8 MiB per f
 TARGET = 0.5  # analysis throughput / raw read the issue asks for
 
 
-def _rss_bytes() -> int:
+def _peak_rss() -> int:
+    """Peak RSS of this process in bytes.
+
+    ``VmHWM`` belongs to the process's own address space, created at ``exec``; ``ru_maxrss`` is the fallback
+    but on Linux it starts from the *parent's* RSS at fork time, which would blur a child's measurement.
+    """
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
-def measure(kind: str, path: Path) -> dict:
-    """Run one measurement in this process; its time, peak RSS and a checksum of the result."""
+def measure(kind: str, path: Path, profile: bool = False) -> dict:
+    """Run one measurement in this process: its time (and phases), peak RSS and a checksum of the result."""
+    import contextlib
+
     import dask
     import dask.system
     import zarr
 
     from analysis import magnitude_histogram, open_run, shed_from_magnitude
 
-    base = _rss_bytes()
+    base = _peak_rss()
+    phases: dict[str, float] = {}
+    prof = None
+    if profile:
+        from dask.diagnostics import Profiler
+
+        prof = Profiler()
     t0 = time.perf_counter()
-    if kind == "raw":
-        arr = zarr.open_array(str(path / "magnitude"), mode="r")
-        step = arr.chunks[0]
-        check = 0.0
-        for a in range(0, arr.shape[0], step):
-            check += float(arr[a : a + step].sum())
-    elif kind == "dask read":
-        check = float(open_run(path).magnitude.sum().compute())
-    elif kind == "shed_from_magnitude":
-        check = float(shed_from_magnitude(open_run(path)).compute().shed_count.sum())
-    elif kind == "magnitude_histogram":
-        check = float(magnitude_histogram(open_run(path)).compute().sum())
-    else:
-        raise ValueError(kind)
+    with prof if prof is not None else contextlib.nullcontext():
+        if kind == "raw":
+            arr = zarr.open_array(str(path / "magnitude"), mode="r")
+            step = arr.chunks[0]
+            check = 0.0
+            for a in range(0, arr.shape[0], step):
+                check += float(arr[a : a + step].sum())
+        else:
+            ds = open_run(path)
+            phases["open_run"] = time.perf_counter() - t0
+            if kind == "dask read":
+                check = float(ds.magnitude.sum().compute())
+            elif kind == "shed_from_magnitude":
+                check = float(shed_from_magnitude(ds).compute().shed_count.sum())
+            elif kind == "magnitude_histogram":
+                t1 = time.perf_counter()
+                h = magnitude_histogram(ds)  # computes the range (max, smallest non-zero): one full read
+                phases["range pass"] = time.perf_counter() - t1
+                t1 = time.perf_counter()
+                check = float(h.compute().sum())
+                phases["histogram pass"] = time.perf_counter() - t1
+            else:
+                raise ValueError(kind)
     seconds = time.perf_counter() - t0
-    return {"kind": kind, "seconds": seconds, "peak_rss": _rss_bytes(), "base_rss": base, "check": check,
-            "dask_threads": dask.config.get("num_workers", None) or dask.system.CPU_COUNT,
-            "scheduler": str(dask.config.get("scheduler", "threads (default)"))}
+    out = {"kind": kind, "seconds": seconds, "phases": phases, "peak_rss": _peak_rss(), "base_rss": base,
+           "check": check, "dask_threads": dask.config.get("num_workers", None) or dask.system.CPU_COUNT,
+           "scheduler": str(dask.config.get("scheduler", "threads (default)"))}
+    if prof is not None:  # summed task seconds by task-name prefix (over every thread)
+        tasks: dict[str, list[float]] = {}
+        for r in prof.results:
+            key = r.key[0] if isinstance(r.key, tuple) else r.key
+            entry = tasks.setdefault(str(key).rsplit("-", 1)[0], [0, 0.0])
+            entry[0] += 1
+            entry[1] += r.end_time - r.start_time
+        out["tasks"] = sorted(([k, int(n), s] for k, (n, s) in tasks.items()), key=lambda x: -x[2])
+    return out
 
 
-def _in_subprocess(kind: str, path: Path) -> dict:
+def _in_subprocess(kind: str, path: Path, profile: bool = False) -> dict:
     cmd = [sys.executable, "-m", "benchmarks.analysis_throughput", "--measure", kind, "--path", str(path)]
+    cmd += ["--profile"] if profile else []
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f"{kind} measurement failed:\n{out.stderr}")
@@ -113,10 +151,12 @@ def main() -> None:
     ap.add_argument("--weights", type=int, default=N_WEIGHTS, help="weights per snapshot")
     ap.add_argument("--chunk-steps", type=int, default=64)
     ap.add_argument("--dtype", default="float32", choices=["float32", "float16"])
+    ap.add_argument("--profile", action="store_true",
+                    help="then run each analysis once more under dask's Profiler and print where task time goes")
     ap.add_argument("--measure", choices=KINDS, help=argparse.SUPPRESS)  # internal: one measurement
     args = ap.parse_args()
     if args.measure:
-        print(json.dumps(measure(args.measure, args.path)))
+        print(json.dumps(measure(args.measure, args.path, args.profile)))
         return
 
     from benchmarks.synthetic_store import synthesize
@@ -136,12 +176,14 @@ def main() -> None:
             synthesize(path, args.weights, n_snapshots, chunk_steps=args.chunk_steps, dtype=args.dtype)
             synth_s = time.perf_counter() - t0
         rows = run(path, args.repeats, synth_s)
+        _print(rows)
+        if args.profile:
+            _profile(path)
     finally:
         if tmp is not None and not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp is not None:
             print(f"kept: {path}")
-    _print(rows)
 
 
 def run(path: Path, repeats: int, synth_s: float | None) -> list[tuple[str, str]]:
@@ -173,6 +215,9 @@ def run(path: Path, repeats: int, synth_s: float | None) -> list[tuple[str, str]
         rows.append((f"{kind}: throughput", f"{mbs:8.0f} MB/s  {secs[kind]:7.2f} s"))
         if kind != "raw":
             rows.append((f"{kind}: throughput / raw", f"{ratio:8.3f}{mark}"))
+        phases = {p: statistics.median(r["phases"][p] for r in results[kind]) for p in results[kind][0]["phases"]}
+        if len(phases) > 1:
+            rows.append((f"{kind}: phases", ", ".join(f"{p} {v:.2f} s" for p, v in phases.items())))
     for kind in KINDS:
         peak = max(r["peak_rss"] for r in results[kind])
         base = max(r["base_rss"] for r in results[kind])
@@ -180,6 +225,56 @@ def run(path: Path, repeats: int, synth_s: float | None) -> list[tuple[str, str]
                      f"{peak / uncompressed:8.3f}  (peak {peak / 2**20:,.0f} MiB, after imports "
                      f"{base / 2**20:,.0f} MiB; store {uncompressed / 2**20:,.0f} MiB)"))
     return rows
+
+
+def _profile(path: Path) -> None:
+    """Each analysis once more under dask's Profiler: summed task seconds by task name, busiest first."""
+    for kind in KINDS[1:]:
+        r = _in_subprocess(kind, path, profile=True)
+        total = sum(t[2] for t in r["tasks"])
+        print(f"profile {kind}: {r['seconds']:.2f} s wall, {total:.2f} s of task time over "
+              f"{r['dask_threads']} threads" + "".join(f"; {p} {v:.2f} s" for p, v in r["phases"].items()))
+        for name, n, secs in r["tasks"][:6]:
+            print(f"    {name[:56]:<56} {n:5d} tasks {secs:8.2f} s  {secs / total:6.1%}")
+    _chunk_costs(path)
+
+
+def _chunk_costs(path: Path) -> None:
+    """Single-thread cost of one chunk: decompress, the shed test, and the histogram kernel and its steps."""
+    import numpy as np
+    import zarr
+
+    from analysis.distribution import _block_hist
+
+    arr = zarr.open_array(str(path / "magnitude"), mode="r")
+    rows, cols = arr.chunks
+    r0 = rows if arr.shape[0] > rows else 0  # a chunk away from step 0 when there is one
+
+    def best(f):
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            out = f()
+            times.append(time.perf_counter() - t0)
+        return min(times) * 1e3, out
+
+    ms_read, block = best(lambda: arr[r0 : r0 + rows, 0:cols])
+    edges = np.linspace(-8, 0, 61)
+    start, line = block[0], float(np.median(block[0][block[0] > 0]))
+    keep = start > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.log10(block.astype(np.float64))
+        parts = {
+            "decompress (zarr)": ms_read,
+            "shed test (elig & mag < line).sum": best(lambda: ((keep & (start >= line)) & (block < line)).sum(1))[0],
+            "_block_hist (whole)": best(lambda: _block_hist(block, edges))[0],
+            "  astype(float64) + log10": best(lambda: np.log10(block.astype(np.float64)))[0],
+            "  searchsorted(edges, logs)": best(lambda: np.searchsorted(edges, logs, side="right"))[0],
+        }
+    mb = block.nbytes / 1e6
+    print(f"one chunk ({block.shape[0]} x {block.shape[1]:,}, {mb:.0f} MB), single thread, best of 3:")
+    for what, ms in parts.items():
+        print(f"    {what:<42} {ms:8.0f} ms  {mb / ms * 1e3:7.0f} MB/s")
 
 
 def _print(rows: list[tuple[str, str]]) -> None:

@@ -142,3 +142,39 @@ def test_crash_during_run_is_one_line_and_marks_store(tmp_path, monkeypatch):
                      "(SHEDDING_DEBUG=1 shows the traceback)"]
     res = _invoke(["info", "x.zarr"], tmp_path)
     assert "status: failed" in res.stdout and "CUDA out of memory" in res.stdout
+
+
+def test_analyze_lines_and_conditions_json(recorded_seeds, tmp_path):
+    stores = [str(p) for p in recorded_seeds.values()]
+    res = _invoke(["analyze", *stores, "--json", "--line", "gmp:1", "--line", "std:0.5", "--window", "round"],
+                  tmp_path)
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    conds = {c["condition"]: c for c in data["conditions"]}
+    assert {c["seeds"] for c in conds.values()} == {2}
+    assert all(c["verdict"].split(" (")[0] in ("cascade", "no cascade") for c in conds.values())
+    lines = {(r["run"], r["line"]) for r in data["lines"]}
+    assert ("random-s1", "std:0.5") in lines and ("gmp-s0", "gmp:1") in lines
+    res = _invoke(["analyze", *stores, "--line", "bogus:1"], tmp_path)
+    assert res.exit_code == 2 and "bad line 'bogus:1'" in res.stderr
+
+
+def test_compare_command(recorded, tmp_path):
+    stores = [str(recorded[n]) for n in ("gmp", "random", "control")]
+    res = _invoke(["compare", *stores, "--json"], tmp_path)
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    i, j = data["runs"].index("gmp"), data["runs"].index("random")
+    s = data["scopes"].index("all")
+    from analysis import compare_kept, open_run
+
+    direct = compare_kept(open_run(recorded["gmp"]), open_run(recorded["random"])).sel(scope="all")
+    assert data["jaccard"][s][i][j] == pytest.approx(float(direct.jaccard))
+    assert data["p_value"][s][i][j] == pytest.approx(float(direct.p_value))
+    res = _invoke(["compare", *stores, "--effective", "--out", "cmp.html", "--block", "2x2"], tmp_path)
+    assert res.exit_code == 0, res.output
+    assert "effective sets" in res.stdout and (tmp_path / "cmp.html").exists()
+    for args, fragment in ((["compare", stores[0]], "at least two runs"),
+                           (["compare", *stores, "--block", "4by4"], "--block '4by4'")):
+        res = _invoke(args, tmp_path)
+        assert res.exit_code == 2 and fragment in res.stderr, res.stderr
