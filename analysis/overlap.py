@@ -40,6 +40,44 @@ def _scopes(ds: xr.Dataset) -> list[tuple[str, slice]]:
     return out
 
 
+def _kept_arrays(ds: xr.Dataset, event: int, effective: bool, step: int | None
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
+    """(kept set, last snapshot's magnitudes or None) of one run, loaded once."""
+    kept = np.asarray(kept_set(ds, event, effective, step).values).astype(bool)
+    mags = np.asarray(ds.magnitude.isel(record_step=-1).values) if "magnitude" in ds else None
+    return kept, mags
+
+
+def _compare_arrays(a: tuple[np.ndarray, np.ndarray | None], b: tuple[np.ndarray, np.ndarray | None],
+                    scopes: list[tuple[str, slice]]) -> xr.Dataset:
+    ka, ma = a
+    kb, mb = b
+    names, rows = [], []
+    for name, sl in scopes:
+        x, y = ka[sl], kb[sl]
+        n, na, nb = x.size, int(x.sum()), int(y.sum())
+        both, either = int((x & y).sum()), int((x | y).sum())
+        da, db = na / n, nb / n
+        chance = da * db / (da + db - da * db) if (da + db - da * db) > 0 else np.nan
+        p = float(hypergeom.sf(both - 1, n, na, nb))
+        rho = np.nan
+        if ma is not None and mb is not None:
+            sel = x & y
+            if sel.sum() > 2:
+                rho = float(spearmanr(ma[sl][sel], mb[sl][sel]).statistic)
+        names.append(name)
+        rows.append((n, na, nb, both, either, both / either if either else np.nan, chance, p, rho))
+    cols = list(zip(*rows, strict=True))
+    keys = ["n", "kept_a", "kept_b", "both", "either", "jaccard", "jaccard_chance", "p_value", "spearman"]
+    return xr.Dataset({k: ("scope", np.asarray(v)) for k, v in zip(keys, cols, strict=True)},
+                      coords={"scope": names})
+
+
+def _check_same_layers(a: xr.Dataset, b: xr.Dataset) -> None:
+    if list(a.layer.values) != list(b.layer.values) or list(a.layer_size.values) != list(b.layer_size.values):
+        raise ValueError("the two runs have different prunable layers; their kept sets are not comparable")
+
+
 def compare_kept(a: xr.Dataset, b: xr.Dataset, event: int = -1, effective: bool = False,
                  step: int | None = None) -> xr.Dataset:
     """Overlap statistics of two runs' kept sets over a ``scope`` dimension ('all' then each layer).
@@ -49,32 +87,9 @@ def compare_kept(a: xr.Dataset, b: xr.Dataset, event: int = -1, effective: bool 
     ``spearman`` (rank correlation of the last snapshot's magnitudes among weights both keep; NaN when a
     run has no snapshots).
     """
-    if list(a.layer.values) != list(b.layer.values) or list(a.layer_size.values) != list(b.layer_size.values):
-        raise ValueError("the two runs have different prunable layers; their kept sets are not comparable")
-    ka = kept_set(a, event, effective, step).values
-    kb = kept_set(b, event, effective, step).values
-    mags = None
-    if "magnitude" in a and "magnitude" in b:
-        mags = (a.magnitude.isel(record_step=-1).values, b.magnitude.isel(record_step=-1).values)
-    names, rows = [], []
-    for name, sl in _scopes(a):
-        x, y = ka[sl], kb[sl]
-        n, na, nb = x.size, int(x.sum()), int(y.sum())
-        both, either = int((x & y).sum()), int((x | y).sum())
-        da, db = na / n, nb / n
-        chance = da * db / (da + db - da * db) if (da + db - da * db) > 0 else np.nan
-        p = float(hypergeom.sf(both - 1, n, na, nb))
-        rho = np.nan
-        if mags is not None:
-            sel = x & y
-            if sel.sum() > 2:
-                rho = float(spearmanr(mags[0][sl][sel], mags[1][sl][sel]).statistic)
-        names.append(name)
-        rows.append((n, na, nb, both, either, both / either if either else np.nan, chance, p, rho))
-    cols = list(zip(*rows, strict=True))
-    keys = ["n", "kept_a", "kept_b", "both", "either", "jaccard", "jaccard_chance", "p_value", "spearman"]
-    out = xr.Dataset({k: ("scope", np.asarray(v)) for k, v in zip(keys, cols, strict=True)},
-                     coords={"scope": names})
+    _check_same_layers(a, b)
+    out = _compare_arrays(_kept_arrays(a, event, effective, step), _kept_arrays(b, event, effective, step),
+                          _scopes(a))
     out.attrs.update(effective=effective, event=event)
     return out
 
@@ -87,11 +102,14 @@ def kept_matrix(runs: dict[str, xr.Dataset], event: int = -1, effective: bool = 
     """
     names = list(runs)
     first = runs[names[0]]
-    names = [n for n in names if list(runs[n].layer.values) == list(first.layer.values)]
+    names = [n for n in names if list(runs[n].layer.values) == list(first.layer.values)
+             and list(runs[n].layer_size.values) == list(first.layer_size.values)]
+    arrays = {n: _kept_arrays(runs[n], event, effective, step) for n in names}  # each run read once
+    scopes = _scopes(first)
     cells: dict[tuple[str, str], xr.Dataset] = {}
     for i, a in enumerate(names):
         for b in names[i:]:
-            res = compare_kept(runs[a], runs[b], event, effective, step)
+            res = _compare_arrays(arrays[a], arrays[b], scopes)
             cells[(a, b)] = res
             swapped = res.copy()
             swapped["kept_a"], swapped["kept_b"] = res["kept_b"], res["kept_a"]
@@ -133,16 +151,17 @@ def convergence(run: xr.Dataset, reference: xr.Dataset, event: int = -1, max_poi
     eligible = mask & (start >= line)
     steps = np.asarray(run.record_step.values)[rows]
     d_ref = ref.mean()
+    block = max(1, int(run.magnitude.chunks[0][0]) if run.magnitude.chunks else 32)
     cols: dict[str, list[float]] = {k: [] for k in ("jaccard_effective", "chance_effective", "density_effective",
                                                     "jaccard_above_line", "chance_above_line", "density_above_line")}
-    for r in rows:
-        at = np.asarray(run.magnitude.isel(record_step=int(r)).values)
-        for name, kept in (("effective", mask & ~(eligible & (at < line))), ("above_line", mask & (at >= line))):
-            both, either, d = int((kept & ref).sum()), int((kept | ref).sum()), float(kept.mean())
-            denom = d + d_ref - d * d_ref
-            cols[f"jaccard_{name}"].append(both / either if either else np.nan)
-            cols[f"chance_{name}"].append(d * d_ref / denom if denom > 0 else np.nan)
-            cols[f"density_{name}"].append(d)
+    for b0 in range(0, rows.size, block):  # read snapshots a chunk at a time, not one compute per row
+        for at in np.asarray(run.magnitude.isel(record_step=rows[b0:b0 + block]).values):
+            for name, kept in (("effective", mask & ~(eligible & (at < line))), ("above_line", mask & (at >= line))):
+                both, either, d = int((kept & ref).sum()), int((kept | ref).sum()), float(kept.mean())
+                denom = d + d_ref - d * d_ref
+                cols[f"jaccard_{name}"].append(both / either if either else np.nan)
+                cols[f"chance_{name}"].append(d * d_ref / denom if denom > 0 else np.nan)
+                cols[f"density_{name}"].append(d)
     out = xr.Dataset({k: ("record_step", np.asarray(v)) for k, v in cols.items()}, coords={"record_step": steps})
     attrs: dict[str, float | int] = {"event_step": ev_step}
     for name in ("effective", "above_line"):

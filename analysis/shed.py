@@ -23,7 +23,8 @@ def steps_of_round(ds: xr.Dataset, event: int | None = None, dim: str = "step") 
 def _per_step_event_table(ds: xr.Dataset, name: str) -> xr.DataArray:
     """``ds[name]`` (event, layer) looked up at each step's event (its round; pretraining rows get 0)."""
     rounds = np.clip(np.asarray(ds.step_round.values), 0, None).astype(int)
-    return ds[name].isel(event=xr.DataArray(rounds, dims="step"))
+    table = ds[name].load()  # (event, layer): tiny; indexing it lazily would make one dask chunk per step
+    return table.isel(event=xr.DataArray(rounds, dims="step"))
 
 
 def shed_fraction(ds: xr.Dataset, denominator: str = "eligible") -> xr.Dataset:

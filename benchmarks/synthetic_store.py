@@ -16,7 +16,8 @@ arrays, chunks, codecs and attributes as a recorded run: one GMP event at step 0
 Memory is bounded by the Zarr chunk, not by the store: the magnitudes are generated one weight-chunk
 column at a time, walking through the steps one chunk of rows at a time, and each block is written as one
 whole chunk. Besides that block (and a few boolean blocks of its shape) only one snapshot's worth of
-per-weight state is held: the start magnitudes and the mask, ``n_weights * 5`` bytes. ``ChunkWriter``
+per-weight state is held: the start magnitudes and the mask, ``n_weights * 5`` bytes (plus, while the
+GMP cut is found, one int64 index per weight). ``ChunkWriter``
 (whose buffer spans every weight of ``chunk_steps`` rows) writes the per-step arrays; ``magnitude`` is
 written with chunk-aligned assignments, each covering exactly one chunk, so no chunk is ever written
 partially or read back either.
@@ -31,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shedding.recording.layout import Layer, build_layers, build_timeline
+from shedding.recording.layout import Layer, Timeline, build_layers, build_timeline
 from shedding.recording.store import RunStore
 
 SPARSITY = 0.5  # fraction pruned by the synthetic GMP event
@@ -139,8 +140,9 @@ def synthesize(path: str | Path, n_weights: int, n_snapshots: int, layers: int =
     return path
 
 
-def _fill(store: RunStore, lay: list[Layer], tl, n_w: int, n_s: int, dtype: np.dtype, seed: int,
+def _fill(store: RunStore, lay: list[Layer], tl: Timeline, n_w: int, n_s: int, dtype: np.dtype, seed: int,
           progress: bool) -> None:
+    """Write every array of a freshly created store, magnitudes one whole chunk at a time."""
     g = store.group
     arr = g["magnitude"]
     n_r = arr.shape[0]  # n_s + 1 snapshots: steps 0..n_s
@@ -203,11 +205,11 @@ def _fill(store: RunStore, lay: list[Layer], tl, n_w: int, n_s: int, dtype: np.d
             for out, flags in ((shed, below), (down, below & ~before), (up, before & ~below)):
                 out[rows, seg_layer] += np.add.reduceat(flags[lo - a:], seg, axis=1, dtype=np.int64)
             del buf, block, below, before
-        if progress:
-            done = (b + 1) / n_blocks
-            eta = (time.perf_counter() - t0) * (1 - done) / done
-            print(f"\rsynthesizing {store.path.name}: {done:6.1%} of {n_blocks} weight chunks, "
-                  f"{eta:5.0f} s left", end="", file=sys.stderr, flush=True)
+            if progress:
+                done = (b + e / n_r) / n_blocks
+                eta = (time.perf_counter() - t0) * (1 - done) / done
+                print(f"\rsynthesizing {store.path.name}: {done:6.1%} of {n_r * n_w * dtype.itemsize / 1e9:.2f} GB, "
+                      f"{eta:5.0f} s left", end="", file=sys.stderr, flush=True)
     if progress:
         print(file=sys.stderr)
 

@@ -1,4 +1,4 @@
-"""The main job end to end: ``shedding demo`` leaves three complete stores and a report with verdicts."""
+"""The main job end to end: ``shedding demo`` leaves complete stores for every seed and a report with verdicts."""
 
 from __future__ import annotations
 
@@ -25,13 +25,17 @@ def test_demo_configs_differ_only_in_pruning_method():
 
 @pytest.mark.slow
 def test_demo_end_to_end(tmp_path):
-    res = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "demo")])
+    res = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--seeds", "2"])
     assert res.exit_code == 0, res.output
-    for name in ("gmp", "random", "control"):
-        ds = xr.open_zarr(tmp_path / "demo" / f"{name}.zarr")
-        assert ds.attrs["status"] == "complete"
-        assert ds.attrs["last_committed_step"] == int(ds.step.values[-1])
+    for seed in (0, 1):
+        for name in ("gmp", "random", "control"):
+            ds = xr.open_zarr(tmp_path / "demo" / f"{name}-s{seed}.zarr")
+            assert ds.attrs["status"] == "complete" and ds.attrs["seed"] == seed
+            assert ds.attrs["last_committed_step"] == int(ds.step.values[-1])
     html = (tmp_path / "demo" / "report.html").read_text()
-    verdicts = dict(re.findall(r"<b>(gmp|random): (CASCADE|NO CASCADE)</b>", html))
-    assert set(verdicts) == {"gmp", "random"}
-    assert "report:" in res.stdout and "Shedding summary" in res.stdout
+    verdicts = dict(re.findall(r"<b>(gmp 0\.5, lr_rewind|random 0\.5, lr_rewind): (CASCADE|NO CASCADE)</b>", html))
+    assert set(verdicts) == {"gmp 0.5, lr_rewind", "random 0.5, lr_rewind"}
+    assert "95% CI" in html and "Kept-set overlap" in html
+    assert "report:" in res.stdout and "Conditions: means over seeds" in res.stdout
+    bad = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--seeds", "0"])
+    assert bad.exit_code == 2 and "--seeds: 0 must be at least 1" in bad.stderr
