@@ -122,15 +122,27 @@ def record(
         DEFAULT_CACHE),
     overwrite: Annotated[bool, typer.Option(help="replace an existing store at --out")] = False,
     print_config: Annotated[bool, typer.Option(help="print the resolved configuration as TOML and exit")] = False,
+    resume: Annotated[Path | None, typer.Option(help="continue this interrupted, failed or crashed store from "
+                                                "its last retraining epoch (its own configuration)")] = None,
 ) -> None:
     """Train (or reuse the cached original run), prune, retrain and record into a Zarr store.
 
-    Options layer as: defaults < --recipe < --config file < command-line options.
+    Options layer as: defaults < --recipe < --config file < command-line options. Ctrl-C and SIGTERM
+    flush what is buffered and mark the run interrupted; --resume continues it.
     """
     from shedding.config import to_toml
     from shedding.experiment import record as run_record
+    from shedding.experiment import resume as run_resume
 
     with user_errors():
+        if resume is not None:
+            if overrides or recipe or config or out:
+                raise ValueError("--resume takes the configuration and the path from the store; "
+                                 "drop the other options")
+            with progress_bars() as progress, run_errors(resume):
+                run_resume(resume, progress=progress)
+            out_console.print(f"resumed and completed: {resume}")
+            return
         cfg = _build_config(recipe, config, overrides)
         cfg.validate()
         if print_config:
@@ -345,11 +357,15 @@ def compare(
 def info(run: Annotated[Path, typer.Argument(help="a run store")]) -> None:
     """Status, configuration, dimensions and prune events of a run store."""
     from analysis.io import open_run
+    from shedding.recording.store import run_status
 
     with user_errors():
         ds = open_run(run)
     a = ds.attrs
-    out_console.print(f"[bold]{run}[/]  status: [bold]{a.get('status')}[/]  last committed step: "
+    status = run_status(run, a)
+    if status == "crashed":
+        status = "crashed (its writer is gone; `shedding record --resume` continues it)"
+    out_console.print(f"[bold]{run}[/]  status: [bold]{status}[/]  last committed step: "
                       f"{a.get('last_committed_step')}", highlight=False)
     if a.get("error"):
         out_console.print(f"error: {a['error']}", highlight=False, markup=False)

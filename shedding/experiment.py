@@ -8,8 +8,13 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
+import signal
+import threading
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +35,7 @@ from shedding.recording.recorder import Recorder
 from shedding.recording.store import RunStore, check_path
 from shedding.retraining import TECHNIQUES, RetrainContext, Technique
 from shedding.training.callbacks import CheckpointCallback, EvalCallback, MaskCallback, ProgressCallback
-from shedding.training.loop import Callback, evaluate, train
+from shedding.training.loop import Callback, TrainState, evaluate, train
 from shedding.training.optim import build_optimizer
 from shedding.training.schedules import ScheduleSpec, build_schedule
 
@@ -178,13 +183,54 @@ def _clone(sd: StateDict) -> StateDict:
     return {k: v.detach().clone() for k, v in sd.items()}
 
 
+RESUME_DIR = "_resume"  # inside the store: what --resume needs; removed when the run completes
+FINAL_MODEL = "final_model.pt"  # inside the store: the retrained network's state_dict
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class ResumeCallback(Callback):
+    """After the recorder's flush at each retraining epoch end: an atomic checkpoint to resume from."""
+
+    def __init__(self, folder: Path, round: int, recorder: Recorder, masks: dict[str, torch.Tensor]) -> None:
+        self.folder, self.round, self.recorder = folder, round, recorder
+        self.masks = {k: m.detach().cpu() for k, m in masks.items()}
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        _atomic_save({"round": self.round, "step": state.step, "model": state.model.state_dict(),
+                      "optimizer": state.optimizer.state_dict(), "masks": self.masks,
+                      "recorder": self.recorder.state_dict()}, self.folder / "checkpoint.pt")
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM is handled like Ctrl-C (flush, mark the run interrupted) while a run records."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def record(cfg: RunConfig, out: str | Path, *, cache_dir: str | Path | None = None, overwrite: bool = False,
            progress: ProgressFactory | None = None) -> Path:
     """Run ``cfg`` and record it into a new Zarr store at ``out``; return the store path.
 
     Bad configurations raise :class:`ConfigError` and an unusable ``out`` raises ``StoreError``, both
     before anything is written. A failure during training leaves the store with status ``failed``
-    (``interrupted`` for Ctrl-C) and every step up to ``last_committed_step`` readable.
+    (``interrupted`` for Ctrl-C and SIGTERM) and every step up to ``last_committed_step`` readable;
+    :func:`resume` continues it from its last retraining epoch.
     """
     out = Path(out)
     p = prepare(cfg)
@@ -204,26 +250,79 @@ def record(cfg: RunConfig, out: str | Path, *, cache_dir: str | Path | None = No
     model = p.new_model(cfg.seed)
     params = prunable_parameters(model, cfg.model.dense_layers)
     recorder = Recorder(store, p.layers, p.timeline, params, cfg.record.dtype, p.device)
+
+    def body() -> float:
+        checkpoints = pretrain(p, cache, needed, recorder if cfg.record.record_pretrain else None, progress)
+        (out / RESUME_DIR).mkdir(exist_ok=True)
+        _atomic_save(checkpoints, out / RESUME_DIR / "original_run.pt")
+        return _retrain(p, model, params, checkpoints, recorder, progress, out / RESUME_DIR)
+
+    return _run_recorded(out, model, recorder, body)
+
+
+def _run_recorded(out: Path, model: torch.nn.Module, recorder: Recorder, body: Callable[[], float]) -> Path:
+    """Run ``body`` and close the store with the status it earned (complete, interrupted or failed)."""
     started = time.time()
     try:
-        checkpoints = pretrain(p, cache, needed, recorder if cfg.record.record_pretrain else None, progress)
-        final = _retrain(p, model, params, checkpoints, recorder, progress)
+        with _sigterm_interrupts():
+            final = body()
+        _atomic_save(model.state_dict(), out / FINAL_MODEL)
+        shutil.rmtree(out / RESUME_DIR, ignore_errors=True)
         recorder.close("complete", final_test_accuracy=final, seconds=time.time() - started,
                        recorder_flush_seconds=recorder.flush_seconds)
     except KeyboardInterrupt:
         recorder.close("interrupted", seconds=time.time() - started)
         raise
     except BaseException as e:
-        recorder.close("failed", error=f"{type(e).__name__}: {e}".splitlines()[0],
-                       seconds=time.time() - started)
+        recorder.close("failed", error=f"{type(e).__name__}: {e}".splitlines()[0], seconds=time.time() - started)
         raise
     return out
 
 
+def resume(out: str | Path, *, progress: ProgressFactory | None = None) -> Path:
+    """Continue an interrupted, failed or crashed run from its last retraining-epoch checkpoint.
+
+    The configuration comes from the store. On CPU the resumed run ends with weights and stored arrays
+    bitwise equal to an uninterrupted run. A run that died before its first retraining epoch has nothing to
+    resume from and is raised as a ``StoreError``.
+    """
+    import xarray as xr
+
+    from shedding.config import from_plain
+    from shedding.recording.store import StoreError, run_status
+
+    out = Path(out)
+    if not (out / "zarr.json").exists():
+        raise StoreError(f"{out}: no run store to resume there")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        attrs = dict(xr.open_zarr(out).attrs)
+    status = run_status(out, attrs)
+    if status == "complete":
+        raise StoreError(f"{out} is complete; there is nothing to resume")
+    if status == "running":
+        raise StoreError(f"{out} is being written by a live process; one writer per store")
+    ckpt_path = out / RESUME_DIR / "checkpoint.pt"
+    if not ckpt_path.exists():
+        raise StoreError(f"{out} died before its first retraining epoch; nothing to resume: record it again "
+                         "with --overwrite")
+    cfg = from_plain(attrs["config"])
+    p = prepare(cfg)
+    store = RunStore.reopen(out)
+    store.set_attrs(status="running", resumed=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    model = p.new_model(cfg.seed)
+    params = prunable_parameters(model, cfg.model.dense_layers)
+    recorder = Recorder(store, p.layers, p.timeline, params, cfg.record.dtype, p.device)
+    state = torch.load(ckpt_path, map_location=p.device, weights_only=False)
+    checkpoints = torch.load(out / RESUME_DIR / "original_run.pt", map_location=p.device, weights_only=True)
+    return _run_recorded(out, model, recorder, lambda: _retrain(p, model, params, checkpoints, recorder, progress,
+                                                                out / RESUME_DIR, state))
+
+
 def _retrain(p: Prepared, model: torch.nn.Module, params: dict[str, torch.nn.Parameter],
-             checkpoints: dict[int, StateDict], recorder: Recorder,
-             progress: ProgressFactory | None) -> float:
-    """All prune events and retraining rounds; returns the final test accuracy."""
+             checkpoints: dict[int, StateDict], recorder: Recorder, progress: ProgressFactory | None,
+             resume_dir: Path | None = None, resume_state: dict[str, Any] | None = None) -> float:
+    """All prune events and retraining rounds (from a resume checkpoint when given); final test accuracy."""
     cfg = p.cfg
     current = _clone(checkpoints[p.T])
     masks = ones_like({k: v.detach() for k, v in params.items()})
@@ -234,32 +333,50 @@ def _retrain(p: Prepared, model: torch.nn.Module, params: dict[str, torch.nn.Par
     def fresh_init() -> StateDict:
         return _clone(p.new_model(cfg.seed + 1_000_003).state_dict())
 
-    epoch_index = len([e for e in p.timeline.epoch if e <= 0])
-    for r, target in enumerate(p.targets):
-        model.load_state_dict(current)
-        weights = {k: v.detach().clone() for k, v in params.items()}
-        generator = torch.Generator().manual_seed(cfg.seed * 7919 + r + 1)
-        new_masks = prune_fn(weights, masks, target, cfg.prune, generator)
-        tau = gmp_threshold(weights, masks, target)
-        pruned = np.array([int(((masks[k] > 0) & (new_masks[k] == 0)).sum()) for k in params])
-        plan = p.technique.plan(RetrainContext(
-            trained=current, checkpoints=checkpoints, schedule=p.schedule, T=p.T, t=p.t,
+    def plan_for(trained: StateDict):
+        return p.technique.plan(RetrainContext(
+            trained=trained, checkpoints=checkpoints, schedule=p.schedule, T=p.T, t=p.t,
             finetune_lr=cfg.retrain.finetune_lr, fresh_init=fresh_init))
-        model.load_state_dict(plan.start)
-        apply_masks(params, new_masks)
-        if r == 0:  # where the retraining LR trace starts in the original schedule (null: constant LR)
-            recorder.store.set_attrs(schedule_offset=plan.schedule_offset)
-        acc, _ = evaluate(model, p.test_loader)
-        recorder.begin_event(r, r, new_masks, flat(weights).abs(), pruned, sparsity_of(new_masks), tau,
-                             cfg.record.alpha * tau, acc)
-        recorder.begin_phase("retrain", step_base=r * p.t, epoch_index=epoch_index)
+
+    epoch_index = len([e for e in p.timeline.epoch if e <= 0])
+    first_round = resume_state["round"] if resume_state else 0
+    for r in range(first_round, len(p.targets)):
         optimizer = build_optimizer(model.parameters(), cfg.train)  # momentum starts empty
+        start = 0
+        if resume_state is not None and r == first_round:
+            new_masks = {k: m.to(p.device) for k, m in resume_state["masks"].items()}
+            plan = plan_for(current)
+            model.load_state_dict(resume_state["model"])
+            optimizer.load_state_dict(resume_state["optimizer"])
+            start = int(resume_state["step"])
+            recorder.load_state_dict(resume_state["recorder"], step=r * p.t + start)
+            epoch_index = recorder.epoch_index
+            if advance is not None:
+                advance(r * p.t + start)
+        else:
+            model.load_state_dict(current)
+            weights = {k: v.detach().clone() for k, v in params.items()}
+            generator = torch.Generator().manual_seed(cfg.seed * 7919 + r + 1)
+            new_masks = prune_fn(weights, masks, p.targets[r], cfg.prune, generator)
+            tau = gmp_threshold(weights, masks, p.targets[r])
+            pruned = np.array([int(((masks[k] > 0) & (new_masks[k] == 0)).sum()) for k in params])
+            plan = plan_for(current)
+            model.load_state_dict(plan.start)
+            apply_masks(params, new_masks)
+            if r == 0:  # where the retraining LR trace starts in the original schedule (null: constant LR)
+                recorder.store.set_attrs(schedule_offset=plan.schedule_offset)
+            acc, _ = evaluate(model, p.test_loader)
+            recorder.begin_event(r, r, new_masks, flat(weights).abs(), pruned, sparsity_of(new_masks), tau,
+                                 cfg.record.alpha * tau, acc)
+        recorder.begin_phase("retrain", step_base=r * p.t, epoch_index=epoch_index)
         callbacks: list[Callback] = [MaskCallback(params, new_masks), EvalCallback(p.test_loader), recorder]
+        if resume_dir is not None:
+            callbacks.append(ResumeCallback(resume_dir, r, recorder, new_masks))
         if advance is not None:
             callbacks.append(ProgressCallback(advance))
         train(model, p.train_loader, optimizer, plan.schedule, p.t, callbacks, phase="retrain", round=r,
               data_epoch_offset=RETRAIN_DATA_EPOCH_OFFSET * (r + 1),
-              mixed_precision=cfg.train.mixed_precision)
+              mixed_precision=cfg.train.mixed_precision, start_step=start)
         epoch_index = recorder.epoch_index
         final_acc, _ = evaluate(model, p.test_loader)
         recorder.end_round(r, final_acc)

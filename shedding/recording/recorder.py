@@ -139,6 +139,8 @@ class Recorder(Callback):
 
     def _snapshot(self, step: int, mag: torch.Tensor) -> None:
         idx = self._record_set[step]
+        if idx < self.w_mag.pos:
+            return  # already on disk (a resumed run starts at a snapshot it wrote before)
         if idx != self.w_mag.pos:
             raise RuntimeError(f"snapshot for step {step} out of order (expected row {self.w_mag.pos})")
         self.w_mag.append(mag.to("cpu").numpy().astype(self.np_dtype, copy=False)[None])
@@ -179,6 +181,30 @@ class Recorder(Callback):
         self._write_tables()
         self.store.set_attrs(last_committed_step=self.committed_step())
         self.flush_seconds += time.perf_counter() - t0
+
+    # ------------------------------------------------------------------ resume
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs to continue recording bitwise as an uninterrupted one would."""
+        return {"eligible": self.counter.eligible.cpu() if self.counter.eligible is not None else None,
+                "prev_below": self.counter.prev_below.cpu() if self.counter.prev_below is not None else None,
+                "line": self.counter.line, "epoch_index": self.epoch_index, "events": self.events,
+                "epochs": self.epochs, "flush_seconds": self.flush_seconds}
+
+    def load_state_dict(self, state: dict[str, Any], step: int) -> None:
+        """Restore :meth:`state_dict` and put every writer just after global ``step``."""
+        dev = self.device
+        self.counter.eligible = state["eligible"].to(dev) if state["eligible"] is not None else None
+        self.counter.prev_below = state["prev_below"].to(dev) if state["prev_below"] is not None else None
+        self.counter.line = state["line"]
+        self.epoch_index = state["epoch_index"]
+        self.events, self.epochs = state["events"], state["epochs"]
+        self.flush_seconds = state["flush_seconds"]
+        self._staged_loss, self._staged_lr, self._staged_counts = [], [], []
+        step_rows = int(np.searchsorted(self.tl.steps, step, side="right"))
+        snap_rows = int(np.searchsorted(self.tl.record_steps, step, side="right"))
+        for w in (self.w_loss, self.w_lr, *self.w_counts):
+            w.seek(step_rows)
+        self.w_mag.seek(snap_rows)
 
     def close(self, status: str, **attrs: Any) -> None:
         """Flush, set the run status (complete, failed, interrupted) and release the lock."""

@@ -73,6 +73,15 @@ def check_path(path: Path, overwrite: bool) -> None:
             raise StoreError(f"{path} exists and is not a Zarr store; refusing to remove it")
 
 
+def run_status(path: str | Path, attrs: dict[str, Any]) -> str:
+    """The status attribute, or ``crashed`` for a ``running`` store whose writer process is gone."""
+    status = str(attrs.get("status"))
+    lock = Path(path) / LOCK_NAME
+    if status == "running" and (not lock.exists() or read_lock(path) is None):
+        return "crashed"
+    return status
+
+
 def prepare_path(path: Path, overwrite: bool) -> None:
     """:func:`check_path`, then remove the old store that ``overwrite`` allows replacing."""
     check_path(path, overwrite)
@@ -139,6 +148,16 @@ class ChunkWriter:
                 if self.pos < self.rows:
                     self._start = self.pos
                     self._buf = self._alloc(self.pos)
+
+    def seek(self, pos: int) -> None:
+        """Continue appending at row ``pos`` (resume): rows before it are kept, rows from it on are cleared."""
+        self.pos = pos
+        self._start = min(pos, max(self.rows - 1, 0)) // self.chunk * self.chunk
+        self._buf = self._alloc(self._start)
+        keep = pos - self._start
+        if keep > 0:
+            self._buf[:keep] = np.asarray(self.array[self._start:self._start + keep])
+        self._dirty = keep < len(self._buf)  # stale rows of a crashed run get cleared on the next write
 
     def flush(self) -> None:
         """Write the current, partly filled chunk whole (unfilled rows keep the fill value)."""
@@ -272,6 +291,21 @@ class RunStore:
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         })
         store.consolidate()
+        return store
+
+    @classmethod
+    def reopen(cls, path: str | Path) -> RunStore:
+        """Open an existing store to continue writing it (resume); refused while a live writer holds it."""
+        path = Path(path)
+        if not (path / "zarr.json").exists():
+            raise StoreError(f"{path}: no run store to resume there")
+        holder = read_lock(path)
+        if holder is not None:
+            raise StoreError(f"{path} is being written by process {holder['pid']} on {holder['host']}; "
+                             "one writer per store")
+        (path / LOCK_NAME).unlink(missing_ok=True)  # a stale lock of a crashed writer
+        store = cls(path, zarr.open_group(str(path), mode="r+", zarr_format=3))
+        store._lock()
         return store
 
     # ------------------------------------------------------------------ writing

@@ -60,10 +60,17 @@ class Callback:
 def train(model: torch.nn.Module, loader: BatchLoader, optimizer: torch.optim.Optimizer,
           schedule: LRSchedule, num_steps: int, callbacks: Sequence[Callback] = (), *,
           phase: str = "train", round: int = -1, data_epoch_offset: int = 0,
-          mixed_precision: bool = False) -> TrainState:
-    """Train ``model`` for ``num_steps`` steps with cross-entropy; return the final state."""
+          mixed_precision: bool = False, start_step: int = 0) -> TrainState:
+    """Train ``model`` for ``num_steps`` steps with cross-entropy; return the final state.
+
+    ``start_step`` (a multiple of the epoch length) resumes a run: the steps before it count as done, so the
+    learning rate and the data order continue exactly where an uninterrupted run would be.
+    """
     ipe = len(loader)
-    state = TrainState(model, optimizer, num_steps, ipe, phase=phase, round=round)
+    if start_step % ipe:
+        raise ValueError(f"start_step {start_step} is not at an epoch boundary (epochs of {ipe} steps)")
+    state = TrainState(model, optimizer, num_steps, ipe, phase=phase, round=round, step=start_step,
+                       epoch=start_step // ipe)
     device_type = loader.device.type
     amp = mixed_precision and device_type == "cuda"
     for cb in callbacks:

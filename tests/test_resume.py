@@ -1,0 +1,142 @@
+"""Crash safety and resume: a really killed run leaves a readable committed prefix; resume is bitwise."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+import zarr
+
+from shedding.config import to_toml
+from shedding.experiment import FINAL_MODEL, RESUME_DIR, record, resume
+from shedding.recording.store import StoreError, run_status
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _config(technique: str = "lr_rewind", schedule: str = "oneshot"):
+    from conftest import tiny_config
+
+    cfg = tiny_config("gmp", 0.36, technique, prune__schedule=schedule)
+    cfg.train.duration = "12ep"
+    cfg.retrain.duration = "10ep"
+    cfg.record.every = 3
+    return cfg
+
+
+def _attrs(path: Path) -> dict:
+    return json.loads((path / "zarr.json").read_text())["attributes"]
+
+
+def _start(cfg, out: Path, cache: Path, tmp: Path) -> subprocess.Popen:
+    (tmp / "run.toml").write_text(to_toml(cfg))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "cli.main", "record", "--config", str(tmp / "run.toml"),
+                             "--out", str(out), "--cache", str(cache)], env=env, cwd=tmp,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _wait_committed(proc: subprocess.Popen, out: Path, at_least: int, timeout: float = 120) -> int:
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if (out / "zarr.json").exists():
+            step = _attrs(out).get("last_committed_step")
+            if step is not None and step >= at_least:
+                return step
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended before it could be killed: {proc.stderr.read().decode()[-500:]}")
+        time.sleep(0.01)
+    raise AssertionError("no progress")
+
+
+def _assert_same_store(a: Path, b: Path) -> None:
+    ga, gb = zarr.open_group(str(a), mode="r"), zarr.open_group(str(b), mode="r")
+    assert sorted(ga.array_keys()) == sorted(gb.array_keys())
+    for k in ga.array_keys():
+        np.testing.assert_array_equal(np.asarray(ga[k][:]), np.asarray(gb[k][:]), err_msg=k)
+    wa = torch.load(a / FINAL_MODEL, weights_only=True)
+    wb = torch.load(b / FINAL_MODEL, weights_only=True)
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """Uninterrupted runs to compare against, keyed by (technique, schedule)."""
+    root = tmp_path_factory.mktemp("ref")
+    out = {}
+    for key in (("lr_rewind", "oneshot"), ("weight_rewind", "iterative")):
+        out[key] = record(_config(*key), root / f"{key[0]}-{key[1]}.zarr", cache_dir=root / "cache")
+    return out, root / "cache"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", [("lr_rewind", "oneshot"), ("weight_rewind", "iterative")])
+def test_kill_9_leaves_committed_prefix_and_resume_is_bitwise(reference, tmp_path, key):
+    refs, cache = reference
+    cfg = _config(*key)
+    out = tmp_path / "killed.zarr"
+    proc = _start(cfg, out, cache, tmp_path)
+    ipe = 12
+    target = 14 * ipe if key[1] == "iterative" else 3 * ipe  # iterative: kill inside the second round
+    committed = _wait_committed(proc, out, target)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    # the store opens, says the writer is gone, and every step up to the committed one is intact
+    ds = xr.open_zarr(out)
+    assert ds.attrs["status"] == "running" and run_status(out, ds.attrs) == "crashed"
+    ref = xr.open_zarr(refs[key])
+    committed = ds.attrs["last_committed_step"]
+    assert committed >= target
+    sel = ds.step.values <= committed
+    np.testing.assert_array_equal(ds.loss.values[sel], ref.loss.values[sel])
+    np.testing.assert_array_equal(ds.shed_count.values[sel], ref.shed_count.values[sel])
+    snaps = ds.record_step.values <= committed
+    np.testing.assert_array_equal(ds.magnitude.values[snaps], ref.magnitude.values[snaps])
+    # resume finishes it bitwise equal to the uninterrupted run
+    resume(out)
+    assert _attrs(out)["status"] == "complete" and not (out / RESUME_DIR).exists()
+    _assert_same_store(out, refs[key])
+    with pytest.raises(StoreError, match="complete; there is nothing to resume"):
+        resume(out)
+
+
+@pytest.mark.slow
+def test_sigterm_flushes_and_marks_interrupted(reference, tmp_path):
+    refs, cache = reference
+    out = tmp_path / "term.zarr"
+    proc = _start(_config(), out, cache, tmp_path)
+    _wait_committed(proc, out, 2 * 12)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 130
+    attrs = _attrs(out)
+    assert attrs["status"] == "interrupted" and attrs["last_committed_step"] >= 2 * 12
+    assert not (out / "writer.lock").exists()
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    res = CliRunner().invoke(app, ["record", "--resume", str(out)])
+    assert res.exit_code == 0, res.output
+    _assert_same_store(out, refs[("lr_rewind", "oneshot")])
+
+
+def test_resume_refusals(recorded, tmp_path):
+    with pytest.raises(StoreError, match="no run store"):
+        resume(tmp_path / "nothing.zarr")
+    with pytest.raises(StoreError, match="complete"):
+        resume(recorded["gmp"])
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    res = CliRunner().invoke(app, ["record", "--resume", str(recorded["gmp"]), "--prune-sparsity", "0.3"])
+    assert res.exit_code == 2 and "--resume takes the configuration" in res.stderr
