@@ -186,3 +186,32 @@ def test_magnitude_histogram_matches_numpy(recorded):
         expect, _ = np.histogram(np.clip(logs, -4.0, 1.0 - 1e-12), bins=edges)
         np.testing.assert_array_equal(h.isel(record_step=i).values, expect)
     assert int(h.sum()) == int((mag > 0).sum())
+
+
+def _planted_masks(kept_a: np.ndarray, kept_b: np.ndarray, layer_sizes: list[int]) -> tuple[xr.Dataset, xr.Dataset]:
+    starts = np.cumsum([0, *layer_sizes[:-1]])
+
+    def ds(kept):
+        return xr.Dataset({"mask": (("event", "weight"), kept[None, :])},
+                          coords={"layer": [f"l{i}" for i in range(len(layer_sizes))],
+                                  "layer_size": ("layer", layer_sizes), "layer_start": ("layer", starts),
+                                  "event": [0]})
+    return ds(kept_a), ds(kept_b)
+
+
+def test_compare_kept_on_planted_overlap():
+    """Two layers of 1000 weights: |A| = 500, |B| = 400, |A & B| = 300 in layer 0; disjoint sets in layer 1."""
+    a = np.zeros(2000, bool)
+    b = np.zeros(2000, bool)
+    a[:500] = True
+    b[200:600] = True  # overlap 200..500: 300 weights; union 0..600: 600
+    a[1000:1100] = True
+    b[1100:1300] = True  # layer 1: no overlap
+    res = compare_kept(*_planted_masks(a, b, [1000, 1000]))
+    l0, l1, total = res.sel(scope="l0"), res.sel(scope="l1"), res.sel(scope="all")
+    assert float(l0.jaccard) == 0.5 and int(l0.both) == 300 and int(l0.either) == 600
+    assert float(l0.jaccard_chance) == pytest.approx(0.5 * 0.4 / (0.5 + 0.4 - 0.2))
+    assert float(l1.jaccard) == 0.0 and float(l1.p_value) == 1.0
+    assert float(total.jaccard) == pytest.approx(300 / 900)
+    assert float(l0.p_value) < 1e-30  # 300 shared where 200 are expected by chance
+    assert np.isnan(float(l0.spearman))  # no magnitudes in these stores
