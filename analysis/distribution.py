@@ -33,10 +33,16 @@ def magnitude_histogram(ds: xr.Dataset, bins: int = 60, lo: float | None = None,
     Values below ``lo`` fall in the first bin, above ``hi`` in the last. By default ``lo`` and ``hi`` are the
     floor and ceiling of log10 of the smallest non-zero and the largest of the magnitudes the first event
     pruned from (``pre_prune_magnitude``, ``lo`` at least -8): one row is read to choose them, not the store.
-    Returns ``count(record_step, bin)`` with the bin edges as coordinates ``bin_lo`` and ``bin_hi``.
+    Returns ``count(record_step, bin)`` with the bin edges as coordinates ``bin_lo`` and ``bin_hi``. A run
+    recorded without snapshots (``--record-every 0``) returns its device-computed histogram instead, over
+    its histogram steps and with its own bins (``bins``, ``lo`` and ``hi`` are then ignored).
     """
     if "magnitude" not in ds:
-        raise ValueError("this run has no magnitude snapshots")
+        if "magnitude_hist" in ds:  # the histogram the recorder computed on the device: bins as recorded
+            h = ds.magnitude_hist.sum("layer").rename(hist_step="record_step", hist_bin="bin")
+            return h.assign_coords(bin_lo=("bin", ds.hist_bin_lo.values), bin_hi=("bin", ds.hist_bin_hi.values)
+                                   ).drop_vars([c for c in ("hist_round",) if c in h.coords]).rename("count")
+        raise ValueError("this run has neither magnitude snapshots nor recorded histograms")
     arr = ds.magnitude.data
     if not isinstance(arr, da.Array):
         arr = da.from_array(np.asarray(arr), chunks=(max(1, arr.shape[0]), arr.shape[1]))

@@ -120,7 +120,7 @@ def _run_figures(summary: Summary) -> list[tuple[str, go.Figure, bool]]:
     for name, f in summary.fractions.items():
         out.append((f"Per-layer shedding: {name}", figures.layer_heatmap(name, f, zmax or None), True))
     firsts = [names[0] for names in summary.conditions.values()]
-    with_mags = [n for n in firsts if "magnitude" in runs[n]][:6]
+    with_mags = [n for n in firsts if "magnitude" in runs[n] or "magnitude_hist" in runs[n]][:6]
     if with_mags:
         hists = {n: magnitude_histogram(runs[n], lo=-6.0, hi=1.0).compute() for n in with_mags}
         lines = {n: float(runs[n].event_line.values[0]) for n in with_mags}

@@ -101,7 +101,11 @@ class RetrainConfig:
 class RecordConfig:
     """What the recorder writes into the Zarr store."""
 
-    every: int = _f(1, "snapshot every prunable weight's magnitude every N retraining steps")
+    every: int = _f(1, "snapshot every prunable weight's magnitude every N retraining steps (0: none)")
+    hist_every: int = _f(0, "per-layer histogram of log10|w|, computed on the device, every N steps (0: none); "
+                            "with every 0, a compact summary-only store")
+    hist_bins: int = _f(64, "histogram bins, equal in log10|w|")
+    hist_range: list[float] = _f([-8.0, 1.0], "histogram range of log10|w| (values outside go to the end bins)")
     dtype: str = _f("float32", "magnitude dtype: float32 or float16")
     alpha: float = _f(1.0, "shed line = alpha * tau, tau being the GMP cut value at the event's sparsity")
     record_pretrain: bool = _f(False, "also snapshot magnitudes during the original training run")

@@ -117,7 +117,8 @@ def prepare(cfg: RunConfig) -> Prepared:
         raise ConfigError("--model-dense-layers: every prunable layer is left dense; nothing to prune")
     layers = build_layers([(k, tuple(p.shape)) for k, p in params.items()])
     targets = sparsity_targets(cfg.prune)
-    timeline = build_timeline(T, t, len(targets), cfg.record.every, ipe, cfg.record.record_pretrain)
+    timeline = build_timeline(T, t, len(targets), cfg.record.every, ipe, cfg.record.record_pretrain,
+                              cfg.record.hist_every)
     return Prepared(cfg, device, data, train_loader, test_loader, T, t, schedule, technique, targets,
                     layers, timeline)
 
@@ -246,7 +247,8 @@ def record(cfg: RunConfig, out: str | Path, *, cache_dir: str | Path | None = No
                            "|w(s)| < alpha*tau; tau is the GMP cut value at the event's sparsity",
     }
     store = RunStore.create(out, p.layers, p.timeline, attrs, cfg.record.dtype, cfg.record.chunk_steps,
-                            overwrite=overwrite)
+                            overwrite=overwrite, hist_bins=cfg.record.hist_bins,
+                            hist_range=tuple(cfg.record.hist_range))
     model = p.new_model(cfg.seed)
     params = prunable_parameters(model, cfg.model.dense_layers)
     recorder = Recorder(store, p.layers, p.timeline, params, cfg.record.dtype, p.device)

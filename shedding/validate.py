@@ -69,8 +69,14 @@ def validate_run_config(cfg: RunConfig) -> None:
         raise ConfigError(f"--data-test-fraction: {cfg.data.test_fraction} is not in (0, 1)")
     if cfg.data.num_workers < 0:
         raise ConfigError("--data-num-workers: must not be negative")
-    if cfg.record.every < 1:
-        raise ConfigError(f"--record-every: {cfg.record.every} must be at least 1")
+    if cfg.record.every < 0:
+        raise ConfigError(f"--record-every: {cfg.record.every} must be 0 (no snapshots) or more")
+    if cfg.record.hist_every < 0:
+        raise ConfigError(f"--record-hist-every: {cfg.record.hist_every} must be 0 (no histograms) or more")
+    if cfg.record.hist_bins < 1:
+        raise ConfigError(f"--record-hist-bins: {cfg.record.hist_bins} must be at least 1")
+    if len(cfg.record.hist_range) != 2 or not cfg.record.hist_range[0] < cfg.record.hist_range[1]:
+        raise ConfigError(f"--record-hist-range: expected LO,HI with LO < HI, got {cfg.record.hist_range}")
     if cfg.record.chunk_steps < 1:
         raise ConfigError(f"--record-chunk-steps: {cfg.record.chunk_steps} must be at least 1")
     if cfg.record.alpha <= 0:

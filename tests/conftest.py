@@ -23,6 +23,7 @@ def tiny_config(method: str = "gmp", sparsity: float = 0.5, technique: str = "lr
     cfg.prune.method = method
     cfg.prune.sparsity = sparsity
     cfg.record.every = 1
+    cfg.record.hist_every = 1
     cfg.record.chunk_steps = 8
     for key, value in kw.items():
         section, name = key.split("__")

@@ -14,13 +14,15 @@ import zarr
 from shedding.recording.layout import build_timeline
 from shedding.recording.store import ChunkWriter, RunStore, StoreError
 
-DIMS = {"step", "record_step", "weight", "layer", "event", "epoch"}
+DIMS = {"step", "record_step", "weight", "layer", "event", "epoch", "hist_step", "hist_bin"}
 VARIABLES = {"loss", "lr", "shed_count", "shed_events", "recover_events", "magnitude", "mask",
              "pre_prune_magnitude", "event_round", "event_sparsity", "event_tau", "event_line", "event_pruned",
              "event_survivors", "event_eligible", "event_below", "event_test_accuracy",
-             "event_final_test_accuracy", "train_accuracy", "train_loss", "test_accuracy", "test_loss"}
+             "event_final_test_accuracy", "train_accuracy", "train_loss", "test_accuracy", "test_loss",
+             "magnitude_hist"}
 COORDS = {"step", "step_round", "record_step", "record_round", "weight", "weight_layer", "weight_index", "layer",
-          "layer_size", "layer_start", "layer_shape", "event", "event_step", "epoch", "epoch_step", "epoch_round"}
+          "layer_size", "layer_start", "layer_shape", "event", "event_step", "epoch", "epoch_step", "epoch_round",
+          "hist_step", "hist_round", "hist_bin", "hist_bin_lo", "hist_bin_hi"}
 
 
 def test_plain_xarray_opens_store_without_our_code(recorded):
@@ -241,3 +243,50 @@ def test_recording_the_original_training(tmp_path):
     after = ds.magnitude.sel(record_step=0).values
     mask = ds["mask"].isel(event=0).values
     np.testing.assert_array_equal(after[mask], pre[mask])  # LR rewinding starts from theta_T * mask
+
+
+def test_device_histogram_matches_numpy(recorded):
+    g = zarr.open_group(str(recorded["random"]), mode="r")
+    mag = np.asarray(g["magnitude"][:], dtype=np.float64)
+    hist = np.asarray(g["magnitude_hist"][:])
+    hsteps, rsteps = list(g["hist_step"][:]), list(g["record_step"][:])
+    edges = np.concatenate([g["hist_bin_lo"][:], g["hist_bin_hi"][-1:]])
+    starts, sizes = g["layer_start"][:], g["layer_size"][:]
+    for k in (0, 7, len(hsteps) - 1):
+        row = mag[rsteps.index(hsteps[k])]
+        for li, (s, n) in enumerate(zip(starts, sizes, strict=True)):
+            v = row[s:s + n]
+            logs = np.log10(v[v > 0])
+            expect, _ = np.histogram(np.clip(logs, edges[0], edges[-1] - 1e-9), bins=edges)
+            got = hist[k, li]
+            assert got.sum() == expect.sum() == (v > 0).sum()
+            # float32 log10 on the device: only values within rounding of an edge may sit in the next bin
+            near = int((np.min(np.abs(logs[:, None] - edges[None, 1:-1]), axis=1) < 1e-5).sum())
+            assert np.abs(got - expect).sum() <= 2 * near
+
+
+def test_summary_only_run_without_snapshots(tmp_path):
+    """--record-every 0: counts and device histograms only; analysis and report work, or say what they lack."""
+    from conftest import tiny_config
+
+    from analysis import cascade_summary, magnitude_histogram, open_run
+    from analysis.lines import Line
+    from analysis.shed import shed_curves
+    from analysis.summary import summarize
+    from reports import write_report
+    from shedding.experiment import record
+
+    cache = tmp_path / "cache"
+    runs = {m: open_run(record(tiny_config(m, record__every=0, record__hist_every=4), tmp_path / f"{m}.zarr",
+                               cache_dir=cache)) for m in ("random", "none")}
+    ds = runs["random"]
+    assert "magnitude" not in ds and "record_step" not in ds.dims
+    assert list(ds.hist_step.values) == list(range(0, ds.attrs["t"] + 1, 4))
+    res = cascade_summary(ds, runs["none"], window="round")
+    assert res.attrs["verdict"] in ("cascade", "no cascade")
+    h = magnitude_histogram(ds).compute()
+    assert int(h.isel(record_step=0).sum()) == int(ds.event_survivors.sum())  # every survivor counted once
+    with pytest.raises(ValueError, match="needs magnitude snapshots"):
+        shed_curves(ds, line=Line("std", 0.5))
+    html = write_report(summarize(runs), tmp_path / "r.html").read_text()
+    assert "Distribution of surviving |w|" in html and "move towards GMP" not in html

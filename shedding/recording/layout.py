@@ -11,7 +11,7 @@ the weights the event pruned are in ``pre_prune_magnitude``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -31,11 +31,11 @@ class Layer:
 
 @dataclass(frozen=True)
 class Timeline:
-    """Step, snapshot, epoch and event coordinates of one run."""
+    """Step, snapshot, histogram, epoch and event coordinates of one run."""
 
     steps: np.ndarray  # every per-step row
     step_round: np.ndarray
-    record_steps: np.ndarray  # snapshot steps
+    record_steps: np.ndarray  # magnitude snapshot steps (empty: no snapshots)
     record_round: np.ndarray
     epoch: np.ndarray  # epoch numbers (cumulative; <= 0 for original training)
     epoch_step: np.ndarray
@@ -44,26 +44,44 @@ class Timeline:
     T: int
     t: int
     iterations_per_epoch: int
+    hist_steps: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # histogram steps
+    hist_round: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int16))
 
     @property
     def n_events(self) -> int:
         return len(self.event_step)
 
 
+def _periodic_steps(T: int, t: int, rounds: int, every: int, record_pretrain: bool
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Steps every ``every`` steps, each event step and the last step (none when ``every`` is 0), and rounds."""
+    if every <= 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int16)
+    events = np.arange(rounds) * t
+    rec: set[int] = set(range(-T, 0, every)) if record_pretrain else set()
+    for b in events:
+        rec.update(range(int(b), int(b) + t, every))
+        rec.add(int(b))
+    rec.add(int(rounds * t))
+    steps = np.array(sorted(rec), dtype=np.int64)
+    # A row's round: the last event at or before it (an event step belongs to the round it starts).
+    rnd = np.where(steps < 0, -1, np.clip(np.searchsorted(events, steps, side="right") - 1, 0, None))
+    return steps, rnd.astype(np.int16)
+
+
 def build_timeline(T: int, t: int, rounds: int, every: int, iterations_per_epoch: int,
-                   record_pretrain: bool) -> Timeline:
-    """Compute every coordinate for ``rounds`` rounds of ``t`` retraining steps (and optionally T before)."""
+                   record_pretrain: bool, hist_every: int = 0) -> Timeline:
+    """Every coordinate for ``rounds`` rounds of ``t`` retraining steps (and optionally T before): magnitude
+    snapshots every ``every`` steps and per-layer histograms every ``hist_every`` steps (0: none)."""
     ipe = iterations_per_epoch
     steps: list[np.ndarray] = []
     step_round: list[np.ndarray] = []
-    rec: set[int] = set()
     ep_step: list[int] = []
     ep_round: list[int] = []
     n_pre_epochs = 0
     if record_pretrain:
         steps.append(np.arange(-T + 1, 1))
         step_round.append(np.full(T, -1))
-        rec.update(range(-T, 0, every))
         n_pre_epochs = T // ipe
         ep_step += [-T + e * ipe for e in range(1, n_pre_epochs + 1)]
         ep_round += [-1] * n_pre_epochs
@@ -71,26 +89,21 @@ def build_timeline(T: int, t: int, rounds: int, every: int, iterations_per_epoch
     for r, b in enumerate(events):
         steps.append(np.arange(b + 1, b + t + 1))
         step_round.append(np.full(t, r))
-        rec.update(range(int(b), int(b) + t, every))
-        rec.add(int(b))
         ep_step += [int(b) + e * ipe for e in range(1, t // ipe + 1)]
         ep_round += [r] * (t // ipe)
-    rec.add(int(rounds * t))
-    record_steps = np.array(sorted(rec), dtype=np.int64)
-    # A snapshot's round: the last event at or before it (an event step belongs to the round it starts).
-    record_round = np.where(record_steps < 0, -1,
-                            np.clip(np.searchsorted(events, record_steps, side="right") - 1, 0, None))
+    record_steps, record_round = _periodic_steps(T, t, rounds, every, record_pretrain)
+    hist_steps, hist_round = _periodic_steps(T, t, rounds, hist_every, record_pretrain)
     n_ep = len(ep_step)
     return Timeline(
         steps=np.concatenate(steps).astype(np.int64),
         step_round=np.concatenate(step_round).astype(np.int16),
         record_steps=record_steps,
-        record_round=record_round.astype(np.int16),
+        record_round=record_round,
         epoch=np.arange(1 - n_pre_epochs, n_ep - n_pre_epochs + 1, dtype=np.int64)[:n_ep],
         epoch_step=np.array(ep_step, dtype=np.int64),
         epoch_round=np.array(ep_round, dtype=np.int16),
         event_step=events.astype(np.int64),
-        T=T, t=t, iterations_per_epoch=ipe,
+        T=T, t=t, iterations_per_epoch=ipe, hist_steps=hist_steps, hist_round=hist_round,
     )
 
 

@@ -41,7 +41,13 @@ class Recorder(Callback):
         self.w_loss = store.writer("loss")
         self.w_lr = store.writer("lr")
         self.w_counts = [store.writer(n) for n in ("shed_count", "shed_events", "recover_events")]
-        self.w_mag = store.writer("magnitude")
+        self.w_mag = store.writer("magnitude") if len(timeline.record_steps) else None
+        self.w_hist = store.writer("magnitude_hist") if len(timeline.hist_steps) else None
+        self._hist_set = {int(s): i for i, s in enumerate(timeline.hist_steps)}
+        if self.w_hist is not None:
+            lo = float(store.group["hist_bin_lo"][0])
+            hi = float(store.group["hist_bin_hi"][-1])
+            self._hist = (lo, store.group["hist_bin"].shape[0] / (hi - lo), store.group["hist_bin"].shape[0])
         self._staged_loss: list[torch.Tensor] = []
         self._staged_counts: list[torch.Tensor] = []
         self._staged_lr: list[float] = []
@@ -103,9 +109,12 @@ class Recorder(Callback):
         self._write_tables()
 
     # ------------------------------------------------------------------ callback hooks
+    def _wants(self, g: int) -> bool:
+        return (g in self._record_set or g in self._hist_set) and g not in self._event_steps
+
     def on_train_start(self, state: TrainState) -> None:
         g = self.step_base + state.step
-        if g in self._record_set and g not in self._event_steps:
+        if self._wants(g):
             self._snapshot(g, self._flat_abs())
 
     @torch.no_grad()
@@ -120,7 +129,7 @@ class Recorder(Callback):
         else:
             self._staged_counts.append(torch.zeros(3, self.n_layers, dtype=torch.int64, device=self.device))
         self.last_step_written = g
-        if g in self._record_set and g not in self._event_steps:
+        if self._wants(g):
             self._snapshot(g, mag if mag is not None else self._flat_abs())
         end = self.w_lr.pos + len(self._staged_lr)
         if end % self.w_lr.chunk == 0 or end == self.w_lr.rows:
@@ -137,7 +146,21 @@ class Recorder(Callback):
     def _flat_abs(self) -> torch.Tensor:
         return torch.cat([p.detach().reshape(-1) for p in self.params.values()]).abs().float()
 
+    @torch.no_grad()
+    def _histogram(self, step: int, mag: torch.Tensor) -> None:
+        """Per-layer counts of non-zero |w| in equal log10 bins, on the device; one bincount for all layers."""
+        if self.w_hist is None or step not in self._hist_set or self._hist_set[step] < self.w_hist.pos:
+            return
+        lo, scale, nb = self._hist
+        nz = mag > 0
+        bins = ((torch.log10(mag[nz]) - lo) * scale).floor().clamp_(0, nb - 1).to(torch.int64)
+        counts = torch.bincount(bins + self.counter.layer_ids[nz] * nb, minlength=self.n_layers * nb)
+        self.w_hist.append(counts.reshape(1, self.n_layers, nb).to(torch.int32).cpu().numpy())
+
     def _snapshot(self, step: int, mag: torch.Tensor) -> None:
+        self._histogram(step, mag)
+        if self.w_mag is None or step not in self._record_set:
+            return
         idx = self._record_set[step]
         if idx < self.w_mag.pos:
             return  # already on disk (a resumed run starts at a snapshot it wrote before)
@@ -168,16 +191,18 @@ class Recorder(Callback):
         if self.w_lr.pos == 0:
             return None
         frontier = int(self.tl.steps[self.w_lr.pos - 1])
-        if self.w_mag.pos < len(self.tl.record_steps):
-            frontier = min(frontier, int(self.tl.record_steps[self.w_mag.pos]) - 1)
+        for w, steps in ((self.w_mag, self.tl.record_steps), (self.w_hist, self.tl.hist_steps)):
+            if w is not None and w.pos < len(steps):
+                frontier = min(frontier, int(steps[w.pos]) - 1)
         return frontier
 
     def flush(self) -> None:
         """Write everything staged (partial chunks whole) and update the committed step."""
         t0 = time.perf_counter()
         self._drain_steps()
-        for w in (self.w_loss, self.w_lr, *self.w_counts, self.w_mag):
-            w.flush()
+        for w in (self.w_loss, self.w_lr, *self.w_counts, self.w_mag, self.w_hist):
+            if w is not None:
+                w.flush()
         self._write_tables()
         self.store.set_attrs(last_committed_step=self.committed_step())
         self.flush_seconds += time.perf_counter() - t0
@@ -201,10 +226,11 @@ class Recorder(Callback):
         self.flush_seconds = state["flush_seconds"]
         self._staged_loss, self._staged_lr, self._staged_counts = [], [], []
         step_rows = int(np.searchsorted(self.tl.steps, step, side="right"))
-        snap_rows = int(np.searchsorted(self.tl.record_steps, step, side="right"))
         for w in (self.w_loss, self.w_lr, *self.w_counts):
             w.seek(step_rows)
-        self.w_mag.seek(snap_rows)
+        for w, steps in ((self.w_mag, self.tl.record_steps), (self.w_hist, self.tl.hist_steps)):
+            if w is not None:
+                w.seek(int(np.searchsorted(steps, step, side="right")))
 
     def close(self, status: str, **attrs: Any) -> None:
         """Flush, set the run status (complete, failed, interrupted) and release the lock."""

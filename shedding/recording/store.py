@@ -176,7 +176,8 @@ class RunStore:
     # ------------------------------------------------------------------ creation
     @classmethod
     def create(cls, path: str | Path, layers: list[Layer], timeline: Timeline, attrs: dict[str, Any],
-               magnitude_dtype: str, chunk_steps: int, overwrite: bool = False) -> RunStore:
+               magnitude_dtype: str, chunk_steps: int, overwrite: bool = False, hist_bins: int = 64,
+               hist_range: tuple[float, float] = (-8.0, 1.0)) -> RunStore:
         """Create every array and coordinate for ``layers`` and ``timeline``, and take the writer lock."""
         path = Path(path)
         prepare_path(path, overwrite)
@@ -201,8 +202,6 @@ class RunStore:
             ArraySpec("weight_index", ("weight",), (n_w,), (wchunk,), "int64"),
             ArraySpec("step", ("step",), (n_s,), (max(n_s, 1),), "int64"),
             ArraySpec("step_round", ("step",), (n_s,), (max(n_s, 1),), "int16"),
-            ArraySpec("record_step", ("record_step",), (n_r,), (n_r,), "int64"),
-            ArraySpec("record_round", ("record_step",), (n_r,), (n_r,), "int16"),
             ArraySpec("epoch", ("epoch",), (n_e,), (max(n_e, 1),), "int64"),
             ArraySpec("epoch_step", ("epoch",), (n_e,), (max(n_e, 1),), "int64"),
             ArraySpec("epoch_round", ("epoch",), (n_e,), (max(n_e, 1),), "int16"),
@@ -220,9 +219,6 @@ class RunStore:
             ArraySpec("recover_events", ("step", "layer"), (n_s, n_l), (schunk, n_l), "int32", -1,
                       {"long_name": "weights crossing back above the line during the step"}),
             # snapshots
-            ArraySpec("magnitude", ("record_step", "weight"), (n_r, n_w), (max(1, min(chunk_steps, n_r)), wchunk),
-                      magnitude_dtype, np.nan, {"long_name": "|w| after the step (pruned weights are 0)"},
-                      compressors=MAGNITUDE_CODEC),
             # events
             ArraySpec("mask", ("event", "weight"), (n_ev, n_w), (1, wchunk), "bool", False,
                       {"long_name": "1 = weight kept after the event"}),
@@ -255,6 +251,26 @@ class RunStore:
             ArraySpec("test_accuracy", ("epoch",), (n_e,), (max(n_e, 1),), "float64", np.nan),
             ArraySpec("test_loss", ("epoch",), (n_e,), (max(n_e, 1),), "float64", np.nan),
         ]
+        if n_r:
+            specs += [ArraySpec("record_step", ("record_step",), (n_r,), (n_r,), "int64"),
+                      ArraySpec("record_round", ("record_step",), (n_r,), (n_r,), "int16")]
+            specs.append(ArraySpec(
+                "magnitude", ("record_step", "weight"), (n_r, n_w), (max(1, min(chunk_steps, n_r)), wchunk),
+                magnitude_dtype, np.nan, {"long_name": "|w| after the step (pruned weights are 0)"},
+                compressors=MAGNITUDE_CODEC))
+        n_h = len(tl.hist_steps)
+        if n_h:
+            specs += [
+                ArraySpec("hist_step", ("hist_step",), (n_h,), (n_h,), "int64"),
+                ArraySpec("hist_round", ("hist_step",), (n_h,), (n_h,), "int16"),
+                ArraySpec("hist_bin", ("hist_bin",), (hist_bins,), (hist_bins,), "int64"),
+                ArraySpec("hist_bin_lo", ("hist_bin",), (hist_bins,), (hist_bins,), "float64"),
+                ArraySpec("hist_bin_hi", ("hist_bin",), (hist_bins,), (hist_bins,), "float64"),
+                ArraySpec("magnitude_hist", ("hist_step", "layer", "hist_bin"), (n_h, n_l, hist_bins),
+                          (max(1, min(chunk_steps, n_h)), n_l, hist_bins), "int32", -1,
+                          {"long_name": "non-zero weights per log10|w| bin after the step (computed on the device; "
+                                        "values outside the range counted in the end bins)"}),
+            ]
         for spec in specs:
             kw: dict[str, Any] = {}
             if spec.fill_value is not None:
@@ -280,12 +296,21 @@ class RunStore:
                              ("event_step", tl.event_step)]:
             if len(values):
                 group[name][:] = values
+        coords = ("layer_size layer_start layer_shape weight_layer weight_index step_round epoch_step epoch_round "
+                  "event_step" + (" record_round" if n_r else ""))
+        if n_h:
+            edges = np.linspace(hist_range[0], hist_range[1], hist_bins + 1)
+            group["hist_step"][:] = tl.hist_steps
+            group["hist_round"][:] = tl.hist_round
+            group["hist_bin"][:] = np.arange(hist_bins)
+            group["hist_bin_lo"][:] = edges[:-1]
+            group["hist_bin_hi"][:] = edges[1:]
+            coords += " hist_round hist_bin_lo hist_bin_hi"
         group.attrs.update({
             **attrs,
             "format": "shedding-run",
             "format_version": FORMAT_VERSION,
-            "coordinates": "layer_size layer_start layer_shape weight_layer weight_index step_round "
-                           "record_round epoch_step epoch_round event_step",
+            "coordinates": coords,
             "status": "running",
             "last_committed_step": None,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
