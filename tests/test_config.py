@@ -193,7 +193,10 @@ def _with(**kw) -> RunConfig:
     ({"retrain__finetune_lr": 0.0}, "--retrain-finetune-lr"),
     ({"data__batch_size": 0}, "--data-batch-size"),
     ({"model__name": "gpt"}, "--model-name"),
-    ({"record__every": 0}, "--record-every"),
+    ({"record__every": -1}, "--record-every"),
+    ({"record__hist_every": -2}, "--record-hist-every"),
+    ({"record__hist_range": [1.0, -1.0]}, "--record-hist-range"),
+    ({"record__hist_bins": 0}, "--record-hist-bins"),
     ({"record__dtype": "int8"}, "--record-dtype"),
     ({"device": "tpu"}, "--device"),
 ])
