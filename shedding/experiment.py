@@ -5,6 +5,7 @@ Everything that can be checked is checked before the store is created or any tra
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import platform
@@ -202,9 +203,12 @@ class ResumeCallback(Callback):
         self.masks = {k: m.detach().cpu() for k, m in masks.items()}
 
     def on_epoch_end(self, state: TrainState) -> None:
-        _atomic_save({"round": self.round, "step": state.step, "model": state.model.state_dict(),
-                      "optimizer": state.optimizer.state_dict(), "masks": self.masks,
-                      "recorder": self.recorder.state_dict()}, self.folder / "checkpoint.pt")
+        # copies taken now; written by the store's writer after the epoch's data (its queue keeps the order)
+        ckpt = {"round": self.round, "step": state.step,
+                "model": {k: v.detach().clone() for k, v in state.model.state_dict().items()},
+                "optimizer": copy.deepcopy(state.optimizer.state_dict()), "masks": self.masks,
+                "recorder": self.recorder.state_dict()}
+        self.recorder.io.submit(_atomic_save, ckpt, self.folder / "checkpoint.pt")
 
 
 @contextmanager
@@ -268,10 +272,10 @@ def _run_recorded(out: Path, model: torch.nn.Module, recorder: Recorder, body: C
     try:
         with _sigterm_interrupts():
             final = body()
+        recorder.sync()  # the writer has written everything, the last checkpoint included
         _atomic_save(model.state_dict(), out / FINAL_MODEL)
         shutil.rmtree(out / RESUME_DIR, ignore_errors=True)
-        recorder.close("complete", final_test_accuracy=final, seconds=time.time() - started,
-                       recorder_flush_seconds=recorder.flush_seconds)
+        recorder.close("complete", final_test_accuracy=final, seconds=time.time() - started)
     except KeyboardInterrupt:
         recorder.close("interrupted", seconds=time.time() - started)
         raise
@@ -366,7 +370,7 @@ def _retrain(p: Prepared, model: torch.nn.Module, params: dict[str, torch.nn.Par
             model.load_state_dict(plan.start)
             apply_masks(params, new_masks)
             if r == 0:  # where the retraining LR trace starts in the original schedule (null: constant LR)
-                recorder.store.set_attrs(schedule_offset=plan.schedule_offset)
+                recorder.io.submit(recorder.store.set_attrs, {"schedule_offset": plan.schedule_offset})
             acc, _ = evaluate(model, p.test_loader)
             recorder.begin_event(r, r, new_masks, flat(weights).abs(), pruned, sparsity_of(new_masks), tau,
                                  cfg.record.alpha * tau, acc)

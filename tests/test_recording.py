@@ -290,3 +290,54 @@ def test_summary_only_run_without_snapshots(tmp_path):
         shed_curves(ds, line=Line("std", 0.5))
     html = write_report(summarize(runs), tmp_path / "r.html").read_text()
     assert "Distribution of surviving |w|" in html and "move towards GMP" not in html
+
+
+def test_slow_store_never_drops_a_step(tmp_path, monkeypatch):
+    """A writer slower than training: training waits (back-pressure, recorded) and every row is written."""
+    import time as _time
+
+    from conftest import tiny_config
+
+    from shedding.experiment import record
+    from shedding.recording.store import ChunkWriter
+
+    original = ChunkWriter.append
+
+    def slow_append(self, rows):
+        _time.sleep(0.03)
+        original(self, rows)
+
+    monkeypatch.setattr(ChunkWriter, "append", slow_append)
+    cfg = tiny_config(record__chunk_steps=1)  # a chunk per snapshot: many slow writes
+    ds = xr.open_zarr(record(cfg, tmp_path / "slow.zarr", cache_dir=tmp_path / "cache"))
+    assert ds.attrs["status"] == "complete" and ds.attrs["writer_wait_seconds"] > 0.1
+    assert np.isfinite(ds.loss.values).all() and (ds.shed_count.values >= 0).all()
+    assert np.isfinite(ds.magnitude.values).all() and (ds.magnitude_hist.values >= 0).all()
+
+
+def test_disk_error_stops_training_and_keeps_committed_prefix(tmp_path, monkeypatch):
+    from conftest import tiny_config
+
+    from shedding.experiment import record
+    from shedding.recording.io_thread import RecorderIOError
+    from shedding.recording.store import ChunkWriter
+
+    original = ChunkWriter.append
+    calls = {"n": 0}
+
+    def failing_append(self, rows):
+        calls["n"] += 1
+        if self.array.name.endswith("magnitude") and calls["n"] > 40:
+            raise OSError(28, "No space left on device")
+        original(self, rows)
+
+    monkeypatch.setattr(ChunkWriter, "append", failing_append)
+    with pytest.raises(RecorderIOError, match="No space left on device"):
+        record(tiny_config(), tmp_path / "full.zarr", cache_dir=tmp_path / "cache")
+    ds = xr.open_zarr(tmp_path / "full.zarr")
+    assert ds.attrs["status"] == "failed" and "No space left on device" in ds.attrs["error"]
+    committed = ds.attrs["last_committed_step"]
+    assert committed is not None and committed >= ds.attrs["iterations_per_epoch"]  # the first epoch got in
+    assert np.isfinite(ds.loss.sel(step=slice(1, committed)).values).all()
+    assert np.isfinite(ds.magnitude.sel(record_step=slice(0, committed)).values).all()
+    assert not (tmp_path / "full.zarr" / "writer.lock").exists()

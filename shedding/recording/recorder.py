@@ -2,7 +2,10 @@
 
 The experiment tells it when a phase starts (:meth:`Recorder.begin_phase`) and when a prune event
 happens (:meth:`Recorder.begin_event`); the training loop calls its hooks. Per-step values are staged on
-the device and moved to the host once per chunk; every array is written in whole chunks.
+the device and moved to the host once per chunk; snapshots are copied to the host (into pinned memory with
+non-blocking copies on CUDA) and handed to a background writer (:mod:`shedding.recording.io_thread`) that
+compresses and writes whole chunks while the next steps run. The writer thread owns every store write, so
+they happen in order; the training thread keeps its own row counters.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import numpy as np
 import torch
 
 from shedding.pruning.masks import flat
+from shedding.recording.io_thread import IOThread
 from shedding.recording.layout import Layer, Timeline
 from shedding.recording.shed_counter import ShedCounter
 from shedding.recording.store import RunStore
@@ -26,7 +30,8 @@ class Recorder(Callback):
     """Writes loss, LR, shed crossings, magnitude snapshots, events and epoch metrics."""
 
     def __init__(self, store: RunStore, layers: list[Layer], timeline: Timeline,
-                 params: dict[str, torch.nn.Parameter], magnitude_dtype: str, device: torch.device) -> None:
+                 params: dict[str, torch.nn.Parameter], magnitude_dtype: str, device: torch.device,
+                 max_pending: int = 8) -> None:
         self.store = store
         self.tl = timeline
         self.params = params
@@ -69,7 +74,11 @@ class Recorder(Callback):
         }
         self.epochs: dict[str, np.ndarray] = {k: np.full(n_ep, np.nan) for k in EPOCH_VARS}
         self.last_step_written: int | None = None
-        self.flush_seconds = 0.0
+        self.io = IOThread(max_pending)
+        # rows handed to the writer so far (the writer's own positions belong to its thread)
+        self._steps_next = 0
+        self._mag_next = 0
+        self._hist_next = 0
 
     # ------------------------------------------------------------------ driven by the experiment
     def begin_phase(self, phase: str, step_base: int, epoch_index: int) -> None:
@@ -98,8 +107,8 @@ class Recorder(Callback):
         ev["event_eligible"][index] = eligible
         ev["event_below"][index] = below
         ev["event_test_accuracy"][index] = test_accuracy
-        self.store.write_rows("mask", index, alive.bool().cpu().numpy())
-        self.store.write_rows("pre_prune_magnitude", index, pre_prune.float().cpu().numpy())
+        self.io.submit(self.store.write_rows, "mask", index, alive.bool().cpu().numpy())
+        self.io.submit(self.store.write_rows, "pre_prune_magnitude", index, pre_prune.float().cpu().numpy())
         self._write_tables()
         self._snapshot(step, mag)
 
@@ -131,9 +140,9 @@ class Recorder(Callback):
         self.last_step_written = g
         if self._wants(g):
             self._snapshot(g, mag if mag is not None else self._flat_abs())
-        end = self.w_lr.pos + len(self._staged_lr)
+        end = self._steps_next + len(self._staged_lr)
         if end % self.w_lr.chunk == 0 or end == self.w_lr.rows:
-            self._drain_steps()  # a step chunk is complete: move it to the host and write it
+            self._drain_steps()  # a step chunk is complete: move it to the host and hand it to the writer
 
     def on_epoch_end(self, state: TrainState) -> None:
         for k in EPOCH_VARS:
@@ -146,48 +155,65 @@ class Recorder(Callback):
     def _flat_abs(self) -> torch.Tensor:
         return torch.cat([p.detach().reshape(-1) for p in self.params.values()]).abs().float()
 
+    def _to_host(self, tensor: torch.Tensor, dtype: np.dtype) -> Any:
+        """A host copy for the writer: on CUDA a non-blocking copy into pinned memory and the event to wait on."""
+        if tensor.device.type == "cuda":
+            host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
+            host.copy_(tensor, non_blocking=True)
+            done = torch.cuda.Event()
+            done.record()
+            return lambda: (done.synchronize(), host.numpy().astype(dtype, copy=False))[1]
+        array = tensor.numpy().astype(dtype, copy=False)  # a fresh tensor each step: safe to hand over
+        return lambda: array
+
     @torch.no_grad()
     def _histogram(self, step: int, mag: torch.Tensor) -> None:
         """Per-layer counts of non-zero |w| in equal log10 bins, on the device; one bincount for all layers."""
-        if self.w_hist is None or step not in self._hist_set or self._hist_set[step] < self.w_hist.pos:
+        if self.w_hist is None or step not in self._hist_set or self._hist_set[step] < self._hist_next:
             return
         lo, scale, nb = self._hist
         nz = mag > 0
         bins = ((torch.log10(mag[nz]) - lo) * scale).floor().clamp_(0, nb - 1).to(torch.int64)
         counts = torch.bincount(bins + self.counter.layer_ids[nz] * nb, minlength=self.n_layers * nb)
-        self.w_hist.append(counts.reshape(1, self.n_layers, nb).to(torch.int32).cpu().numpy())
+        host = self._to_host(counts.reshape(1, self.n_layers, nb), np.dtype(np.int32))
+        self.io.submit(lambda: self.w_hist.append(host()))
+        self._hist_next += 1
 
     def _snapshot(self, step: int, mag: torch.Tensor) -> None:
         self._histogram(step, mag)
         if self.w_mag is None or step not in self._record_set:
             return
         idx = self._record_set[step]
-        if idx < self.w_mag.pos:
+        if idx < self._mag_next:
             return  # already on disk (a resumed run starts at a snapshot it wrote before)
-        if idx != self.w_mag.pos:
-            raise RuntimeError(f"snapshot for step {step} out of order (expected row {self.w_mag.pos})")
-        self.w_mag.append(mag.to("cpu").numpy().astype(self.np_dtype, copy=False)[None])
+        if idx != self._mag_next:
+            raise RuntimeError(f"snapshot for step {step} out of order (expected row {self._mag_next})")
+        host = self._to_host(mag, self.np_dtype)
+        self.io.submit(lambda: self.w_mag.append(host()[None]))
+        self._mag_next += 1
 
     def _drain_steps(self) -> None:
         if not self._staged_lr:
             return
-        t0 = time.perf_counter()
-        self.w_loss.append(torch.stack(self._staged_loss).cpu().numpy())
-        self.w_lr.append(np.asarray(self._staged_lr, dtype=np.float64))
+        loss = torch.stack(self._staged_loss).cpu().numpy()
+        lr = np.asarray(self._staged_lr, dtype=np.float64)
         counts = torch.stack(self._staged_counts).cpu().numpy().astype(np.int32)  # (n, 3, L)
+        self.io.submit(self._append_steps, loss, lr, counts)
+        self._steps_next += len(lr)
+        self._staged_loss, self._staged_lr, self._staged_counts = [], [], []
+
+    def _append_steps(self, loss: np.ndarray, lr: np.ndarray, counts: np.ndarray) -> None:  # writer thread
+        self.w_loss.append(loss)
+        self.w_lr.append(lr)
         for j, w in enumerate(self.w_counts):
             w.append(counts[:, j, :])
-        self._staged_loss, self._staged_lr, self._staged_counts = [], [], []
-        self.flush_seconds += time.perf_counter() - t0
 
     def _write_tables(self) -> None:
-        for k, v in self.events.items():
-            self.store.write_whole(k, v)
-        for k, v in self.epochs.items():
-            self.store.write_whole(k, v)
+        tables = {k: v.copy() for k, v in (*self.events.items(), *self.epochs.items())}  # frozen for the writer
+        self.io.submit(lambda: [self.store.write_whole(k, v) for k, v in tables.items()])
 
     def committed_step(self) -> int | None:
-        """Largest step up to which every per-step row and snapshot is on disk."""
+        """Largest step up to which every per-step row and snapshot is on disk (call in the writer thread)."""
         if self.w_lr.pos == 0:
             return None
         frontier = int(self.tl.steps[self.w_lr.pos - 1])
@@ -196,24 +222,35 @@ class Recorder(Callback):
                 frontier = min(frontier, int(steps[w.pos]) - 1)
         return frontier
 
-    def flush(self) -> None:
-        """Write everything staged (partial chunks whole) and update the committed step."""
-        t0 = time.perf_counter()
-        self._drain_steps()
+    def _flush_writers(self) -> None:  # writer thread
         for w in (self.w_loss, self.w_lr, *self.w_counts, self.w_mag, self.w_hist):
             if w is not None:
                 w.flush()
-        self._write_tables()
         self.store.set_attrs(last_committed_step=self.committed_step())
-        self.flush_seconds += time.perf_counter() - t0
+
+    def flush(self) -> None:
+        """Hand everything staged to the writer, then have it write partial chunks whole and commit."""
+        self._drain_steps()
+        self._write_tables()
+        self.io.submit(self._flush_writers)
+
+    def sync(self) -> None:
+        """Wait until the writer has written everything handed to it (raises its error if it failed)."""
+        self.io.sync()
+
+    @property
+    def flush_seconds(self) -> float:
+        """Time the background writer spent writing."""
+        return self.io.busy_seconds
 
     # ------------------------------------------------------------------ resume
     def state_dict(self) -> dict[str, Any]:
         """What a resumed run needs to continue recording bitwise as an uninterrupted one would."""
         return {"eligible": self.counter.eligible.cpu() if self.counter.eligible is not None else None,
                 "prev_below": self.counter.prev_below.cpu() if self.counter.prev_below is not None else None,
-                "line": self.counter.line, "epoch_index": self.epoch_index, "events": self.events,
-                "epochs": self.epochs, "flush_seconds": self.flush_seconds}
+                "line": self.counter.line, "epoch_index": self.epoch_index,
+                "events": {k: v.copy() for k, v in self.events.items()},
+                "epochs": {k: v.copy() for k, v in self.epochs.items()}}
 
     def load_state_dict(self, state: dict[str, Any], step: int) -> None:
         """Restore :meth:`state_dict` and put every writer just after global ``step``."""
@@ -223,19 +260,38 @@ class Recorder(Callback):
         self.counter.line = state["line"]
         self.epoch_index = state["epoch_index"]
         self.events, self.epochs = state["events"], state["epochs"]
-        self.flush_seconds = state["flush_seconds"]
         self._staged_loss, self._staged_lr, self._staged_counts = [], [], []
-        step_rows = int(np.searchsorted(self.tl.steps, step, side="right"))
-        for w in (self.w_loss, self.w_lr, *self.w_counts):
-            w.seek(step_rows)
-        for w, steps in ((self.w_mag, self.tl.record_steps), (self.w_hist, self.tl.hist_steps)):
-            if w is not None:
-                w.seek(int(np.searchsorted(steps, step, side="right")))
+        self._steps_next = int(np.searchsorted(self.tl.steps, step, side="right"))
+        self._mag_next = int(np.searchsorted(self.tl.record_steps, step, side="right"))
+        self._hist_next = int(np.searchsorted(self.tl.hist_steps, step, side="right"))
+
+        def seek() -> None:  # writer thread
+            for w in (self.w_loss, self.w_lr, *self.w_counts):
+                w.seek(self._steps_next)
+            if self.w_mag is not None:
+                self.w_mag.seek(self._mag_next)
+            if self.w_hist is not None:
+                self.w_hist.seek(self._hist_next)
+
+        self.io.submit(seek)
+        self.io.sync()
 
     def close(self, status: str, **attrs: Any) -> None:
-        """Flush, set the run status (complete, failed, interrupted) and release the lock."""
+        """Flush, set the run status (complete, failed, interrupted), stop the writer, release the lock.
+
+        If the writer itself failed (a disk error, say), what it had committed stays readable and the
+        status is still set when the store allows it.
+        """
         try:
-            self.flush()
+            if self.io.error is None:
+                self.flush()
+                self.io.sync()
         finally:
-            self.store.set_attrs(status=status, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), **attrs)
-            self.store.release()
+            self.io.close()
+            extra = {"writer_wait_seconds": self.io.wait_seconds, "recorder_flush_seconds": self.io.busy_seconds}
+            if self.io.error is not None and status == "complete":
+                status = "failed"
+            try:
+                self.store.set_attrs(status=status, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra, **attrs)
+            finally:
+                self.store.release()

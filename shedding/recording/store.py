@@ -349,9 +349,9 @@ class RunStore:
         """Write a whole small array at once (event and epoch tables, rewritten from memory)."""
         self.group[name][...] = values
 
-    def set_attrs(self, **attrs: Any) -> None:
-        """Update root attributes and re-consolidate the metadata."""
-        self.group.attrs.update(attrs)
+    def set_attrs(self, attrs: dict[str, Any] | None = None, /, **more: Any) -> None:
+        """Update root attributes (a dict and/or keywords) and re-consolidate the metadata."""
+        self.group.attrs.update({**(attrs or {}), **more})
         self.consolidate()
 
     def consolidate(self) -> None:
