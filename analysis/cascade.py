@@ -117,9 +117,17 @@ def cascade_summary(run: xr.Dataset, control: xr.Dataset | None, event: int = 0,
     run_curves = shed_curves(run, event, line, denominator=denominator).compute()
     ctrl_curves = None
     if control is not None:
-        values = None if line is None or line.is_recorded(run) else run_curves.line_value.values
-        ctrl_line = line if values is None else Line("abs", 1.0)
-        ctrl_curves = shed_curves(control, 0, ctrl_line, line_values=values, denominator=denominator).compute()
+        line = Line(line.kind, line.value) if line is not None else None
+        if line is None or line.is_recorded(run):
+            ctrl_curves = shed_curves(control, 0, line, denominator=denominator).compute()
+        else:
+            values = run_curves.line_value.values
+            ci = line.recorded_index(control)
+            same = ci is not None and np.allclose(control.line_value.isel(event=0, line=ci).values, values, rtol=1e-6)
+            # the control is measured against the run's line: its own counts if it recorded those values
+            ctrl_curves = (shed_curves(control, 0, line, denominator=denominator) if same else
+                           shed_curves(control, 0, Line("abs", 1.0), line_values=values, denominator=denominator))
+            ctrl_curves = ctrl_curves.compute()
     pruned = int(run.event_pruned.isel(event=event).sum())
     out = summarize_event(run_curves, ctrl_curves, pruned, w, min_excess, onset_excess)
     verdict, evidence = _verdict(out, min_excess, control is not None)

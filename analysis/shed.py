@@ -154,9 +154,18 @@ def shed_curves(ds: xr.Dataset, event: int = 0, line=None, line_values: np.ndarr
 
     if denominator not in DENOMINATORS:
         raise ValueError(f"denominator must be one of {DENOMINATORS}, got {denominator!r}")
-    line = line or Line("gmp", float(ds.attrs.get("alpha", 1.0)))
+    line = Line(line.kind, line.value) if line is not None else Line("gmp", float(ds.attrs.get("alpha", 1.0)))
     recorded = line.is_recorded(ds) and line_values is None
-    if recorded:
+    extra = line.recorded_index(ds) if line_values is None and not recorded else None
+    if extra is not None:  # an extra line the recorder counted on the device every step
+        rows = steps_of_round(ds, event)
+        out = xr.Dataset({k: ds[f"line_{k}"].isel(step=rows, line=extra, drop=True)
+                          for k in ("shed_count", "shed_events", "recover_events")})
+        out["eligible"] = ds.line_eligible.isel(event=event, line=extra, drop=True)
+        out["below"] = ds.event_survivors.isel(event=event, drop=True) - out["eligible"]
+        values = np.asarray(ds.line_value.isel(event=event, line=extra).values, dtype=float)
+        resolution = "every step"
+    elif recorded:
         rows = steps_of_round(ds, event)
         sub = ds[["shed_count", "shed_events", "recover_events"]].isel(step=rows)
         out = xr.Dataset({k: sub[k] for k in ("shed_count", "shed_events", "recover_events")})
@@ -166,8 +175,8 @@ def shed_curves(ds: xr.Dataset, event: int = 0, line=None, line_values: np.ndarr
         resolution = "every step"
     else:
         if "magnitude" not in ds:
-            raise ValueError(f"line {line.label} needs magnitude snapshots (record them with the full profile); "
-                             "only the recorded line is available without them")
+            raise ValueError(f"line {line.label} needs magnitude snapshots (record them with --record-every N) or "
+                             "device counts (--record-lines); this run has neither for it")
         values = np.asarray(line_values if line_values is not None else line.values(ds, event), dtype=float)
         rows = _round_rows(ds, event, "record_step")
         ev_step = int(ds.event_step.isel(event=event))
@@ -197,6 +206,7 @@ def shed_curves(ds: xr.Dataset, event: int = 0, line=None, line_values: np.ndarr
     out["shed_count_global"] = out.shed_count.sum("layer")
     out["shed_fraction_global"] = out.shed_count_global / den.sum("layer")
     out["line_value"] = ("layer", values)
+    out = out.transpose("step", "layer")
     keep_coords = [c for c in out.coords if c not in ("step", "layer")]
     out = out.drop_vars(keep_coords)
     out.attrs.update(line=line.label, resolution=resolution, denominator=denominator, event=event,

@@ -252,7 +252,7 @@ def record(cfg: RunConfig, out: str | Path, *, cache_dir: str | Path | None = No
     }
     store = RunStore.create(out, p.layers, p.timeline, attrs, cfg.record.dtype, cfg.record.chunk_steps,
                             overwrite=overwrite, hist_bins=cfg.record.hist_bins,
-                            hist_range=tuple(cfg.record.hist_range))
+                            hist_range=tuple(cfg.record.hist_range), lines=cfg.record.lines)
     model = p.new_model(cfg.seed)
     params = prunable_parameters(model, cfg.model.dense_layers)
     recorder = Recorder(store, p.layers, p.timeline, params, cfg.record.dtype, p.device)

@@ -69,6 +69,15 @@ def validate_run_config(cfg: RunConfig) -> None:
         raise ConfigError(f"--data-test-fraction: {cfg.data.test_fraction} is not in (0, 1)")
     if cfg.data.num_workers < 0:
         raise ConfigError("--data-num-workers: must not be negative")
+    from shedding.lines import Line
+
+    for text in cfg.record.lines:
+        try:
+            Line.parse(text)
+        except ValueError as e:
+            raise ConfigError(f"--record-lines: {e}") from None
+    if len(set(cfg.record.lines)) != len(cfg.record.lines):
+        raise ConfigError("--record-lines: a line is given twice")
     if cfg.record.every < 0:
         raise ConfigError(f"--record-every: {cfg.record.every} must be 0 (no snapshots) or more")
     if cfg.record.hist_every < 0:

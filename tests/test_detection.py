@@ -146,3 +146,38 @@ def test_convergence_matches_numpy(recorded):
         d, dr = kept.mean(), ref_kept.mean()
         assert float(res[f"jaccard_{name}"].values[-1]) == pytest.approx(j)
         assert float(res[f"chance_{name}"].values[-1]) == pytest.approx(d * dr / (d + dr - d * dr))
+
+
+def test_extra_lines_counted_on_device_equal_magnitude_recounts(tmp_path):
+    from conftest import tiny_config
+
+    from shedding.experiment import record
+
+    extra = ["gmp:0.5", "abs:0.02", "std:0.5", "next:0.1"]
+    path = record(tiny_config("random", record__lines=extra), tmp_path / "r.zarr", cache_dir=tmp_path / "c")
+    ds = open_run(path)
+    assert [str(v) for v in ds.line.values] == extra
+    for text in extra:
+        line = Line.parse(text)
+        device = shed_curves(ds, line=line).compute()
+        assert device.attrs["resolution"] == "every step"
+        recount = shed_curves(ds, line_values=line.values(ds)).compute()  # forced through the magnitudes
+        np.testing.assert_allclose(device.line_value.values, recount.line_value.values, rtol=1e-12)
+        for var in ("shed_count", "shed_events", "recover_events", "eligible"):
+            np.testing.assert_array_equal(device[var].values, recount[var].sel(step=device.step).values
+                                          if "step" in recount[var].dims else recount[var].values, err_msg=text)
+
+
+def test_summary_store_verdicts_on_extra_lines(tmp_path):
+    from conftest import tiny_config
+
+    from shedding.experiment import record
+
+    kw = dict(record__lines=["gmp:0.5", "std:0.5"], record__every=0, record__hist_every=0)
+    run = open_run(record(tiny_config("random", **kw), tmp_path / "r.zarr", cache_dir=tmp_path / "c"))
+    ctrl = open_run(record(tiny_config("none", **kw), tmp_path / "c.zarr", cache_dir=tmp_path / "c"))
+    det = detect_cascades(run, ctrl, [Line("gmp", 0.5)], window="round")
+    assert str(det.verdict.values[0, 0]) in ("cascade", "no cascade") and np.isfinite(float(det.excess_peak[0, 0]))
+    # the control's std line differs from the run's (its layers are not pruned): it would need magnitudes
+    with pytest.raises(ValueError, match="needs magnitude snapshots"):
+        detect_cascades(run, ctrl, [Line("std", 0.5)])

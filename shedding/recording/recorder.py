@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from shedding.lines import Line
 from shedding.pruning.masks import flat
 from shedding.recording.io_thread import IOThread
 from shedding.recording.layout import Layer, Timeline
@@ -41,11 +42,17 @@ class Recorder(Callback):
                                for i, layer in enumerate(layers)]).to(device)
         self.counter = ShedCounter(layer_ids, len(layers))
         self.n_layers = len(layers)
+        self.layer_starts = [layer.start for layer in layers]
+        self.layer_sizes = [layer.size for layer in layers]
+        self.extra_lines = [Line.parse(str(t)) for t in store.group["line"][:]] if "line" in store.group else []
+        self.extra_counters = [ShedCounter(layer_ids, len(layers)) for _ in self.extra_lines]
         self._record_set = {int(s): i for i, s in enumerate(timeline.record_steps)}
         self._event_steps = set(int(s) for s in timeline.event_step)
         self.w_loss = store.writer("loss")
         self.w_lr = store.writer("lr")
         self.w_counts = [store.writer(n) for n in ("shed_count", "shed_events", "recover_events")]
+        self.w_line_counts = ([store.writer(n) for n in ("line_shed_count", "line_shed_events", "line_recover_events")]
+                              if self.extra_lines else [])
         self.w_mag = store.writer("magnitude") if len(timeline.record_steps) else None
         self.w_hist = store.writer("magnitude_hist") if len(timeline.hist_steps) else None
         self._hist_set = {int(s): i for i, s in enumerate(timeline.hist_steps)}
@@ -55,6 +62,7 @@ class Recorder(Callback):
             self._hist = (lo, store.group["hist_bin"].shape[0] / (hi - lo), store.group["hist_bin"].shape[0])
         self._staged_loss: list[torch.Tensor] = []
         self._staged_counts: list[torch.Tensor] = []
+        self._staged_line_counts: list[torch.Tensor] = []
         self._staged_lr: list[float] = []
         self.step_base = 0
         self.epoch_index = 0
@@ -72,6 +80,9 @@ class Recorder(Callback):
             "event_test_accuracy": np.full(n_ev, np.nan),
             "event_final_test_accuracy": np.full(n_ev, np.nan),
         }
+        if self.extra_lines:
+            shape = (n_ev, len(self.extra_lines), self.n_layers)
+            self.events.update(line_value=np.full(shape, np.nan), line_eligible=np.full(shape, -1, np.int64))
         self.epochs: dict[str, np.ndarray] = {k: np.full(n_ep, np.nan) for k in EPOCH_VARS}
         self.last_step_written: int | None = None
         self.io = IOThread(max_pending)
@@ -107,6 +118,12 @@ class Recorder(Callback):
         ev["event_eligible"][index] = eligible
         ev["event_below"][index] = below
         ev["event_test_accuracy"][index] = test_accuracy
+        for j, (ln, counter) in enumerate(zip(self.extra_lines, self.extra_counters, strict=True)):
+            values = ln.layer_values(mag, alive, self.layer_starts, self.layer_sizes, tau, sparsity)
+            per_weight = torch.as_tensor(values, dtype=torch.float32, device=self.device)[self.counter.layer_ids]
+            _, elig, _ = counter.start(mag, alive, per_weight)
+            ev["line_value"][index, j] = values
+            ev["line_eligible"][index, j] = elig.cpu().numpy()
         self.io.submit(self.store.write_rows, "mask", index, alive.bool().cpu().numpy())
         self.io.submit(self.store.write_rows, "pre_prune_magnitude", index, pre_prune.float().cpu().numpy())
         self._write_tables()
@@ -135,8 +152,13 @@ class Recorder(Callback):
         if self.counting:
             mag = self._flat_abs()
             self._staged_counts.append(self.counter.update(mag))
+            if self.extra_lines:
+                self._staged_line_counts.append(torch.stack([c.update(mag) for c in self.extra_counters]))
         else:
             self._staged_counts.append(torch.zeros(3, self.n_layers, dtype=torch.int64, device=self.device))
+            if self.extra_lines:
+                self._staged_line_counts.append(torch.zeros(len(self.extra_lines), 3, self.n_layers,
+                                                            dtype=torch.int64, device=self.device))
         self.last_step_written = g
         if self._wants(g):
             self._snapshot(g, mag if mag is not None else self._flat_abs())
@@ -198,15 +220,20 @@ class Recorder(Callback):
         loss = torch.stack(self._staged_loss).cpu().numpy()
         lr = np.asarray(self._staged_lr, dtype=np.float64)
         counts = torch.stack(self._staged_counts).cpu().numpy().astype(np.int32)  # (n, 3, L)
-        self.io.submit(self._append_steps, loss, lr, counts)
+        line_counts = (torch.stack(self._staged_line_counts).cpu().numpy().astype(np.int32)  # (n, lines, 3, L)
+                       if self.extra_lines else None)
+        self.io.submit(self._append_steps, loss, lr, counts, line_counts)
         self._steps_next += len(lr)
-        self._staged_loss, self._staged_lr, self._staged_counts = [], [], []
+        self._staged_loss, self._staged_lr, self._staged_counts, self._staged_line_counts = [], [], [], []
 
-    def _append_steps(self, loss: np.ndarray, lr: np.ndarray, counts: np.ndarray) -> None:  # writer thread
+    def _append_steps(self, loss: np.ndarray, lr: np.ndarray, counts: np.ndarray,
+                      line_counts: np.ndarray | None) -> None:  # writer thread
         self.w_loss.append(loss)
         self.w_lr.append(lr)
         for j, w in enumerate(self.w_counts):
             w.append(counts[:, j, :])
+        for j, w in enumerate(self.w_line_counts):
+            w.append(line_counts[:, :, j, :])
 
     def _write_tables(self) -> None:
         tables = {k: v.copy() for k, v in (*self.events.items(), *self.epochs.items())}  # frozen for the writer
@@ -223,7 +250,7 @@ class Recorder(Callback):
         return frontier
 
     def _flush_writers(self) -> None:  # writer thread
-        for w in (self.w_loss, self.w_lr, *self.w_counts, self.w_mag, self.w_hist):
+        for w in (self.w_loss, self.w_lr, *self.w_counts, *self.w_line_counts, self.w_mag, self.w_hist):
             if w is not None:
                 w.flush()
         self.store.set_attrs(last_committed_step=self.committed_step())
@@ -246,27 +273,24 @@ class Recorder(Callback):
     # ------------------------------------------------------------------ resume
     def state_dict(self) -> dict[str, Any]:
         """What a resumed run needs to continue recording bitwise as an uninterrupted one would."""
-        return {"eligible": self.counter.eligible.cpu() if self.counter.eligible is not None else None,
-                "prev_below": self.counter.prev_below.cpu() if self.counter.prev_below is not None else None,
-                "line": self.counter.line, "epoch_index": self.epoch_index,
+        return {"counters": [c.state_dict() for c in (self.counter, *self.extra_counters)],
+                "epoch_index": self.epoch_index,
                 "events": {k: v.copy() for k, v in self.events.items()},
                 "epochs": {k: v.copy() for k, v in self.epochs.items()}}
 
     def load_state_dict(self, state: dict[str, Any], step: int) -> None:
         """Restore :meth:`state_dict` and put every writer just after global ``step``."""
-        dev = self.device
-        self.counter.eligible = state["eligible"].to(dev) if state["eligible"] is not None else None
-        self.counter.prev_below = state["prev_below"].to(dev) if state["prev_below"] is not None else None
-        self.counter.line = state["line"]
+        for counter, saved in zip((self.counter, *self.extra_counters), state["counters"], strict=True):
+            counter.load_state_dict(saved, self.device)
         self.epoch_index = state["epoch_index"]
         self.events, self.epochs = state["events"], state["epochs"]
-        self._staged_loss, self._staged_lr, self._staged_counts = [], [], []
+        self._staged_loss, self._staged_lr, self._staged_counts, self._staged_line_counts = [], [], [], []
         self._steps_next = int(np.searchsorted(self.tl.steps, step, side="right"))
         self._mag_next = int(np.searchsorted(self.tl.record_steps, step, side="right"))
         self._hist_next = int(np.searchsorted(self.tl.hist_steps, step, side="right"))
 
         def seek() -> None:  # writer thread
-            for w in (self.w_loss, self.w_lr, *self.w_counts):
+            for w in (self.w_loss, self.w_lr, *self.w_counts, *self.w_line_counts):
                 w.seek(self._steps_next)
             if self.w_mag is not None:
                 self.w_mag.seek(self._mag_next)

@@ -24,9 +24,12 @@ class ShedCounter:
         out = torch.zeros(self.n_layers, dtype=torch.int64, device=flags.device)
         return out.index_add_(0, self.layer_ids, flags.to(torch.int64))
 
-    def start(self, magnitude: torch.Tensor, alive: torch.Tensor, line: float
+    def start(self, magnitude: torch.Tensor, alive: torch.Tensor, line: float | torch.Tensor
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Begin an event from the post-prune magnitudes; return per-layer (survivors, eligible, below)."""
+        """Begin an event from the post-prune magnitudes; return per-layer (survivors, eligible, below).
+
+        ``line`` is one value or one per weight (a per-layer line broadcast over the layer's weights).
+        """
         self.line = line
         alive = alive.bool()
         self.eligible = alive & (magnitude >= line)
@@ -42,3 +45,13 @@ class ShedCounter:
         up = self.prev_below & ~below
         self.prev_below = below
         return torch.stack([self._per_layer(below), self._per_layer(down), self._per_layer(up)])
+
+    def state_dict(self) -> dict:
+        """The event's eligible set, the previous below-line state and the line, on the CPU (for resume)."""
+        return {k: (v.cpu() if isinstance(v, torch.Tensor) else v)
+                for k, v in (("eligible", self.eligible), ("prev_below", self.prev_below), ("line", self.line))}
+
+    def load_state_dict(self, state: dict, device: torch.device) -> None:
+        """Restore :meth:`state_dict` onto ``device``."""
+        moved = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in state.items()}
+        self.eligible, self.prev_below, self.line = moved["eligible"], moved["prev_below"], moved["line"]

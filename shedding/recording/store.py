@@ -177,7 +177,7 @@ class RunStore:
     @classmethod
     def create(cls, path: str | Path, layers: list[Layer], timeline: Timeline, attrs: dict[str, Any],
                magnitude_dtype: str, chunk_steps: int, overwrite: bool = False, hist_bins: int = 64,
-               hist_range: tuple[float, float] = (-8.0, 1.0)) -> RunStore:
+               hist_range: tuple[float, float] = (-8.0, 1.0), lines: list[str] | None = None) -> RunStore:
         """Create every array and coordinate for ``layers`` and ``timeline``, and take the writer lock."""
         path = Path(path)
         prepare_path(path, overwrite)
@@ -271,6 +271,20 @@ class RunStore:
                           {"long_name": "non-zero weights per log10|w| bin after the step (computed on the device; "
                                         "values outside the range counted in the end bins)"}),
             ]
+        lines = list(lines or [])
+        n_li = len(lines)
+        if n_li:
+            specs += [
+                ArraySpec("line", ("line",), (n_li,), (n_li,), str),
+                ArraySpec("line_value", ("event", "line", "layer"), (n_ev, n_li, n_l), (n_ev, n_li, n_l), "float64",
+                          np.nan, {"long_name": "the extra line's value per layer at the event"}),
+                ArraySpec("line_eligible", ("event", "line", "layer"), (n_ev, n_li, n_l), (n_ev, n_li, n_l), "int64",
+                          -1, {"long_name": "survivors at or above the extra line at the event"}),
+            ] + [ArraySpec(name, ("step", "line", "layer"), (n_s, n_li, n_l), (schunk, n_li, n_l), "int32", -1,
+                           {"long_name": f"{what} for each extra line (counted on the device)"})
+                 for name, what in (("line_shed_count", "eligible survivors below the line after the step"),
+                                    ("line_shed_events", "crossings below the line during the step"),
+                                    ("line_recover_events", "crossings back above the line during the step"))]
         for spec in specs:
             kw: dict[str, Any] = {}
             if spec.fill_value is not None:
@@ -298,6 +312,8 @@ class RunStore:
                 group[name][:] = values
         coords = ("layer_size layer_start layer_shape weight_layer weight_index step_round epoch_step epoch_round "
                   "event_step" + (" record_round" if n_r else ""))
+        if n_li:
+            group["line"][:] = np.array(lines)
         if n_h:
             edges = np.linspace(hist_range[0], hist_range[1], hist_bins + 1)
             group["hist_step"][:] = tl.hist_steps
