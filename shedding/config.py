@@ -108,6 +108,8 @@ class RecordConfig:
     hist_range: list[float] = _f([-8.0, 1.0], "histogram range of log10|w| (values outside go to the end bins)")
     dtype: str = _f("float32", "magnitude dtype: float32 or float16")
     alpha: float = _f(1.0, "shed line = alpha * tau, tau being the GMP cut value at the event's sparsity")
+    sample_every: int = _f(0, "full trajectories of a fixed, seeded subset of weights every N steps (0: none)")
+    sample_per_layer: int = _f(256, "weights per layer in the sampled subset (all of a smaller layer)")
     lines: list[str] = _f([], "extra shed lines counted on the device every step, as kind:value "
                               "(gmp:A, std:C, abs:V, next:D; see SCIENCE.md section 4)")
     record_pretrain: bool = _f(False, "also snapshot magnitudes during the original training run")

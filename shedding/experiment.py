@@ -31,7 +31,7 @@ from shedding.models.prunable import all_prunable_names, prunable_parameters
 from shedding.pruning import PRUNERS
 from shedding.pruning.masks import apply_masks, flat, gmp_threshold, ones_like, sparsity_of
 from shedding.pruning.schedule import sparsity_targets
-from shedding.recording.layout import Layer, Timeline, build_layers, build_timeline
+from shedding.recording.layout import Layer, Timeline, build_layers, build_timeline, sample_weights
 from shedding.recording.recorder import Recorder
 from shedding.recording.store import RunStore, check_path
 from shedding.retraining import TECHNIQUES, RetrainContext, Technique
@@ -119,7 +119,7 @@ def prepare(cfg: RunConfig) -> Prepared:
     layers = build_layers([(k, tuple(p.shape)) for k, p in params.items()])
     targets = sparsity_targets(cfg.prune)
     timeline = build_timeline(T, t, len(targets), cfg.record.every, ipe, cfg.record.record_pretrain,
-                              cfg.record.hist_every)
+                              cfg.record.hist_every, cfg.record.sample_every)
     return Prepared(cfg, device, data, train_loader, test_loader, T, t, schedule, technique, targets,
                     layers, timeline)
 
@@ -252,7 +252,8 @@ def record(cfg: RunConfig, out: str | Path, *, cache_dir: str | Path | None = No
     }
     store = RunStore.create(out, p.layers, p.timeline, attrs, cfg.record.dtype, cfg.record.chunk_steps,
                             overwrite=overwrite, hist_bins=cfg.record.hist_bins,
-                            hist_range=tuple(cfg.record.hist_range), lines=cfg.record.lines)
+                            hist_range=tuple(cfg.record.hist_range), lines=cfg.record.lines,
+                            sample=sample_weights(p.layers, cfg.record.sample_per_layer, cfg.seed))
     model = p.new_model(cfg.seed)
     params = prunable_parameters(model, cfg.model.dense_layers)
     recorder = Recorder(store, p.layers, p.timeline, params, cfg.record.dtype, p.device)

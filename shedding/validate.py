@@ -82,6 +82,10 @@ def validate_run_config(cfg: RunConfig) -> None:
         raise ConfigError(f"--record-every: {cfg.record.every} must be 0 (no snapshots) or more")
     if cfg.record.hist_every < 0:
         raise ConfigError(f"--record-hist-every: {cfg.record.hist_every} must be 0 (no histograms) or more")
+    if cfg.record.sample_every < 0:
+        raise ConfigError(f"--record-sample-every: {cfg.record.sample_every} must be 0 (no samples) or more")
+    if cfg.record.sample_per_layer < 1:
+        raise ConfigError(f"--record-sample-per-layer: {cfg.record.sample_per_layer} must be at least 1")
     if cfg.record.hist_bins < 1:
         raise ConfigError(f"--record-hist-bins: {cfg.record.hist_bins} must be at least 1")
     if len(cfg.record.hist_range) != 2 or not cfg.record.hist_range[0] < cfg.record.hist_range[1]:

@@ -341,3 +341,39 @@ def test_disk_error_stops_training_and_keeps_committed_prefix(tmp_path, monkeypa
     assert np.isfinite(ds.loss.sel(step=slice(1, committed)).values).all()
     assert np.isfinite(ds.magnitude.sel(record_step=slice(0, committed)).values).all()
     assert not (tmp_path / "full.zarr" / "writer.lock").exists()
+
+
+def test_sampled_profile_matches_full_magnitudes(tmp_path):
+    from conftest import tiny_config
+
+    from analysis import open_run, shed_fraction
+    from analysis.samples import sample_trajectories, sampled_shed_fraction
+    from shedding.experiment import record
+
+    cfg = tiny_config("random", record__sample_every=2, record__sample_per_layer=100)
+    ds = open_run(record(cfg, tmp_path / "s.zarr", cache_dir=tmp_path / "c"))
+    which = ds.sample_weight.values
+    sizes, starts = ds.layer_size.values, ds.layer_start.values
+    per_layer = np.bincount(ds.sample_layer.values, minlength=4)
+    assert list(per_layer) == [min(100, int(n)) for n in sizes]
+    for i, (s, n) in enumerate(zip(starts, sizes, strict=True)):
+        idx = which[ds.sample_layer.values == i]
+        assert (idx >= s).all() and (idx < s + n).all() and (np.diff(idx) > 0).all()
+    assert list(ds.sample_step.values) == list(range(0, ds.attrs["t"] + 1, 2))
+    full = ds.magnitude.sel(record_step=ds.sample_step.values).values[:, which]
+    np.testing.assert_array_equal(ds.sample_magnitude.values, full)  # the same values, gathered on the device
+    conv2 = sample_trajectories(ds, "conv2.weight")
+    assert conv2.sizes["sample"] == 100
+    # the sampled estimate of S(t) equals the recount on the sampled weights, and its CI covers the true S
+    est = sampled_shed_fraction(ds)
+    line = np.float32(ds.event_line.values[0])
+    elig = ds["mask"].values[0][which].astype(bool) & (ds.magnitude.values[0][which] >= line)
+    k = 4
+    step = int(est.step.values[k])
+    expect = ((ds.magnitude.sel(record_step=step).values[which] < line) & elig).sum() / elig.sum()
+    assert float(est.estimate[k]) == pytest.approx(expect)
+    truth = float(shed_fraction(ds).shed_fraction_global.sel(step=step))
+    assert float(est.low[k]) <= truth <= float(est.high[k])
+    # the same seed samples the same weights
+    again = open_run(record(cfg, tmp_path / "s2.zarr", cache_dir=tmp_path / "c"))
+    np.testing.assert_array_equal(again.sample_weight.values, which)

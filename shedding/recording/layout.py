@@ -46,6 +46,8 @@ class Timeline:
     iterations_per_epoch: int
     hist_steps: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # histogram steps
     hist_round: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int16))
+    sample_steps: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # sampled-subset steps
+    sample_round: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int16))
 
     @property
     def n_events(self) -> int:
@@ -70,7 +72,7 @@ def _periodic_steps(T: int, t: int, rounds: int, every: int, record_pretrain: bo
 
 
 def build_timeline(T: int, t: int, rounds: int, every: int, iterations_per_epoch: int,
-                   record_pretrain: bool, hist_every: int = 0) -> Timeline:
+                   record_pretrain: bool, hist_every: int = 0, sample_every: int = 0) -> Timeline:
     """Every coordinate for ``rounds`` rounds of ``t`` retraining steps (and optionally T before): magnitude
     snapshots every ``every`` steps and per-layer histograms every ``hist_every`` steps (0: none)."""
     ipe = iterations_per_epoch
@@ -93,6 +95,7 @@ def build_timeline(T: int, t: int, rounds: int, every: int, iterations_per_epoch
         ep_round += [r] * (t // ipe)
     record_steps, record_round = _periodic_steps(T, t, rounds, every, record_pretrain)
     hist_steps, hist_round = _periodic_steps(T, t, rounds, hist_every, record_pretrain)
+    sample_steps, sample_round = _periodic_steps(T, t, rounds, sample_every, record_pretrain)
     n_ep = len(ep_step)
     return Timeline(
         steps=np.concatenate(steps).astype(np.int64),
@@ -104,7 +107,16 @@ def build_timeline(T: int, t: int, rounds: int, every: int, iterations_per_epoch
         epoch_round=np.array(ep_round, dtype=np.int16),
         event_step=events.astype(np.int64),
         T=T, t=t, iterations_per_epoch=ipe, hist_steps=hist_steps, hist_round=hist_round,
+        sample_steps=sample_steps, sample_round=sample_round,
     )
+
+
+def sample_weights(layers: list[Layer], per_layer: int, seed: int) -> np.ndarray:
+    """Flat indices of a fixed random subset: ``per_layer`` weights of each layer (all of a smaller one), sorted."""
+    rng = np.random.default_rng(seed)
+    out = [layer.start + np.sort(rng.choice(layer.size, size=min(per_layer, layer.size), replace=False))
+           for layer in layers]
+    return np.concatenate(out).astype(np.int64) if out else np.zeros(0, dtype=np.int64)
 
 
 def build_layers(named_shapes: list[tuple[str, tuple[int, ...]]]) -> list[Layer]:

@@ -56,6 +56,11 @@ class Recorder(Callback):
         self.w_mag = store.writer("magnitude") if len(timeline.record_steps) else None
         self.w_hist = store.writer("magnitude_hist") if len(timeline.hist_steps) else None
         self._hist_set = {int(s): i for i, s in enumerate(timeline.hist_steps)}
+        self.w_sample = store.writer("sample_magnitude") if "sample_magnitude" in store.group else None
+        self._sample_set = {int(s): i for i, s in enumerate(timeline.sample_steps)} if self.w_sample else {}
+        self._sample_index = (torch.as_tensor(np.asarray(store.group["sample_weight"][:]), device=device)
+                              if self.w_sample is not None else None)
+        self._sample_next = 0
         if self.w_hist is not None:
             lo = float(store.group["hist_bin_lo"][0])
             hi = float(store.group["hist_bin_hi"][-1])
@@ -136,7 +141,7 @@ class Recorder(Callback):
 
     # ------------------------------------------------------------------ callback hooks
     def _wants(self, g: int) -> bool:
-        return (g in self._record_set or g in self._hist_set) and g not in self._event_steps
+        return (g in self._record_set or g in self._hist_set or g in self._sample_set) and g not in self._event_steps
 
     def on_train_start(self, state: TrainState) -> None:
         g = self.step_base + state.step
@@ -201,8 +206,17 @@ class Recorder(Callback):
         self.io.submit(lambda: self.w_hist.append(host()))
         self._hist_next += 1
 
+    def _sample(self, step: int, mag: torch.Tensor) -> None:
+        """The sampled subset's magnitudes, gathered on the device."""
+        if self.w_sample is None or step not in self._sample_set or self._sample_set[step] < self._sample_next:
+            return
+        host = self._to_host(mag[self._sample_index], self.np_dtype)
+        self.io.submit(lambda: self.w_sample.append(host()[None]))
+        self._sample_next += 1
+
     def _snapshot(self, step: int, mag: torch.Tensor) -> None:
         self._histogram(step, mag)
+        self._sample(step, mag)
         if self.w_mag is None or step not in self._record_set:
             return
         idx = self._record_set[step]
@@ -244,13 +258,15 @@ class Recorder(Callback):
         if self.w_lr.pos == 0:
             return None
         frontier = int(self.tl.steps[self.w_lr.pos - 1])
-        for w, steps in ((self.w_mag, self.tl.record_steps), (self.w_hist, self.tl.hist_steps)):
+        for w, steps in ((self.w_mag, self.tl.record_steps), (self.w_hist, self.tl.hist_steps),
+                         (self.w_sample, self.tl.sample_steps)):
             if w is not None and w.pos < len(steps):
                 frontier = min(frontier, int(steps[w.pos]) - 1)
         return frontier
 
     def _flush_writers(self) -> None:  # writer thread
-        for w in (self.w_loss, self.w_lr, *self.w_counts, *self.w_line_counts, self.w_mag, self.w_hist):
+        for w in (self.w_loss, self.w_lr, *self.w_counts, *self.w_line_counts, self.w_mag, self.w_hist,
+                  self.w_sample):
             if w is not None:
                 w.flush()
         self.store.set_attrs(last_committed_step=self.committed_step())
@@ -288,6 +304,7 @@ class Recorder(Callback):
         self._steps_next = int(np.searchsorted(self.tl.steps, step, side="right"))
         self._mag_next = int(np.searchsorted(self.tl.record_steps, step, side="right"))
         self._hist_next = int(np.searchsorted(self.tl.hist_steps, step, side="right"))
+        self._sample_next = int(np.searchsorted(self.tl.sample_steps, step, side="right"))
 
         def seek() -> None:  # writer thread
             for w in (self.w_loss, self.w_lr, *self.w_counts, *self.w_line_counts):
@@ -296,6 +313,8 @@ class Recorder(Callback):
                 self.w_mag.seek(self._mag_next)
             if self.w_hist is not None:
                 self.w_hist.seek(self._hist_next)
+            if self.w_sample is not None:
+                self.w_sample.seek(self._sample_next)
 
         self.io.submit(seek)
         self.io.sync()

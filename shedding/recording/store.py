@@ -177,7 +177,8 @@ class RunStore:
     @classmethod
     def create(cls, path: str | Path, layers: list[Layer], timeline: Timeline, attrs: dict[str, Any],
                magnitude_dtype: str, chunk_steps: int, overwrite: bool = False, hist_bins: int = 64,
-               hist_range: tuple[float, float] = (-8.0, 1.0), lines: list[str] | None = None) -> RunStore:
+               hist_range: tuple[float, float] = (-8.0, 1.0), lines: list[str] | None = None,
+               sample: np.ndarray | None = None) -> RunStore:
         """Create every array and coordinate for ``layers`` and ``timeline``, and take the writer lock."""
         path = Path(path)
         prepare_path(path, overwrite)
@@ -271,6 +272,20 @@ class RunStore:
                           {"long_name": "non-zero weights per log10|w| bin after the step (computed on the device; "
                                         "values outside the range counted in the end bins)"}),
             ]
+        n_ss = len(tl.sample_steps)
+        sample = np.zeros(0, dtype=np.int64) if sample is None or not n_ss else np.asarray(sample, dtype=np.int64)
+        n_sa = len(sample)
+        if n_ss and n_sa:
+            specs += [
+                ArraySpec("sample_step", ("sample_step",), (n_ss,), (n_ss,), "int64"),
+                ArraySpec("sample_round", ("sample_step",), (n_ss,), (n_ss,), "int16"),
+                ArraySpec("sample", ("sample",), (n_sa,), (n_sa,), "int64"),
+                ArraySpec("sample_weight", ("sample",), (n_sa,), (n_sa,), "int64"),
+                ArraySpec("sample_layer", ("sample",), (n_sa,), (n_sa,), "int32"),
+                ArraySpec("sample_magnitude", ("sample_step", "sample"), (n_ss, n_sa),
+                          (max(1, min(chunk_steps * 8, n_ss)), n_sa), magnitude_dtype, np.nan,
+                          {"long_name": "|w| of the sampled weights after the step"}, compressors=MAGNITUDE_CODEC),
+            ]
         lines = list(lines or [])
         n_li = len(lines)
         if n_li:
@@ -314,6 +329,15 @@ class RunStore:
                   "event_step" + (" record_round" if n_r else ""))
         if n_li:
             group["line"][:] = np.array(lines)
+        if n_ss and n_sa:
+            starts = np.array([layer.start for layer in layers])
+            which = np.searchsorted(starts, sample, side="right") - 1
+            group["sample_step"][:] = tl.sample_steps
+            group["sample_round"][:] = tl.sample_round
+            group["sample"][:] = np.arange(n_sa)
+            group["sample_weight"][:] = sample
+            group["sample_layer"][:] = which.astype(np.int32)
+            coords += " sample_round sample_weight sample_layer"
         if n_h:
             edges = np.linspace(hist_range[0], hist_range[1], hist_bins + 1)
             group["hist_step"][:] = tl.hist_steps
