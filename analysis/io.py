@@ -25,10 +25,29 @@ def open_run(path: str | Path) -> xr.Dataset:
         ds = xr.open_zarr(p, consolidated=None)
     if ds.attrs.get("format") != "shedding-run":
         raise NotARunError(f"{p}: a Zarr store, but not a shedding run (format attribute missing)")
+    if "magnitude_code" in ds and "magnitude" not in ds:
+        ds = ds.assign(magnitude=decode_magnitude(ds))
     small = [k for k, c in ds.coords.items() if "weight" not in c.dims]
     ds = ds.assign_coords({k: ds[k].load() for k in small})  # per-step/epoch/event/layer labels: tiny
     ds.attrs["path"] = str(p)
     return ds
+
+
+def decode_magnitude(ds: xr.Dataset) -> xr.DataArray:
+    """Lazily decode a ``log8`` store's ``magnitude_code`` into magnitudes (float32), layer by layer."""
+    from shedding.recording import encoding as enc
+
+    code = ds.magnitude_code
+    parts = []
+    for i, (s, n) in enumerate(zip(ds.layer_start.values, ds.layer_size.values, strict=True)):
+        c = code.isel(weight=slice(int(s), int(s + n)))
+        top = ds.magnitude_top.isel(layer=i, drop=True)
+        value = 2.0 ** (top - (enc.LEVELS - c.astype("float64")) * enc.STEP)
+        parts.append(value.where(c != 0, 0.0).where(c != enc.MISSING).astype("float32"))
+    out = xr.concat(parts, dim="weight") if parts else code.astype("float32")
+    out.attrs.update(long_name="|w| after the step, decoded from log8", encoding="log8",
+                     relative_error_bound=enc.RELATIVE_ERROR, floor_ratio=enc.FLOOR_RATIO)
+    return out
 
 
 def run_name(ds: xr.Dataset) -> str:

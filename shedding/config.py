@@ -106,7 +106,8 @@ class RecordConfig:
                             "with every 0, a compact summary-only store")
     hist_bins: int = _f(64, "histogram bins, equal in log10|w|")
     hist_range: list[float] = _f([-8.0, 1.0], "histogram range of log10|w| (values outside go to the end bins)")
-    dtype: str = _f("float32", "magnitude dtype: float32 or float16")
+    dtype: str = _f("float32", "magnitude encoding: float32, float16 or log8 (1 byte, <= 1% relative error; "
+                               "see the README)")
     alpha: float = _f(1.0, "shed line = alpha * tau, tau being the GMP cut value at the event's sparsity")
     sample_every: int = _f(0, "full trajectories of a fixed, seeded subset of weights every N steps (0: none)")
     sample_per_layer: int = _f(256, "weights per layer in the sampled subset (all of a smaller layer)")

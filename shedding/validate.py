@@ -29,7 +29,7 @@ def validate_run_config(cfg: RunConfig) -> None:
     _choice(cfg.retrain.technique, TECHNIQUES.names(), "--retrain-technique")
     _choice(cfg.train.optimizer, OPTIMIZERS, "--train-optimizer")
     _choice(cfg.train.schedule, SCHEDULE_KINDS, "--train-schedule")
-    _choice(cfg.record.dtype, ("float32", "float16"), "--record-dtype")
+    _choice(cfg.record.dtype, ("float32", "float16", "log8"), "--record-dtype")
     if not cfg.device == "auto" and not (cfg.device == "cpu" or cfg.device.startswith("cuda")):
         raise ConfigError(f"--device: {cfg.device!r} is not auto, cpu, cuda or cuda:N")
 

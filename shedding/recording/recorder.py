@@ -18,6 +18,7 @@ import torch
 
 from shedding.lines import Line
 from shedding.pruning.masks import flat
+from shedding.recording.encoding import encode_log8
 from shedding.recording.io_thread import IOThread
 from shedding.recording.layout import Layer, Timeline
 from shedding.recording.shed_counter import ShedCounter
@@ -36,7 +37,8 @@ class Recorder(Callback):
         self.store = store
         self.tl = timeline
         self.params = params
-        self.np_dtype = np.dtype(magnitude_dtype)
+        self.log8 = magnitude_dtype == "log8"
+        self.np_dtype = np.dtype("float16" if self.log8 else magnitude_dtype)
         self.device = device
         layer_ids = torch.cat([torch.full((layer.size,), i, dtype=torch.int64)
                                for i, layer in enumerate(layers)]).to(device)
@@ -53,7 +55,9 @@ class Recorder(Callback):
         self.w_counts = [store.writer(n) for n in ("shed_count", "shed_events", "recover_events")]
         self.w_line_counts = ([store.writer(n) for n in ("line_shed_count", "line_shed_events", "line_recover_events")]
                               if self.extra_lines else [])
-        self.w_mag = store.writer("magnitude") if len(timeline.record_steps) else None
+        has_snapshots = len(timeline.record_steps) > 0
+        self.w_mag = store.writer("magnitude_code" if self.log8 else "magnitude") if has_snapshots else None
+        self.w_top = store.writer("magnitude_top") if has_snapshots and self.log8 else None
         self.w_hist = store.writer("magnitude_hist") if len(timeline.hist_steps) else None
         self._hist_set = {int(s): i for i, s in enumerate(timeline.hist_steps)}
         self.w_sample = store.writer("sample_magnitude") if "sample_magnitude" in store.group else None
@@ -224,8 +228,13 @@ class Recorder(Callback):
             return  # already on disk (a resumed run starts at a snapshot it wrote before)
         if idx != self._mag_next:
             raise RuntimeError(f"snapshot for step {step} out of order (expected row {self._mag_next})")
-        host = self._to_host(mag, self.np_dtype)
-        self.io.submit(lambda: self.w_mag.append(host()[None]))
+        if self.log8:
+            codes, top = encode_log8(mag, self.counter.layer_ids, self.n_layers)
+            host, host_top = self._to_host(codes, np.dtype(np.uint8)), self._to_host(top, np.dtype(np.float32))
+            self.io.submit(lambda: (self.w_mag.append(host()[None]), self.w_top.append(host_top()[None])))
+        else:
+            host = self._to_host(mag, self.np_dtype)
+            self.io.submit(lambda: self.w_mag.append(host()[None]))
         self._mag_next += 1
 
     def _drain_steps(self) -> None:
@@ -265,7 +274,7 @@ class Recorder(Callback):
         return frontier
 
     def _flush_writers(self) -> None:  # writer thread
-        for w in (self.w_loss, self.w_lr, *self.w_counts, *self.w_line_counts, self.w_mag, self.w_hist,
+        for w in (self.w_loss, self.w_lr, *self.w_counts, *self.w_line_counts, self.w_mag, self.w_top, self.w_hist,
                   self.w_sample):
             if w is not None:
                 w.flush()
@@ -309,8 +318,9 @@ class Recorder(Callback):
         def seek() -> None:  # writer thread
             for w in (self.w_loss, self.w_lr, *self.w_counts, *self.w_line_counts):
                 w.seek(self._steps_next)
-            if self.w_mag is not None:
-                self.w_mag.seek(self._mag_next)
+            for w in (self.w_mag, self.w_top):
+                if w is not None:
+                    w.seek(self._mag_next)
             if self.w_hist is not None:
                 self.w_hist.seek(self._hist_next)
             if self.w_sample is not None:

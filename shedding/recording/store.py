@@ -252,13 +252,30 @@ class RunStore:
             ArraySpec("test_accuracy", ("epoch",), (n_e,), (max(n_e, 1),), "float64", np.nan),
             ArraySpec("test_loss", ("epoch",), (n_e,), (max(n_e, 1),), "float64", np.nan),
         ]
+        log8 = magnitude_dtype == "log8"
+        sample_dtype = "float16" if log8 else magnitude_dtype
         if n_r:
+            rchunk = max(1, min(chunk_steps, n_r))
             specs += [ArraySpec("record_step", ("record_step",), (n_r,), (n_r,), "int64"),
                       ArraySpec("record_round", ("record_step",), (n_r,), (n_r,), "int16")]
-            specs.append(ArraySpec(
-                "magnitude", ("record_step", "weight"), (n_r, n_w), (max(1, min(chunk_steps, n_r)), wchunk),
-                magnitude_dtype, np.nan, {"long_name": "|w| after the step (pruned weights are 0)"},
-                compressors=MAGNITUDE_CODEC))
+            if log8:
+                from shedding.recording import encoding as enc
+
+                specs += [
+                    ArraySpec("magnitude_code", ("record_step", "weight"), (n_r, n_w), (rchunk, wchunk), "uint8",
+                              enc.MISSING, {"long_name": "|w| after the step, log8-coded", "encoding": "log8",
+                                            "decode": "|w| = 0 if code == 0; NaN if code == 255; else "
+                                                      "2 ** (magnitude_top[layer of the weight] - (254 - code) * step)",
+                                            "step": enc.STEP, "levels": enc.LEVELS,
+                                            "relative_error_bound": enc.RELATIVE_ERROR,
+                                            "floor_ratio": enc.FLOOR_RATIO}, compressors=MAGNITUDE_CODEC),
+                    ArraySpec("magnitude_top", ("record_step", "layer"), (n_r, n_l), (rchunk, n_l), "float32",
+                              np.nan, {"long_name": "log2 of the layer's largest |w| after the step"}),
+                ]
+            else:
+                specs.append(ArraySpec(
+                    "magnitude", ("record_step", "weight"), (n_r, n_w), (rchunk, wchunk), magnitude_dtype, np.nan,
+                    {"long_name": "|w| after the step (pruned weights are 0)"}, compressors=MAGNITUDE_CODEC))
         n_h = len(tl.hist_steps)
         if n_h:
             specs += [
@@ -283,7 +300,7 @@ class RunStore:
                 ArraySpec("sample_weight", ("sample",), (n_sa,), (n_sa,), "int64"),
                 ArraySpec("sample_layer", ("sample",), (n_sa,), (n_sa,), "int32"),
                 ArraySpec("sample_magnitude", ("sample_step", "sample"), (n_ss, n_sa),
-                          (max(1, min(chunk_steps * 8, n_ss)), n_sa), magnitude_dtype, np.nan,
+                          (max(1, min(chunk_steps * 8, n_ss)), n_sa), sample_dtype, np.nan,
                           {"long_name": "|w| of the sampled weights after the step"}, compressors=MAGNITUDE_CODEC),
             ]
         lines = list(lines or [])

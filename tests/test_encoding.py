@@ -1,0 +1,87 @@
+"""The log8 encoding: its stated error bound holds on adversarial inputs and end to end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from shedding.recording.encoding import FLOOR_RATIO, LEVELS, MISSING, RELATIVE_ERROR, decode_log8, encode_log8
+
+
+def _roundtrip(values: np.ndarray, layers: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n_layers = int(layers.max()) + 1
+    codes, top = encode_log8(torch.from_numpy(values), torch.from_numpy(layers), n_layers)
+    return codes.numpy(), top.numpy(), decode_log8(codes.numpy(), top.numpy(), layers)
+
+
+def _check_bound(values: np.ndarray, layers: np.ndarray, decoded: np.ndarray) -> None:
+    x = values.astype(np.float64)
+    finite = np.isfinite(x)
+    row_max = np.zeros(int(layers.max()) + 1)
+    np.maximum.at(row_max, layers[finite], np.where(finite, x, 0)[finite])
+    floor = row_max[layers] * FLOOR_RATIO
+    d = decoded.astype(np.float64)
+    assert (d[x == 0] == 0).all()  # zeros are exact
+    big = finite & (x >= floor) & (x > 0)
+    # 1% relative above the floor, plus float32 rounding of log2 (< 2e-5 even for |w| near 1e+-30)
+    assert (np.abs(d[big] / x[big] - 1) <= RELATIVE_ERROR + 2e-5).all()
+    small = finite & (x > 0) & (x < floor)
+    assert (np.abs(d[small] - x[small]) <= floor[small] * (1 + 2e-5)).all()  # below it: at most the floor
+    assert np.isnan(d[~finite]).all()
+
+
+def test_bound_constants():
+    assert RELATIVE_ERROR == pytest.approx(0.01, rel=1e-9)
+    assert 1 / FLOOR_RATIO == pytest.approx(1.01**506, rel=1e-12)  # 253 steps of 2*log2(1.01): about 153.7
+    assert LEVELS == 254 and MISSING == 255
+
+
+def test_adversarial_values():
+    values = np.array([0.0, 1e-45, 1e-40, 1e-38, 3e-8, 1.0, 1e30, 3.4e38,  # zeros, denormals, huge: one layer
+                       0.0, 0.0, 0.0,                                        # an all-zero layer
+                       1.0, 1.0 + 1e-7, 0.99, 0.0066, 0.0065, np.inf, np.nan],  # edges of the range, non-finite
+                      dtype=np.float32)
+    layers = np.array([0] * 8 + [1] * 3 + [2] * 7, dtype=np.int64)
+    codes, top, decoded = _roundtrip(values, layers)
+    _check_bound(values, layers, decoded)
+    assert (codes[8:11] == 0).all() and (decoded[8:11] == 0).all()
+    assert codes[-2] == MISSING and codes[-1] == MISSING
+    assert decoded[7] == pytest.approx(3.4e38, rel=RELATIVE_ERROR)  # the layer's largest sets its range
+    assert decoded[6] == pytest.approx(3.4e38 * FLOOR_RATIO, rel=1e-5)  # 1e30 lies below the floor: floor
+    assert decoded[12] == pytest.approx(1.0 + 1e-7, rel=RELATIVE_ERROR)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_bound_over_many_decades(seed):
+    rng = np.random.default_rng(seed)
+    n = 200_000
+    values = (10.0 ** rng.uniform(-30, 30, n)).astype(np.float32)
+    values[rng.random(n) < 0.3] = 0.0
+    layers = rng.integers(0, 7, n)
+    _, _, decoded = _roundtrip(values, layers)
+    _check_bound(values, layers, decoded)
+    # every value within a factor 150 of its layer's largest is above the floor: 1% for all of them
+    w = (0.25 * 10.0 ** -rng.uniform(0, np.log10(150), n)).astype(np.float32)
+    _, _, dw = _roundtrip(w, layers)
+    assert (np.abs(dw / w - 1) <= RELATIVE_ERROR + 1e-6).all()
+
+
+def test_log8_run_decodes_within_bound_of_float32_run(tmp_path):
+    from conftest import tiny_config
+
+    from analysis import open_run, shed_fraction
+    from shedding.experiment import record
+
+    a = open_run(record(tiny_config("gmp"), tmp_path / "f32.zarr", cache_dir=tmp_path / "c"))
+    b = open_run(record(tiny_config("gmp", record__dtype="log8"), tmp_path / "l8.zarr", cache_dir=tmp_path / "c"))
+    assert "magnitude_code" in b and b.magnitude_code.dtype == np.uint8
+    # recording does not touch training: the counts are identical, and so are the masks
+    np.testing.assert_array_equal(a.shed_count.values, b.shed_count.values)
+    np.testing.assert_array_equal(shed_fraction(a).shed_fraction_global.values,
+                                  shed_fraction(b).shed_fraction_global.values)
+    layers = a.weight_layer.values
+    for k in (0, 5, -1):
+        _check_bound(a.magnitude.values[k], layers, b.magnitude.values[k])
+    coded = sum(f.stat().st_size for f in (tmp_path / "l8.zarr" / "magnitude_code").rglob("*") if f.is_file())
+    assert coded / b.magnitude_code.size <= 1.1  # bytes per weight-step, compressed
