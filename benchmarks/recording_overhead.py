@@ -24,14 +24,14 @@ from shedding.models import build_model
 from shedding.models.prunable import prunable_parameters
 from shedding.pruning import PRUNERS
 from shedding.pruning.masks import apply_masks, flat, gmp_threshold, ones_like, sparsity_of
-from shedding.recording.layout import build_layers, build_timeline
+from shedding.recording.layout import build_layers, build_timeline, sample_weights
 from shedding.recording.recorder import Recorder
 from shedding.recording.store import RunStore
 from shedding.training.callbacks import MaskCallback
 from shedding.training.loop import Callback, TrainState, train
 from shedding.training.schedules import constant
 
-CASES = [("small_cnn", (1, 8, 8), 128), ("resnet20", (3, 32, 32), 32)]  # (model, input shape, batch)
+CASES = [("small_cnn", (1, 8, 8), 128), ("resnet20", (3, 32, 32), 128)]  # (model, input shape, batch)
 NOISE = 0.02  # added times under 2% of the baseline are reported as noise, not divided
 
 
@@ -75,11 +75,13 @@ def _run(model, params, masks, loader, steps: int, extra: list[Callback]) -> flo
     return time.perf_counter() - t0
 
 
-def _recorder(folder: Path, params, masks, weights, steps: int, every: int, device: torch.device) -> Recorder:
+def _recorder(folder: Path, params, masks, weights, steps: int, device: torch.device, every: int = 0,
+              dtype: str = "float32", hist_every: int = 0, sample_every: int = 0) -> Recorder:
     layers = build_layers([(k, tuple(p.shape)) for k, p in params.items()])
-    timeline = build_timeline(steps, steps, 1, every, steps, False)
-    store = RunStore.create(folder / "run.zarr", layers, timeline, {}, "float32", 64, overwrite=True)
-    rec = Recorder(store, layers, timeline, params, "float32", device)
+    timeline = build_timeline(steps, steps, 1, every, steps, False, hist_every, sample_every)
+    store = RunStore.create(folder / "run.zarr", layers, timeline, {}, dtype, 64, overwrite=True,
+                            sample=sample_weights(layers, 256, 0))
+    rec = Recorder(store, layers, timeline, params, dtype, device)
     tau = gmp_threshold(weights, ones_like(weights), 0.5)
     rec.begin_event(0, 0, masks, flat(weights).abs(), [0] * len(layers), sparsity_of(masks), tau, tau, float("nan"))
     rec.begin_phase("retrain", 0, 0)
@@ -93,11 +95,17 @@ def measure(model_name: str, shape: tuple[int, int, int], device: torch.device, 
     tmp = Path(tempfile.mkdtemp(prefix="shedding-bench-"))
     times: dict[str, list[float]] = {}
     sizes: dict[str, int] = {}
+    def rec(**kw):
+        return lambda d: [_recorder(d, params, masks, weights, steps, device, **kw)]
+
     variants: dict[str, Callable[[Path], list[Callback]]] = {
         "none": lambda d: [],
-        "counts only": lambda d: [_recorder(d, params, masks, weights, steps, steps, device)],
-        "full every 10": lambda d: [_recorder(d, params, masks, weights, steps, 10, device)],
-        "full every step": lambda d: [_recorder(d, params, masks, weights, steps, 1, device)],
+        "summary every step": rec(hist_every=1),
+        "sample every step": rec(sample_every=1),
+        "full every step, float32": rec(every=1),
+        "full every step, float16": rec(every=1, dtype="float16"),
+        "full every step, log8": rec(every=1, dtype="log8"),
+        "full every 10, float16": rec(every=10, dtype="float16"),
         "torch.save every 10": lambda d: [TorchSavePeer(d, 10)],
     }
     _run(model, params, masks, loader, min(steps, 5), [])  # warm-up
@@ -121,19 +129,22 @@ def measure(model_name: str, shape: tuple[int, int, int], device: torch.device, 
     n_weights = sum(p.numel() for p in params.values())
     rows = [(case, f"{name} / none (step time)", statistics.median(t) / base) for name, t in times.items()
             if name != "none"]
-    ours = statistics.median(times["full every 10"]) - base
+    ours = statistics.median(times["full every 10, float16"]) - base
     peer = statistics.median(times["torch.save every 10"]) - base
     ratio = peer / ours if min(ours, peer) > NOISE * base else float("nan")  # nan: below the noise
-    rows.append((case, "added time: torch.save / ours (every 10)", ratio))
-    rows.append((case, "bytes: ours / torch.save (every 10)", sizes["full every 10"] / sizes["torch.save every 10"]))
-    rows.append((case, "bytes per weight-step (full every step)", sizes["full every step"] / (n_weights * steps)))
+    rows.append((case, "added time: torch.save / ours (full every 10, float16)", ratio))
+    rows.append((case, "bytes: ours / torch.save (full every 10, float16)",
+                 sizes["full every 10, float16"] / sizes["torch.save every 10"]))
+    for enc in ("float32", "float16", "log8"):
+        rows.append((case, f"bytes per weight-step, full every step, {enc}",
+                     sizes[f"full every step, {enc}"] / (n_weights * (steps + 1))))
     return rows
 
 
 def main() -> None:
     """Parse options, measure every case, print the table."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args()

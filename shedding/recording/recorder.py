@@ -203,9 +203,10 @@ class Recorder(Callback):
         if self.w_hist is None or step not in self._hist_set or self._hist_set[step] < self._hist_next:
             return
         lo, scale, nb = self._hist
-        nz = mag > 0
-        bins = ((torch.log10(mag[nz]) - lo) * scale).floor().clamp_(0, nb - 1).to(torch.int64)
-        counts = torch.bincount(bins + self.counter.layer_ids[nz] * nb, minlength=self.n_layers * nb)
+        total = self.n_layers * nb
+        bins = ((torch.log10(mag) - lo) * scale).floor_().clamp_(0, nb - 1).to(torch.int64)
+        bins = torch.where(mag > 0, bins + self.counter.layer_ids * nb, total)  # zeros go to a dropped bin
+        counts = torch.bincount(bins, minlength=total + 1)[:total]
         host = self._to_host(counts.reshape(1, self.n_layers, nb), np.dtype(np.int32))
         self.io.submit(lambda: self.w_hist.append(host()))
         self._hist_next += 1

@@ -44,7 +44,9 @@ class ShedCounter:
         down = below & ~self.prev_below
         up = self.prev_below & ~below
         self.prev_below = below
-        return torch.stack([self._per_layer(below), self._per_layer(down), self._per_layer(up)])
+        flags = torch.stack([below, down, up]).to(torch.int32)  # one reduction for the three counts
+        out = torch.zeros(3, self.n_layers, dtype=torch.int32, device=flags.device)
+        return out.index_add_(1, self.layer_ids, flags).to(torch.int64)
 
     def state_dict(self) -> dict:
         """The event's eligible set, the previous below-line state and the line, on the CPU (for resume)."""
