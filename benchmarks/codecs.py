@@ -1,0 +1,93 @@
+"""Which Zarr codec and chunk length to store magnitudes with: measured on real recorded magnitudes.
+
+Run: ``python -m benchmarks.codecs``. Records a short digits run (every weight every step, float32),
+then writes its magnitudes (as float32, float16 and log8 codes) with each candidate codec and chunk length
+into a temporary folder and reads them back, printing bytes per weight-step and write / read throughput
+(median of 3). The store's choice (``shedding.recording.store.MAGNITUDE_CODEC`` and the default
+``--record-chunk-steps``) is the one this table supported; stores record it in ``codec_choice``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import zarr
+from zarr.codecs import BloscCodec, ZstdCodec
+
+CANDIDATES = {
+    "zstd 0 (zarr default)": [ZstdCodec(level=0)],
+    "zstd 3": [ZstdCodec(level=3)],
+    "blosc zstd 3 shuffle": [BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")],
+    "blosc zstd 3 bitshuffle": [BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")],
+    "blosc zstd 5 bitshuffle": [BloscCodec(cname="zstd", clevel=5, shuffle="bitshuffle")],
+    "blosc lz4 5 bitshuffle": [BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")],
+}
+
+
+def _magnitudes(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(magnitudes float32 of a real digits retraining, layer of each weight)."""
+    from analysis import open_run
+    from shedding.config import RunConfig
+    from shedding.experiment import record
+
+    cfg = RunConfig()
+    cfg.train.duration, cfg.retrain.duration = "11ep", "11ep"
+    cfg.prune.sparsity = 0.5
+    cfg.record.every = 1
+    ds = open_run(record(cfg, folder / "run.zarr", cache_dir=folder / "cache"))
+    return np.asarray(ds.magnitude.values), np.asarray(ds.weight_layer.values)
+
+
+def _encodings(mag: np.ndarray, layers: np.ndarray) -> dict[str, np.ndarray]:
+    from shedding.recording.encoding import encode_log8
+
+    t = torch.from_numpy(layers.astype(np.int64))
+    codes = np.stack([encode_log8(torch.from_numpy(row), t, int(layers.max()) + 1)[0].numpy() for row in mag])
+    return {"float32": mag.astype(np.float32), "float16": mag.astype(np.float16), "log8": codes}
+
+
+def _measure(data: np.ndarray, codecs: list, chunk_steps: int, folder: Path, repeats: int = 3
+             ) -> tuple[float, float, float]:
+    """(bytes per weight-step, write MB/s, read MB/s) of ``data`` stored with ``codecs``."""
+    writes, reads, size = [], [], 0
+    for r in range(repeats):
+        path = folder / f"c{r}.zarr"
+        t0 = time.perf_counter()
+        arr = zarr.create_array(str(path), shape=data.shape, chunks=(chunk_steps, data.shape[1]), dtype=data.dtype,
+                                compressors=codecs, fill_value=0)
+        for i in range(0, data.shape[0], chunk_steps):
+            arr[i:i + chunk_steps] = data[i:i + chunk_steps]
+        writes.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        np.asarray(zarr.open_array(str(path), mode="r")[:]).sum()
+        reads.append(time.perf_counter() - t0)
+        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        shutil.rmtree(path)
+    mb = data.nbytes / 1e6
+    return size / data.size, mb / statistics.median(writes), mb / statistics.median(reads)
+
+
+def main() -> None:
+    """Measure every codec and chunk length; print the table."""
+    folder = Path(tempfile.mkdtemp(prefix="shedding-codecs-"))
+    try:
+        mag, layers = _magnitudes(folder)
+        print(f"{mag.shape[0]} snapshots x {mag.shape[1]:,} weights of a digits run (50% pruned), median of 3")
+        print(f"{'encoding':8} {'codec':26} {'chunk':>5} {'B/weight-step':>13} {'write MB/s':>11} {'read MB/s':>10}")
+        for enc, data in _encodings(mag, layers).items():
+            for name, codecs in CANDIDATES.items():
+                for chunk_steps in (16, 64):
+                    b, w, r = _measure(data, codecs, chunk_steps, folder)
+                    print(f"{enc:8} {name:26} {chunk_steps:>5} {b:>13.3f} {w:>11.0f} {r:>10.0f}")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
