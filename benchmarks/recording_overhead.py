@@ -106,6 +106,7 @@ def measure(model_name: str, shape: tuple[int, int, int], device: torch.device, 
         "full every step, float16": rec(every=1, dtype="float16"),
         "full every step, log8": rec(every=1, dtype="log8"),
         "full every 10, float16": rec(every=10, dtype="float16"),
+        "full every 10, log8": rec(every=10, dtype="log8"),
         "torch.save every 10": lambda d: [TorchSavePeer(d, 10)],
     }
     _run(model, params, masks, loader, min(steps, 5), [])  # warm-up
@@ -133,8 +134,9 @@ def measure(model_name: str, shape: tuple[int, int, int], device: torch.device, 
     peer = statistics.median(times["torch.save every 10"]) - base
     ratio = peer / ours if min(ours, peer) > NOISE * base else float("nan")  # nan: below the noise
     rows.append((case, "added time: torch.save / ours (full every 10, float16)", ratio))
-    rows.append((case, "bytes: ours / torch.save (full every 10, float16)",
-                 sizes["full every 10, float16"] / sizes["torch.save every 10"]))
+    for enc in ("float16", "log8"):
+        rows.append((case, f"bytes: ours / torch.save (full every 10, {enc})",
+                     sizes[f"full every 10, {enc}"] / sizes["torch.save every 10"]))
     for enc in ("float32", "float16", "log8"):
         rows.append((case, f"bytes per weight-step, full every step, {enc}",
                      sizes[f"full every step, {enc}"] / (n_weights * (steps + 1))))
