@@ -13,9 +13,9 @@ A line is written ``kind:value``:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-import torch
 
 KINDS = ("gmp", "std", "abs", "next")
 
@@ -47,14 +47,16 @@ class Line:
     def label(self) -> str:
         return f"{self.kind}:{self.value:g}"
 
-    def layer_values(self, magnitude: np.ndarray | torch.Tensor, mask: np.ndarray | torch.Tensor,
-                     starts: list[int], sizes: list[int], tau: float, sparsity: float) -> np.ndarray:
+    def layer_values(self, magnitude: Any, mask: Any, starts: list[int], sizes: list[int], tau: float,
+                     sparsity: float) -> np.ndarray:
         """The line of each layer from the flat magnitudes and mask at an event (numpy or torch, any device)."""
         n_layers = len(sizes)
         if self.kind == "gmp":
             return np.full(n_layers, self.value * tau)
         if self.kind == "abs":
             return np.full(n_layers, self.value)
+        import torch  # here, so that analysis can import the line definitions without torch
+
         mag = torch.as_tensor(magnitude).double()
         keep = torch.as_tensor(mask).to(mag.device).bool()
         if self.kind == "std":
