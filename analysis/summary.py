@@ -140,11 +140,9 @@ def summarize(runs: dict[str, xr.Dataset], control: str | None = None, lines: li
             raise ValueError(f"control {control!r} is not among the runs: {', '.join(runs)}")
         controls.add(control)
         control_of = {n: (None if n in controls else control) for n in runs}
-    else:
-        unmatched_controls = len(controls) == 1
-        if unmatched_controls:  # one control: use it for every run even if its config differs in details
-            only = next(iter(controls))
-            control_of = {n: (None if n in controls else control_of[n] or only) for n in runs}
+    elif len(controls) == 1:  # one control: use it for every run even if its config differs in details
+        only = next(iter(controls))
+        control_of = {n: (None if n in controls else control_of[n] or only) for n in runs}
     lines = lines or []
     fractions = {n: shed_fraction(ds, denominator).compute() for n, ds in runs.items()}
     detections = {}

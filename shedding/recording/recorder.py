@@ -93,7 +93,6 @@ class Recorder(Callback):
             shape = (n_ev, len(self.extra_lines), self.n_layers)
             self.events.update(line_value=np.full(shape, np.nan), line_eligible=np.full(shape, -1, np.int64))
         self.epochs: dict[str, np.ndarray] = {k: np.full(n_ep, np.nan) for k in EPOCH_VARS}
-        self.last_step_written: int | None = None
         self.io = IOThread(max_pending)
         # rows handed to the writer so far (the writer's own positions belong to its thread)
         self._steps_next = 0
@@ -168,7 +167,6 @@ class Recorder(Callback):
             if self.extra_lines:
                 self._staged_line_counts.append(torch.zeros(len(self.extra_lines), 3, self.n_layers,
                                                             dtype=torch.int64, device=self.device))
-        self.last_step_written = g
         if self._wants(g):
             self._snapshot(g, mag if mag is not None else self._flat_abs())
         end = self._steps_next + len(self._staged_lr)
