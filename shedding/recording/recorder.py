@@ -22,10 +22,41 @@ from shedding.recording.encoding import encode_log8
 from shedding.recording.io_thread import IOThread
 from shedding.recording.layout import Layer, Timeline
 from shedding.recording.shed_counter import ShedCounter
-from shedding.recording.store import RunStore
+from shedding.recording.store import ChunkWriter, RunStore
 from shedding.training.loop import Callback, TrainState
 
 EPOCH_VARS = ("train_accuracy", "train_loss", "test_accuracy", "test_loss")
+
+
+class _Periodic:
+    """One periodic recording (magnitude snapshots, histograms or samples): its writers and step rows.
+
+    ``next`` counts the rows handed to the writer thread; the writers' own positions belong to that thread.
+    """
+
+    def __init__(self, writers: list[ChunkWriter], steps: np.ndarray) -> None:
+        self.writers = writers
+        self.steps = steps
+        self.rows = {int(s): i for i, s in enumerate(steps)}
+        self.next = 0
+
+    def due(self, step: int) -> bool:
+        """True when ``step`` is this recording's next row; False for other steps and rows already written."""
+        row = self.rows.get(step)
+        if row is None or row < self.next:
+            return False  # not one of its steps, or already on disk (a resumed run restarts at a written row)
+        if row != self.next:
+            raise RuntimeError(f"recording for step {step} out of order (expected row {self.next})")
+        return True
+
+    def frontier(self) -> int | None:
+        """The last step before this recording's first unwritten row (writer thread), or None if all written."""
+        pos = self.writers[0].pos
+        return int(self.steps[pos]) - 1 if pos < len(self.steps) else None
+
+    def seek(self, step: int) -> None:
+        """Resume just after global ``step``: the next row to hand over (training thread)."""
+        self.next = int(np.searchsorted(self.steps, step, side="right"))
 
 
 class Recorder(Callback):
@@ -48,24 +79,24 @@ class Recorder(Callback):
         self.layer_sizes = [layer.size for layer in layers]
         self.extra_lines = [Line.parse(str(t)) for t in store.group["line"][:]] if "line" in store.group else []
         self.extra_counters = [ShedCounter(layer_ids, len(layers)) for _ in self.extra_lines]
-        self._record_set = {int(s): i for i, s in enumerate(timeline.record_steps)}
         self._event_steps = set(int(s) for s in timeline.event_step)
         self.w_loss = store.writer("loss")
         self.w_lr = store.writer("lr")
         self.w_counts = [store.writer(n) for n in ("shed_count", "shed_events", "recover_events")]
         self.w_line_counts = ([store.writer(n) for n in ("line_shed_count", "line_shed_events", "line_recover_events")]
                               if self.extra_lines else [])
-        has_snapshots = len(timeline.record_steps) > 0
-        self.w_mag = store.writer("magnitude_code" if self.log8 else "magnitude") if has_snapshots else None
-        self.w_top = store.writer("magnitude_top") if has_snapshots and self.log8 else None
-        self.w_hist = store.writer("magnitude_hist") if len(timeline.hist_steps) else None
-        self._hist_set = {int(s): i for i, s in enumerate(timeline.hist_steps)}
-        self.w_sample = store.writer("sample_magnitude") if "sample_magnitude" in store.group else None
-        self._sample_set = {int(s): i for i, s in enumerate(timeline.sample_steps)} if self.w_sample else {}
-        self._sample_index = (torch.as_tensor(np.asarray(store.group["sample_weight"][:]), device=device)
-                              if self.w_sample is not None else None)
-        self._sample_next = 0
-        if self.w_hist is not None:
+        # the periodic recordings this run has, each with its writers (log8 adds the per-layer tops)
+        self.snapshots = self.hist = self.samples = None
+        if len(timeline.record_steps):
+            names = ["magnitude_code", "magnitude_top"] if self.log8 else ["magnitude"]
+            self.snapshots = _Periodic([store.writer(n) for n in names], timeline.record_steps)
+        if len(timeline.hist_steps):
+            self.hist = _Periodic([store.writer("magnitude_hist")], timeline.hist_steps)
+        if "sample_magnitude" in store.group:
+            self.samples = _Periodic([store.writer("sample_magnitude")], timeline.sample_steps)
+            self._sample_index = torch.as_tensor(np.asarray(store.group["sample_weight"][:]), device=device)
+        self.periodic = [p for p in (self.snapshots, self.hist, self.samples) if p is not None]
+        if self.hist is not None:
             lo = float(store.group["hist_bin_lo"][0])
             hi = float(store.group["hist_bin_hi"][-1])
             self._hist = (lo, store.group["hist_bin"].shape[0] / (hi - lo), store.group["hist_bin"].shape[0])
@@ -94,10 +125,7 @@ class Recorder(Callback):
             self.events.update(line_value=np.full(shape, np.nan), line_eligible=np.full(shape, -1, np.int64))
         self.epochs: dict[str, np.ndarray] = {k: np.full(n_ep, np.nan) for k in EPOCH_VARS}
         self.io = IOThread(max_pending)
-        # rows handed to the writer so far (the writer's own positions belong to its thread)
-        self._steps_next = 0
-        self._mag_next = 0
-        self._hist_next = 0
+        self._steps_next = 0  # per-step rows handed to the writer so far
 
     # ------------------------------------------------------------------ driven by the experiment
     def begin_phase(self, phase: str, step_base: int, epoch_index: int) -> None:
@@ -144,7 +172,7 @@ class Recorder(Callback):
 
     # ------------------------------------------------------------------ callback hooks
     def _wants(self, g: int) -> bool:
-        return (g in self._record_set or g in self._hist_set or g in self._sample_set) and g not in self._event_steps
+        return g not in self._event_steps and any(g in p.rows for p in self.periodic)
 
     def on_train_start(self, state: TrainState) -> None:
         g = self.step_base + state.step
@@ -198,7 +226,7 @@ class Recorder(Callback):
     @torch.no_grad()
     def _histogram(self, step: int, mag: torch.Tensor) -> None:
         """Per-layer counts of non-zero |w| in equal log10 bins, on the device; one bincount for all layers."""
-        if self.w_hist is None or step not in self._hist_set or self._hist_set[step] < self._hist_next:
+        if self.hist is None or not self.hist.due(step):
             return
         lo, scale, nb = self._hist
         total = self.n_layers * nb
@@ -206,35 +234,32 @@ class Recorder(Callback):
         bins = torch.where(mag > 0, bins + self.counter.layer_ids * nb, total)  # zeros go to a dropped bin
         counts = torch.bincount(bins, minlength=total + 1)[:total]
         host = self._to_host(counts.reshape(1, self.n_layers, nb), np.dtype(np.int32))
-        self.io.submit(lambda: self.w_hist.append(host()))
-        self._hist_next += 1
+        writer = self.hist.writers[0]
+        self.io.submit(lambda: writer.append(host()))
+        self.hist.next += 1
 
     def _sample(self, step: int, mag: torch.Tensor) -> None:
         """The sampled subset's magnitudes, gathered on the device."""
-        if self.w_sample is None or step not in self._sample_set or self._sample_set[step] < self._sample_next:
+        if self.samples is None or not self.samples.due(step):
             return
         host = self._to_host(mag[self._sample_index], self.np_dtype)
-        self.io.submit(lambda: self.w_sample.append(host()[None]))
-        self._sample_next += 1
+        writer = self.samples.writers[0]
+        self.io.submit(lambda: writer.append(host()[None]))
+        self.samples.next += 1
 
     def _snapshot(self, step: int, mag: torch.Tensor) -> None:
         self._histogram(step, mag)
         self._sample(step, mag)
-        if self.w_mag is None or step not in self._record_set:
+        if self.snapshots is None or not self.snapshots.due(step):
             return
-        idx = self._record_set[step]
-        if idx < self._mag_next:
-            return  # already on disk (a resumed run starts at a snapshot it wrote before)
-        if idx != self._mag_next:
-            raise RuntimeError(f"snapshot for step {step} out of order (expected row {self._mag_next})")
         if self.log8:
             codes, top = encode_log8(mag, self.counter.layer_ids, self.n_layers)
-            host, host_top = self._to_host(codes, np.dtype(np.uint8)), self._to_host(top, np.dtype(np.float32))
-            self.io.submit(lambda: (self.w_mag.append(host()[None]), self.w_top.append(host_top()[None])))
+            hosts = [self._to_host(codes, np.dtype(np.uint8)), self._to_host(top, np.dtype(np.float32))]
         else:
-            host = self._to_host(mag, self.np_dtype)
-            self.io.submit(lambda: self.w_mag.append(host()[None]))
-        self._mag_next += 1
+            hosts = [self._to_host(mag, self.np_dtype)]
+        writers = self.snapshots.writers
+        self.io.submit(lambda: [w.append(h()[None]) for w, h in zip(writers, hosts, strict=True)])
+        self.snapshots.next += 1
 
     def _drain_steps(self) -> None:
         if not self._staged_lr:
@@ -266,17 +291,15 @@ class Recorder(Callback):
         if self.w_lr.pos == 0:
             return None
         frontier = int(self.tl.steps[self.w_lr.pos - 1])
-        for w, steps in ((self.w_mag, self.tl.record_steps), (self.w_hist, self.tl.hist_steps),
-                         (self.w_sample, self.tl.sample_steps)):
-            if w is not None and w.pos < len(steps):
-                frontier = min(frontier, int(steps[w.pos]) - 1)
+        for p in self.periodic:
+            if (f := p.frontier()) is not None:
+                frontier = min(frontier, f)
         return frontier
 
     def _flush_writers(self) -> None:  # writer thread
-        for w in (self.w_loss, self.w_lr, *self.w_counts, *self.w_line_counts, self.w_mag, self.w_top, self.w_hist,
-                  self.w_sample):
-            if w is not None:
-                w.flush()
+        for w in (self.w_loss, self.w_lr, *self.w_counts, *self.w_line_counts,
+                  *(w for p in self.periodic for w in p.writers)):
+            w.flush()
         self.store.set_attrs(last_committed_step=self.committed_step())
 
     def flush(self) -> None:
@@ -288,11 +311,6 @@ class Recorder(Callback):
     def sync(self) -> None:
         """Wait until the writer has written everything handed to it (raises its error if it failed)."""
         self.io.sync()
-
-    @property
-    def flush_seconds(self) -> float:
-        """Time the background writer spent writing."""
-        return self.io.busy_seconds
 
     # ------------------------------------------------------------------ resume
     def state_dict(self) -> dict[str, Any]:
@@ -310,20 +328,15 @@ class Recorder(Callback):
         self.events, self.epochs = state["events"], state["epochs"]
         self._staged_loss, self._staged_lr, self._staged_counts, self._staged_line_counts = [], [], [], []
         self._steps_next = int(np.searchsorted(self.tl.steps, step, side="right"))
-        self._mag_next = int(np.searchsorted(self.tl.record_steps, step, side="right"))
-        self._hist_next = int(np.searchsorted(self.tl.hist_steps, step, side="right"))
-        self._sample_next = int(np.searchsorted(self.tl.sample_steps, step, side="right"))
+        for p in self.periodic:
+            p.seek(step)
 
         def seek() -> None:  # writer thread
             for w in (self.w_loss, self.w_lr, *self.w_counts, *self.w_line_counts):
                 w.seek(self._steps_next)
-            for w in (self.w_mag, self.w_top):
-                if w is not None:
-                    w.seek(self._mag_next)
-            if self.w_hist is not None:
-                self.w_hist.seek(self._hist_next)
-            if self.w_sample is not None:
-                self.w_sample.seek(self._sample_next)
+            for p in self.periodic:
+                for w in p.writers:
+                    w.seek(p.next)
 
         self.io.submit(seek)
         self.io.sync()
