@@ -80,8 +80,14 @@ class PruneConfig:
 
     method: str = _f("gmp", "pruning method: gmp, layerwise, random, random_layerwise, block or none")
     sparsity: float = _f(0.2, "target fraction of prunable weights removed (none: the line's reference)")
-    schedule: str = _f("oneshot", "oneshot or iterative")
+    schedule: str = _f("oneshot", "oneshot, iterative, gradual (Zhu & Gupta) or cascade (cascade-aware); "
+                                  "SCIENCE.md section 2 and the README")
     fraction_per_round: float = _f(0.2, "iterative: share of the remaining weights removed per round")
+    interval: str = _f("1ep", "gradual: steps between prune events; cascade: the window each trigger's cascade "
+                              "runs before what it shed is removed (whole epochs)")
+    gradual_events: int = _f(10, "gradual: number of prune events n from initial_sparsity to the target")
+    initial_sparsity: float = _f(0.0, "gradual: s_i in s_t = s_f + (s_i - s_f)(1 - (t - t0)/(n dt))^3")
+    cascade_fraction: float = _f(0.05, "cascade: share of the remaining weights each trigger prunes by GMP")
     block_shape: list[int] = _f([1, 1], "block: block height, width over the (out, in*kh*kw) view")
     block_score: str = _f("mean_abs", "block: block score, mean_abs, l2 or max_abs")
 
