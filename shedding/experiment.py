@@ -29,8 +29,8 @@ from shedding.data.loader import BatchLoader
 from shedding.models import build_model
 from shedding.models.prunable import all_prunable_names, prunable_parameters
 from shedding.pruning import PRUNERS
-from shedding.pruning.masks import apply_masks, flat, gmp_threshold, ones_like, sparsity_of
-from shedding.pruning.schedule import sparsity_targets
+from shedding.pruning.masks import apply_masks, flat, gmp_threshold, ones_like, sparsity_of, unflat
+from shedding.pruning.schedule import DYNAMIC, Round, cascade_target, plan_rounds
 from shedding.recording.layout import Layer, Timeline, build_layers, build_timeline, sample_weights
 from shedding.recording.recorder import Recorder
 from shedding.recording.store import RunStore, check_path
@@ -38,7 +38,7 @@ from shedding.retraining import TECHNIQUES, RetrainContext, Technique
 from shedding.training.callbacks import CheckpointCallback, EvalCallback, MaskCallback, ProgressCallback
 from shedding.training.loop import Callback, TrainState, evaluate, train
 from shedding.training.optim import build_optimizer
-from shedding.training.schedules import ScheduleSpec, build_schedule
+from shedding.training.schedules import ScheduleSpec, build_schedule, shifted
 
 # progress(description, total) -> advance(n); the CLI passes a rich progress bar, the API None.
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
@@ -69,9 +69,14 @@ class Prepared:
     t: int
     schedule: ScheduleSpec
     technique: Technique
-    targets: list[float]
+    rounds: list[Round]
     layers: list[Layer]
     timeline: Timeline
+
+    @property
+    def targets(self) -> list[float]:
+        """Overall sparsity after each planned prune event."""
+        return [r.target for r in self.rounds]
 
     @property
     def ipe(self) -> int:
@@ -117,11 +122,35 @@ def prepare(cfg: RunConfig) -> Prepared:
     if not params:
         raise ConfigError("--model-dense-layers: every prunable layer is left dense; nothing to prune")
     layers = build_layers([(k, tuple(p.shape)) for k, p in params.items()])
-    targets = sparsity_targets(cfg.prune)
-    timeline = build_timeline(T, t, len(targets), cfg.record.every, ipe, cfg.record.record_pretrain,
-                              cfg.record.hist_every, cfg.record.sample_every)
-    return Prepared(cfg, device, data, train_loader, test_loader, T, t, schedule, technique, targets,
-                    layers, timeline)
+    rounds = plan_rounds(cfg.prune, t, _check_interval(cfg, ipe, t))
+    return Prepared(cfg, device, data, train_loader, test_loader, T, t, schedule, technique, rounds,
+                    layers, _timeline(cfg, T, t, ipe, rounds))
+
+
+def _timeline(cfg: RunConfig, T: int, t: int, ipe: int, rounds: list[Round]) -> Timeline:
+    return build_timeline(T, t, len(rounds), cfg.record.every, ipe, cfg.record.record_pretrain,
+                          cfg.record.hist_every, cfg.record.sample_every, lengths=[r.length for r in rounds])
+
+
+def _check_interval(cfg: RunConfig, ipe: int, t: int) -> int:
+    """``--prune-interval`` in steps, checked against the schedule that uses it (gradual, cascade)."""
+    pc = cfg.prune
+    interval = parse_step(pc.interval, "--prune-interval").iterations(ipe)
+    if pc.method == "none" or pc.schedule not in ("gradual", "cascade"):
+        return interval
+    if interval < 1 or interval % ipe:
+        raise ConfigError(f"--prune-interval: {pc.interval} ({interval} steps) must be a whole number of epochs "
+                          f"({ipe} steps each) so that resume checkpoints fall between events")
+    if pc.schedule == "gradual" and (pc.gradual_events - 1) * interval >= t:
+        raise ConfigError(f"--prune-gradual-events: {pc.gradual_events} events every {pc.interval} do not fit in "
+                          f"--retrain-duration {cfg.retrain.duration} ({t} steps)")
+    if pc.schedule == "cascade":
+        for name, every in (("--record-every", cfg.record.every), ("--record-hist-every", cfg.record.hist_every),
+                            ("--record-sample-every", cfg.record.sample_every)):
+            if every and (interval % every or t % every):
+                raise ConfigError(f"{name}: {every} must divide --prune-interval ({interval} steps) and "
+                                  f"--retrain-duration ({t} steps) with the cascade schedule")
+    return interval
 
 
 # --------------------------------------------------------------------------- original training
@@ -244,7 +273,8 @@ def record(cfg: RunConfig, out: str | Path, *, cache_dir: str | Path | None = No
     needed = p.technique.checkpoints_needed(p.T, p.t)
     attrs: dict[str, Any] = {
         "config": to_dict(cfg), "seed": cfg.seed, "versions": _versions(), "device": str(p.device),
-        "iterations_per_epoch": p.ipe, "T": p.T, "t": p.t, "rounds": len(p.targets),
+        "iterations_per_epoch": p.ipe, "T": p.T, "t": p.t, "rounds": len(p.rounds),
+        "schedule": cfg.prune.schedule if cfg.prune.method != "none" else "oneshot",
         "method": cfg.prune.method, "technique": cfg.retrain.technique, "control": cfg.prune.method == "none",
         "alpha": cfg.record.alpha, "dataset": cfg.data.name, "model": cfg.model.name,
         "shed_definition": "a survivor at or above the line alpha*tau at its event is shed at step s while "
@@ -316,6 +346,10 @@ def resume(out: str | Path, *, progress: ProgressFactory | None = None) -> Path:
     cfg = from_plain(attrs["config"])
     p = prepare(cfg)
     store = RunStore.reopen(out)
+    n_events = store.group["event"].shape[0]
+    if n_events < len(p.rounds):  # a cascade-aware run cut its store when it reached the target
+        p.rounds = _cut_rounds(p, n_events - 1)
+        p.timeline = _timeline(cfg, p.T, p.t, p.ipe, p.rounds)
     store.set_attrs(status="running", resumed=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     model = p.new_model(cfg.seed)
     params = prunable_parameters(model, cfg.model.dense_layers)
@@ -326,15 +360,50 @@ def resume(out: str | Path, *, progress: ProgressFactory | None = None) -> Path:
                                                                 out / RESUME_DIR, state))
 
 
+def _cut_rounds(p: Prepared, final: int) -> list[Round]:
+    """A dynamic schedule's rounds once event ``final`` reached the target: its windows, then the full round."""
+    return list(p.rounds[:final]) + [Round(p.cfg.prune.sparsity, p.t, True, True)]
+
+
+def _event_steps(rounds: list[Round]) -> list[int]:
+    return [sum(r.length for r in rounds[:i]) for i in range(len(rounds))]
+
+
+@torch.no_grad()
+def _cascade_masks(p: Prepared, weights: StateDict, masks: StateDict, shed_flat: torch.Tensor, prune_fn: Any,
+                   generator: torch.Generator) -> tuple[StateDict, float, bool]:
+    """Cascade-aware event: remove what the cascade shed since the previous event (``shed_flat``, the recorder's
+    shed set), then trigger again; returns the new masks, their target sparsity and whether it is the last."""
+    cfg = p.cfg.prune
+    shed = {k: v.bool() for k, v in unflat(shed_flat.to(next(iter(masks.values())).device), masks).items()}
+    n_shed = int(shed_flat.sum())
+    total = sum(m.numel() for m in masks.values())
+    target, final = cascade_target(sparsity_of(masks), n_shed, total, cfg)
+    base = {k: masks[k] * (~shed[k]).to(masks[k].dtype) for k in masks}
+    if sparsity_of(base) > target:  # more was shed than the target allows: drop only the smallest shed weights
+        only_shed = {k: torch.where(shed[k], w, torch.full_like(w, float("inf"))) for k, w in weights.items()}
+        return PRUNERS.get("gmp")(only_shed, masks, target, cfg, generator), target, final
+    return prune_fn(weights, base, target, cfg, generator), target, final
+
+
 def _retrain(p: Prepared, model: torch.nn.Module, params: dict[str, torch.nn.Parameter],
              checkpoints: dict[int, StateDict], recorder: Recorder, progress: ProgressFactory | None,
              resume_dir: Path | None = None, resume_state: dict[str, Any] | None = None) -> float:
-    """All prune events and retraining rounds (from a resume checkpoint when given); final test accuracy."""
+    """All prune events and retraining rounds (from a resume checkpoint when given); final test accuracy.
+
+    A round with ``restart`` gets a new optimizer and the technique's LR schedule from its start (and, with
+    ``rewind``, the technique's start weights); other rounds (gradual events, cascade windows) continue the
+    previous round's optimizer, LR schedule and data order.
+    """
     cfg = p.cfg
     current = _clone(checkpoints[p.T])
     masks = ones_like({k: v.detach() for k, v in params.items()})
     prune_fn = PRUNERS.get(cfg.prune.method)
-    advance = progress("retraining", p.t * len(p.targets)) if progress is not None else None
+    dynamic = cfg.prune.schedule in DYNAMIC and cfg.prune.method != "none"
+    rounds = list(p.rounds)
+    if dynamic and recorder.tl.n_events < len(rounds):  # resuming a cascade that had reached its target
+        rounds = _cut_rounds(p, recorder.tl.n_events - 1)
+    advance = progress("retraining", sum(r.length for r in rounds)) if progress is not None else None
     final_acc = float("nan")
 
     def fresh_init() -> StateDict:
@@ -347,46 +416,72 @@ def _retrain(p: Prepared, model: torch.nn.Module, params: dict[str, torch.nn.Par
 
     epoch_index = len([e for e in p.timeline.epoch if e <= 0])
     first_round = resume_state["round"] if resume_state else 0
-    for r in range(first_round, len(p.targets)):
-        optimizer = build_optimizer(model.parameters(), cfg.train)  # momentum starts empty
+    optimizer: torch.optim.Optimizer | None = None
+    plan = None
+    phase = 0  # the round whose restart began the current optimizer / LR phase
+    r = first_round
+    while r < len(rounds):
+        starts = _event_steps(rounds)
+        rd, b = rounds[r], starts[r]
         start = 0
         if resume_state is not None and r == first_round:
             new_masks = {k: m.to(p.device) for k, m in resume_state["masks"].items()}
+            phase = max(i for i in range(r + 1) if rounds[i].restart)
             plan = plan_for(current)
+            optimizer = build_optimizer(model.parameters(), cfg.train)
             model.load_state_dict(resume_state["model"])
             optimizer.load_state_dict(resume_state["optimizer"])
             start = int(resume_state["step"])
-            recorder.load_state_dict(resume_state["recorder"], step=r * p.t + start)
+            recorder.load_state_dict(resume_state["recorder"], step=b + start)
             epoch_index = recorder.epoch_index
             if advance is not None:
-                advance(r * p.t + start)
+                advance(b + start)
         else:
             model.load_state_dict(current)
             weights = {k: v.detach().clone() for k, v in params.items()}
             generator = torch.Generator().manual_seed(cfg.seed * 7919 + r + 1)
-            new_masks = prune_fn(weights, masks, p.targets[r], cfg.prune, generator)
-            tau = gmp_threshold(weights, masks, p.targets[r])
+            target = rd.target
+            if dynamic and r > 0:
+                new_masks, target, final = _cascade_masks(p, weights, masks, recorder.shed_now(), prune_fn,
+                                                          generator)
+                if final and len(rounds) != r + 1:
+                    if advance is not None:
+                        advance(sum(x.length for x in rounds) - sum(x.length for x in rounds[:r]) - p.t)
+                    rounds = _cut_rounds(p, r)
+                    recorder.set_timeline(_timeline(cfg, p.T, p.t, p.ipe, rounds))
+                    recorder.io.submit(recorder.store.set_attrs, {"rounds": len(rounds)})
+                    rd = rounds[r]
+            else:
+                new_masks = prune_fn(weights, masks, target, cfg.prune, generator)
+            tau = gmp_threshold(weights, masks, target)
             pruned = np.array([int(((masks[k] > 0) & (new_masks[k] == 0)).sum()) for k in params])
-            plan = plan_for(current)
-            model.load_state_dict(plan.start)
+            if rd.restart or optimizer is None:
+                plan = plan_for(current)
+                optimizer = build_optimizer(model.parameters(), cfg.train)  # momentum starts empty
+                phase = r
+                if rd.rewind:
+                    model.load_state_dict(plan.start)
             apply_masks(params, new_masks)
             if r == 0:  # where the retraining LR trace starts in the original schedule (null: constant LR)
                 recorder.io.submit(recorder.store.set_attrs, {"schedule_offset": plan.schedule_offset})
             acc, _ = evaluate(model, p.test_loader)
             recorder.begin_event(r, r, new_masks, flat(weights).abs(), pruned, sparsity_of(new_masks), tau,
                                  cfg.record.alpha * tau, acc)
-        recorder.begin_phase("retrain", step_base=r * p.t, epoch_index=epoch_index)
+        recorder.begin_phase("retrain", step_base=b, epoch_index=epoch_index)
         callbacks: list[Callback] = [MaskCallback(params, new_masks), EvalCallback(p.test_loader), recorder]
         if resume_dir is not None:
             callbacks.append(ResumeCallback(resume_dir, r, recorder, new_masks))
         if advance is not None:
             callbacks.append(ProgressCallback(advance))
-        train(model, p.train_loader, optimizer, plan.schedule, p.t, callbacks, phase="retrain", round=r,
-              data_epoch_offset=RETRAIN_DATA_EPOCH_OFFSET * (r + 1),
+        offset = b - starts[phase]  # steps of this phase before the round
+        train(model, p.train_loader, optimizer, shifted(plan.schedule, offset) if offset else plan.schedule,
+              rd.length, callbacks, phase="retrain", round=r,
+              data_epoch_offset=RETRAIN_DATA_EPOCH_OFFSET * (phase + 1) + offset // p.ipe,
               mixed_precision=cfg.train.mixed_precision, start_step=start)
         epoch_index = recorder.epoch_index
         final_acc, _ = evaluate(model, p.test_loader)
         recorder.end_round(r, final_acc)
         current = _clone(model.state_dict())
         masks = new_masks
+        r += 1
     return final_acc

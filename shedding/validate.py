@@ -24,7 +24,7 @@ def validate_run_config(cfg: RunConfig) -> None:
     _choice(cfg.model.name, MODELS.names(), "--model-name")
     _choice(cfg.data.name, DATASETS.names(), "--data-name")
     _choice(cfg.prune.method, PRUNERS.names(), "--prune-method")
-    _choice(cfg.prune.schedule, SCHEDULES, "--prune-schedule")
+    _choice(cfg.prune.schedule, SCHEDULES.names(), "--prune-schedule")
     _choice(cfg.prune.block_score, BLOCK_SCORES, "--prune-block-score")
     _choice(cfg.retrain.technique, TECHNIQUES.names(), "--retrain-technique")
     _choice(cfg.train.optimizer, OPTIMIZERS, "--train-optimizer")
@@ -50,6 +50,13 @@ def validate_run_config(cfg: RunConfig) -> None:
         raise ConfigError("--prune-schedule: the unpruned control (method none) is one-shot only")
     if not 0.0 < cfg.prune.fraction_per_round < 1.0:
         raise ConfigError(f"--prune-fraction-per-round: {cfg.prune.fraction_per_round} is not in (0, 1)")
+    if cfg.prune.gradual_events < 1:
+        raise ConfigError(f"--prune-gradual-events: {cfg.prune.gradual_events} must be at least 1")
+    if not 0.0 <= cfg.prune.initial_sparsity <= cfg.prune.sparsity:
+        raise ConfigError(f"--prune-initial-sparsity: {cfg.prune.initial_sparsity} is not in [0, --prune-sparsity]")
+    if not 0.0 < cfg.prune.cascade_fraction < 1.0:
+        raise ConfigError(f"--prune-cascade-fraction: {cfg.prune.cascade_fraction} is not in (0, 1)")
+    parse_step(cfg.prune.interval, "--prune-interval")
     if len(cfg.prune.block_shape) != 2 or min(cfg.prune.block_shape) < 1:
         raise ConfigError(f"--prune-block-shape: expected two positive integers, got {cfg.prune.block_shape}")
     if cfg.prune.method != "block" and cfg.prune.block_shape != [1, 1]:

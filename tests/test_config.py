@@ -172,7 +172,7 @@ def _with(**kw) -> RunConfig:
     ({"prune__sparsity": 1.0}, "--prune-sparsity"),
     ({"prune__sparsity": -0.1}, "--prune-sparsity"),
     ({"prune__method": "magic"}, "--prune-method"),
-    ({"prune__schedule": "gradual"}, "--prune-schedule"),
+    ({"prune__schedule": "exponential"}, "--prune-schedule"),
     ({"prune__block_score": "median"}, "--prune-block-score"),
     ({"prune__block_shape": [2, 2]}, "--prune-block-shape"),  # non-block method
     ({"prune__method": "block", "prune__block_shape": [0, 2]}, "--prune-block-shape"),

@@ -2,8 +2,9 @@
 
 Step convention (documented in the README): step ``s`` is the state after ``s`` retraining updates.
 Step 0 is the state right after the first prune event, before any retraining update. Round ``r``
-(iterative pruning) retrains over steps ``(b_r, b_r + t]`` with ``b_r = r * t`` and its prune event is at
-step ``b_r``. Per-step quantities at step ``s`` describe update ``s`` and the state after it, so they run
+retrains over steps ``(b_r, b_r + n_r]`` after its prune event at step ``b_r`` (``n_r = t`` and ``b_r = r * t``
+for one-shot and iterative pruning; gradual and cascade-aware schedules have shorter rounds between events).
+Per-step quantities at step ``s`` describe update ``s`` and the state after it, so they run
 from 1. When the original training is recorded too, its update ``j`` (1..T) is step ``j - T`` (so -T+1..0)
 and its snapshots are at ``-T, ...``, below 0. A snapshot at an event step holds the post-prune weights;
 the weights the event pruned are in ``pre_prune_magnitude``.
@@ -54,28 +55,32 @@ class Timeline:
         return len(self.event_step)
 
 
-def _periodic_steps(T: int, t: int, rounds: int, every: int, record_pretrain: bool
+def _periodic_steps(T: int, starts: np.ndarray, lengths: np.ndarray, every: int, record_pretrain: bool
                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Steps every ``every`` steps, each event step and the last step (none when ``every`` is 0), and rounds."""
+    """Steps every ``every`` steps of each round, each event step and the last step (none when ``every`` is 0),
+    and their rounds."""
     if every <= 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int16)
-    events = np.arange(rounds) * t
     rec: set[int] = set(range(-T, 0, every)) if record_pretrain else set()
-    for b in events:
-        rec.update(range(int(b), int(b) + t, every))
+    for b, n in zip(starts, lengths, strict=True):
+        rec.update(range(int(b), int(b) + int(n), every))
         rec.add(int(b))
-    rec.add(int(rounds * t))
+    rec.add(int(starts[-1] + lengths[-1]))
     steps = np.array(sorted(rec), dtype=np.int64)
     # A row's round: the last event at or before it (an event step belongs to the round it starts).
-    rnd = np.where(steps < 0, -1, np.clip(np.searchsorted(events, steps, side="right") - 1, 0, None))
+    rnd = np.where(steps < 0, -1, np.clip(np.searchsorted(starts, steps, side="right") - 1, 0, None))
     return steps, rnd.astype(np.int16)
 
 
 def build_timeline(T: int, t: int, rounds: int, every: int, iterations_per_epoch: int,
-                   record_pretrain: bool, hist_every: int = 0, sample_every: int = 0) -> Timeline:
-    """Every coordinate for ``rounds`` rounds of ``t`` retraining steps (and optionally T before): magnitude
-    snapshots every ``every`` steps and per-layer histograms every ``hist_every`` steps (0: none)."""
+                   record_pretrain: bool, hist_every: int = 0, sample_every: int = 0,
+                   lengths: list[int] | None = None) -> Timeline:
+    """Every coordinate for ``rounds`` rounds of ``t`` retraining steps (or rounds of the given ``lengths``;
+    optionally T original-training steps before): magnitude snapshots every ``every`` steps, per-layer
+    histograms every ``hist_every`` steps and sampled weights every ``sample_every`` steps (0: none)."""
     ipe = iterations_per_epoch
+    lens = np.asarray(lengths if lengths is not None else [t] * rounds, dtype=np.int64)
+    events = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
     steps: list[np.ndarray] = []
     step_round: list[np.ndarray] = []
     ep_step: list[int] = []
@@ -87,15 +92,14 @@ def build_timeline(T: int, t: int, rounds: int, every: int, iterations_per_epoch
         n_pre_epochs = T // ipe
         ep_step += [-T + e * ipe for e in range(1, n_pre_epochs + 1)]
         ep_round += [-1] * n_pre_epochs
-    events = np.arange(rounds) * t
-    for r, b in enumerate(events):
-        steps.append(np.arange(b + 1, b + t + 1))
-        step_round.append(np.full(t, r))
-        ep_step += [int(b) + e * ipe for e in range(1, t // ipe + 1)]
-        ep_round += [r] * (t // ipe)
-    record_steps, record_round = _periodic_steps(T, t, rounds, every, record_pretrain)
-    hist_steps, hist_round = _periodic_steps(T, t, rounds, hist_every, record_pretrain)
-    sample_steps, sample_round = _periodic_steps(T, t, rounds, sample_every, record_pretrain)
+    for r, (b, n) in enumerate(zip(events, lens, strict=True)):
+        steps.append(np.arange(b + 1, b + n + 1))
+        step_round.append(np.full(int(n), r))
+        ep_step += [int(b) + e * ipe for e in range(1, int(n) // ipe + 1)]
+        ep_round += [r] * (int(n) // ipe)
+    record_steps, record_round = _periodic_steps(T, events, lens, every, record_pretrain)
+    hist_steps, hist_round = _periodic_steps(T, events, lens, hist_every, record_pretrain)
+    sample_steps, sample_round = _periodic_steps(T, events, lens, sample_every, record_pretrain)
     n_ep = len(ep_step)
     return Timeline(
         steps=np.concatenate(steps).astype(np.int64),
@@ -105,10 +109,16 @@ def build_timeline(T: int, t: int, rounds: int, every: int, iterations_per_epoch
         epoch=np.arange(1 - n_pre_epochs, n_ep - n_pre_epochs + 1, dtype=np.int64)[:n_ep],
         epoch_step=np.array(ep_step, dtype=np.int64),
         epoch_round=np.array(ep_round, dtype=np.int16),
-        event_step=events.astype(np.int64),
+        event_step=events,
         T=T, t=t, iterations_per_epoch=ipe, hist_steps=hist_steps, hist_round=hist_round,
         sample_steps=sample_steps, sample_round=sample_round,
     )
+
+
+def is_prefix(short: Timeline, long: Timeline) -> bool:
+    """True when every coordinate of ``short`` is a prefix of ``long``'s (a store of ``long`` can be cut to it)."""
+    return all(np.array_equal(getattr(short, k), getattr(long, k)[: len(getattr(short, k))])
+               for k in ("steps", "record_steps", "epoch", "epoch_step", "event_step", "hist_steps", "sample_steps"))
 
 
 def sample_weights(layers: list[Layer], per_layer: int, seed: int) -> np.ndarray:

@@ -165,6 +165,43 @@ class Recorder(Callback):
         self._write_tables()
         self._snapshot(step, mag)
 
+    @torch.no_grad()
+    def shed_now(self) -> torch.Tensor:
+        """Flat bool over the prunable weights: the current event's eligible survivors below its line now,
+        the set the shed count counts (cascade-aware pruning removes it at the next event)."""
+        if self.counter.eligible is None:
+            raise RuntimeError("no prune event yet")
+        return self.counter.eligible & (self._flat_abs() < self.counter.line)
+
+    def set_timeline(self, timeline: Timeline) -> None:
+        """Switch to ``timeline``, a prefix of the current one (cascade-aware pruning reached its target early):
+        the store and its writers are cut to it, in order with everything already handed to the writer."""
+        from shedding.recording.layout import is_prefix
+
+        if not is_prefix(timeline, self.tl):
+            raise ValueError("the new timeline is not a prefix of the recorder's")
+        self._drain_steps()
+        self.tl = timeline
+        self._event_steps = set(int(s) for s in timeline.event_step)
+        for p, steps in ((self.snapshots, timeline.record_steps), (self.hist, timeline.hist_steps),
+                         (self.samples, timeline.sample_steps)):
+            if p is not None:
+                p.steps = steps
+                p.rows = {int(s): i for i, s in enumerate(steps)}
+        n_ev, n_ep = timeline.n_events, len(timeline.epoch)
+        self.events = {k: v[:n_ev] for k, v in self.events.items()}
+        self.epochs = {k: v[:n_ep] for k, v in self.epochs.items()}
+        sizes = [(w, len(timeline.steps)) for w in (self.w_loss, self.w_lr, *self.w_counts, *self.w_line_counts)]
+        for p in self.periodic:
+            sizes += [(w, len(p.steps)) for w in p.writers]
+
+        def cut() -> None:  # writer thread
+            for w, rows in sizes:
+                w.truncate(rows)
+            self.store.truncate(timeline)
+
+        self.io.submit(cut)
+
     def end_round(self, index: int, test_accuracy: float) -> None:
         """Record the test accuracy at the end of event ``index``'s retraining round."""
         self.events["event_final_test_accuracy"][index] = test_accuracy
@@ -198,7 +235,7 @@ class Recorder(Callback):
         if self._wants(g):
             self._snapshot(g, mag if mag is not None else self._flat_abs())
         end = self._steps_next + len(self._staged_lr)
-        if end % self.w_lr.chunk == 0 or end == self.w_lr.rows:
+        if end % self.w_lr.chunk == 0 or end == len(self.tl.steps):
             self._drain_steps()  # a step chunk is complete: move it to the host and hand it to the writer
 
     def on_epoch_end(self, state: TrainState) -> None:

@@ -165,6 +165,13 @@ class ChunkWriter:
             self._buf[:keep] = np.asarray(self.array[self._start:self._start + keep])
         self._dirty = keep < len(self._buf)  # stale rows of a crashed run get cleared on the next write
 
+    def truncate(self, rows: int) -> None:
+        """The array now has ``rows`` rows (:meth:`RunStore.truncate`); none of them is written yet past ``pos``."""
+        if rows < self.pos:
+            raise IndexError(f"{self.array.name}: cannot cut to {rows} rows, {self.pos} are written")
+        self.rows = rows
+        self._buf = self._buf[: max(0, min(self.chunk, rows - self._start))]
+
     def flush(self) -> None:
         """Write the current, partly filled chunk whole (unfilled rows keep the fill value)."""
         if self._dirty:
@@ -412,6 +419,25 @@ class RunStore:
     def write_whole(self, name: str, values: np.ndarray) -> None:
         """Write a whole small array at once (event and epoch tables, rewritten from memory)."""
         self.group[name][...] = values
+
+    def truncate(self, timeline: Timeline) -> None:
+        """Cut the store to ``timeline``, a prefix of the one it was created for (a cascade-aware run that
+        reached its target in fewer events than planned): every timeline dimension is resized and the round
+        coordinates are rewritten. Rows already written are kept."""
+        sizes = {"step": len(timeline.steps), "record_step": len(timeline.record_steps),
+                 "hist_step": len(timeline.hist_steps), "sample_step": len(timeline.sample_steps),
+                 "epoch": len(timeline.epoch), "event": timeline.n_events}
+        for _, arr in self.group.arrays():
+            dims = arr.metadata.dimension_names or ()
+            shape = tuple(sizes.get(d, n) for d, n in zip(dims, arr.shape, strict=True))
+            if shape != arr.shape:
+                arr.resize(shape)
+        for name, values in (("step_round", timeline.step_round), ("record_round", timeline.record_round),
+                             ("hist_round", timeline.hist_round), ("sample_round", timeline.sample_round),
+                             ("epoch_round", timeline.epoch_round)):
+            if name in self.group and len(values):
+                self.group[name][:] = values
+        self.consolidate()
 
     def set_attrs(self, attrs: dict[str, Any] | None = None, /, **more: Any) -> None:
         """Update root attributes (a dict and/or keywords) and re-consolidate the metadata."""
