@@ -396,15 +396,17 @@ def info(run: Annotated[Path, typer.Argument(help="a run store")]) -> None:
 
 @app.command("list")
 def list_registries() -> None:
-    """The registered models, datasets, pruning methods, retraining techniques and recipes."""
+    """The registered models, datasets, pruning methods and schedules, retraining techniques and recipes."""
     from shedding.data import DATASETS
     from shedding.models import MODELS
     from shedding.pruning import PRUNERS
+    from shedding.pruning.schedule import SCHEDULES
     from shedding.recipes import RECIPES
     from shedding.retraining import TECHNIQUES
 
     for title, reg in (("models", MODELS), ("datasets", DATASETS), ("pruning methods", PRUNERS),
-                       ("retraining techniques", TECHNIQUES), ("recipes", RECIPES)):
+                       ("pruning schedules", SCHEDULES), ("retraining techniques", TECHNIQUES),
+                       ("recipes", RECIPES)):
         out_console.print(f"[bold]{title}:[/] {', '.join(reg.names())}", highlight=False)
 
 
