@@ -7,6 +7,8 @@ from pathlib import Path
 
 import xarray as xr
 
+from shedding.storage import as_path
+
 
 class NotARunError(ValueError):
     """The path is not a shedding run store; the message is one line."""
@@ -17,12 +19,12 @@ def open_run(path: str | Path) -> xr.Dataset:
 
     Equivalent to ``xarray.open_zarr(path)``; this adds a clear error for paths that are not run stores.
     """
-    p = Path(path)
+    p = as_path(path)
     if not (p / "zarr.json").exists():
         raise NotARunError(f"{p}: not a Zarr store (no zarr.json)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # zarr's note that consolidated metadata is a v3 extension
-        ds = xr.open_zarr(p, consolidated=None)
+        ds = xr.open_zarr(str(p), consolidated=None)
     if ds.attrs.get("format") != "shedding-run":
         raise NotARunError(f"{p}: a Zarr store, but not a shedding run (format attribute missing)")
     if "magnitude_code" in ds and "magnitude" not in ds:

@@ -26,6 +26,7 @@ from rich.progress import (
 from rich.table import Table
 
 from cli.options import with_config_options
+from shedding.storage import as_path
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Record and analyze cascade weight shedding in pruned neural networks.")
@@ -56,7 +57,7 @@ def user_errors() -> Iterator[None]:
 
 
 @contextmanager
-def run_errors(path: Path) -> Iterator[None]:
+def run_errors(path: Path | str) -> Iterator[None]:
     """During a run: Ctrl-C exits 130 and a crash exits 1, each with one line saying what the store holds.
 
     Set SHEDDING_DEBUG=1 to get the traceback of a crash instead.
@@ -116,13 +117,13 @@ def record(
     recipe: Annotated[str | None, typer.Option(help="start from a recipe (see `shedding list`)")] = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML file of options; "
                                                 "command-line options override it")] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o",
-                                             help="store path (default: runs/<name>-<hash>.zarr)")] = None,
+    out: Annotated[str | None, typer.Option("--out", "-o", help="store path or fsspec URL such as s3://bucket/run.zarr "
+                                            "(default: runs/<name>-<hash>.zarr)")] = None,
     cache: Annotated[Path, typer.Option(help="folder caching the original training run's checkpoints")] = Path(
         DEFAULT_CACHE),
     overwrite: Annotated[bool, typer.Option(help="replace an existing store at --out")] = False,
     print_config: Annotated[bool, typer.Option(help="print the resolved configuration as TOML and exit")] = False,
-    resume: Annotated[Path | None, typer.Option(help="continue this interrupted, failed or crashed store from "
+    resume: Annotated[str | None, typer.Option(help="continue this interrupted, failed or crashed store from "
                                                 "its last retraining epoch (its own configuration)")] = None,
 ) -> None:
     """Train (or reuse the cached original run), prune, retrain and record into a Zarr store.
@@ -157,7 +158,7 @@ def record(
 app.command("record", help=record.__doc__)(record)
 
 
-def _open_all(runs: list[Path]) -> dict[str, Any]:
+def _open_all(runs: list[str]) -> dict[str, Any]:
     from analysis.io import open_run, run_name
 
     opened: dict[str, Any] = {}
@@ -231,7 +232,7 @@ def _fmt(v: object) -> str:
     return str(v)
 
 
-def _summarize_cli(runs: list[Path], control: str | None, lines: list[str], **params: Any):
+def _summarize_cli(runs: list[str], control: str | None, lines: list[str], **params: Any):
     from analysis.lines import parse_lines
     from analysis.summary import summarize
 
@@ -240,7 +241,7 @@ def _summarize_cli(runs: list[Path], control: str | None, lines: list[str], **pa
     parsed = parse_lines(lines)
     opened = _open_all(runs)
     if control is not None and control not in opened:
-        matches = [n for n, ds in opened.items() if Path(ds.attrs["path"]) == Path(control)]
+        matches = [n for n, ds in opened.items() if str(as_path(ds.attrs["path"])) == str(as_path(control))]
         if not matches:
             raise ValueError(f"--control {control}: not one of the runs given")
         control = matches[0]
@@ -264,7 +265,8 @@ LINE_HELP = ("a shed line kind:value, repeatable: gmp:ALPHA (ALPHA*tau), std:C (
 
 @app.command()
 def analyze(
-    runs: Annotated[list[Path], typer.Argument(help="run stores to analyze together (seeds, methods, controls)")],
+    runs: Annotated[list[str], typer.Argument(
+        help="run stores (paths or fsspec URLs) to analyze together (seeds, methods, controls)")],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="write the HTML report here")] = None,
     control: Annotated[str | None, typer.Option(help="one control run for all (name or path); default: each run's "
                                                 "seed-matched run recorded with --prune-method none")] = None,
@@ -297,7 +299,8 @@ def analyze(
 
 @app.command()
 def compare(
-    runs: Annotated[list[Path], typer.Argument(help="run stores whose kept sets to compare (two or more)")],
+    runs: Annotated[list[str], typer.Argument(
+        help="run stores (paths or URLs) whose kept sets to compare (two or more)")],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="write the HTML report here")] = None,
     event: Annotated[int, typer.Option(help="compare the masks after this event (-1: the last)")] = -1,
     effective: Annotated[bool, typer.Option(help="compare effective sets (kept and not shed) in the table")] = False,
@@ -354,7 +357,7 @@ def compare(
 
 
 @app.command()
-def info(run: Annotated[Path, typer.Argument(help="a run store")]) -> None:
+def info(run: Annotated[str, typer.Argument(help="a run store (path or fsspec URL)")]) -> None:
     """Status, configuration, dimensions and prune events of a run store."""
     from analysis.io import open_run
     from shedding.recording.store import run_status

@@ -9,7 +9,6 @@ import copy
 import json
 import os
 import platform
-import shutil
 import signal
 import threading
 import time
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from shedding import storage
 from shedding.config import ConfigError, RunConfig, parse_step, to_dict
 from shedding.data import DataBundle, build_data
 from shedding.data.loader import BatchLoader
@@ -219,9 +219,7 @@ FINAL_MODEL = "final_model.pt"  # inside the store: the retrained network's stat
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    storage.save_atomic(obj, path)
 
 
 class ResumeCallback(Callback):
@@ -266,7 +264,7 @@ def record(cfg: RunConfig, out: str | Path, *, cache_dir: str | Path | None = No
     (``interrupted`` for Ctrl-C and SIGTERM) and every step up to ``last_committed_step`` readable;
     :func:`resume` continues it from its last retraining epoch.
     """
-    out = Path(out)
+    out = storage.as_path(out)
     p = prepare(cfg)
     check_path(out, overwrite)  # fail early, before training; nothing is removed yet
     cache = Path(cache_dir) if cache_dir is not None else None
@@ -305,7 +303,7 @@ def _run_recorded(out: Path, model: torch.nn.Module, recorder: Recorder, body: C
             final = body()
         recorder.sync()  # the writer has written everything, the last checkpoint included
         _atomic_save(model.state_dict(), out / FINAL_MODEL)
-        shutil.rmtree(out / RESUME_DIR, ignore_errors=True)
+        storage.rmtree(out / RESUME_DIR)
         recorder.close("complete", final_test_accuracy=final, seconds=time.time() - started)
     except KeyboardInterrupt:
         recorder.close("interrupted", seconds=time.time() - started)
@@ -328,12 +326,12 @@ def resume(out: str | Path, *, progress: ProgressFactory | None = None) -> Path:
     from shedding.config import from_plain
     from shedding.recording.store import StoreError, run_status
 
-    out = Path(out)
+    out = storage.as_path(out)
     if not (out / "zarr.json").exists():
         raise StoreError(f"{out}: no run store to resume there")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        attrs = dict(xr.open_zarr(out).attrs)
+        attrs = dict(xr.open_zarr(storage.zarr_location(out)).attrs)
     status = run_status(out, attrs)
     if status == "complete":
         raise StoreError(f"{out} is complete; there is nothing to resume")
@@ -354,8 +352,8 @@ def resume(out: str | Path, *, progress: ProgressFactory | None = None) -> Path:
     model = p.new_model(cfg.seed)
     params = prunable_parameters(model, cfg.model.dense_layers)
     recorder = Recorder(store, p.layers, p.timeline, params, cfg.record.dtype, p.device)
-    state = torch.load(ckpt_path, map_location=p.device, weights_only=False)
-    checkpoints = torch.load(out / RESUME_DIR / "original_run.pt", map_location=p.device, weights_only=True)
+    state = storage.load(ckpt_path, map_location=p.device, weights_only=False)
+    checkpoints = storage.load(out / RESUME_DIR / "original_run.pt", map_location=p.device)
     return _run_recorded(out, model, recorder, lambda: _retrain(p, model, params, checkpoints, recorder, progress,
                                                                 out / RESUME_DIR, state))
 

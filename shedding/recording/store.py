@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import time
 import warnings
@@ -24,6 +23,7 @@ import zarr
 from zarr.codecs import ZstdCodec
 
 from shedding.recording.layout import Layer, Timeline
+from shedding.storage import as_path, create_exclusive, rmtree, zarr_location
 
 FORMAT_VERSION = 1
 LOCK_NAME = "writer.lock"
@@ -45,7 +45,7 @@ def _pid_alive(pid: int) -> bool:
 
 def read_lock(path: Path) -> dict[str, Any] | None:
     """The lock's content (pid, host, time) when a live writer holds ``path``; None otherwise."""
-    lock = Path(path) / LOCK_NAME
+    lock = as_path(path) / LOCK_NAME
     try:
         info = json.loads(lock.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
@@ -61,7 +61,7 @@ def check_path(path: Path, overwrite: bool) -> None:
     An existing store is refused unless ``overwrite``; one that a live writer holds, and a non-empty folder
     that is not a Zarr store, are always refused.
     """
-    path = Path(path)
+    path = as_path(path)
     if path.exists():
         holder = read_lock(path)
         if holder is not None:
@@ -76,7 +76,7 @@ def check_path(path: Path, overwrite: bool) -> None:
 def run_status(path: str | Path, attrs: dict[str, Any]) -> str:
     """The status attribute, or ``crashed`` for a ``running`` store whose writer process is gone."""
     status = str(attrs.get("status"))
-    lock = Path(path) / LOCK_NAME
+    lock = as_path(path) / LOCK_NAME
     if status == "running" and (not lock.exists() or read_lock(path) is None):
         return "crashed"
     return status
@@ -85,8 +85,9 @@ def run_status(path: str | Path, attrs: dict[str, Any]) -> str:
 def prepare_path(path: Path, overwrite: bool) -> None:
     """:func:`check_path`, then remove the old store that ``overwrite`` allows replacing."""
     check_path(path, overwrite)
-    if Path(path).exists():
-        shutil.rmtree(path)
+    path = as_path(path)
+    if path.exists():
+        rmtree(path)
 
 
 @dataclass
@@ -193,10 +194,10 @@ class RunStore:
                hist_range: tuple[float, float] = (-8.0, 1.0), lines: list[str] | None = None,
                sample: np.ndarray | None = None) -> RunStore:
         """Create every array and coordinate for ``layers`` and ``timeline``, and take the writer lock."""
-        path = Path(path)
+        path = as_path(path)
         prepare_path(path, overwrite)
         path.parent.mkdir(parents=True, exist_ok=True)
-        group = zarr.open_group(str(path), mode="w", zarr_format=3)
+        group = zarr.open_group(zarr_location(path), mode="w", zarr_format=3)
         store = cls(path, group)
         store._lock()
         n_w = sum(layer.size for layer in layers)
@@ -392,7 +393,7 @@ class RunStore:
     @classmethod
     def reopen(cls, path: str | Path) -> RunStore:
         """Open an existing store to continue writing it (resume); refused while a live writer holds it."""
-        path = Path(path)
+        path = as_path(path)
         if not (path / "zarr.json").exists():
             raise StoreError(f"{path}: no run store to resume there")
         holder = read_lock(path)
@@ -400,7 +401,7 @@ class RunStore:
             raise StoreError(f"{path} is being written by process {holder['pid']} on {holder['host']}; "
                              "one writer per store")
         (path / LOCK_NAME).unlink(missing_ok=True)  # a stale lock of a crashed writer
-        store = cls(path, zarr.open_group(str(path), mode="r+", zarr_format=3))
+        store = cls(path, zarr.open_group(zarr_location(path), mode="r+", zarr_format=3))
         store._lock()
         return store
 
@@ -448,18 +449,13 @@ class RunStore:
         """Consolidate metadata so readers open the store in one read."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            zarr.consolidate_metadata(str(self.path))
+            zarr.consolidate_metadata(zarr_location(self.path))
 
     # ------------------------------------------------------------------ lock
     def _lock(self) -> None:
-        lock = self.path / LOCK_NAME
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        with os.fdopen(fd, "w") as f:
-            json.dump({"pid": os.getpid(), "host": socket.gethostname(), "time": time.time()}, f)
+        create_exclusive(self.path / LOCK_NAME,
+                         json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "time": time.time()}))
 
     def release(self) -> None:
         """Drop the writer lock."""
-        try:
-            (self.path / LOCK_NAME).unlink()
-        except FileNotFoundError:
-            pass
+        (self.path / LOCK_NAME).unlink(missing_ok=True)
