@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -78,7 +79,8 @@ def run_errors(path: Path | str) -> Iterator[None]:
     except Exception as e:
         if os.environ.get("SHEDDING_DEBUG"):
             raise
-        console.print(f"[bold red]error:[/] run failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        message = escape(str(e).splitlines()[0]) if str(e) else ""  # e.g. gloo's "[.../pair.cc:561] ..."
+        console.print(f"[bold red]error:[/] run failed: {type(e).__name__}: {message}"
                       f"; {path} is marked failed (SHEDDING_DEBUG=1 shows the traceback)",
                       highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
@@ -86,7 +88,10 @@ def run_errors(path: Path | str) -> Iterator[None]:
 
 @contextmanager
 def progress_bars() -> Iterator[Callable[[str, int], Callable[[int], None]]]:
-    """A rich progress display; yields ``factory(description, total) -> advance(n)``."""
+    """A rich progress display; yields ``factory(description, total) -> advance(n)`` (None on quiet consoles)."""
+    if console.quiet:  # ranks other than 0 of a torchrun launch
+        yield None
+        return
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
                   TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False) as prog:
         def factory(description: str, total: int) -> Callable[[int], None]:
@@ -129,8 +134,22 @@ def record(
     """Train (or reuse the cached original run), prune, retrain and record into a Zarr store.
 
     Options layer as: defaults < --recipe < --config file < command-line options. Ctrl-C and SIGTERM
-    flush what is buffered and mark the run interrupted; --resume continues it.
+    flush what is buffered and mark the run interrupted; --resume continues it. Under torchrun (e.g.
+    `torchrun --nproc-per-node 2 -m cli.main record ...`) the processes train together and rank 0 alone
+    records and prints.
     """
+    from shedding import distributed
+
+    if not distributed.is_main():
+        console.quiet = out_console.quiet = True  # torchrun: rank 0 speaks for the run
+    try:
+        _record(overrides, recipe, config, out, cache, overwrite, print_config, resume)
+    finally:
+        distributed.cleanup()
+
+
+def _record(overrides: dict[str, str], recipe: str | None, config: Path | None, out: Path | None, cache: Path,
+            overwrite: bool, print_config: bool, resume: Path | None) -> None:
     from shedding.config import to_toml
     from shedding.experiment import record as run_record
     from shedding.experiment import resume as run_resume

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from shedding import storage
+from shedding import distributed, storage
 from shedding.config import ConfigError, RunConfig, parse_step, to_dict
 from shedding.data import DataBundle, build_data
 from shedding.data.loader import BatchLoader
@@ -32,7 +32,7 @@ from shedding.pruning import PRUNERS
 from shedding.pruning.masks import apply_masks, flat, gmp_threshold, ones_like, sparsity_of, unflat
 from shedding.pruning.schedule import DYNAMIC, Round, cascade_target, plan_rounds
 from shedding.recording.layout import Layer, Timeline, build_layers, build_timeline, sample_weights
-from shedding.recording.recorder import Recorder
+from shedding.recording.recorder import NullRecorder, Recorder
 from shedding.recording.store import RunStore, check_path
 from shedding.retraining import TECHNIQUES, RetrainContext, Technique
 from shedding.training.callbacks import CheckpointCallback, EvalCallback, MaskCallback, ProgressCallback
@@ -97,7 +97,16 @@ def prepare(cfg: RunConfig) -> Prepared:
         data = build_data(cfg.data)
     except FileNotFoundError as e:
         raise ConfigError(str(e).splitlines()[0]) from None
-    train_loader = BatchLoader(data.train, cfg.data.batch_size, True, cfg.seed, device, cfg.data.num_workers)
+    world = distributed.world_size()
+    if world > 1:  # torchrun: data.batch_size is the global batch, split evenly over the processes
+        rest = len(data.train) % cfg.data.batch_size
+        if cfg.data.batch_size % world or 0 < rest < world:
+            raise ConfigError(f"--data-batch-size: {cfg.data.batch_size} is the global batch, split over the "
+                              f"{world} torchrun processes, so it must be divisible by {world}"
+                              + (f" and the epoch's last batch ({rest} examples) at least {world}" if rest else ""))
+        device = distributed.init(device)
+    train_loader = BatchLoader(data.train, cfg.data.batch_size, True, cfg.seed, device, cfg.data.num_workers,
+                               distributed.rank(), world)
     test_loader = BatchLoader(data.test, EVAL_BATCH, False, 0, device, cfg.data.num_workers)
     ipe = len(train_loader)
     T = parse_step(cfg.train.duration, "--train-duration").iterations(ipe)
@@ -172,8 +181,10 @@ def pretrain(p: Prepared, cache_dir: Path | None, needed: set[int], recorder: Re
     folder = pretrain_dir(cache_dir, p.cfg) if cache_dir is not None else None
     if folder is not None and recorder is None:
         found = {s: folder / f"step_{s}.pt" for s in needed}
-        if all(f.exists() for f in found.values()):
-            return {s: torch.load(f, map_location=p.device, weights_only=True) for s, f in found.items()}
+        if distributed.from_main(lambda: all(f.exists() for f in found.values())):  # rank 0 reads, sends
+            loaded = distributed.from_main(lambda: {s: torch.load(f, map_location="cpu", weights_only=True)
+                                                    for s, f in found.items()})
+            return {s: {k: v.to(p.device) for k, v in sd.items()} for s, sd in loaded.items()}
     model = p.new_model(p.cfg.seed)
     optimizer = build_optimizer(model.parameters(), p.cfg.train)
     ckpts: dict[int, StateDict] = {}
@@ -185,7 +196,7 @@ def pretrain(p: Prepared, cache_dir: Path | None, needed: set[int], recorder: Re
         callbacks.append(ProgressCallback(progress("original training", p.T)))
     train(model, p.train_loader, optimizer, p.schedule, p.T, callbacks, phase="pretrain",
           mixed_precision=p.cfg.train.mixed_precision)
-    if folder is not None:
+    if folder is not None and distributed.is_main():
         folder.mkdir(parents=True, exist_ok=True)
         for s, sd in ckpts.items():
             tmp = folder / f".step_{s}.pt.{os.getpid()}"
@@ -244,6 +255,10 @@ def _sigterm_interrupts() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    if not distributed.is_main():  # torchrun: the others wait for rank 0 to stop (see distributed.deferred_stop)
+        with distributed.deferred_stop():
+            yield
+        return
 
     def handler(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
@@ -266,11 +281,12 @@ def record(cfg: RunConfig, out: str | Path, *, cache_dir: str | Path | None = No
     """
     out = storage.as_path(out)
     p = prepare(cfg)
-    check_path(out, overwrite)  # fail early, before training; nothing is removed yet
+    distributed.on_main(check_path, out, overwrite)  # fail early, before training; nothing is removed yet
     cache = Path(cache_dir) if cache_dir is not None else None
     needed = p.technique.checkpoints_needed(p.T, p.t)
     attrs: dict[str, Any] = {
         "config": to_dict(cfg), "seed": cfg.seed, "versions": _versions(), "device": str(p.device),
+        "world_size": distributed.world_size(),  # torchrun processes that trained it (1 without torchrun)
         "iterations_per_epoch": p.ipe, "T": p.T, "t": p.t, "rounds": len(p.rounds),
         "schedule": cfg.prune.schedule if cfg.prune.method != "none" else "oneshot",
         "method": cfg.prune.method, "technique": cfg.retrain.technique, "control": cfg.prune.method == "none",
@@ -278,19 +294,22 @@ def record(cfg: RunConfig, out: str | Path, *, cache_dir: str | Path | None = No
         "shed_definition": "a survivor at or above the line alpha*tau at its event is shed at step s while "
                            "|w(s)| < alpha*tau; tau is the GMP cut value at the event's sparsity",
     }
-    store = RunStore.create(out, p.layers, p.timeline, attrs, cfg.record.dtype, cfg.record.chunk_steps,
-                            overwrite=overwrite, hist_bins=cfg.record.hist_bins,
-                            hist_range=tuple(cfg.record.hist_range), lines=cfg.record.lines,
-                            sample=sample_weights(p.layers, cfg.record.sample_per_layer, cfg.seed))
+    store = distributed.on_main(RunStore.create, out, p.layers, p.timeline, attrs, cfg.record.dtype,
+                                cfg.record.chunk_steps, overwrite=overwrite, hist_bins=cfg.record.hist_bins,
+                                hist_range=tuple(cfg.record.hist_range), lines=cfg.record.lines,
+                                sample=sample_weights(p.layers, cfg.record.sample_per_layer, cfg.seed))
     model = p.new_model(cfg.seed)
     params = prunable_parameters(model, cfg.model.dense_layers)
-    recorder = Recorder(store, p.layers, p.timeline, params, cfg.record.dtype, p.device)
+    recorder = (Recorder(store, p.layers, p.timeline, params, cfg.record.dtype, p.device) if distributed.is_main()
+                else NullRecorder(p.timeline))  # torchrun: only rank 0 records
 
     def body() -> float:
         checkpoints = pretrain(p, cache, needed, recorder if cfg.record.record_pretrain else None, progress)
-        (out / RESUME_DIR).mkdir(exist_ok=True)
-        _atomic_save(checkpoints, out / RESUME_DIR / "original_run.pt")
-        return _retrain(p, model, params, checkpoints, recorder, progress, out / RESUME_DIR)
+        resume_dir = out / RESUME_DIR if distributed.is_main() else None
+        if resume_dir is not None:
+            resume_dir.mkdir(exist_ok=True)
+            _atomic_save(checkpoints, resume_dir / "original_run.pt")
+        return _retrain(p, model, params, checkpoints, recorder, progress, resume_dir)
 
     return _run_recorded(out, model, recorder, body)
 
@@ -302,8 +321,9 @@ def _run_recorded(out: Path, model: torch.nn.Module, recorder: Recorder, body: C
         with _sigterm_interrupts():
             final = body()
         recorder.sync()  # the writer has written everything, the last checkpoint included
-        _atomic_save(model.state_dict(), out / FINAL_MODEL)
-        storage.rmtree(out / RESUME_DIR)
+        if distributed.is_main():
+            _atomic_save(model.state_dict(), out / FINAL_MODEL)
+            storage.rmtree(out / RESUME_DIR)
         recorder.close("complete", final_test_accuracy=final, seconds=time.time() - started)
     except KeyboardInterrupt:
         recorder.close("interrupted", seconds=time.time() - started)
@@ -311,6 +331,7 @@ def _run_recorded(out: Path, model: torch.nn.Module, recorder: Recorder, body: C
     except BaseException as e:
         recorder.close("failed", error=f"{type(e).__name__}: {e}".splitlines()[0], seconds=time.time() - started)
         raise
+    distributed.barrier()  # torchrun: every rank returns once the store is complete
     return out
 
 
@@ -327,6 +348,8 @@ def resume(out: str | Path, *, progress: ProgressFactory | None = None) -> Path:
     from shedding.recording.store import StoreError, run_status
 
     out = storage.as_path(out)
+    if distributed.launched():
+        raise StoreError(f"{out}: resume with a single process, not under torchrun")
     if not (out / "zarr.json").exists():
         raise StoreError(f"{out}: no run store to resume there")
     with warnings.catch_warnings():
@@ -440,8 +463,8 @@ def _retrain(p: Prepared, model: torch.nn.Module, params: dict[str, torch.nn.Par
             generator = torch.Generator().manual_seed(cfg.seed * 7919 + r + 1)
             target = rd.target
             if dynamic and r > 0:
-                new_masks, target, final = _cascade_masks(p, weights, masks, recorder.shed_now(), prune_fn,
-                                                          generator)
+                shed = distributed.from_main(lambda: recorder.shed_now().cpu())  # torchrun: rank 0's count
+                new_masks, target, final = _cascade_masks(p, weights, masks, shed, prune_fn, generator)
                 if final and len(rounds) != r + 1:
                     if advance is not None:
                         advance(sum(x.length for x in rounds) - sum(x.length for x in rounds[:r]) - p.t)

@@ -397,3 +397,52 @@ class Recorder(Callback):
                 self.store.set_attrs(status=status, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra, **attrs)
             finally:
                 self.store.release()
+
+
+class NullRecorder(Callback):
+    """The recorder's interface, writing nothing: what ranks other than 0 of a torchrun launch use.
+
+    It keeps ``epoch_index`` as :class:`Recorder` does; ``io.submit`` and ``store.set_attrs`` discard their calls.
+    """
+
+    def __init__(self, timeline: Timeline | None = None) -> None:
+        self.epoch_index = 0
+        self.tl = timeline
+        self.io = self.store = self  # recorder.io.submit(...) and recorder.store.set_attrs(...) do nothing
+
+    def set_timeline(self, timeline: Timeline) -> None:
+        """Follows rank 0's timeline (a cascade-aware run cut to the events it used)."""
+        self.tl = timeline
+
+    def submit(self, *args: Any, **kwargs: Any) -> None:
+        """Discarded (stands in for ``io.submit``)."""
+
+    def set_attrs(self, *args: Any, **kwargs: Any) -> None:
+        """Discarded (stands in for ``store.set_attrs``)."""
+
+    def begin_phase(self, phase: str, step_base: int, epoch_index: int) -> None:
+        self.epoch_index = epoch_index
+
+    def begin_event(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def end_round(self, index: int, test_accuracy: float) -> None:
+        pass
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        self.epoch_index += 1
+
+    def flush(self) -> None:
+        pass
+
+    def sync(self) -> None:
+        pass
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch_index": self.epoch_index}
+
+    def load_state_dict(self, state: dict[str, Any], step: int) -> None:
+        self.epoch_index = state["epoch_index"]
+
+    def close(self, status: str, **attrs: Any) -> None:
+        pass

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import torch
 
+from shedding import distributed
 from shedding.data.loader import BatchLoader
 from shedding.pruning.masks import Masks
 from shedding.training.loop import Callback, TrainState, evaluate
@@ -16,6 +17,9 @@ class MaskCallback(Callback):
 
     With the gradient of a pruned weight at zero (and the weight itself zero), SGD's weight-decay term and
     momentum buffer and Adam's moments stay zero for it, so the optimizer state never revives it.
+
+    Under torchrun every rank takes rank 0's masks at the start (they are computed from identical weights with
+    a seeded generator, so they should agree anyway; this makes sure).
     """
 
     def __init__(self, params: dict[str, torch.nn.Parameter], masks: Masks) -> None:
@@ -24,6 +28,9 @@ class MaskCallback(Callback):
 
     @torch.no_grad()
     def on_train_start(self, state: TrainState) -> None:
+        if distributed.active():
+            for m in self.masks.values():
+                torch.distributed.broadcast(m, src=0)
         for k, p in self.params.items():  # weights start masked, so weight decay never fills momentum
             p.mul_(self.masks[k])
 
@@ -57,6 +64,9 @@ class EvalCallback(Callback):
         self._n += state.batch_size
 
     def on_epoch_end(self, state: TrainState) -> None:
+        if not distributed.is_main():  # only rank 0 records; the others have the same weights
+            self._reset()
+            return
         acc, loss = evaluate(state.model, self.test_loader)
         state.metrics.update(test_accuracy=acc, test_loss=loss,
                              train_accuracy=float(self._correct) / max(self._n, 1),

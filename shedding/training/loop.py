@@ -3,6 +3,11 @@
 ``train`` runs ``num_steps`` optimizer steps. Step ``k`` (0-based) uses batch ``k % len(loader)`` of data
 epoch ``data_epoch_offset + k // len(loader)`` and learning rate ``schedule(k)``. Callbacks see a
 :class:`TrainState` at fixed points; masking, evaluation and recording are all callbacks.
+
+Under torchrun (a loader with ``world_size`` > 1) the model runs in DistributedDataParallel on this rank's shard
+of each global batch. Each rank's loss is its shard's summed loss times ``world_size / n`` (``n`` the global
+batch), so DDP's average over the ranks is the gradient of the global batch's mean loss, also when the last
+batch splits unevenly. The loss and accuracy the callbacks see are summed over the ranks: the global batch's.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from shedding import distributed
 from shedding.data.loader import BatchLoader
 from shedding.training.schedules import LRSchedule
 
@@ -73,6 +79,8 @@ def train(model: torch.nn.Module, loader: BatchLoader, optimizer: torch.optim.Op
                        epoch=start_step // ipe)
     device_type = loader.device.type
     amp = mixed_precision and device_type == "cuda"
+    world = loader.world_size
+    net = distributed.wrap(model) if world > 1 else model  # callbacks see the plain model
     for cb in callbacks:
         cb.on_train_start(state)
     model.train()
@@ -84,19 +92,24 @@ def train(model: torch.nn.Module, loader: BatchLoader, optimizer: torch.optim.Op
                 group["lr"] = lr
             ctx = torch.autocast(device_type, dtype=torch.bfloat16) if amp else contextlib.nullcontext()
             with ctx:
-                out = model(x)
-                loss = F.cross_entropy(out, y)
+                out = net(x)
+                loss = F.cross_entropy(out, y) if world == 1 else F.cross_entropy(out, y, reduction="sum")
+            n = loader.global_batch_size(batches)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss if world == 1 else loss * (world / n)).backward()
             for cb in callbacks:
                 cb.before_optimizer_step(state)
             optimizer.step()
             state.step += 1
             batches += 1
             state.lr = lr
+            correct = (out.detach().argmax(1) == y).sum()
+            if world > 1:
+                loss, correct = distributed.batch_totals(loss, correct)
+                loss = loss / n
             state.loss = loss.detach()
-            state.batch_correct = (out.detach().argmax(1) == y).sum()
-            state.batch_size = int(y.shape[0])
+            state.batch_correct = correct
+            state.batch_size = n
             for cb in callbacks:
                 cb.on_step_end(state)
             if state.step >= num_steps:
@@ -106,6 +119,8 @@ def train(model: torch.nn.Module, loader: BatchLoader, optimizer: torch.optim.Op
         state.epoch += 1
         for cb in callbacks:
             cb.on_epoch_end(state)
+        if world > 1 and distributed.stop_requested():
+            raise KeyboardInterrupt("a stop was requested on another rank")
         model.train()
     for cb in callbacks:
         cb.on_train_end(state)
