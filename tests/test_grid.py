@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -125,7 +124,7 @@ def test_ensure_run_records_skips_resumes_and_rerecords(tmp_path):
     assert _attrs(path)["status"] == "interrupted" and (path / RESUME_DIR / "checkpoint.pt").exists()
     resumed = ensure_run(cut, root, cache_dir=cache)
     assert (resumed.status, resumed.action) == ("complete", "resumed") and _attrs(path)["status"] == "complete"
-    reference = record(cut, tmp_path / "reference.zarr")  # uncached, in this process
+    reference = record(cut, tmp_path / "reference.zarr", cache_dir=cache)  # in this process, uninterrupted
     _assert_same_weights(path, reference)
     ref, got = xr.open_zarr(reference), xr.open_zarr(path)
     np.testing.assert_array_equal(got.magnitude.values, ref.magnitude.values)
@@ -166,6 +165,16 @@ def test_run_grid_refuses_bad_configs_and_unreachable_schedulers(tmp_path):
     assert "\n" not in str(info.value)
     with pytest.raises(ConfigError, match="missing port"):
         run_grid([_config()], tmp_path / "root", scheduler="nonsense")
+
+
+def test_run_grid_on_a_scheduler_address(tmp_path):
+    from distributed import LocalCluster
+
+    cfg = _config("none", seed=7)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
+        (outcome,) = run_grid([cfg], tmp_path / "root", scheduler=cluster.scheduler_address)
+    assert (outcome.status, outcome.action, outcome.attempts) == ("complete", "recorded", 1)
+    assert xr.open_zarr(outcome.path).attrs["status"] == "complete"
 
 
 GRID_SCRIPT = """
@@ -284,13 +293,29 @@ def test_rerunning_the_grid_skips_complete_runs(cluster_grid, monkeypatch):
     assert manifest["counts"] == {"complete": 4, "failed": 1}
 
 
-def test_sync_grid_resumes_interrupted_runs(tmp_path, monkeypatch):
-    monkeypatch.setenv("SHEDDING_GRID_FAULTS", str(tmp_path))
-    root, cache = tmp_path / "root", tmp_path / "cache"
-    cut, fresh = _config(seed=5), _config("random", seed=5)
-    with pytest.raises(_Stop):
-        ensure_run(cut, root, cache_dir=cache, progress=_stop_at(20))
-    outcomes = run_grid([cut, fresh], root, cache_dir=cache, workers=0)
-    assert [(o.status, o.action, o.attempts) for o in outcomes] == [("complete", "resumed", 1),
-                                                                    ("complete", "recorded", 1)]
-    assert dataclasses.asdict(outcomes[0])["config"] == dataclasses.asdict(cut)
+def test_sync_grid_trains_a_shared_original_run_once(tmp_path, monkeypatch):
+    import shedding.experiment
+
+    phases: list[str] = []
+    train = shedding.experiment.train
+
+    def counting_train(*args, **kw):
+        phases.append(kw["phase"])
+        return train(*args, **kw)
+
+    monkeypatch.setattr(shedding.experiment, "train", counting_train)
+    shared = [_config("gmp", seed=6), _config("random", seed=6), _config("gmp", "weight_rewind", seed=6)]
+    outcomes = run_grid(shared, tmp_path / "root", cache_dir=tmp_path / "cache", workers=0)
+    assert [(o.status, o.action, o.attempts) for o in outcomes] == [("complete", "recorded", 1)] * 3
+    assert all(o.config is c for o, c in zip(outcomes, shared, strict=True))
+    assert phases.count("pretrain") == 1  # one original run for the three, with both techniques' checkpoints
+    assert phases.count("retrain") == 3
+
+
+def test_grid_does_not_retry_configuration_errors(tmp_path):
+    missing = _config()
+    missing.data.name, missing.data.root = "cifar10", str(tmp_path / "no-cifar")
+    (outcome,) = run_grid([missing], tmp_path / "root", scheduler="sync", retries=3)
+    assert (outcome.status, outcome.attempts, outcome.action) == ("failed", 1, "recorded")
+    assert outcome.error.startswith("ConfigError: ") and "no-cifar" in outcome.error and "\n" not in outcome.error
+    assert not outcome.path.exists()
