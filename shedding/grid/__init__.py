@@ -1,0 +1,10 @@
+"""Study grids: runs named by their configuration's hash, run as tasks on dask.distributed.
+
+:func:`run_grid` brings a list of configurations to complete stores (skipping complete runs, resuming
+interrupted ones, retrying failures); :func:`ensure_run` does the same for one run in this process.
+"""
+
+from shedding.grid.provenance import RunOutcome, ensure_run, run_name, run_path
+from shedding.grid.runner import run_grid
+
+__all__ = ["RunOutcome", "ensure_run", "run_grid", "run_name", "run_path"]
