@@ -143,14 +143,34 @@ class RunConfig:
         validate_run_config(self)
 
     def hash(self, sections: tuple[str, ...] | None = None) -> str:
-        """A short stable hash of the configuration (or of some sections), as OpenLTH names runs."""
-        d = to_dict(self)
+        """A short stable hash of the configuration (or of some sections), as OpenLTH names runs.
+
+        Only options that differ from their defaults enter it (so adding an option with a default keeps every
+        earlier name), and not where the dataset lives (:data:`NOT_HASHED`), which does not change a result.
+        """
+        d = hashed_dict(self)
         if sections is not None:
-            d = {k: d[k] for k in sections}
+            d = {k: d[k] for k in sections if k in d}
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
 SECTIONS = ("model", "data", "train", "prune", "retrain", "record")
+NOT_HASHED = frozenset({"data.root", "data.download"})  # where the data lives, not what it is
+
+
+def hashed_dict(cfg: RunConfig) -> dict[str, Any]:
+    """The options that name a run: those differing from the defaults, minus :data:`NOT_HASHED`."""
+    default, d = to_dict(RunConfig()), to_dict(cfg)
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            changed = {k: v for k, v in value.items()
+                       if f"{key}.{k}" not in NOT_HASHED and v != default[key].get(k)}
+            if changed:
+                out[key] = changed
+        elif value != default[key]:
+            out[key] = value
+    return out
 
 
 # --------------------------------------------------------------------------- conversion helpers

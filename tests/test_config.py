@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from shedding.config import (
+    NOT_HASHED,
     SECTIONS,
     ConfigError,
     RunConfig,
@@ -217,8 +218,14 @@ def test_hash_is_stable_and_independent_of_construction() -> None:
     a, b = RunConfig(), from_plain(to_dict(RunConfig()))
     assert a.hash() == b.hash() == RunConfig().hash()
     assert re.fullmatch(r"[0-9a-f]{12}", a.hash())
-    expected = hashlib.sha256(json.dumps(to_dict(a), sort_keys=True).encode()).hexdigest()[:12]
-    assert a.hash() == expected
+    expected = hashlib.sha256(json.dumps({}, sort_keys=True).encode()).hexdigest()[:12]
+    assert a.hash() == expected  # only options that differ from the defaults are hashed (OpenLTH)
+    c = _custom()
+    changed = {sec: {k: v for k, v in vals.items() if v != to_dict(a)[sec][k] and f"{sec}.{k}" not in NOT_HASHED}
+               for sec, vals in to_dict(c).items() if isinstance(vals, dict)}
+    changed = {k: v for k, v in changed.items() if v}
+    changed.update({k: v for k, v in to_dict(c).items() if not isinstance(v, dict) and v != to_dict(a)[k]})
+    assert c.hash() == hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:12]
     assert _custom().hash() == apply_overrides(_custom(), {}).hash()
 
 
@@ -236,7 +243,15 @@ def _changed(value):
     raise TypeError(value)
 
 
-@pytest.mark.parametrize("key", [f.key for f in flat_fields()])
+def test_hash_ignores_where_the_data_lives() -> None:
+    base = RunConfig()
+    moved = from_plain(to_dict(base))
+    moved.data.root, moved.data.download = "/elsewhere/cifar", True
+    assert moved.hash() == base.hash() and moved.hash(("model", "data", "train")) == base.hash(("model", "data",
+                                                                                               "train"))
+
+
+@pytest.mark.parametrize("key", [f.key for f in flat_fields() if f.key not in NOT_HASHED])
 def test_hash_is_sensitive_to_every_field(key: str) -> None:
     base = RunConfig()
     cfg = from_plain(to_dict(base))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shedding.config import RunConfig, from_plain
+from shedding.storage import as_path
 
 if TYPE_CHECKING:
     from shedding.experiment import ProgressFactory
@@ -34,8 +35,8 @@ def run_name(cfg: RunConfig) -> str:
 
 
 def run_path(root: str | Path, cfg: RunConfig) -> Path:
-    """The run's store: ``root / (run_name(cfg) + ".zarr")``."""
-    return Path(root) / f"{run_name(cfg)}.zarr"
+    """The run's store: ``root / (run_name(cfg) + ".zarr")`` (``root`` a folder or an fsspec URL)."""
+    return as_path(root) / f"{run_name(cfg)}.zarr"
 
 
 @dataclass
@@ -67,7 +68,7 @@ def plan_run(cfg: RunConfig, path: Path) -> str:
     """
     from shedding.recording.store import StoreError, run_status
 
-    path = Path(path)
+    path = as_path(path)
     if not path.exists():
         return "record"
     attrs = _store_attrs(path)

@@ -33,6 +33,7 @@ from shedding.grid.provenance import (
     run_name,
     run_path,
 )
+from shedding.storage import as_path, is_local
 
 MANIFEST = "grid.json"
 SYNC = "sync"
@@ -231,6 +232,9 @@ class _Manifest:
         statuses = [r["status"] for r in self.runs.values()]
         data = {"format": "shedding-grid", "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "counts": {s: statuses.count(s) for s in sorted(set(statuses))}, "runs": self.runs}
+        if not is_local(self.path):  # an object store: one write (no rename to make atomic)
+            self.path.write_text(json.dumps(data, indent=1))
+            return
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(data, indent=1))
         os.replace(tmp, self.path)
@@ -273,7 +277,8 @@ def run_grid(configs: Sequence[RunConfig], root: str | Path, *, cache_dir: str |
             cfg.validate()
         except ConfigError as e:
             raise ConfigError(f"run {i + 1} of {len(configs)} ({run_name(cfg)}): {e}") from None
-    root = Path(root).absolute()
+    root = as_path(root)
+    root = root.absolute() if is_local(root) else root
     cache = Path(cache_dir).absolute() if cache_dir is not None else None
     root.mkdir(parents=True, exist_ok=True)
     unique: dict[str, RunConfig] = {}
