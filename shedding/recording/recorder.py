@@ -161,7 +161,9 @@ class Recorder(Callback):
             ev["line_value"][index, j] = values
             ev["line_eligible"][index, j] = elig.cpu().numpy()
         self.io.submit(self.store.write_rows, "mask", index, alive.bool().cpu().numpy())
-        self.io.submit(self.store.write_rows, "pre_prune_magnitude", index, pre_prune.float().cpu().numpy())
+        pre_dtype = self.store.group["pre_prune_magnitude"].dtype
+        self.io.submit(self.store.write_rows, "pre_prune_magnitude", index,
+                       pre_prune.float().cpu().numpy().astype(pre_dtype))
         self._write_tables()
         self._snapshot(step, mag)
 

@@ -237,9 +237,10 @@ class RunStore:
             # events
             ArraySpec("mask", ("event", "weight"), (n_ev, n_w), (1, wchunk), "bool", False,
                       {"long_name": "1 = weight kept after the event"}),
-            ArraySpec("pre_prune_magnitude", ("event", "weight"), (n_ev, n_w), (1, wchunk), "float32",
-                      np.nan, {"long_name": "|w| the event's mask was computed from"},
-                      compressors=MAGNITUDE_CODEC),
+            ArraySpec("pre_prune_magnitude", ("event", "weight"), (n_ev, n_w), (1, wchunk),
+                      "float32" if magnitude_dtype == "float32" else "float16", np.nan,
+                      {"long_name": "|w| the event's mask was computed from (float16 when the snapshots use a "
+                                    "compact encoding: the mask itself is exact)"}, compressors=MAGNITUDE_CODEC),
             ArraySpec("event_round", ("event",), (n_ev,), (n_ev,), "int16", -1),
             ArraySpec("event_sparsity", ("event",), (n_ev,), (n_ev,), "float64", np.nan,
                       {"long_name": "overall fraction of prunable weights pruned after the event"}),
