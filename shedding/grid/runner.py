@@ -1,4 +1,5 @@
-"""TEMPORARY stand-in: runs the grid in this process, one run after the other (no dask).
+"""TEMPORARY stand-in: runs the grid on a dask LocalCluster (one thread per worker), an existing scheduler, or in
+this process (``scheduler="sync"``).
 
 Complete stores are skipped, unfinished ones resumed (or recorded again when they have nothing to resume from).
 """
@@ -65,17 +66,36 @@ def _one(cfg: RunConfig, root: Path, cache_dir: Path | None, retries: int) -> Ru
 def run_grid(configs: list[RunConfig], root: str | Path, *, cache_dir: str | Path | None = None,
              scheduler: str | None = None, workers: int | None = None, retries: int = 1,
              progress: Callable[[RunOutcome], None] | None = None) -> list[RunOutcome]:
-    """Run every configuration into ``root/<run_name(cfg)>.zarr``; outcomes in the order of ``configs``.
-
-    TEMPORARY: ``scheduler`` and ``workers`` are accepted and ignored (always in-process).
-    """
+    """Run every configuration into ``root/<run_name(cfg)>.zarr``; outcomes in the order of ``configs``."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     cache = Path(cache_dir) if cache_dir is not None else None
-    outcomes = []
-    for cfg in configs:
-        outcome = _one(cfg, root, cache, retries)
-        if progress is not None:
-            progress(outcome)
-        outcomes.append(outcome)
-    return outcomes
+    if scheduler == "sync":
+        outcomes = []
+        for cfg in configs:
+            outcome = _one(cfg, root, cache, retries)
+            if progress is not None:
+                progress(outcome)
+            outcomes.append(outcome)
+        return outcomes
+    from distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if scheduler is None:
+        cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+    client = Client(cluster if cluster is not None else scheduler)
+    try:
+        futures = [client.submit(_one, cfg, root, cache, retries, pure=False) for cfg in configs]
+        index = {f.key: i for i, f in enumerate(futures)}
+        results: list[RunOutcome | None] = [None] * len(configs)
+        for fut in as_completed(futures):
+            outcome = fut.result()
+            results[index[fut.key]] = outcome
+            if progress is not None:
+                progress(outcome)
+        return [r for r in results if r is not None]
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
