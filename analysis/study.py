@@ -110,6 +110,7 @@ def results_dataset(study_runs: StudyRuns) -> xr.Dataset:
     acc, pruned_acc, sparsity = (np.full(shape, np.nan) for _ in range(3))  # sparsity: as recorded per event
     final, dense = np.full(len(entries), np.nan), np.full(len(entries), np.nan)
     steps, T, t, rounds = (np.full(len(entries), -1, dtype=np.int64) for _ in range(4))
+    collapsed = np.full(shape, -1, dtype=np.int64)
     for i, e in enumerate(entries):
         ds = study_runs.runs.get(e.label)
         if ds is None:
@@ -122,6 +123,7 @@ def results_dataset(study_runs: StudyRuns) -> xr.Dataset:
         dense[i] = study_runs.dense.get(e.label, np.nan)
         steps[i] = int((np.asarray(ds.step.values) > 0).sum())
         T[i], t[i], rounds[i] = int(ds.attrs["T"]), int(ds.attrs["t"]), k
+        collapsed[i, :k] = (np.asarray(ds.event_survivors.values) == 0).sum(axis=1)
     coords: dict[str, Any] = {"run": [e.label for e in entries], "round": np.arange(n_rounds)}
     for name in (entries[0].factors if entries else {}):
         coords[name] = ("run", [e.factors[name] for e in entries])
@@ -142,6 +144,7 @@ def results_dataset(study_runs: StudyRuns) -> xr.Dataset:
         "T": ("run", T),
         "t": ("run", t),
         "rounds": ("run", rounds),
+        "collapsed_layers": (("run", "round"), collapsed),
     }, coords=coords)
     first = next(iter(study_runs.runs.values()), None)
     if first is not None:
@@ -152,6 +155,7 @@ def results_dataset(study_runs: StudyRuns) -> xr.Dataset:
     out["delta"].attrs["long_name"] = "accuracy - dense accuracy (the original training's test accuracy)"
     out["compression"].attrs["long_name"] = "1 / (1 - recorded event sparsity)"
     out["retrain_steps"].attrs["long_name"] = "retraining steps recorded in the store (step > 0)"
+    out["collapsed_layers"].attrs["long_name"] = "prunable layers with no surviving weight after the event"
     return out
 
 
@@ -168,7 +172,8 @@ def points(ds: xr.Dataset, factors: list[str]) -> pd.DataFrame:
                          "recorded_sparsity": float(r.recorded_sparsity.values[k]),
                          "compression": float(r.compression.values[k]),
                          "accuracy": float(r.accuracy.values[k]), "delta": float(r.delta.values[k]),
-                         "pruned_accuracy": float(r.pruned_accuracy.values[k]), "run": str(r.run.values)})
+                         "pruned_accuracy": float(r.pruned_accuracy.values[k]), "run": str(r.run.values),
+                         "collapsed_layers": int(r.collapsed_layers.values[k])})
     return pd.DataFrame(rows)
 
 
@@ -302,8 +307,8 @@ def blocks_results(study_runs: StudyRuns) -> StudyResults:
     """Accuracy over seeds per (technique, target sparsity, block shape), with the recorded sparsity."""
     ds = results_dataset(study_runs)
     table = points(ds, BLOCKS_BY)
-    reduced = seed_reduce(table, BLOCKS_BY, values=("accuracy", "delta", "pruned_accuracy", "recorded_sparsity"),
-                          key=None)
+    reduced = seed_reduce(table, BLOCKS_BY, values=("accuracy", "delta", "pruned_accuracy", "recorded_sparsity",
+                                                    "collapsed_layers"), key=None)
     return StudyResults("blocks", ds, {"blocks": reduced}, {"dense": _dense_summary(ds)})
 
 
@@ -311,7 +316,8 @@ def blocks_table(results: StudyResults) -> list[dict[str, Any]]:
     """One row per technique, sparsity and block shape: accuracy mean [CI] over seeds."""
     return [{"technique": r["technique"], "sparsity": r["sparsity"], "block": r["block"], "seeds": r["n"],
              "accuracy": r["accuracy_mean"], "CI low": r["accuracy_low"], "CI high": r["accuracy_high"],
-             "delta vs dense": r["delta_mean"]} for r in _rows(results.tables["blocks"])]
+             "delta vs dense": r["delta_mean"], "collapsed layers": r["collapsed_layers_max"]}
+            for r in _rows(results.tables["blocks"])]
 
 
 # --------------------------------------------------------------------------- cascade (Azarian & Porikli)

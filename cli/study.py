@@ -35,11 +35,20 @@ def _check_data(runs: list[GridRun]) -> None:
 
 
 def _unique(runs: list[GridRun]) -> dict[str, Any]:
-    """Distinct configurations by hash (two grid entries may share one run)."""
+    """Distinct configurations by hash (two grid entries may share one run), the longest first so that the
+    workers are not left waiting on a long run at the end."""
+    from shedding.pruning.schedule import sparsity_targets
+    from shedding.steps import Step
+
     out: dict[str, Any] = {}
     for r in runs:
         out.setdefault(r.config.hash(), r.config)
-    return out
+
+    def cost(cfg: Any) -> tuple[int, int]:
+        t = Step.parse(cfg.retrain.duration)
+        return (t.ep * len(sparsity_targets(cfg.prune)), t.it * len(sparsity_targets(cfg.prune)))
+
+    return dict(sorted(out.items(), key=lambda kv: cost(kv[1]), reverse=True))
 
 
 def _progress_callback(advance: Callable[[int], None], total: int) -> Callable[..., None]:

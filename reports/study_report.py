@@ -215,8 +215,16 @@ def write_blocks_report(results: StudyResults, out: str | Path, context: dict[st
     rows = [{"technique": r["technique"], "sparsity": r["sparsity"], "block": r["block"], "seeds": r["n"],
              "recorded sparsity": r["recorded_sparsity_mean"],
              "accuracy mean": r["accuracy_mean"], "95% CI": (r["accuracy_low"], r["accuracy_high"]),
-             "right after pruning": r["pruned_accuracy_mean"], "delta vs dense (points)": 100 * r["delta_mean"]}
+             "right after pruning": r["pruned_accuracy_mean"], "delta vs dense (points)": 100 * r["delta_mean"],
+             "layers pruned away (max over seeds)": r["collapsed_layers_max"]}
             for r in _rows(b)]
+    collapse = ""
+    if rows and any(r["layers pruned away (max over seeds)"] > 0 for r in rows):
+        bad = [f"{r['technique']} {r['block']} at {r['sparsity']:g}" for r in rows
+               if r["layers pruned away (max over seeds)"] > 0]
+        collapse = ('<div class="banner warn">Layer collapse: global block pruning removed every weight of at least '
+                    "one layer in " + _esc("; ".join(bad)) + ". Such a network is at chance whatever the retraining; "
+                    "the comparison with the paper leaves these blocks out.</div>")
     sections: list[Section] = [
         ("Accuracy against block size",
          "<p>Mean over seeds with 95% bootstrap CIs. Blocks are pruned whole (lowest mean |w| first, globally); "
@@ -225,7 +233,8 @@ def write_blocks_report(results: StudyResults, out: str | Path, context: dict[st
          "whole original schedule.</p>", figs),
         ("Every technique, sparsity and block", _table(rows), []),
     ]
-    return write_study_report(results, out, context, blocks_claims(results), sections, BLOCKS_FACTORS)
+    return write_study_report(results, out, context, blocks_claims(results), sections, BLOCKS_FACTORS,
+                              banners=collapse)
 
 
 CONTROL_NOTE = ('<div class="controlnote">Retraining alone sheds weights. A shed curve S(t) shown without its '

@@ -118,9 +118,10 @@ class Study:
             cfg = load_toml(config_file, cfg)
         if overrides:
             cfg = apply_overrides(cfg, overrides)
+        cfg.validate()
         if setting is not None:
             self.adapt(cfg, setting)
-        cfg.validate()
+            cfg.validate()
         return cfg
 
     def adapt(self, cfg: RunConfig, setting: RunConfig) -> None:

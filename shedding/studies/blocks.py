@@ -33,7 +33,7 @@ class BlocksGrid:
 
 
 QUICK = BlocksGrid(techniques=("finetune", "weight_rewind", "reinit"), block_shapes=((1, 1), (2, 2), (4, 4), (8, 8)),
-                   sparsities=(0.8, 0.95), budget=0.75, seeds=2)
+                   sparsities=(0.8, 0.9), budget=0.75, seeds=2)
 FULL = BlocksGrid(techniques=("finetune", "weight_rewind", "reinit"),
                   block_shapes=((1, 1), (1, 4), (2, 2), (4, 4), (8, 8), (16, 16)),
                   sparsities=(0.5, 0.8, 0.9, 0.95), budget=0.75, seeds=3)

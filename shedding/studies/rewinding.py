@@ -20,8 +20,9 @@ from shedding.studies.base import GridRun, Study, copy_config, fraction_of, seed
 
 
 def density_lattice(*k: int) -> tuple[float, ...]:
-    """Sparsities 1 - 0.8^k (compression 1/0.8^k), Renda's lattice."""
-    return tuple(round(1.0 - 0.8**i, 6) for i in k)
+    """Sparsities 1 - 0.8^k (compression 1/0.8^k), Renda's lattice. Not rounded: an iterative schedule of
+    1 - 0.8^j per round then ends exactly on it (a rounded target can add a last round at the same sparsity)."""
+    return tuple(1.0 - 0.8**i for i in k)
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,9 @@ class RewindingGrid:
 
 
 QUICK = RewindingGrid(techniques=("finetune", "weight_rewind", "lr_rewind"),
-                      oneshot_sparsities=density_lattice(3, 7, 10, 14), oneshot_budgets=(0.5, 1.0),
-                      iterative_sparsity=density_lattice(14)[0], iterative_fraction=0.36, iterative_budgets=(1.0,),
-                      seeds=2)
+                      oneshot_sparsities=density_lattice(7, 10, 14), oneshot_budgets=(0.5, 1.0),
+                      iterative_sparsity=density_lattice(15)[0], iterative_fraction=density_lattice(3)[0],
+                      iterative_budgets=(1.0,), seeds=2)
 FULL = RewindingGrid(techniques=("finetune", "weight_rewind", "lr_rewind"),
                      oneshot_sparsities=density_lattice(2, 4, 7, 10, 12, 14, 17, 20),
                      oneshot_budgets=(0.25, 0.5, 0.75, 1.0), iterative_sparsity=density_lattice(20)[0],
