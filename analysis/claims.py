@@ -189,11 +189,19 @@ def blocks_claims(results: Any) -> list[dict[str, str]]:
     return rows
 
 
-def _cond_row(t: xr.Dataset | None, condition: str, method: str) -> dict[str, Any] | None:
+def _cond_row(t: xr.Dataset | None, condition: str, method: str, sparsity: float) -> dict[str, Any] | None:
     for r in _rows(t) if t is not None else []:
-        if str(r["condition"]) == condition and str(r["method"]) == method:
+        if str(r["condition"]) == condition and str(r["method"]) == method and np.isclose(r["sparsity"], sparsity):
             return r
     return None
+
+
+def _combine(verdicts: list[tuple[float, str]]) -> str:
+    """One verdict when every sparsity agrees, else each sparsity's."""
+    kinds = {v for _, v in verdicts}
+    if not kinds:
+        return "inconclusive"
+    return next(iter(kinds)) if len(kinds) == 1 else "; ".join(f"at {sp:g}: {v}" for sp, v in verdicts)
 
 
 def _ci_text(r: dict[str, Any], k: str, scale: float = 1.0, fmt: str = "+.3f") -> str:
@@ -211,70 +219,84 @@ def cascade_claims(results: Any, conditions: list[str] | None = None) -> list[di
     setting = (f"paper: ImageNet ResNet50 / MobileNetV3, their own shed threshold (not public); ours: {s['model']} "
                f"on {s['data']}, SCIENCE.md section 4's line (GMP cut value), {s['seeds']} seed(s), against "
                "seed-matched unpruned controls")
-    conds = conditions or (sorted({str(c) for c in t.condition.values}) if t is not None else [])
+    conds = conditions or (list(dict.fromkeys(str(c) for c in t.condition.values)) if t is not None else [])
+    sparsities = sorted({float(x) for x in t.sparsity.values}) if t is not None else []
     rows: list[dict[str, str]] = []
     high, small, adam = "sgd_high_lr", "sgd_small_lr", "adam"
-    amps = [(c, m, _cond_row(t, c, m)) for c in conds for m in ("gmp", "random")]
-    amps = [(c, m, r) for c, m, r in amps if r is not None]
+    amps = [(c, m, sp, _cond_row(t, c, m, sp)) for sp in sparsities for c in conds for m in ("gmp", "random")]
+    amps = [a for a in amps if a[3] is not None]
     if amps:
-        best = max(amps, key=lambda x: x[2]["amplification"] if np.isfinite(x[2]["amplification"]) else -1)
-        r = best[2]
+        c, m, sp, r = max(amps, key=lambda a: a[3]["amplification"] if np.isfinite(a[3]["amplification"]) else -1)
         verdict = ("reproduced" if np.isfinite(r["amplification_low"]) and r["amplification_low"] > 1 else
                    "not reproduced" if r["amplification"] < 1 else "inconclusive")
         rows.append({"claim": "pruning a small share sets off the shedding of a larger share (amplification = shed at "
                               "the peak / pruned > 1)", "paper": "claimed (qualitative)",
-                     "ours": f"largest mean amplification {_ci_text(r, 'amplification', fmt='.3f')} "
-                             f"({best[0]}, {best[1]}); " + "; ".join(
-                                 f"{c} {m} {x['amplification']:.3f}" for c, m, x in amps),
+                     "ours": f"largest mean amplification {_ci_text(r, 'amplification', fmt='.3f')} ({c}, {m}, "
+                             f"sparsity {sp:g}); " + "; ".join(
+                                 f"{c_} {m_} {sp_:g}: {x['amplification']:.3f}" for c_, m_, sp_, x in amps),
                      "setting": setting, "verdict": verdict})
-    rh, rs = _cond_row(t, high, "random"), _cond_row(t, small, "random")
-    gh, gs = _cond_row(t, high, "gmp"), _cond_row(t, small, "gmp")
-    if rh and rs:
-        ok = rh["verdict"] == "cascade" and rs["verdict"].startswith("no cascade")
+    parts, verdicts = [], []
+    for sp in sparsities:
+        rh, rs = _cond_row(t, high, "random", sp), _cond_row(t, small, "random", sp)
+        gh, gs = _cond_row(t, high, "gmp", sp), _cond_row(t, small, "gmp", sp)
+        if not (rh and rs):
+            continue
+        parts.append(f"sparsity {sp:g}, random: excess {_ci_text(rh, 'excess_peak')} at the high LR ({rh['verdict']}) "
+                     f"vs {_ci_text(rs, 'excess_peak')} at the small LR ({rs['verdict']})"
+                     + (f"; GMP: {gh['verdict']} / {gs['verdict']}" if gh and gs else ""))
+        if rh["verdict"] == "cascade" and rs["verdict"].startswith("no cascade"):
+            verdicts.append((sp, "reproduced"))
+        elif not rh["verdict"].startswith("cascade") and not rs["verdict"].startswith("cascade"):
+            verdicts.append((sp, "inconclusive (no cascade in either)"))
+        else:
+            verdicts.append((sp, "not reproduced"))
+    if parts:
         rows.append({"claim": "shedding needs its conditions: SGD with weight decay at a high LR sheds; a small "
                               "constant LR hardly (SCIENCE.md section 4)",
-                     "paper": "pruning and learning-rate schedules matter (claimed)",
-                     "ours": f"random: excess {_ci_text(rh, 'excess_peak')} at the high LR ({rh['verdict']}) vs "
-                             f"{_ci_text(rs, 'excess_peak')} at the small LR ({rs['verdict']})"
-                             + (f"; GMP: {gh['verdict']} / {gs['verdict']}" if gh and gs else ""),
-                     "setting": setting, "verdict": "reproduced" if ok else "not reproduced"})
-    ra = _cond_row(t, adam, "random")
-    if rh and ra:
+                     "paper": "pruning and learning-rate schedules matter (claimed)", "ours": "; ".join(parts),
+                     "setting": setting, "verdict": _combine(verdicts)})
+    parts, verdicts = [], []
+    for sp in sparsities:
+        rh, ra = _cond_row(t, high, "random", sp), _cond_row(t, adam, "random", sp)
+        if not (rh and ra):
+            continue
         separate = (ra["excess_peak_high"] < rh["excess_peak_low"] or rh["excess_peak_high"] < ra["excess_peak_low"])
-        verdict = ("reproduced (the verdicts differ)" if rh["verdict"] != ra["verdict"] else
-                   "partly: the same verdict, but a different excess (the CIs do not overlap)" if separate else
-                   "not reproduced (the same verdict, overlapping CIs)")
+        parts.append(f"sparsity {sp:g}, random: SGD excess {_ci_text(rh, 'excess_peak')} ({rh['verdict']}), Adam "
+                     f"{_ci_text(ra, 'excess_peak')} ({ra['verdict']})")
+        verdicts.append((sp, "reproduced (the verdicts differ)" if rh["verdict"] != ra["verdict"] else
+                         "partly: the same verdict, a different excess (the CIs do not overlap)" if separate else
+                         "not reproduced (the same verdict, overlapping CIs)"))
+    if parts:
         rows.append({"claim": "shedding depends on the optimizer (Adam against SGD)",
-                     "paper": "optimizer, LR and weight decay matter (SCIENCE.md section 4)",
-                     "ours": f"random: SGD excess {_ci_text(rh, 'excess_peak')} ({rh['verdict']}), Adam "
-                             f"{_ci_text(ra, 'excess_peak')} ({ra['verdict']})",
-                     "setting": setting, "verdict": verdict})
+                     "paper": "optimizer, LR and weight decay matter (SCIENCE.md section 4)", "ours": "; ".join(parts),
+                     "setting": setting, "verdict": _combine(verdicts)})
     if rvg is not None:
-        by = {str(r["condition"]): r for r in _rows(rvg)}
-        parts = [f"{c}: random minus GMP {_ci_text(r, 'random_minus_gmp', 100, '+.2f')} points at the end "
+        by = {(str(r["condition"]), float(r["sparsity"])): r for r in _rows(rvg)}
+        parts = [f"{c} {sp:g}: random minus GMP {_ci_text(r, 'random_minus_gmp', 100, '+.2f')} points at the end "
                  f"({r['random_cascade']}), {_ci_text(r, 'random_minus_gmp_after_pruning', 100, '+.1f')} right after "
-                 "pruning" for c, r in by.items()]
-        h, sm = by.get(high), by.get(small)
-        verdict = "inconclusive"
-        if h and sm:
-            # rescued: with a cascade, random ends no detectably worse than GMP (CI of the difference reaches 0)
-            rescued = h["random_cascade"] == "cascade" and h["random_minus_gmp_high"] >= 0
-            not_rescued = sm["random_minus_gmp_high"] < 0
-            if rescued and not_rescued:
-                verdict = ("consistent: with a cascade random pruning ends as accurate as GMP, without one it does "
-                           "not (the small LR also retrains less, so this does not isolate shedding)")
-            elif rescued:
-                verdict = ("partly: with a cascade random pruning ends as accurate as GMP, but also without one")
-            else:
-                verdict = "not reproduced"
+                 "pruning" for (c, sp), r in by.items()]
+        verdicts = []
+        for sp in sparsities:
+            h, sm = by.get((high, sp)), by.get((small, sp))
+            if not (h and sm):
+                continue
+            if h["random_cascade"] != "cascade":
+                verdicts.append((sp, "inconclusive (no cascade at the high LR)"))
+                continue
+            # rescued: with a cascade, random ends no detectably worse than GMP (the CI of the difference reaches 0)
+            rescued, not_rescued = h["random_minus_gmp_high"] >= 0, sm["random_minus_gmp_high"] < 0
+            verdicts.append((sp, "consistent: with a cascade random pruning ends as accurate as GMP, without one "
+                                 "it does not (the small LR also retrains less, so this does not isolate shedding)"
+                             if rescued and not_rescued else
+                             "partly: with a cascade random pruning ends as accurate as GMP, but also without one"
+                             if rescued else "not reproduced"))
         rows.append({"claim": "shedding can rescue a poor scheme such as random pruning",
                      "paper": "claimed (qualitative)", "ours": "; ".join(parts), "setting": setting,
-                     "verdict": verdict})
+                     "verdict": _combine(verdicts)})
     if conv is not None:
-        parts = [f"{conv.condition.values[i]}: J - chance {float(conv.toward_change.values[i]):+.3f} over retraining "
-                 f"(J {float(conv.jaccard_start.values[i]):.2f} -> {float(conv.jaccard_end.values[i]):.2f}, chance "
-                 f"{float(conv.chance_start.values[i]):.2f} -> {float(conv.chance_end.values[i]):.2f}): "
-                 f"{conv.converges.values[i]}" for i in range(conv.sizes["group"])]
+        parts = [f"{r['condition']} {r['sparsity']:g}: J - chance {r['toward_change']:+.3f} over retraining "
+                 f"(J {r['jaccard_start']:.2f} -> {r['jaccard_end']:.2f}, chance {r['chance_start']:.2f} -> "
+                 f"{r['chance_end']:.2f}): {r['converges']}" for r in _rows(conv)]
         towards = [str(v) == "towards GMP's set" for v in conv.converges.values]
         rows.append({"claim": "shedding changes which weights are kept; does random pruning followed by shedding "
                               "converge towards the set GMP keeps?",

@@ -103,6 +103,17 @@ def test_seed_reduce_on_a_hand_built_table():
     assert float(y.accuracy_low) == float(y.accuracy_high) == 0.5  # identical values: the CI is that value
 
 
+def test_blocks_claims_compare_the_smallest_and_largest_block(studies):
+    from analysis.claims import blocks_claims
+
+    _, _, _, _, res = _results("blocks", studies["blocks"])
+    rows = blocks_claims(res)
+    assert [r["claim"].split(",")[0] for r in rows] == ["under fine-tuning",
+                                                         "random re-initialisation gives the same accuracy for every "
+                                                         "block size"]
+    assert all("4x4 minus 1x1" in r["ours"] or "layer collapse" in r["ours"] for r in rows)
+
+
 def test_results_dataset_keeps_failed_runs_as_nan_rows(studies):
     study = STUDIES.get("blocks")
     _, _, runs = study.plan("tiny", overrides=STUDY_OVERRIDES["blocks"])
@@ -147,6 +158,11 @@ def test_cascade_results_match_the_detection_against_the_matched_control(studies
         sel = ((ds.condition == cond.condition.values[i]) & (ds.method == cond.method.values[i])).values
         assert float(cond.excess_peak.values[i]) == pytest.approx(float(ds.excess_peak.values[sel].mean()))
         assert int(cond.seeds.values[i]) == grid.seeds
+    from analysis.claims import cascade_claims
+
+    rows = cascade_claims(res)
+    assert all(set(r) == {"claim", "paper", "ours", "setting", "verdict"} and r["verdict"] for r in rows)
+    assert any("amplification" in r["claim"] for r in rows) and any("rescue" in r["claim"] for r in rows)
     bands = res.extras["bands"]
     assert {k[2] for k in bands} == {"gmp", "random", "none"} and all("excess" in b for k, b in bands.items()
                                                                         if k[2] != "none")
