@@ -281,8 +281,8 @@ def parity_table(results: StudyResults) -> list[dict[str, Any]]:
     """One row per technique, schedule and budget: the largest compression with median delta >= 0."""
     rows = _rows(results.tables["parity"]) if "parity" in results.tables else []
     return [{"technique": r["technique"], "schedule": r["schedule"], "t/T": r["budget"],
-             "max compression at parity": r["max_compression"], "median delta there": r["delta_at_max"],
-             "next compression": r["next_compression"], "median delta there ": r["delta_next"],
+             "max compression at parity": r["max_compression"], "median delta at it": r["delta_at_max"],
+             "next compression": r["next_compression"], "median delta at next": r["delta_next"],
              "censored": r["censored"]} for r in rows]
 
 

@@ -46,7 +46,11 @@ def _unique(runs: list[GridRun]) -> dict[str, Any]:
 
     def cost(cfg: Any) -> tuple[int, int]:
         t = Step.parse(cfg.retrain.duration)
-        return (t.ep * len(sparsity_targets(cfg.prune)), t.it * len(sparsity_targets(cfg.prune)))
+        try:
+            rounds = len(sparsity_targets(cfg.prune))
+        except ValueError:  # a schedule whose rounds are not known in advance
+            rounds = 1
+        return (t.ep * rounds, t.it * rounds)
 
     return dict(sorted(out.items(), key=lambda kv: cost(kv[1]), reverse=True))
 
@@ -77,7 +81,7 @@ def run_study(study: Study, overrides: dict[str, str], size: str, out: Path, see
     from analysis.study import Entry, collect
     from cli.main import _fmt, console, out_console, user_errors
     from shedding.config import to_toml
-    from shedding.grid import run_grid
+    from shedding.grid import run_grid, run_path
 
     with user_errors():
         if seeds is not None and seeds < 1:
@@ -97,18 +101,24 @@ def run_study(study: Study, overrides: dict[str, str], size: str, out: Path, see
     console.print(f"[bold]study {study.name}[/] ({size}): {len(runs)} grid entries, "
                   f"{len(configs)} runs into {out / 'runs'}", highlight=False)
     started = time.time()
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
-                  TimeElapsedColumn(), console=console, transient=False) as prog:
-        task = prog.add_task(f"study {study.name}", total=len(configs))
-        callback = _progress_callback(lambda n: prog.advance(task, n), len(configs))
-        outcomes = run_grid(list(configs.values()), out / "runs", cache_dir=out / "pretrain", scheduler=scheduler,
-                            workers=workers, retries=retries, progress=callback)
-        prog.update(task, completed=len(configs))
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
+                      TimeElapsedColumn(), console=console, transient=False) as prog:
+            task = prog.add_task(f"study {study.name}", total=len(configs))
+            callback = _progress_callback(lambda n: prog.advance(task, n), len(configs))
+            outcomes = run_grid(list(configs.values()), out / "runs", cache_dir=out / "pretrain",
+                                scheduler=scheduler, workers=workers, retries=retries, progress=callback)
+            prog.update(task, completed=len(configs))
+    except KeyboardInterrupt:
+        console.print(f"[bold red]interrupted:[/] complete runs stay in {out / 'runs'}; the same command skips them "
+                      "and resumes the others", highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
     seconds = time.time() - started
     by_hash = {o.config.hash(): o for o in outcomes}
+    by_path = {Path(o.path).resolve(): o for o in outcomes}
     entries = []
     for r in runs:
-        o = by_hash.get(r.config.hash())
+        o = by_hash.get(r.config.hash()) or by_path.get(run_path(r.config, out / "runs").resolve())
         status = o.status if o is not None else "failed"
         entries.append(Entry(r.label, r.factor_dict(), str(o.path) if o is not None else None, status,
                              (o.error if o is not None else "the runner returned no outcome for it")

@@ -130,7 +130,7 @@ def write_study_report(results: StudyResults, out: str | Path, context: dict[str
 <p><b>Question:</b> {_esc(context.get('question', ''))}.<br><b>Paper:</b> {_esc(context.get('paper', ''))}.</p>
 <p><small>{quick} grid: {n} runs, {done} complete{timing}. Command: <code>{_esc(context.get('command', ''))}</code>.
 Model {_esc(ds.attrs.get('model', '?'))} on {_esc(ds.attrs.get('dataset', '?'))}. Dense accuracy (the original
-training's test accuracy, per seed): {_esc(dense_txt)}.</small></p>
+training's test accuracy, per seed; one value per distinct original training): {_esc(dense_txt)}.</small></p>
 {fail_html}
 {banners}
 <h2>Compared with the paper</h2>
