@@ -470,6 +470,11 @@ def demo(
     out_console.print(f"stores: {out}/*.zarr ({len(paths)} runs)\nreport: {report}")
 
 
+from cli.study import app as study_app  # noqa: E402 - the study commands use this module's helpers
+
+app.add_typer(study_app, name="study")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     """Entry point for ``python -m cli.main``."""
     app()

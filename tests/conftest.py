@@ -57,3 +57,38 @@ def recorded_seeds(tmp_path_factory) -> dict[str, Path]:
             cfg.seed = seed
             out[f"{name}-s{seed}"] = record(cfg, root / f"{name}-s{seed}.zarr", cache_dir=root / "cache")
     return out
+
+
+# tiny study grids through the same code path as --quick (the CLI), in-process, with very short trainings
+STUDY_OVERRIDES = {
+    "rewinding": {"train.duration": "2ep"},
+    "blocks": {"train.duration": "2ep"},
+    "cascade": {"train.duration": "2ep", "retrain.duration": "2ep"},
+}
+
+
+def study_args(name: str) -> list[str]:
+    """STUDY_OVERRIDES of a study as command-line options."""
+    return [a for k, v in STUDY_OVERRIDES[name].items() for a in ("--" + k.replace(".", "-").replace("_", "-"), v)]
+
+
+def run_study_cli(name: str, out: Path, *extra: str):
+    """``shedding study NAME --size tiny`` in this process (scheduler sync); returns the CliRunner result."""
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    args = ["study", name, "--size", "tiny", "--scheduler", "sync", "--out", str(out), *study_args(name), *extra]
+    return CliRunner().invoke(app, args)
+
+
+@pytest.fixture(scope="session")
+def studies(tmp_path_factory) -> dict[str, Path]:
+    """The three studies run on their tiny grids: name -> output folder (report.html, runs/, pretrain/)."""
+    root = tmp_path_factory.mktemp("studies")
+    out = {}
+    for name in STUDY_OVERRIDES:
+        res = run_study_cli(name, root / name)
+        assert res.exit_code == 0, res.output
+        out[name] = root / name
+    return out

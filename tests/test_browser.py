@@ -87,3 +87,12 @@ def test_linked_hover_reaches_other_figures(browser, recorded_seeds, tmp_path):
         return linked.slice(1).filter(d => d._hoverdata && d._hoverdata.some(p => p.x === 10)).length;""")
     n_linked = browser.execute_script("return document.querySelectorAll('.figure[data-link=\"step\"]').length;")
     assert n_linked >= 3 and hovered >= n_linked - 2  # the others now show step 10 (a figure may lack it)
+
+
+@pytest.mark.parametrize("name", ["rewinding", "blocks", "cascade"])
+def test_study_report_renders_in_chromium(browser, studies, tmp_path, name):
+    counts = _check(browser, studies[name] / "report.html", tmp_path / f"study-{name}.png")
+    assert counts["figures"] >= 1 and counts["rendered"] == counts["figures"]
+    assert counts["traces"] >= counts["figures"]  # every figure drew data
+    if name == "cascade":
+        assert counts["figures"] >= 5  # S(t) per condition, excess bars, accuracy, controls, convergence

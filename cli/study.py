@@ -1,0 +1,183 @@
+"""``shedding study NAME``: run a study's grid (skipping complete runs), analyze it and write its report.
+
+One command per registered study (:data:`shedding.studies.STUDIES`). Bad input fails with one line and status 2
+before anything is created; failed runs are listed at the end, the report is written for the rest and the exit
+status is 1.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from cli.options import with_config_options
+from shedding.studies import STUDIES, GridRun, Study
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Studies: a grid over (pruning method x sparsity x retraining technique x seed) ending in one "
+                       "report (digits by default; --recipe, --config or options for another model and dataset).")
+
+
+def _check_data(runs: list[GridRun]) -> None:
+    """Build data and model of each distinct (model, data) once, so a missing dataset fails before any run."""
+    from shedding.experiment import prepare
+
+    seen = set()
+    for r in runs:
+        key = r.config.hash(("model", "data"))
+        if key not in seen:
+            seen.add(key)
+            prepare(r.config)
+
+
+def _unique(runs: list[GridRun]) -> dict[str, Any]:
+    """Distinct configurations by hash (two grid entries may share one run), the longest first so that the
+    workers are not left waiting on a long run at the end."""
+    from shedding.pruning.schedule import sparsity_targets
+    from shedding.steps import Step
+
+    out: dict[str, Any] = {}
+    for r in runs:
+        out.setdefault(r.config.hash(), r.config)
+
+    def cost(cfg: Any) -> tuple[int, int]:
+        t = Step.parse(cfg.retrain.duration)
+        try:
+            rounds = len(sparsity_targets(cfg.prune))
+        except ValueError:  # a schedule whose rounds are not known in advance
+            rounds = 1
+        return (t.ep * rounds, t.it * rounds)
+
+    return dict(sorted(out.items(), key=lambda kv: cost(kv[1]), reverse=True))
+
+
+def _progress_callback(advance: Callable[[int], None], total: int) -> Callable[..., None]:
+    """A progress callback tolerant of how the runner reports: an outcome per finished run, or (done, total)."""
+    state = {"done": 0}
+
+    def callback(*args: Any, **kwargs: Any) -> None:
+        if args and isinstance(args[0], int) and not isinstance(args[0], bool):
+            done = min(args[0], total)
+        else:
+            done = min(state["done"] + 1, total)
+        if done > state["done"]:
+            advance(done - state["done"])
+            state["done"] = done
+
+    return callback
+
+
+def run_study(study: Study, overrides: dict[str, str], size: str, out: Path, seeds: int | None,
+              recipe: str | None, config: Path | None, scheduler: str | None, workers: int | None,
+              retries: int) -> None:
+    """Plan, check, run, analyze, report; see the module docstring."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from analysis.study import Entry, collect
+    from cli.main import _fmt, console, out_console, user_errors
+    from shedding.config import to_toml
+    from shedding.grid import run_grid, run_path
+
+    with user_errors():
+        if seeds is not None and seeds < 1:
+            raise ValueError(f"--seeds: {seeds} must be at least 1")
+        if workers is not None and workers < 1:
+            raise ValueError(f"--workers: {workers} must be at least 1")
+        if retries < 0:
+            raise ValueError(f"--retries: {retries} must not be negative")
+        if scheduler is not None and scheduler != "sync" and not scheduler.startswith(("tcp://", "tls://")):
+            raise ValueError(f"--scheduler: {scheduler!r} is not 'sync' or a scheduler address like tcp://host:8786")
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"--out {out}: exists and is not a folder")
+        base, grid, runs = study.plan(size, seeds, recipe, config, overrides)
+        _check_data(runs)
+    configs = _unique(runs)
+    out.mkdir(parents=True, exist_ok=True)
+    console.print(f"[bold]study {study.name}[/] ({size}): {len(runs)} grid entries, "
+                  f"{len(configs)} runs into {out / 'runs'}", highlight=False)
+    started = time.time()
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
+                      TimeElapsedColumn(), console=console, transient=False) as prog:
+            task = prog.add_task(f"study {study.name}", total=len(configs))
+            callback = _progress_callback(lambda n: prog.advance(task, n), len(configs))
+            outcomes = run_grid(list(configs.values()), out / "runs", cache_dir=out / "pretrain",
+                                scheduler=scheduler, workers=workers, retries=retries, progress=callback)
+            prog.update(task, completed=len(configs))
+    except KeyboardInterrupt:
+        console.print(f"[bold red]interrupted:[/] complete runs stay in {out / 'runs'}; the same command skips them "
+                      "and resumes the others", highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
+    seconds = time.time() - started
+    by_hash = {o.config.hash(): o for o in outcomes}
+    by_path = {Path(o.path).resolve(): o for o in outcomes}
+    entries = []
+    for r in runs:
+        o = by_hash.get(r.config.hash()) or by_path.get(run_path(r.config, out / "runs").resolve())
+        status = o.status if o is not None else "failed"
+        entries.append(Entry(r.label, r.factor_dict(), str(o.path) if o is not None else None, status,
+                             (o.error if o is not None else "the runner returned no outcome for it")
+                             if status != "complete" else None))
+    results = study.analyze(collect(entries, out / "pretrain"), grid)
+    size_flag = {"quick": ["--quick"], "full": []}.get(size, [f"--size {size}"])
+    command = " ".join([f"shedding study {study.name}", *size_flag, f"--out {out}",
+                        *([f"--recipe {recipe}"] if recipe else []), *([f"--config {config}"] if config else []),
+                        *(f"--{k.replace('.', '-').replace('_', '-')} {v}" for k, v in overrides.items())])
+    context = {"title": study.title, "paper": study.paper, "question": study.question, "grid": grid,
+               "base_toml": to_toml(base), "size": size, "seconds": seconds, "base_schedule": base.train.schedule,
+               "command": command}
+    report = study.report(results, out / "report.html", context)
+    rows = study.table(results)
+    if rows:
+        table = Table(title=f"study {study.name}: results")
+        keys = list(rows[0])
+        for k in keys:
+            table.add_column(k, overflow="fold")
+        for row in rows:
+            table.add_row(*[_fmt(row[k]) for k in keys])
+        out_console.print(table)
+    failed = [e for e in entries if e.status != "complete"]
+    done = len(entries) - len(failed)
+    out_console.print(f"{done} of {len(entries)} grid entries complete in {seconds:.0f} s; runs: {out / 'runs'}\n"
+                      f"report: {report}", highlight=False)
+    if failed:
+        console.print(f"[bold red]{len(failed)} failed:[/]", highlight=False)
+        for e in failed:
+            console.print(f"  {e.label}: {e.error}", highlight=False, markup=False)
+        raise typer.Exit(1)
+
+
+def _command(study: Study) -> Callable[..., None]:
+    @with_config_options
+    def command(
+        overrides: dict[str, str],
+        quick: Annotated[bool, typer.Option("--quick", help="the quick grid (digits: at most 10 minutes on 2 CPU "
+                                            "cores, pretraining included)")] = False,
+        out: Annotated[Path, typer.Option("--out", "-o", help="folder: runs in OUT/runs, original training runs in "
+                                          "OUT/pretrain, the report at OUT/report.html")] = Path(f"study_{study.name}"),
+        seeds: Annotated[int | None, typer.Option(help="seeds 0..N-1 (default: the grid's)")] = None,
+        recipe: Annotated[str | None, typer.Option(help="start from a recipe instead of the study's digits setting "
+                                                   "(see `shedding list`)")] = None,
+        config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML file of options on top")] = None,
+        scheduler: Annotated[str | None, typer.Option(help="dask scheduler address (tcp://host:8786), 'sync' for "
+                                                      "in-process, default: a local cluster")] = None,
+        workers: Annotated[int | None, typer.Option(help="workers of the local cluster")] = None,
+        retries: Annotated[int, typer.Option(help="retries of a failed run")] = 1,
+        size: Annotated[str | None, typer.Option(hidden=True, help="grid size by name (tests: tiny)")] = None,
+    ) -> None:
+        run_study(study, overrides, size or ("quick" if quick else "full"), out, seeds, recipe, config, scheduler,
+                  workers, retries)
+
+    command.__doc__ = (f"{study.question} ({study.paper}). Options layer as: the study's digits setting (or "
+                       "--recipe) < --config < options; the grid's factors are set on top.")
+    return command
+
+
+for _name in STUDIES.names():
+    _study = STUDIES.get(_name)
+    app.command(_name, help=_command(_study).__doc__)(_command(_study))
