@@ -118,7 +118,7 @@ def run_study(study: Study, overrides: dict[str, str], size: str, out: Path, see
     by_path = {Path(o.path).resolve(): o for o in outcomes}
     entries = []
     for r in runs:
-        o = by_hash.get(r.config.hash()) or by_path.get(run_path(r.config, out / "runs").resolve())
+        o = by_hash.get(r.config.hash()) or by_path.get(run_path(out / "runs", r.config).resolve())
         status = o.status if o is not None else "failed"
         entries.append(Entry(r.label, r.factor_dict(), str(o.path) if o is not None else None, status,
                              (o.error if o is not None else "the runner returned no outcome for it")

@@ -15,7 +15,6 @@ import xarray as xr
 from shedding.config import ConfigError
 from shedding.studies import STUDIES
 from shedding.studies.base import fraction_of
-from shedding.studies.cascade import CascadeFactors
 from shedding.studies.rewinding import density_lattice
 from tests.conftest import STUDY_OVERRIDES, run_study_cli
 
@@ -97,8 +96,16 @@ def test_cascade_grid_is_the_product_with_a_control_per_condition_and_seed(size)
     _, grid, runs = study.plan(size)
     expected = [("main", c.name, m, sp, "oneshot", seed) for c in grid.conditions for sp in grid.sparsities
                 for m in (*grid.methods, "none") for seed in range(grid.seeds)]
+    # cascade-aware pruning against one-shot and iterative GMP at one final sparsity, in the first condition
+    expected += [("aware", grid.conditions[0].name, "gmp", grid.aware_sparsity, schedule, seed)
+                 for schedule in grid.aware_schedules for seed in range(grid.seeds)]
     got = [dataclasses.astuple(r.factors) for r in runs]
     assert sorted(got) == sorted(expected)
+    for r in runs:
+        if r.factors.part == "aware":
+            r.config.validate()  # the cascade schedule's windows fit the study's recording intervals
+            assert r.config.prune.schedule == r.factors.schedule and r.config.prune.sparsity == grid.aware_sparsity
+    runs = [r for r in runs if r.factors.part == "main"]
     by = {dataclasses.astuple(r.factors): r.config for r in runs}
     for c in grid.conditions:
         for sp, seed in itertools.product(grid.sparsities, range(grid.seeds)):
@@ -114,21 +121,6 @@ def test_cascade_grid_is_the_product_with_a_control_per_condition_and_seed(size)
     adam = by[("main", "adam", "gmp", grid.sparsities[0], "oneshot", 0)]
     assert adam.train.optimizer == "adam" and conds["sgd_high_lr"].expectation.startswith("sheds")
     assert all(r.config.record.every > 0 for r in runs)  # magnitudes for the kept-set convergence
-
-
-def test_cascade_aware_part_only_when_the_schedule_exists(monkeypatch):
-    import shedding.pruning.schedule as schedule
-
-    study = STUDIES.get("cascade")
-    grid = study.grid("quick")
-    base = study.base_config("quick")
-    assert "cascade" not in schedule.SCHEDULES
-    assert all(r.factors.part == "main" for r in study.runs(base, grid))
-    monkeypatch.setattr(schedule, "SCHEDULES", (*schedule.SCHEDULES, "cascade"))
-    aware = [r for r in study.runs(base, grid) if r.factors.part == "aware"]
-    assert sorted(r.factors.schedule for r in aware) == sorted(grid.aware_schedules * grid.seeds)
-    assert all(r.config.prune.sparsity == grid.aware_sparsity and r.config.prune.method == "gmp" for r in aware)
-    assert all(isinstance(r.factors, CascadeFactors) for r in aware)
 
 
 def test_options_layer_over_the_setting_and_milestones_follow_the_duration(tmp_path):
@@ -172,7 +164,7 @@ def test_a_failed_run_is_listed_the_report_written_and_the_exit_status_1(tmp_pat
     study = STUDIES.get("blocks")
     _, _, runs = study.plan("tiny", overrides={"train.duration": "2ep"})
     victim = runs[1]
-    blocker = run_path(victim.config, tmp_path / "out" / "runs")
+    blocker = run_path(tmp_path / "out" / "runs", victim.config)
     blocker.mkdir(parents=True)
     (blocker / "not-a-store.txt").write_text("this folder is not a run store")  # record refuses to replace it
     res = run_study_cli("blocks", tmp_path / "out")
@@ -223,17 +215,19 @@ def test_out_must_be_a_folder(tmp_path):
 
 
 def test_quick_grids_fit_the_budget_estimate():
-    """The quick grids stay small: retraining epochs summed over runs, at most the 700 epochs of digits retraining
-    that fitted in about 3 minutes on 2 busy CPU cores (README)."""
+    """The quick grids stay small: retraining epochs summed over runs (cascade-aware runs at their bound) at most
+    900; about 700 epochs of digits retraining took 3-4 minutes on 2 busy CPU cores (README)."""
     from shedding.config import parse_step
-    from shedding.pruning.schedule import sparsity_targets
+    from shedding.pruning.schedule import plan_rounds
 
     cost = {}
     for name in STUDIES.names():
         _, _, runs = STUDIES.get(name).plan("quick")
-        cost[name] = sum(parse_step(r.config.retrain.duration, "").ep * len(sparsity_targets(r.config.prune))
-                         for r in runs)
-    assert all(c <= 700 for c in cost.values()), cost
+        cost[name] = sum(sum(r.length for r in plan_rounds(run.config.prune,
+                                                           parse_step(run.config.retrain.duration, "").ep,
+                                                           parse_step(run.config.prune.interval, "").ep))
+                         for run in runs)
+    assert all(c <= 900 for c in cost.values()), cost
 
 
 @pytest.mark.slow

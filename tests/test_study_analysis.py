@@ -28,7 +28,7 @@ from tests.conftest import STUDY_OVERRIDES
 def _results(name: str, out):
     study = STUDIES.get(name)
     _, grid, runs = study.plan("tiny", overrides=STUDY_OVERRIDES[name])
-    entries = [Entry(r.label, r.factor_dict(), str(run_path(r.config, out / "runs")), "complete") for r in runs]
+    entries = [Entry(r.label, r.factor_dict(), str(run_path(out / "runs", r.config)), "complete") for r in runs]
     sr = collect(entries, out / "pretrain")
     return study, grid, runs, sr, study.analyze(sr, grid)
 
@@ -39,7 +39,7 @@ def test_results_hold_what_each_store_recorded(studies, name):
     ds = res.runs
     assert list(ds.run.values) == [r.label for r in runs]
     for r in runs:
-        store = xr.open_zarr(run_path(r.config, studies[name] / "runs"))
+        store = xr.open_zarr(run_path(studies[name] / "runs", r.config))
         row = ds.sel(run=r.label)
         k = int(store.sizes["event"])
         assert int(row.rounds) == k
@@ -117,7 +117,7 @@ def test_blocks_claims_compare_the_smallest_and_largest_block(studies):
 def test_results_dataset_keeps_failed_runs_as_nan_rows(studies):
     study = STUDIES.get("blocks")
     _, _, runs = study.plan("tiny", overrides=STUDY_OVERRIDES["blocks"])
-    entries = [Entry(r.label, r.factor_dict(), str(run_path(r.config, studies["blocks"] / "runs")),
+    entries = [Entry(r.label, r.factor_dict(), str(run_path(studies["blocks"] / "runs", r.config)),
                      "failed" if i == 0 else "complete", "boom" if i == 0 else None) for i, r in enumerate(runs)]
     res = study.analyze(collect(entries, studies["blocks"] / "pretrain"), study.grid("tiny"))
     assert res.failed == [{"run": runs[0].label, "error": "boom"}]
@@ -138,14 +138,14 @@ def test_cascade_results_match_the_detection_against_the_matched_control(studies
         if method == "none":
             assert str(row.verdict.values) == "control" and np.isnan(float(row.excess_peak))
             continue
-        run = open_run(run_path(r.config, studies["cascade"] / "runs"))
-        ctrl = open_run(run_path(by[(cond, "none", seed)].config, studies["cascade"] / "runs"))
+        run = open_run(run_path(studies["cascade"] / "runs", r.config))
+        ctrl = open_run(run_path(studies["cascade"] / "runs", by[(cond, "none", seed)].config))
         s = cascade_summary(run, ctrl, window=grid.window, min_excess=grid.min_excess)
         assert float(row.excess_peak) == pytest.approx(float(s.excess_peak))
         assert float(row.amplification) == pytest.approx(float(s.amplification))
         assert str(row.verdict.values) == s.attrs["verdict"]
         if method == "random":
-            gmp = open_run(run_path(by[(cond, "gmp", seed)].config, studies["cascade"] / "runs"))
+            gmp = open_run(run_path(studies["cascade"] / "runs", by[(cond, "gmp", seed)].config))
             c = convergence(run, gmp)
             assert float(row.conv_toward_end) == pytest.approx(float(c.toward_above_line.values[-1]))
             np.testing.assert_allclose(row.convergence.dropna("conv_step").values, c.toward_above_line.values)
@@ -198,3 +198,28 @@ def test_results_dataset_with_no_complete_run():
 
     ds = results_dataset(StudyRuns([Entry("a", {"seed": 0}, None, "failed", "x")], {}, {}))
     assert ds.sizes["run"] == 1 and str(ds.status.values[0]) == "failed"
+
+
+def _aware(cascade_acc, iterative_acc, cascade_steps, iterative_steps):
+    import pandas as pd
+
+    rows = []
+    for schedule, (m, lo, hi), steps in (("oneshot", (0.9, 0.88, 0.92), 120), ("iterative", iterative_acc,
+                                         iterative_steps), ("cascade", cascade_acc, cascade_steps)):
+        rows.append({"schedule": schedule, "final_accuracy": m, "final_accuracy_low": lo, "final_accuracy_high": hi,
+                     "retrain_steps": float(steps), "events": 3.0})
+    df = pd.DataFrame(rows)
+    return xr.Dataset({c: ("group", df[c].to_numpy()) for c in df.columns}, coords={"group": np.arange(len(df))})
+
+
+def test_cascade_aware_claim_follows_its_rule():
+    from analysis.claims import _aware_claim
+
+    got = _aware_claim(_aware((0.95, 0.94, 0.96), (0.90, 0.89, 0.91), 276, 480), "digits")
+    assert got["verdict"] == "more accurate than iterative GMP, and cheaper"
+    assert "cascade: accuracy 95.00% [94.00, 96.00], 276 retraining steps" in got["ours"]
+    got = _aware_claim(_aware((0.90, 0.85, 0.95), (0.91, 0.90, 0.92), 500, 480), "digits")
+    assert got["verdict"] == "as accurate as iterative GMP, and not cheaper"
+    got = _aware_claim(_aware((0.80, 0.79, 0.81), (0.91, 0.90, 0.92), 200, 480), "digits")
+    assert got["verdict"].startswith("less accurate")
+    assert _aware_claim(None, "digits")["verdict"] == "not tested"

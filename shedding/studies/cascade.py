@@ -4,8 +4,8 @@ without a cascade against GMP, and whether random pruning's kept set converges t
 Every condition has its own unpruned control per seed and sparsity (same training and retraining, prune method
 ``none``): retraining alone sheds, so only the excess over that control can show a cascade (SCIENCE.md section 4).
 
-An optional part compares cascade-aware pruning with one-shot and iterative GMP at the same final sparsity
-(accuracy and training steps); its runs are added only when the ``cascade`` pruning schedule exists.
+A second part compares cascade-aware pruning (``--prune-schedule cascade``) with one-shot and iterative GMP at
+the same final sparsity, in accuracy and in training steps.
 """
 
 from __future__ import annotations
@@ -71,11 +71,12 @@ class CascadeGrid:
     aware_schedules: tuple[str, ...] = ("oneshot", "iterative", "cascade")
 
 
-QUICK = CascadeGrid(conditions=CONDITIONS, methods=("gmp", "random"), sparsities=(0.2, 0.5), seeds=3)
+QUICK = CascadeGrid(conditions=CONDITIONS, methods=("gmp", "random"), sparsities=(0.2, 0.5), seeds=3,
+                    aware_sparsity=0.5)  # iterative: 4 rounds of t; cascade-aware: at most 13 windows + t
 FULL = CascadeGrid(conditions=CONDITIONS, methods=("gmp", "random"), sparsities=(0.2, 0.5, 0.8), seeds=5)
 
 TINY = CascadeGrid(conditions=(HIGH_LR, SMALL_LR), methods=("gmp", "random"), sparsities=(0.5,), seeds=2,
-                   window="1ep")
+                   window="1ep", aware_sparsity=0.36)
 
 
 @dataclass(frozen=True)
@@ -88,13 +89,6 @@ class CascadeFactors:
     sparsity: float
     schedule: str
     seed: int
-
-
-def aware_available() -> bool:
-    """Whether the cascade-aware pruning schedule exists (the optional part of the study runs only then)."""
-    from shedding.pruning.schedule import SCHEDULES
-
-    return "cascade" in SCHEDULES
 
 
 class Cascade(Study):
@@ -131,16 +125,15 @@ class Cascade(Study):
             cfg.prune.sparsity = sparsity
             f = CascadeFactors("main", cond.name, method, sparsity, "oneshot", seed)
             out.append(GridRun(f"{cond.name}-{method}-sp{sparsity:g}-s{seed}", f, cfg))
-        if aware_available():
-            for schedule, seed in itertools.product(grid.aware_schedules, seeds_of(grid.seeds)):
-                cfg = copy_config(base)
-                grid.conditions[0].apply(cfg)
-                cfg.seed = seed
-                cfg.prune.method = "gmp"
-                cfg.prune.schedule = schedule
-                cfg.prune.sparsity = grid.aware_sparsity
-                f = CascadeFactors("aware", grid.conditions[0].name, "gmp", grid.aware_sparsity, schedule, seed)
-                out.append(GridRun(f"aware-{schedule}-sp{grid.aware_sparsity:g}-s{seed}", f, cfg))
+        for schedule, seed in itertools.product(grid.aware_schedules, seeds_of(grid.seeds)):
+            cfg = copy_config(base)
+            grid.conditions[0].apply(cfg)
+            cfg.seed = seed
+            cfg.prune.method = "gmp"
+            cfg.prune.schedule = schedule
+            cfg.prune.sparsity = grid.aware_sparsity
+            f = CascadeFactors("aware", grid.conditions[0].name, "gmp", grid.aware_sparsity, schedule, seed)
+            out.append(GridRun(f"aware-{schedule}-sp{grid.aware_sparsity:g}-s{seed}", f, cfg))
         return out
 
     def analyze(self, runs: Any, grid: Any) -> Any:
