@@ -375,3 +375,11 @@ def test_lower_target_never_revives_pruned_weights(method: str) -> None:
     again = PRUNERS.get(method)(w, first, 0.3, cfg, torch.Generator().manual_seed(1))
     for k in w:
         assert torch.equal(again[k], first[k])  # nothing more to prune, nothing revived
+
+
+@pytest.mark.parametrize(("sparsity", "f", "rounds"), [(round(1 - 0.8**14, 6), 0.2, 14),
+                                                       (1 - 0.64**5 + 1e-7, 0.36, 5), (1 - 0.64**5 - 1e-7, 0.36, 5)])
+def test_sparsity_targets_rounded_to_the_lattice_take_no_empty_last_round(sparsity, f, rounds) -> None:
+    got = sparsity_targets(PruneConfig(sparsity=sparsity, schedule="iterative", fraction_per_round=f))
+    assert len(got) == rounds and got[-1] == sparsity
+    assert min(np.diff(got)) > 1e-3  # every round prunes something

@@ -50,7 +50,8 @@ DYNAMIC = ("cascade",)  # schedules whose event count is decided during the run
 def _geometric(sparsity: float, fraction: float) -> list[float]:
     """Targets removing ``fraction`` of the remaining weights per event, the last exactly at ``sparsity``."""
     target_density = 1.0 - sparsity
-    rounds = max(1, math.ceil(math.log(target_density) / math.log(1.0 - fraction) - 1e-9))
+    # a target within rounding of the lattice (1 - 0.8**14 written to 6 decimals) takes no extra, empty round
+    rounds = max(1, math.ceil(math.log(target_density) / math.log(1.0 - fraction) - 1e-3))
     targets = [min(1.0 - (1.0 - fraction) ** (r + 1), sparsity) for r in range(rounds)]
     targets[-1] = sparsity  # exactly the target, not 1 - 0.8**r's rounding of it
     return targets
