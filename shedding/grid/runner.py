@@ -174,6 +174,24 @@ def _local_workers(workers: int | None, configs: list[RunConfig]) -> int:
     return max(1, min(cpus, len(configs)))
 
 
+def _reachable(address: str) -> None:
+    """Raise OSError/ValueError unless a TCP connection to the scheduler ``address`` opens (connect timeout)."""
+    import socket
+
+    import dask
+    from dask.utils import parse_timedelta
+    from distributed.comm import parse_address
+    from distributed.comm.addressing import parse_host_port
+
+    protocol, location = parse_address(address)
+    if protocol not in ("tcp", "tls"):
+        return  # other transports (inproc, ucx): let the Client try
+    host, port = parse_host_port(location)
+    timeout = parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), default="s")
+    with socket.create_connection((host, port), timeout=timeout):
+        pass
+
+
 def _open_executor(stack: ExitStack, scheduler: str | None, workers: int | None,
                    runs: list[RunConfig]) -> tuple[_SyncExecutor | _DaskExecutor, int | None]:
     """The executor and the torch thread count its tasks should set (None: leave the workers' own)."""
@@ -195,8 +213,12 @@ def _open_executor(stack: ExitStack, scheduler: str | None, workers: int | None,
         client = stack.enter_context(Client(cluster))
         return _DaskExecutor(client), 1
     try:
-        client = Client(scheduler)
+        _reachable(scheduler)  # before any Client exists: a half-built one that fails is collected later, and
+        client = Client(scheduler)  # its __del__ can then deadlock a LocalCluster starting at that moment
     except (OSError, TimeoutError, ValueError) as e:
+        import gc
+
+        gc.collect()  # collect a half-built Client now, while no event loop is starting
         raise ConfigError(f"--scheduler: cannot connect to the dask scheduler at {scheduler!r} "
                           f"({_error_line(e)})") from None
     stack.enter_context(client)
