@@ -47,7 +47,12 @@ def test_results_hold_what_each_store_recorded(studies, name):
         np.testing.assert_array_equal(row.accuracy.values[:k], store.event_final_test_accuracy.values)
         np.testing.assert_allclose(row.compression.values[:k], 1 / (1 - store.event_sparsity.values))
         assert float(row.accuracy.values[k - 1]) == store.attrs["final_test_accuracy"]
-        assert int(row.retrain_steps) == k * store.attrs["t"] == int((store.step > 0).sum())
+        steps = int((store.step > 0).sum())
+        assert int(row.retrain_steps) == steps
+        if r.config.prune.schedule in ("oneshot", "iterative"):
+            assert steps == k * store.attrs["t"]
+        else:  # cascade-aware: its windows, then t after the event that reached the target
+            assert steps == int(store.event_step[-1]) + store.attrs["t"]
         for f, v in r.factor_dict().items():
             assert row[f].values.item() == v
         meta = next((studies[name] / "pretrain").glob(f"pretrain-*-s{r.config.seed}-*/meta.json"))
@@ -132,7 +137,7 @@ def test_cascade_results_match_the_detection_against_the_matched_control(studies
 
     _, grid, runs, sr, res = _results("cascade", studies["cascade"])
     ds = res.runs
-    by = {(r.factors.condition, r.factors.method, r.factors.seed): r for r in runs}
+    by = {(r.factors.condition, r.factors.method, r.factors.seed): r for r in runs if r.factors.part == "main"}
     for (cond, method, seed), r in by.items():
         row = ds.sel(run=r.label)
         if method == "none":
@@ -155,7 +160,8 @@ def test_cascade_results_match_the_detection_against_the_matched_control(studies
     assert set(zip(cond.condition.values, cond.method.values, strict=True)) == {
         (c.name, m) for c in grid.conditions for m in grid.methods}
     for i in range(cond.sizes["group"]):
-        sel = ((ds.condition == cond.condition.values[i]) & (ds.method == cond.method.values[i])).values
+        sel = ((ds.condition == cond.condition.values[i]) & (ds.method == cond.method.values[i])
+               & (ds.part == "main")).values
         assert float(cond.excess_peak.values[i]) == pytest.approx(float(ds.excess_peak.values[sel].mean()))
         assert int(cond.seeds.values[i]) == grid.seeds
     from analysis.claims import cascade_claims
@@ -163,6 +169,12 @@ def test_cascade_results_match_the_detection_against_the_matched_control(studies
     rows = cascade_claims(res)
     assert all(set(r) == {"claim", "paper", "ours", "setting", "verdict"} and r["verdict"] for r in rows)
     assert any("amplification" in r["claim"] for r in rows) and any("rescue" in r["claim"] for r in rows)
+    aware = res.tables["aware"]  # cascade-aware pruning against one-shot and iterative GMP, steps from the stores
+    assert sorted(map(str, aware.schedule.values)) == sorted(grid.aware_schedules)
+    for i, schedule in enumerate(map(str, aware.schedule.values)):
+        sel = ((ds.part == "aware") & (ds.schedule == schedule)).values
+        assert float(aware.retrain_steps.values[i]) == pytest.approx(float(ds.retrain_steps.values[sel].mean()))
+        assert float(aware.final_accuracy.values[i]) == pytest.approx(float(ds.final_accuracy.values[sel].mean()))
     bands = res.extras["bands"]
     assert {k[2] for k in bands} == {"gmp", "random", "none"} and all("excess" in b for k, b in bands.items()
                                                                         if k[2] != "none")
