@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ from analysis.seeds import condition_label
 from analysis.summary import Summary
 from reports import figures
 from reports.block_figures import block_density_figure
+from shedding.storage import write_text_atomic
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1200px;padding:16px;
@@ -232,7 +232,5 @@ above the line in the window.</small></p>
 </body></html>
 """
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    tmp.write_text(doc, encoding="utf-8")
-    os.replace(tmp, out)
+    write_text_atomic(out, doc)
     return out

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import html
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from reports.study_figures import (
     excess_bars,
     rewinding_curves,
 )
+from shedding.storage import write_text_atomic
 
 EXTRA_CSS = """
 .verdict-reproduced{background:#e3f1e3} .verdict-not{background:#fde2e1} .claims td{white-space:normal;
@@ -148,9 +148,7 @@ training's test accuracy, per seed; one value per distinct original training): {
 </body></html>
 """
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    tmp.write_text(doc, encoding="utf-8")
-    os.replace(tmp, out)
+    write_text_atomic(out, doc)
     return out
 
 

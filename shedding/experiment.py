@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import platform
 import signal
 import threading
@@ -199,9 +198,7 @@ def pretrain(p: Prepared, cache_dir: Path | None, needed: set[int], recorder: Re
     if folder is not None and distributed.is_main():
         folder.mkdir(parents=True, exist_ok=True)
         for s, sd in ckpts.items():
-            tmp = folder / f".step_{s}.pt.{os.getpid()}"
-            torch.save(sd, tmp)
-            os.replace(tmp, folder / f"step_{s}.pt")
+            storage.save_atomic(sd, folder / f"step_{s}.pt")
         acc, _ = evaluate(model, p.test_loader)
         (folder / "meta.json").write_text(json.dumps(
             {"config": to_dict(p.cfg), "T": p.T, "test_accuracy": acc}, indent=1))

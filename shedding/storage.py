@@ -70,6 +70,16 @@ def create_exclusive(path: AnyPath, text: str) -> None:
     path.write_text(text)
 
 
+def write_text_atomic(path: AnyPath, text: str) -> None:
+    """Write ``text`` to a temporary name beside ``path``, then replace ``path`` (remote: one direct write)."""
+    if not is_local(path):  # an object store: a single put is already all-or-nothing
+        path.write_text(text, encoding="utf-8")
+        return
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def save_atomic(obj: Any, path: AnyPath) -> None:
     """``torch.save`` to a temporary name beside ``path``, then replace ``path`` with it."""
     import torch

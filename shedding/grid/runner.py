@@ -33,7 +33,7 @@ from shedding.grid.provenance import (
     run_name,
     run_path,
 )
-from shedding.storage import as_path, is_local
+from shedding.storage import as_path, is_local, write_text_atomic
 
 MANIFEST = "grid.json"
 SYNC = "sync"
@@ -254,12 +254,7 @@ class _Manifest:
         statuses = [r["status"] for r in self.runs.values()]
         data = {"format": "shedding-grid", "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "counts": {s: statuses.count(s) for s in sorted(set(statuses))}, "runs": self.runs}
-        if not is_local(self.path):  # an object store: one write (no rename to make atomic)
-            self.path.write_text(json.dumps(data, indent=1))
-            return
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=1))
-        os.replace(tmp, self.path)
+        write_text_atomic(self.path, json.dumps(data, indent=1))
 
 
 # --------------------------------------------------------------------------- the grid

@@ -117,4 +117,4 @@ def plan_rounds(cfg: PruneConfig, t: int, interval: int) -> list[Round]:
 
 def sparsity_targets(cfg: PruneConfig) -> list[float]:
     """Overall sparsity after each planned event, ending exactly at ``cfg.sparsity``."""
-    return [r.target for r in plan_rounds(cfg, 1, 1)] if cfg.schedule != "gradual" else gradual_targets(cfg)
+    return [r.target for r in plan_rounds(cfg, 1, 1)]  # the targets do not depend on the round lengths
