@@ -159,6 +159,7 @@ def _record(overrides: dict[str, str], recipe: str | None, config: Path | None, 
             if overrides or recipe or config or out:
                 raise ValueError("--resume takes the configuration and the path from the store; "
                                  "drop the other options")
+            as_path(resume)
             with progress_bars() as progress, run_errors(resume):
                 run_resume(resume, progress=progress)
             out_console.print(f"resumed and completed: {resume}")
@@ -169,6 +170,7 @@ def _record(overrides: dict[str, str], recipe: str | None, config: Path | None, 
             out_console.print(to_toml(cfg), highlight=False, markup=False)
             return
         path = out or _default_out(cfg)
+        as_path(path)  # an unknown URL scheme is a one-line error (exit 2) before anything runs
         with progress_bars() as progress, run_errors(path):
             run_record(cfg, path, cache_dir=cache, overwrite=overwrite, progress=progress)
     out_console.print(f"recorded: {path}")

@@ -123,3 +123,9 @@ def test_cli_records_and_reads_a_url(local_run, tmp_path) -> None:
     assert r.exit_code == 0 and "status: complete" in r.output
     r = runner.invoke(app, ["record", "--config", str(tmp_path / "run.toml"), "--out", url, "--cache", str(cache)])
     assert r.exit_code == 2 and "already exists" in r.output
+
+
+def test_unknown_url_scheme_is_a_one_line_error_before_anything_runs(tmp_path) -> None:
+    r = CliRunner().invoke(app, ["record", "--out", "nosuchfs://bucket/x.zarr", "--cache", str(tmp_path / "c")])
+    assert r.exit_code == 2 and "Unsupported filesystem: 'nosuchfs'" in r.output
+    assert not (tmp_path / "c").exists()
