@@ -85,3 +85,23 @@ def test_log8_run_decodes_within_bound_of_float32_run(tmp_path):
         _check_bound(a.magnitude.values[k], layers, b.magnitude.values[k])
     coded = sum(f.stat().st_size for f in (tmp_path / "l8.zarr" / "magnitude_code").rglob("*") if f.is_file())
     assert coded / b.magnitude_code.size <= 1.1  # bytes per weight-step, compressed
+
+
+def test_encoder_for_contiguous_layers_equals_the_general_encoding():
+    """The recorder's buffered encoder gives the same codes and tops as encode_log8, adversarial values included."""
+    from shedding.recording.encoding import Log8Encoder
+
+    rng = np.random.default_rng(3)
+    sizes = [5, 300, 0, 40, 7]
+    layers = np.repeat(np.arange(len(sizes)), sizes)
+    values = (10.0 ** rng.uniform(-40, 38, layers.size)).astype(np.float32)
+    values[rng.random(layers.size) < 0.3] = 0.0
+    values[[0, 1, 2, 3, 4]] = 0.0  # an all-zero layer
+    values[[10, 11, 12]] = [np.inf, np.nan, 1e-45]
+    encoder = Log8Encoder(sizes, torch.device("cpu"))
+    for _ in range(2):  # the buffers are reused
+        codes, top = encoder(torch.from_numpy(values))
+        expect_codes, expect_top = encode_log8(torch.from_numpy(values), torch.from_numpy(layers), len(sizes))
+        np.testing.assert_array_equal(codes.numpy(), expect_codes.numpy())
+        np.testing.assert_array_equal(top.numpy(), expect_top.numpy())
+    _check_bound(values, layers, decode_log8(codes.numpy(), top.numpy(), layers))

@@ -25,22 +25,59 @@ RELATIVE_ERROR = 2.0 ** (STEP / 2) - 1.0  # 0.01
 MISSING = 255
 
 
+def _codes(mag: torch.Tensor, top_w: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """Codes (as float32, in ``out``) of magnitudes ``mag`` given each weight's ``top``; in place, no boolean indexing
+    (it would sync on CUDA) and no temporaries the size of ``mag`` beyond two bool masks."""
+    logs = torch.log2(mag, out=out)  # -inf at 0, NaN at NaN
+    torch.sub(top_w, logs, out=out).div_(STEP).round_()
+    out.neg_().add_(LEVELS).clamp_(1, LEVELS)  # LEVELS - steps below the top, exactly
+    out.masked_fill_(~(mag > 0), 0)
+    return out.masked_fill_(~torch.isfinite(mag), MISSING)
+
+
+def _top(layer_max: torch.Tensor) -> torch.Tensor:
+    """log2 of each layer's largest finite |w|; 0 for a layer of zeros (any top will do)."""
+    top = torch.log2(layer_max)
+    return torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+
+
 @torch.no_grad()
 def encode_log8(magnitude: torch.Tensor, layer_ids: torch.Tensor, n_layers: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(codes uint8 per weight, top float32 per layer) of flat magnitudes, computed where they are (CPU or GPU)."""
+    """(codes uint8 per weight, top float32 per layer) of flat magnitudes, computed where they are (CPU or GPU).
+
+    ``layer_ids`` may come in any order; :class:`Log8Encoder` is the recorder's faster form for layer-ordered weights.
+    """
     mag = magnitude.float()
-    finite = torch.isfinite(mag)
-    nonzero = (mag > 0) & finite
-    logs = torch.full_like(mag, -math.inf)
-    logs[nonzero] = torch.log2(mag[nonzero])
-    top = torch.full((n_layers,), -math.inf, device=mag.device).scatter_reduce(
-        0, layer_ids, logs, reduce="amax", include_self=True)
-    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))  # an all-zero layer: any top will do
-    below_top = (top[layer_ids] - logs) / STEP
-    q = (LEVELS - torch.round(below_top)).clamp_(1, LEVELS)
-    codes = torch.where(nonzero, q, torch.zeros_like(q))
-    codes = torch.where(finite, codes, torch.full_like(q, MISSING))
-    return codes.to(torch.uint8), top
+    finite = torch.nan_to_num(mag, nan=0.0, posinf=0.0, neginf=0.0)
+    layer_max = torch.zeros(n_layers, device=mag.device).scatter_reduce(0, layer_ids, finite, reduce="amax")
+    top = _top(layer_max)
+    return _codes(mag, top[layer_ids], torch.empty_like(mag)).to(torch.uint8), top
+
+
+class Log8Encoder:
+    """:func:`encode_log8` for a flat vector of contiguous layers of ``sizes``, with buffers reused every snapshot.
+
+    The codes it returns live in its buffer until the next call: copy them before handing them on.
+    """
+
+    def __init__(self, sizes: list[int], device: torch.device) -> None:
+        self.sizes = sizes
+        self.layer_ids = torch.repeat_interleave(torch.arange(len(sizes), device=device),
+                                                 torch.as_tensor(sizes, device=device))
+        n = sum(sizes)
+        self._work = torch.empty(n, device=device)
+        self._top_w = torch.empty(n, device=device)
+        self._codes = torch.empty(n, dtype=torch.uint8, device=device)
+
+    @torch.no_grad()
+    def __call__(self, magnitude: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(codes uint8 per weight, top float32 per layer) of the flat float32 ``magnitude``."""
+        finite = torch.nan_to_num(magnitude, nan=0.0, posinf=0.0, neginf=0.0, out=self._work)
+        zero = finite.new_zeros(())
+        layer_max = torch.stack([v.amax() if v.numel() else zero for v in finite.split(self.sizes)])
+        top = _top(layer_max)
+        torch.index_select(top, 0, self.layer_ids, out=self._top_w)
+        return self._codes.copy_(_codes(magnitude, self._top_w, self._work)), top
 
 
 def decode_log8(codes: np.ndarray, top: np.ndarray, layer_of_weight: np.ndarray) -> np.ndarray:

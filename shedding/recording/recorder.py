@@ -18,27 +18,37 @@ import torch
 
 from shedding.lines import Line
 from shedding.pruning.masks import flat
-from shedding.recording.encoding import encode_log8
+from shedding.recording.encoding import Log8Encoder
 from shedding.recording.io_thread import IOThread
 from shedding.recording.layout import Layer, Timeline
+from shedding.recording.reductions import key_counts
 from shedding.recording.shed_counter import ShedCounter
 from shedding.recording.store import ChunkWriter, RunStore
 from shedding.training.loop import Callback, TrainState
 
 EPOCH_VARS = ("train_accuracy", "train_loss", "test_accuracy", "test_loss")
+_TORCH_DTYPES = {np.dtype(k): getattr(torch, k) for k in ("float32", "float16", "uint8", "int32")}
+
+
+STAGE_BYTES = 4 << 20  # rows of a periodic recording wait on the device until a chunk is full or they reach this
 
 
 class _Periodic:
     """One periodic recording (magnitude snapshots, histograms or samples): its writers and step rows.
 
-    ``next`` counts the rows handed to the writer thread; the writers' own positions belong to that thread.
+    ``next`` counts the rows the training thread has produced; the last of them may still be staged (kept on
+    the device, one list per writer) until :meth:`Recorder._drain` hands them to the writer thread in one
+    block. The writers' own positions belong to that thread.
     """
 
-    def __init__(self, writers: list[ChunkWriter], steps: np.ndarray) -> None:
+    def __init__(self, writers: list[ChunkWriter], steps: np.ndarray, dtypes: list[np.dtype]) -> None:
         self.writers = writers
         self.steps = steps
+        self.dtypes = dtypes
         self.rows = {int(s): i for i, s in enumerate(steps)}
         self.next = 0
+        self.staged: list[list[torch.Tensor]] = [[] for _ in writers]
+        self.staged_bytes = 0
 
     def due(self, step: int) -> bool:
         """True when ``step`` is this recording's next row; False for other steps and rows already written."""
@@ -57,6 +67,8 @@ class _Periodic:
     def seek(self, step: int) -> None:
         """Resume just after global ``step``: the next row to hand over (training thread)."""
         self.next = int(np.searchsorted(self.steps, step, side="right"))
+        self.staged = [[] for _ in self.writers]
+        self.staged_bytes = 0
 
 
 class Recorder(Callback):
@@ -73,6 +85,7 @@ class Recorder(Callback):
         self.device = device
         layer_ids = torch.cat([torch.full((layer.size,), i, dtype=torch.int64)
                                for i, layer in enumerate(layers)]).to(device)
+        self.layer_ids = layer_ids
         self.counter = ShedCounter(layer_ids, len(layers))
         self.n_layers = len(layers)
         self.layer_starts = [layer.start for layer in layers]
@@ -88,18 +101,24 @@ class Recorder(Callback):
         # the periodic recordings this run has, each with its writers (log8 adds the per-layer tops)
         self.snapshots = self.hist = self.samples = None
         if len(timeline.record_steps):
+            self._encoder = Log8Encoder(self.layer_sizes, device) if self.log8 else None
             names = ["magnitude_code", "magnitude_top"] if self.log8 else ["magnitude"]
-            self.snapshots = _Periodic([store.writer(n) for n in names], timeline.record_steps)
+            dtypes = [np.dtype(np.uint8), np.dtype(np.float32)] if self.log8 else [self.np_dtype]
+            self.snapshots = _Periodic([store.writer(n) for n in names], timeline.record_steps, dtypes)
         if len(timeline.hist_steps):
-            self.hist = _Periodic([store.writer("magnitude_hist")], timeline.hist_steps)
+            self.hist = _Periodic([store.writer("magnitude_hist")], timeline.hist_steps, [np.dtype(np.int32)])
         if "sample_magnitude" in store.group:
-            self.samples = _Periodic([store.writer("sample_magnitude")], timeline.sample_steps)
+            self.samples = _Periodic([store.writer("sample_magnitude")], timeline.sample_steps, [self.np_dtype])
             self._sample_index = torch.as_tensor(np.asarray(store.group["sample_weight"][:]), device=device)
         self.periodic = [p for p in (self.snapshots, self.hist, self.samples) if p is not None]
         if self.hist is not None:
             lo = float(store.group["hist_bin_lo"][0])
             hi = float(store.group["hist_bin_hi"][-1])
             self._hist = (lo, store.group["hist_bin"].shape[0] / (hi - lo), store.group["hist_bin"].shape[0])
+            self._hist_over(None)
+        n_weights = sum(self.layer_sizes)
+        same_dtype = all(p.dtype == torch.float32 for p in params.values())
+        self._flat = torch.empty(n_weights, dtype=torch.float32, device=device) if same_dtype else None
         self._staged_loss: list[torch.Tensor] = []
         self._staged_counts: list[torch.Tensor] = []
         self._staged_line_counts: list[torch.Tensor] = []
@@ -160,6 +179,8 @@ class Recorder(Callback):
             _, elig, _ = counter.start(mag, alive, per_weight)
             ev["line_value"][index, j] = values
             ev["line_eligible"][index, j] = elig.cpu().numpy()
+        if self.hist is not None:
+            self._hist_over(alive.bool())
         self.io.submit(self.store.write_rows, "mask", index, alive.bool().cpu().numpy())
         pre_dtype = self.store.group["pre_prune_magnitude"].dtype
         self.io.submit(self.store.write_rows, "pre_prune_magnitude", index,
@@ -173,7 +194,7 @@ class Recorder(Callback):
         the set the shed count counts (cascade-aware pruning removes it at the next event)."""
         if self.counter.eligible is None:
             raise RuntimeError("no prune event yet")
-        return self.counter.eligible & (self._flat_abs() < self.counter.line)
+        return self.counter.below_now(self._flat_abs())
 
     def set_timeline(self, timeline: Timeline) -> None:
         """Switch to ``timeline``, a prefix of the current one (cascade-aware pruning reached its target early):
@@ -249,18 +270,36 @@ class Recorder(Callback):
 
     # ------------------------------------------------------------------ writing
     def _flat_abs(self) -> torch.Tensor:
-        return torch.cat([p.detach().reshape(-1) for p in self.params.values()]).abs().float()
+        """|w| of every prunable weight, flat in layer order, as float32: a buffer the next call overwrites."""
+        views = [p.detach().reshape(-1) for p in self.params.values()]
+        if self._flat is None:
+            return torch.cat(views).abs_().float()
+        return torch.cat(views, out=self._flat).abs_()
 
-    def _to_host(self, tensor: torch.Tensor, dtype: np.dtype) -> Any:
-        """A host copy for the writer: on CUDA a non-blocking copy into pinned memory and the event to wait on."""
+    def _to_host(self, tensor: torch.Tensor, dtype: np.dtype, copy: bool = True) -> Any:
+        """A host copy for the writer: on CUDA a non-blocking copy into pinned memory and the event to wait on.
+
+        ``copy=False`` when ``tensor`` is already the recorder's to give away (not a reused buffer)."""
+        tensor = tensor.to(_TORCH_DTYPES[dtype], copy=copy)  # cast where the data is (fast, halves a float16 copy)
         if tensor.device.type == "cuda":
             host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
             host.copy_(tensor, non_blocking=True)
             done = torch.cuda.Event()
             done.record()
-            return lambda: (done.synchronize(), host.numpy().astype(dtype, copy=False))[1]
-        array = tensor.numpy().astype(dtype, copy=False)  # a fresh tensor each step: safe to hand over
+            return lambda: (done.synchronize(), host.numpy())[1]
+        array = tensor.numpy()  # the writer gets its own copy (the recorder's buffers are reused)
         return lambda: array
+
+    def _hist_over(self, alive: torch.Tensor | None) -> None:
+        """Histogram the ``alive`` weights from now on (all weights before the first event): pruned weights are 0
+        in every recorded state (the mask is applied after each update), so they never enter the histogram."""
+        nb = self._hist[2]
+        index = None if alive is None else torch.nonzero(alive).reshape(-1)
+        layers = self.layer_ids if index is None else self.layer_ids[index]
+        n = layers.numel()
+        self._hist_index = index
+        self._hist_offset = layers * nb
+        self._hist_buf = (torch.empty(n, device=self.device), torch.empty(n, dtype=torch.int64, device=self.device))
 
     @torch.no_grad()
     def _histogram(self, step: int, mag: torch.Tensor) -> None:
@@ -269,51 +308,67 @@ class Recorder(Callback):
             return
         lo, scale, nb = self._hist
         total = self.n_layers * nb
-        bins = ((torch.log10(mag) - lo) * scale).floor_().clamp_(0, nb - 1).to(torch.int64)
-        bins = torch.where(mag > 0, bins + self.counter.layer_ids * nb, total)  # zeros go to a dropped bin
-        counts = torch.bincount(bins, minlength=total + 1)[:total]
-        host = self._to_host(counts.reshape(1, self.n_layers, nb), np.dtype(np.int32))
-        writer = self.hist.writers[0]
-        self.io.submit(lambda: writer.append(host()))
-        self.hist.next += 1
+        values, keys = self._hist_buf
+        if self._hist_index is not None:
+            mag = torch.index_select(mag, 0, self._hist_index, out=values)
+        dropped = ~(mag > 0)  # zeros (and NaN) go to a dropped bin
+        logs = torch.log10(mag, out=values).sub_(lo).mul_(scale).floor_().clamp_(0, nb - 1)
+        keys.copy_(logs).add_(self._hist_offset).masked_fill_(dropped, total)
+        counts = key_counts(keys, total + 1)[:total]
+        self._stage(self.hist, [counts.reshape(self.n_layers, nb)])
 
     def _sample(self, step: int, mag: torch.Tensor) -> None:
         """The sampled subset's magnitudes, gathered on the device."""
         if self.samples is None or not self.samples.due(step):
             return
-        host = self._to_host(mag[self._sample_index], self.np_dtype)
-        writer = self.samples.writers[0]
-        self.io.submit(lambda: writer.append(host()[None]))
-        self.samples.next += 1
+        self._stage(self.samples, [mag[self._sample_index]])
 
     def _snapshot(self, step: int, mag: torch.Tensor) -> None:
         self._histogram(step, mag)
         self._sample(step, mag)
         if self.snapshots is None or not self.snapshots.due(step):
             return
-        if self.log8:
-            codes, top = encode_log8(mag, self.counter.layer_ids, self.n_layers)
-            hosts = [self._to_host(codes, np.dtype(np.uint8)), self._to_host(top, np.dtype(np.float32))]
-        else:
-            hosts = [self._to_host(mag, self.np_dtype)]
-        writers = self.snapshots.writers
-        self.io.submit(lambda: [w.append(h()[None]) for w, h in zip(writers, hosts, strict=True)])
-        self.snapshots.next += 1
+        self._stage(self.snapshots, list(self._encoder(mag)) if self.log8 else [mag])
+
+    def _stage(self, p: _Periodic, rows: list[torch.Tensor]) -> None:
+        """Keep one row per writer of ``p`` (copied, cast to the store's dtype, on the device); hand the staged
+        rows over once their chunk is complete, the recording is done, or they pass ``STAGE_BYTES``."""
+        for staged, row, dtype in zip(p.staged, rows, p.dtypes, strict=True):
+            staged.append(row.to(_TORCH_DTYPES[dtype], copy=True))  # the recorder's buffers are reused
+            p.staged_bytes += staged[-1].numel() * staged[-1].element_size()
+        p.next += 1
+        if p.next % p.writers[0].chunk == 0 or p.next == len(p.steps) or p.staged_bytes >= STAGE_BYTES:
+            self._drain(p)
+
+    def _drain(self, p: _Periodic) -> None:
+        """Hand ``p``'s staged rows to the writer thread as one block per writer."""
+        if not p.staged[0]:
+            return
+        hosts = [self._to_host(torch.stack(staged), dtype, copy=False) for staged, dtype in zip(p.staged, p.dtypes,
+                                                                                               strict=True)]
+        writers = p.writers
+        self.io.submit(lambda: [w.append(h()) for w, h in zip(writers, hosts, strict=True)])
+        p.staged = [[] for _ in writers]
+        p.staged_bytes = 0
 
     def _drain_steps(self) -> None:
+        for p in self.periodic:
+            self._drain(p)
         if not self._staged_lr:
             return
-        loss = torch.stack(self._staged_loss).cpu().numpy()
+        # device -> host without a sync on CUDA: the writer thread waits for the copies
+        loss = self._to_host(torch.stack(self._staged_loss), np.dtype(np.float32))
         lr = np.asarray(self._staged_lr, dtype=np.float64)
-        counts = torch.stack(self._staged_counts).cpu().numpy().astype(np.int32)  # (n, 3, L)
-        line_counts = (torch.stack(self._staged_line_counts).cpu().numpy().astype(np.int32)  # (n, lines, 3, L)
-                       if self.extra_lines else None)
+        counts = self._to_host(torch.stack(self._staged_counts), np.dtype(np.int32))  # (n, 3, L)
+        line_counts = (self._to_host(torch.stack(self._staged_line_counts), np.dtype(np.int32))
+                       if self.extra_lines else None)  # (n, lines, 3, L)
         self.io.submit(self._append_steps, loss, lr, counts, line_counts)
         self._steps_next += len(lr)
         self._staged_loss, self._staged_lr, self._staged_counts, self._staged_line_counts = [], [], [], []
 
-    def _append_steps(self, loss: np.ndarray, lr: np.ndarray, counts: np.ndarray,
-                      line_counts: np.ndarray | None) -> None:  # writer thread
+    def _append_steps(self, loss: Any, lr: np.ndarray, counts: Any, line_counts: Any) -> None:  # writer thread
+        loss, counts = loss(), counts()
+        line_counts = line_counts() if line_counts is not None else None
         self.w_loss.append(loss)
         self.w_lr.append(lr)
         for j, w in enumerate(self.w_counts):
@@ -354,8 +409,11 @@ class Recorder(Callback):
     # ------------------------------------------------------------------ resume
     def state_dict(self) -> dict[str, Any]:
         """What a resumed run needs to continue recording bitwise as an uninterrupted one would."""
+        self._drain_steps()  # everything produced so far goes to the writer before the checkpoint that follows
         return {"counters": [c.state_dict() for c in (self.counter, *self.extra_counters)],
                 "epoch_index": self.epoch_index,
+                # rows produced so far: a row at the checkpoint's own step may come after it (an event's snapshot)
+                "steps_next": self._steps_next, "periodic_next": [p.next for p in self.periodic],
                 "events": {k: v.copy() for k, v in self.events.items()},
                 "epochs": {k: v.copy() for k, v in self.epochs.items()}}
 
@@ -366,9 +424,11 @@ class Recorder(Callback):
         self.epoch_index = state["epoch_index"]
         self.events, self.epochs = state["events"], state["epochs"]
         self._staged_loss, self._staged_lr, self._staged_counts, self._staged_line_counts = [], [], [], []
-        self._steps_next = int(np.searchsorted(self.tl.steps, step, side="right"))
-        for p in self.periodic:
+        self._steps_next = state.get("steps_next", int(np.searchsorted(self.tl.steps, step, side="right")))
+        for i, p in enumerate(self.periodic):
             p.seek(step)
+            if "periodic_next" in state:
+                p.next = state["periodic_next"][i]
 
         def seek() -> None:  # writer thread
             for w in (self.w_loss, self.w_lr, *self.w_counts, *self.w_line_counts):

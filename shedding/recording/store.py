@@ -429,6 +429,8 @@ class RunStore:
         sizes = {"step": len(timeline.steps), "record_step": len(timeline.record_steps),
                  "hist_step": len(timeline.hist_steps), "sample_step": len(timeline.sample_steps),
                  "epoch": len(timeline.epoch), "event": timeline.n_events}
+        # the array metadata itself, not the consolidated copy, which goes stale as arrays are resized
+        self.group = zarr.open_group(zarr_location(self.path), mode="r+", zarr_format=3, use_consolidated=False)
         for _, arr in self.group.arrays():
             dims = arr.metadata.dimension_names or ()
             shape = tuple(sizes.get(d, n) for d, n in zip(dims, arr.shape, strict=True))
@@ -442,15 +444,19 @@ class RunStore:
         self.consolidate()
 
     def set_attrs(self, attrs: dict[str, Any] | None = None, /, **more: Any) -> None:
-        """Update root attributes (a dict and/or keywords) and re-consolidate the metadata."""
+        """Update root attributes (a dict and/or keywords).
+
+        The group holds the consolidated metadata since the last :meth:`consolidate`, and zarr writes it back
+        with the root attributes (one small atomic write), so the store stays consolidated without rereading
+        every array's metadata each time.
+        """
         self.group.attrs.update({**(attrs or {}), **more})
-        self.consolidate()
 
     def consolidate(self) -> None:
-        """Consolidate metadata so readers open the store in one read."""
+        """Consolidate metadata so readers open the store in one read; the group then carries it."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            zarr.consolidate_metadata(zarr_location(self.path))
+            self.group = zarr.consolidate_metadata(zarr_location(self.path))
 
     # ------------------------------------------------------------------ lock
     def _lock(self) -> None:
