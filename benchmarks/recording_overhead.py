@@ -62,7 +62,9 @@ class Case:
 
     @property
     def label(self) -> str:
-        return f"{self.model} {'x'.join(map(str, self.shape))} b{self.batch}" + (" bf16" if self.mixed_precision else "")
+        """How the table names the case."""
+        bf16 = " bf16" if self.mixed_precision else ""
+        return f"{self.model} {'x'.join(map(str, self.shape))} b{self.batch}{bf16}"
 
 
 CASES = {
