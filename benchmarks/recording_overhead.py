@@ -2,7 +2,7 @@
 
 Run: ``python -m benchmarks.recording_overhead [--steps N] [--repeats R] [--device cpu|cuda] [--cases ...]``.
 Prints one table of ratios measured in this run (machines are shared and noisy: only ratios are reported,
-each the median over interleaved repeats). Two measures per variant:
+each the median over repeats that interleave the variants in a shuffled order). Two measures per variant:
 
 * **wall**: the whole run's wall time (closing the store included) over the run without recording;
 * **own**: 1 + the recorder's own time over the run without recording. Its own time is what it spends in
@@ -18,6 +18,7 @@ On CUDA it adds ResNet-56 and ResNet-50 (bf16 autocast), the GPU rows of issue 3
 from __future__ import annotations
 
 import argparse
+import random
 import shutil
 import statistics
 import tempfile
@@ -193,8 +194,11 @@ def measure(case: Case, device: torch.device, repeats: int, steps: int | None = 
     for name in case.variants:
         make[name] = lambda d, name=name: _variant(name, d, params, masks, weights, steps, device)
     _run(model, params, masks, loader, min(steps, 5), [], case.mixed_precision)  # warm-up
-    for _ in range(repeats):
-        for name, build in make.items():
+    for rep in range(repeats):
+        order = list(make)
+        random.Random(rep).shuffle(order)  # no variant always runs first, or right after the disk-heavy peer
+        for name in order:
+            build = make[name]
             folder = tmp / name.replace(" ", "_").replace(",", "")
             folder.mkdir(parents=True, exist_ok=True)
             cb = build(folder)
