@@ -59,7 +59,7 @@ def test_recording_steps_never_sync_the_device(tmp_path, dtype):
 
 def test_cuda_run_counts_equal_numpy_recount(tmp_path):
     """A whole recorded run on CUDA: the device's per-step counts equal numpy on the stored magnitudes."""
-    from conftest import tiny_config
+    from conftest import assert_counts_match_recount, tiny_config
 
     from shedding.experiment import record
 
@@ -68,20 +68,10 @@ def test_cuda_run_counts_equal_numpy_recount(tmp_path):
     path = record(cfg, tmp_path / "cuda.zarr", cache_dir=tmp_path / "cache")
     g = zarr.open_group(str(path), mode="r")
     assert g.attrs["status"] == "complete"
+    assert_counts_match_recount(path)
     mag = np.asarray(g["magnitude"][:], dtype=np.float32)
-    mask = np.asarray(g["mask"][0]).astype(bool)
-    line = float(g["event_line"][0])
     layer_of = np.asarray(g["weight_layer"][:])
     n_layers = len(g["layer"][:])
-    eligible = mask & (mag[0] >= line)
-    np.testing.assert_array_equal(np.bincount(layer_of[eligible], minlength=n_layers), g["event_eligible"][0])
-    prev = np.zeros_like(eligible)
-    for k in range(1, mag.shape[0]):
-        now = eligible & (mag[k] < line)
-        for flags, var in zip((now, now & ~prev, prev & ~now), ("shed_count", "shed_events", "recover_events"),
-                              strict=True):
-            np.testing.assert_array_equal(np.bincount(layer_of[flags], minlength=n_layers), g[var][k - 1])
-        prev = now
     hist = np.asarray(g["magnitude_hist"][:])  # every non-zero weight in one bin of its layer
     expect = np.stack([np.bincount(layer_of[row > 0], minlength=n_layers) for row in mag])
     np.testing.assert_array_equal(hist.sum(axis=2), expect)

@@ -67,25 +67,10 @@ def test_layout_sizes_and_attrs(recorded):
 
 def test_shed_counts_equal_offline_recomputation(recorded):
     """The device counter's per-step counts equal numpy on the stored magnitudes, mask and line."""
+    from conftest import assert_counts_match_recount
+
     for name in ("gmp", "random", "control"):
-        g = zarr.open_group(str(recorded[name]), mode="r")
-        mag = np.asarray(g["magnitude"][:], dtype=np.float32)
-        mask = np.asarray(g["mask"][0]).astype(bool)
-        line = float(g["event_line"][0])
-        layer_of = np.asarray(g["weight_layer"][:])
-        n_layers = len(g["layer"][:])
-        eligible = mask & (mag[0] >= line)
-        below = mask & (mag[0] < line)
-        assert (np.bincount(layer_of[eligible], minlength=n_layers) == g["event_eligible"][0]).all()
-        assert (np.bincount(layer_of[below], minlength=n_layers) == g["event_below"][0]).all()
-        prev = np.zeros_like(eligible)
-        for k in range(1, mag.shape[0]):
-            now = eligible & (mag[k] < line)
-            expect = [np.bincount(layer_of[x], minlength=n_layers) for x in (now, now & ~prev, prev & ~now)]
-            got = [np.asarray(g[v][k - 1]) for v in ("shed_count", "shed_events", "recover_events")]
-            for e, o in zip(expect, got, strict=True):
-                np.testing.assert_array_equal(e, o)
-            prev = now
+        assert_counts_match_recount(recorded[name])
 
 
 def test_event_statistics(recorded):
