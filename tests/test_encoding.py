@@ -98,7 +98,7 @@ def test_encoder_for_contiguous_layers_equals_the_general_encoding():
     values[rng.random(layers.size) < 0.3] = 0.0
     values[[0, 1, 2, 3, 4]] = 0.0  # an all-zero layer
     values[[10, 11, 12]] = [np.inf, np.nan, 1e-45]
-    encoder = Log8Encoder(sizes, torch.device("cpu"))
+    encoder = Log8Encoder(sizes, torch.from_numpy(layers))
     for _ in range(2):  # the buffers are reused
         codes, top = encoder(torch.from_numpy(values))
         expect_codes, expect_top = encode_log8(torch.from_numpy(values), torch.from_numpy(layers), len(sizes))

@@ -60,10 +60,11 @@ class Log8Encoder:
     The codes it returns live in its buffer until the next call: copy them before handing them on.
     """
 
-    def __init__(self, sizes: list[int], device: torch.device) -> None:
+    def __init__(self, sizes: list[int], layer_ids: torch.Tensor) -> None:
+        """``layer_ids``: each weight's layer (int64, on the device), shared with the caller, not copied."""
         self.sizes = sizes
-        self.layer_ids = torch.repeat_interleave(torch.arange(len(sizes), device=device),
-                                                 torch.as_tensor(sizes, device=device))
+        self.layer_ids = layer_ids
+        device = layer_ids.device
         n = sum(sizes)
         self._work = torch.empty(n, device=device)
         self._top_w = torch.empty(n, device=device)

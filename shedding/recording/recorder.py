@@ -28,8 +28,6 @@ from shedding.training.loop import Callback, TrainState
 
 EPOCH_VARS = ("train_accuracy", "train_loss", "test_accuracy", "test_loss")
 _TORCH_DTYPES = {np.dtype(k): getattr(torch, k) for k in ("float32", "float16", "uint8", "int32")}
-
-
 STAGE_BYTES = 4 << 20  # rows of a periodic recording wait on the device until a chunk is full or they reach this
 
 
@@ -101,7 +99,7 @@ class Recorder(Callback):
         # the periodic recordings this run has, each with its writers (log8 adds the per-layer tops)
         self.snapshots = self.hist = self.samples = None
         if len(timeline.record_steps):
-            self._encoder = Log8Encoder(self.layer_sizes, device) if self.log8 else None
+            self._encoder = Log8Encoder(self.layer_sizes, layer_ids) if self.log8 else None
             names = ["magnitude_code", "magnitude_top"] if self.log8 else ["magnitude"]
             dtypes = [np.dtype(np.uint8), np.dtype(np.float32)] if self.log8 else [self.np_dtype]
             self.snapshots = _Periodic([store.writer(n) for n in names], timeline.record_steps, dtypes)
@@ -276,18 +274,17 @@ class Recorder(Callback):
             return torch.cat(views).abs_().float()
         return torch.cat(views, out=self._flat).abs_()
 
-    def _to_host(self, tensor: torch.Tensor, dtype: np.dtype, copy: bool = True) -> Any:
-        """A host copy for the writer: on CUDA a non-blocking copy into pinned memory and the event to wait on.
-
-        ``copy=False`` when ``tensor`` is already the recorder's to give away (not a reused buffer)."""
-        tensor = tensor.to(_TORCH_DTYPES[dtype], copy=copy)  # cast where the data is (fast, halves a float16 copy)
+    def _to_host(self, tensor: torch.Tensor, dtype: np.dtype) -> Any:
+        """The writer's host copy of ``tensor``, a fresh one (a stack of staged rows, never a reused buffer): on
+        CUDA a non-blocking copy into pinned memory and the event to wait on."""
+        tensor = tensor.to(_TORCH_DTYPES[dtype])  # cast where the data is (fast, halves a float16 copy)
         if tensor.device.type == "cuda":
             host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
             host.copy_(tensor, non_blocking=True)
             done = torch.cuda.Event()
             done.record()
             return lambda: (done.synchronize(), host.numpy())[1]
-        array = tensor.numpy()  # the writer gets its own copy (the recorder's buffers are reused)
+        array = tensor.numpy()
         return lambda: array
 
     def _hist_over(self, alive: torch.Tensor | None) -> None:
@@ -303,7 +300,7 @@ class Recorder(Callback):
 
     @torch.no_grad()
     def _histogram(self, step: int, mag: torch.Tensor) -> None:
-        """Per-layer counts of non-zero |w| in equal log10 bins, on the device; one bincount for all layers."""
+        """Per-layer counts of non-zero |w| in equal log10 bins, on the device; one count of keys for all layers."""
         if self.hist is None or not self.hist.due(step):
             return
         lo, scale, nb = self._hist
@@ -344,8 +341,7 @@ class Recorder(Callback):
         """Hand ``p``'s staged rows to the writer thread as one block per writer."""
         if not p.staged[0]:
             return
-        hosts = [self._to_host(torch.stack(staged), dtype, copy=False) for staged, dtype in zip(p.staged, p.dtypes,
-                                                                                               strict=True)]
+        hosts = [self._to_host(torch.stack(staged), dtype) for staged, dtype in zip(p.staged, p.dtypes, strict=True)]
         writers = p.writers
         self.io.submit(lambda: [w.append(h()) for w, h in zip(writers, hosts, strict=True)])
         p.staged = [[] for _ in writers]
