@@ -200,7 +200,7 @@ def pretrain(p: Prepared, cache_dir: Path | None, needed: set[int], recorder: Re
         for s, sd in ckpts.items():
             storage.save_atomic(sd, folder / f"step_{s}.pt")
         acc, _ = evaluate(model, p.test_loader)
-        (folder / "meta.json").write_text(json.dumps(
+        storage.write_text_atomic(folder / "meta.json", json.dumps(
             {"config": to_dict(p.cfg), "T": p.T, "test_accuracy": acc}, indent=1))
     return {s: {k: v.to(p.device) for k, v in sd.items()} for s, sd in ckpts.items()}
 
