@@ -236,16 +236,29 @@ def measure(case: Case, device: torch.device, repeats: int, steps: int | None = 
     return rows
 
 
+def _positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (argparse turns the error into one line, exit 2)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
 def main() -> None:
     """Parse options, measure every case, print the table."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=None, help="steps per run (default: each case's own)")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--steps", type=_positive, default=None, help="steps per run (default: each case's own)")
+    ap.add_argument("--repeats", type=_positive, default=3)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--cases", nargs="+", choices=sorted(CASES), default=None,
                     help=f"models to time (default: {' '.join(CPU_CASES)} on CPU, {' '.join(GPU_CASES)} on CUDA)")
     args = ap.parse_args()
-    device = torch.device(args.device)
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        ap.error(f"--device: {args.device!r} is not a torch device (cpu, cuda, cuda:N)")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        ap.error("--device: CUDA is not available on this machine")
     names = args.cases or (GPU_CASES if device.type == "cuda" else CPU_CASES)
     print(f"device: {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else 'CPU'}, "
           f"{torch.get_num_threads()} threads); median of {args.repeats} interleaved repeats")
