@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from shedding.recording.encoding import FLOOR_RATIO, LEVELS, MISSING, RELATIVE_ERROR, decode_log8, encode_log8
+from shedding.recording.encoding import (
+    FLOOR_RATIO,
+    LEVELS,
+    MISSING,
+    RELATIVE_ERROR,
+    STEP,
+    decode_log8,
+    encode_log8,
+)
 
 
 def _roundtrip(values: np.ndarray, layers: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -50,6 +58,28 @@ def test_adversarial_values():
     assert decoded[7] == pytest.approx(3.4e38, rel=RELATIVE_ERROR)  # the layer's largest sets its range
     assert decoded[6] == pytest.approx(3.4e38 * FLOOR_RATIO, rel=1e-5)  # 1e30 lies below the floor: floor
     assert decoded[12] == pytest.approx(1.0 + 1e-7, rel=RELATIVE_ERROR)
+
+
+def test_layers_of_denormals_beside_normal_ones():
+    # the encoder raises magnitudes to a floor below every layer's smallest code before log2: with a layer of
+    # denormals that floor is itself denormal, and with a layer topped by the smallest denormal it is 0
+    values = np.array([2e-39, 1e-39, 5e-40, 1e-41, 0.0,  # denormals: the smallest top
+                       1.0, 0.5, 0.01, 1e-3, 0.0,        # a normal layer: 1e-3 lies below its floor
+                       1e-45, 0.0,                        # the smallest denormal
+                       np.inf, np.nan, 1e-45, 1.0],       # non-finite beside the smallest and a normal one
+                      dtype=np.float32)
+    layers = np.array([0] * 5 + [1] * 5 + [2] * 2 + [3] * 4, dtype=np.int64)
+    codes, top, decoded = _roundtrip(values, layers)
+    _check_bound(values, layers, decoded)
+    x = values.astype(np.float64)  # the documented codes, computed in float64 (no value here sits near a tie)
+    finite = np.isfinite(x)
+    top64 = np.log2([x[(layers == k) & finite].max() for k in range(4)])[layers]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected = np.clip(LEVELS - np.round((top64 - np.log2(x)) / STEP), 1, LEVELS)
+    expected = np.where(x == 0, 0, np.where(finite, expected, MISSING))
+    np.testing.assert_array_equal(codes, expected)
+    assert codes[[3, 8, 14]].tolist() == [1, 1, 1]  # below their layers' floors
+    assert decoded[10] == np.float32(1e-45)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
