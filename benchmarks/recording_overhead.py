@@ -10,6 +10,10 @@ each the median over repeats that interleave the variants in a shuffled order). 
   closing the store, counted as if none of the writer's work overlapped training: an upper bound that,
   unlike the wall ratio, stays readable when the machine's noise is larger than the overhead.
 
+Against the peer it also gives the **training-thread** time alone (the hooks, waits for a full queue included,
+not the writer's work nor closing the store): a lower bound on the added time, reached when the writer has a
+core of its own and the run is long enough for closing the store not to count.
+
 It also compares the store's bytes and the recorder's own time with the hand-written peer,
 ``torch.save(model.state_dict())`` at the same interval (its own time: the time inside ``torch.save``).
 On CUDA it adds ResNet-56 and ResNet-50 (bf16 autocast), the GPU rows of issue 3.
@@ -189,6 +193,7 @@ def measure(case: Case, device: torch.device, repeats: int, steps: int | None = 
     tmp = Path(tempfile.mkdtemp(prefix="shedding-bench-"))
     wall: dict[str, list[float]] = {}
     own: dict[str, list[float]] = {}
+    thread: dict[str, list[float]] = {}  # on the training thread alone: hooks, waits for a full queue included
     sizes: dict[str, int] = {}
     make: dict[str, Callable[[Path], Callback | None]] = {"none": lambda d: None}
     for name in case.variants:
@@ -205,6 +210,7 @@ def measure(case: Case, device: torch.device, repeats: int, steps: int | None = 
             timed = Timed(cb) if cb is not None else None
             elapsed = _run(model, params, masks, loader, steps, [timed] if timed else [], case.mixed_precision)
             seconds = timed.seconds if timed else 0.0
+            thread.setdefault(name, []).append(seconds)
             if isinstance(cb, Recorder):
                 seconds += cb.io.busy_seconds  # the writer's work finished during training
                 t0 = time.perf_counter()
@@ -224,11 +230,13 @@ def measure(case: Case, device: torch.device, repeats: int, steps: int | None = 
         rows.append((case.label, f"{name} / none: wall", statistics.median(wall[name]) / base))
         rows.append((case.label, f"{name} / none: own", 1 + statistics.median(own[name]) / base))
     for ours, peer in case.peers:
-        rows.append((case.label, f"own time: {peer} / {ours}",
-                     statistics.median(own[peer]) / statistics.median(own[ours])))
         for enc in ("float16", "log8"):
             name = ours.replace("float16", enc)
             if name in sizes:
+                rows.append((case.label, f"own time: {peer} / {name}",
+                             statistics.median(own[peer]) / statistics.median(own[name])))
+                rows.append((case.label, f"training-thread time: {peer} / {name}",
+                             statistics.median(thread[peer]) / statistics.median(thread[name])))
                 rows.append((case.label, f"bytes: {name} / {peer}", sizes[name] / sizes[peer]))
     for name in case.variants:
         if name.startswith("full every step"):
@@ -264,7 +272,7 @@ def main() -> None:
           f"{torch.get_num_threads()} threads); median of {args.repeats} interleaved repeats")
     for name in names:  # each case's rows as soon as they are measured
         for case, what, value in measure(CASES[name], device, args.repeats, args.steps):
-            print(f"{case:<26}  {what:<62}  {value:8.3f}", flush=True)
+            print(f"{case:<26}  {what:<72}  {value:8.3f}", flush=True)
 
 
 if __name__ == "__main__":

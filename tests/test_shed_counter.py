@@ -70,3 +70,22 @@ def test_counts_match_numpy_and_survive_a_state_dict(sync_free, per_weight_line)
     np.testing.assert_array_equal(np.asarray(got), expect)
     now = counter.below_now(torch.as_tensor(walk[-1])).numpy()
     np.testing.assert_array_equal(now, eligible & (walk[-1] < line))
+
+
+@pytest.mark.parametrize("n_layers", [8191, 8192])  # CPU keys 4 * layer + 3: int16 up to 8191 layers, int64 beyond
+def test_counts_match_numpy_with_many_layers(n_layers):
+    rng = np.random.default_rng(3)
+    sizes = rng.integers(0, 4, n_layers)
+    sizes[-1] = 3  # the last layer's keys are the largest
+    layer_ids = np.repeat(np.arange(n_layers), sizes)
+    n = layer_ids.size
+    alive = rng.random(n) < 0.8
+    walk = np.abs(1.0 + np.cumsum(rng.normal(0, 0.2, (6, n)), axis=0)).astype(np.float32) * alive
+    walk[:, -3:] = [[1.5, 1.5, 1.5], [0.5, 0.5, 1.5], [1.5, 0.5, 0.5]] + [[0.5, 0.5, 0.5]] * 3  # crossings there
+    alive[-3:] = True
+    eligible, expect = _numpy_counts(walk, alive, np.float32(1.0), layer_ids, n_layers)
+    counter = ShedCounter(torch.as_tensor(layer_ids), n_layers, sync_free=False)
+    counter.start(torch.as_tensor(walk[0]), torch.as_tensor(alive), 1.0)
+    got = np.asarray([counter.update(torch.as_tensor(mag)).numpy() for mag in walk[1:]])
+    np.testing.assert_array_equal(got, expect)
+    assert expect[:, :, -1].sum() > 0

@@ -294,9 +294,13 @@ class Recorder(Callback):
         index = None if alive is None else torch.nonzero(alive).reshape(-1)
         layers = self.layer_ids if index is None else self.layer_ids[index]
         n = layers.numel()
+        # keys layer * nb + bin, and n_layers * nb for a dropped value: int16 where they fit (cheaper to build, count)
+        dtype = torch.int16 if self.n_layers * nb <= torch.iinfo(torch.int16).max else torch.int64
+        if self.device.type == "cuda":
+            dtype = torch.int64  # index_add_ (the sync-free count) takes int32/int64 indices
         self._hist_index = index
-        self._hist_offset = layers * nb
-        self._hist_buf = (torch.empty(n, device=self.device), torch.empty(n, dtype=torch.int64, device=self.device))
+        self._hist_offset = (layers * nb).to(dtype)
+        self._hist_buf = (torch.empty(n, device=self.device), torch.empty(n, dtype=dtype, device=self.device))
 
     @torch.no_grad()
     def _histogram(self, step: int, mag: torch.Tensor) -> None:

@@ -12,7 +12,7 @@ import torch
 
 
 def key_counts(keys: torch.Tensor, n: int, sync_free: bool | None = None) -> torch.Tensor:
-    """Occurrences of each key ``0..n-1`` in the int64 tensor ``keys`` (int64, length ``n``).
+    """Occurrences of each key ``0..n-1`` in the integer tensor ``keys`` (int64, length ``n``).
 
     ``sync_free`` (default: on CUDA) uses ``index_add_`` instead of ``bincount``, which syncs there.
     """
