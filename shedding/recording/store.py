@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import zarr
-from zarr.codecs import ZstdCodec
+from zarr.codecs import TransposeCodec, ZstdCodec
 
 from shedding.recording.layout import Layer, Timeline
 from shedding.storage import as_path, create_exclusive, rmtree, zarr_location
@@ -102,15 +102,21 @@ class ArraySpec:
     fill_value: Any = None
     attrs: dict[str, Any] | None = None
     compressors: Any = "auto"
+    filters: Any = None  # array-to-array codecs before compression (None: zarr's default, none for numbers)
 
 
-MAGNITUDE_CODEC = ZstdCodec(level=3)
+MAGNITUDE_CODEC = ZstdCodec(level=3)  # rows written one at a time (the magnitudes a prune event saw)
+SNAPSHOT_CODEC = ZstdCodec(level=1)  # snapshots (magnitude, magnitude_code, sample_magnitude)
+TIME_MAJOR = [TransposeCodec(order=(1, 0))]  # float snapshots: each weight's run of steps side by side in a chunk
 CODEC_CHOICE = (
-    "magnitudes: zstd level 3, chunks of 64 snapshots x 262144 weights. Chosen by benchmarks/codecs.py on a "
-    "recorded digits run (133 snapshots x 30,496 weights, 2-core CPU, 2026-11-21): bytes per weight-step "
-    "float32 1.96 / float16 0.82 / log8 0.034 with zstd 3 against 2.70 / 0.93 / 0.24 with blosc zstd "
-    "bitshuffle and 2.72 / 1.09 / 0.40 with blosc lz4, and faster to write (150-240 MB/s against 90-120); "
-    "64-snapshot chunks compress a little better than 16 (log8 0.034 against 0.060)")
+    "snapshots: chunks of 64 snapshots x 262144 weights; float16/float32 transposed (each weight's steps side by "
+    "side) then zstd level 1, log8 codes zstd level 1 as they are. Chosen by benchmarks/codecs.py (2-core CPU, "
+    "2026-11-21) on 65 ResNet-20 snapshots of 270,896 weights and 133 digits-CNN snapshots of 30,496, in bytes "
+    "per weight-step and write MB/s: float16 0.34 / 0.42 at 286 / 220 MB/s, against 0.45 / 0.82 at 186 / 149 "
+    "with zstd 3 untransposed (the choice before); float32 1.76 / 1.78 at 378 / 351, against 2.09 / 1.96 at "
+    "186 / 185; log8 0.037 / 0.034 at 819 / 460 (transposed: 0.064 / 0.066). Reading float16 is slower "
+    "transposed (112-294 MB/s against 211-349). Blosc with bitshuffle or lz4 was larger; 64-snapshot chunks "
+    "compress better than 16")
 WEIGHT_CHUNK = 1 << 18  # weights per chunk along the flat weight dimension
 
 
@@ -283,14 +289,15 @@ class RunStore:
                                                       "2 ** (magnitude_top[layer of the weight] - (254 - code) * step)",
                                             "step": enc.STEP, "levels": enc.LEVELS,
                                             "relative_error_bound": enc.RELATIVE_ERROR,
-                                            "floor_ratio": enc.FLOOR_RATIO}, compressors=MAGNITUDE_CODEC),
+                                            "floor_ratio": enc.FLOOR_RATIO}, compressors=SNAPSHOT_CODEC),
                     ArraySpec("magnitude_top", ("record_step", "layer"), (n_r, n_l), (rchunk, n_l), "float32",
                               np.nan, {"long_name": "log2 of the layer's largest |w| after the step"}),
                 ]
             else:
                 specs.append(ArraySpec(
                     "magnitude", ("record_step", "weight"), (n_r, n_w), (rchunk, wchunk), magnitude_dtype, np.nan,
-                    {"long_name": "|w| after the step (pruned weights are 0)"}, compressors=MAGNITUDE_CODEC))
+                    {"long_name": "|w| after the step (pruned weights are 0)"}, compressors=SNAPSHOT_CODEC,
+                    filters=TIME_MAJOR))
         n_h = len(tl.hist_steps)
         if n_h:
             specs += [
@@ -316,7 +323,8 @@ class RunStore:
                 ArraySpec("sample_layer", ("sample",), (n_sa,), (n_sa,), "int32"),
                 ArraySpec("sample_magnitude", ("sample_step", "sample"), (n_ss, n_sa),
                           (max(1, min(chunk_steps * 8, n_ss)), n_sa), sample_dtype, np.nan,
-                          {"long_name": "|w| of the sampled weights after the step"}, compressors=MAGNITUDE_CODEC),
+                          {"long_name": "|w| of the sampled weights after the step"}, compressors=SNAPSHOT_CODEC,
+                          filters=TIME_MAJOR),
             ]
         lines = list(lines or [])
         n_li = len(lines)
@@ -336,6 +344,8 @@ class RunStore:
             kw: dict[str, Any] = {}
             if spec.fill_value is not None:
                 kw["fill_value"] = spec.fill_value
+            if spec.filters is not None:
+                kw["filters"] = spec.filters
             arr = group.create_array(spec.name, shape=spec.shape, chunks=spec.chunks, dtype=spec.dtype,
                                      dimension_names=list(spec.dims), compressors=spec.compressors, **kw)
             if spec.attrs:
