@@ -5,10 +5,12 @@ Prints one table of ratios measured in this run (machines are shared and noisy: 
 each the median over repeats that interleave the variants in a shuffled order). Two measures per variant:
 
 * **wall**: the whole run's wall time (closing the store included) over the run without recording;
-* **own**: 1 + the recorder's own time over the run without recording. Its own time is what it spends in
-  its hooks on the training thread (waits for a full queue included), the writer thread's busy time, and
-  closing the store, counted as if none of the writer's work overlapped training: an upper bound that,
-  unlike the wall ratio, stays readable when the machine's noise is larger than the overhead.
+* **own**: 1 + the recorder's own time over the run without recording, from a second run of the variant in
+  which the writer is held back until training ends: the time in its hooks on the training thread plus the
+  time the writer then takes to write everything and close the store, alone on the machine. It counts the
+  writer's work as if none of it overlapped training, and, like the time inside ``torch.save`` for the peer,
+  without other work competing for the cores; unlike the wall ratio it stays readable when the machine's
+  noise is larger than the overhead.
 
 Against the peer it also gives the **training-thread** time alone (the hooks, waits for a full queue included,
 not the writer's work nor closing the store): a lower bound on the added time, reached when the writer has a
@@ -26,6 +28,7 @@ import random
 import shutil
 import statistics
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -161,12 +164,12 @@ def _run(model, params, masks, loader, steps: int, extra: list[Callback], mixed_
 
 
 def _recorder(folder: Path, params, masks, weights, steps: int, device: torch.device, every: int = 0,
-              dtype: str = "float32", hist_every: int = 0, sample_every: int = 0) -> Recorder:
+              dtype: str = "float32", hist_every: int = 0, sample_every: int = 0, max_pending: int = 8) -> Recorder:
     layers = build_layers([(k, tuple(p.shape)) for k, p in params.items()])
     timeline = build_timeline(steps, steps, 1, every, steps, False, hist_every, sample_every)
     store = RunStore.create(folder / "run.zarr", layers, timeline, {}, dtype, 64, overwrite=True,
                             sample=sample_weights(layers, 256, 0))
-    rec = Recorder(store, layers, timeline, params, dtype, device)
+    rec = Recorder(store, layers, timeline, params, dtype, device, max_pending)
     tau = gmp_threshold(weights, ones_like(weights), 0.5)
     rec.begin_event(0, 0, masks, flat(weights).abs(), [0] * len(layers), sparsity_of(masks), tau, tau, float("nan"))
     rec.begin_phase("retrain", 0, 0)
@@ -174,7 +177,8 @@ def _recorder(folder: Path, params, masks, weights, steps: int, device: torch.de
     return rec
 
 
-def _variant(name: str, folder: Path, params, masks, weights, steps: int, device: torch.device) -> Callback:
+def _variant(name: str, folder: Path, params, masks, weights, steps: int, device: torch.device,
+             max_pending: int = 8) -> Callback:
     """The callback a variant name stands for (``summary every step``, ``full every 10, log8``, ...)."""
     what, _, dtype = name.partition(", ")
     words = what.split()
@@ -183,7 +187,22 @@ def _variant(name: str, folder: Path, params, masks, weights, steps: int, device
         return TorchSavePeer(folder, every)
     kw: dict = {"summary": {"hist_every": every}, "sample": {"sample_every": every},
                 "full": {"every": every, "dtype": dtype or "float32"}}[words[0]]
-    return _recorder(folder, params, masks, weights, steps, device, **kw)
+    return _recorder(folder, params, masks, weights, steps, device, max_pending=max_pending, **kw)
+
+
+def _writer_held(rec: Recorder) -> Callable[[], float]:
+    """Hold ``rec``'s writer back (its queue must be long enough for the whole run); the returned function lets
+    it go, closes the store and returns the seconds that took: the writer's work, alone on the machine."""
+    gate = threading.Event()
+    rec.io.submit(gate.wait)
+
+    def release() -> float:
+        t0 = time.perf_counter()
+        gate.set()
+        rec.close("complete")
+        return time.perf_counter() - t0
+
+    return release
 
 
 def measure(case: Case, device: torch.device, repeats: int, steps: int | None = None) -> list[tuple[str, str, float]]:
@@ -195,9 +214,9 @@ def measure(case: Case, device: torch.device, repeats: int, steps: int | None = 
     own: dict[str, list[float]] = {}
     thread: dict[str, list[float]] = {}  # on the training thread alone: hooks, waits for a full queue included
     sizes: dict[str, int] = {}
-    make: dict[str, Callable[[Path], Callback | None]] = {"none": lambda d: None}
+    make: dict[str, Callable[..., Callback | None]] = {"none": lambda d, **kw: None}
     for name in case.variants:
-        make[name] = lambda d, name=name: _variant(name, d, params, masks, weights, steps, device)
+        make[name] = lambda d, name=name, **kw: _variant(name, d, params, masks, weights, steps, device, **kw)
     _run(model, params, masks, loader, min(steps, 5), [], case.mixed_precision)  # warm-up
     for rep in range(repeats):
         order = list(make)
@@ -212,15 +231,22 @@ def measure(case: Case, device: torch.device, repeats: int, steps: int | None = 
             seconds = timed.seconds if timed else 0.0
             thread.setdefault(name, []).append(seconds)
             if isinstance(cb, Recorder):
-                seconds += cb.io.busy_seconds  # the writer's work finished during training
                 t0 = time.perf_counter()
                 cb.close("complete")
-                closing = time.perf_counter() - t0
-                elapsed += closing
-                seconds += closing
+                elapsed += time.perf_counter() - t0
+                sizes[name] = _folder_bytes(folder)
+                shutil.rmtree(folder)
+                folder.mkdir()
+                # own time: the same run with the writer held back until training ends (a queue for every write)
+                held = build(folder, max_pending=1 << 20)
+                release = _writer_held(held)
+                timed = Timed(held)
+                _run(model, params, masks, loader, steps, [timed], case.mixed_precision)
+                seconds = timed.seconds + release()
+            else:
+                sizes[name] = _folder_bytes(folder)
             wall.setdefault(name, []).append(elapsed)
             own.setdefault(name, []).append(seconds)
-            sizes[name] = _folder_bytes(folder)
             shutil.rmtree(folder)
     shutil.rmtree(tmp, ignore_errors=True)
     base = statistics.median(wall["none"])
