@@ -3,9 +3,9 @@
 Run: ``python -m benchmarks.codecs [--source digits|resnet20] [--chunks 16 64]``. Records a short run (every
 weight every step, float32): ``digits``, the embedded digits CNN retrained after 50% GMP (133 snapshots x
 30,496 weights), or ``resnet20``, ResNet-20 on CIFAR-shaped synthetic data after 50% GMP (65 snapshots x
-270,896 weights, a store chunk's width). It then writes the magnitudes (as float32, float16 and log8 codes) with
-each candidate codec and chunk length into a temporary folder and reads them back, printing bytes per
-weight-step and write / read throughput (median of 3). The store's choice (``SNAPSHOT_CODEC`` and
+270,896 weights, one store chunk of 262,144 and a little more). It then writes the magnitudes (as float32,
+float16 and log8 codes) with each candidate codec and chunk length into a temporary folder and reads them back,
+printing bytes per weight-step and write / read throughput (median of 3). The store's choice (``SNAPSHOT_CODEC`` and
 ``TIME_MAJOR`` in :mod:`shedding.recording.store`, and the default ``--record-chunk-steps``) is the one these
 tables supported; stores record it in ``codec_choice``.
 """

@@ -82,6 +82,27 @@ def test_layers_of_denormals_beside_normal_ones():
     assert decoded[10] == np.float32(1e-45)
 
 
+@pytest.mark.parametrize("top", [240, 250, 300, 400])
+def test_smallest_top_a_few_hundred_denormal_spacings(top):
+    # the floor below every layer's smallest code is then a denormal that float32 rounds up to twice its value:
+    # it must not lift the smallest magnitudes above code 1 (found in review: 2**-149 got code 13)
+    tiny = 2.0**-149
+    values = np.array([top * tiny, tiny, 2 * tiny, 0.0, 1.0, 0.5], dtype=np.float32)
+    layers = np.array([0, 0, 0, 0, 1, 1], dtype=np.int64)
+    codes, _, decoded = _roundtrip(values, layers)
+    x = values.astype(np.float64)
+    top64 = np.log2([x[:4].max(), 1.0])[layers]
+    with np.errstate(divide="ignore"):
+        expected = np.where(x == 0, 0, np.clip(LEVELS - np.round((top64 - np.log2(x)) / STEP), 1, LEVELS))
+    np.testing.assert_array_equal(codes, expected)
+    _check_bound(values, layers, decoded)
+
+
+def test_no_layers():
+    codes, top = encode_log8(torch.zeros(0), torch.zeros(0, dtype=torch.int64), 0)
+    assert codes.shape == (0,) and top.shape == (0,)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_bound_over_many_decades(seed):
     rng = np.random.default_rng(seed)

@@ -23,6 +23,7 @@ LEVELS = 254  # codes 1..254 are magnitudes; 0 is zero; 255 is missing
 FLOOR_RATIO = 2.0 ** (-(LEVELS - 1) * STEP)  # smallest coded magnitude / the layer's largest
 RELATIVE_ERROR = 2.0 ** (STEP / 2) - 1.0  # 0.01
 MISSING = 255
+SMALLEST_NORMAL = 2.0**-126  # float32: below it values are spaced 2**-149 apart
 
 
 def _codes(mag: torch.Tensor, top_w: torch.Tensor, layer_top: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -35,7 +36,11 @@ def _codes(mag: torch.Tensor, top_w: torch.Tensor, layer_top: torch.Tensor, out:
     For a finite magnitude ``round((top - log2 x) / STEP) >= 0`` (x is at most its layer's top), so the codes
     stay within 1..254 and only +inf and NaN magnitudes reach the non-finite values turned into ``MISSING``.
     """
+    if layer_top.numel() == 0:
+        return out  # no layers, no weights
     floor = torch.exp2(layer_top.min() - (LEVELS + 1) * STEP)
+    # a denormal floor can round up by a factor of 2 (35 steps) and lift small magnitudes above code 1: none then
+    floor = torch.where(floor < SMALLEST_NORMAL, 0.0, floor)
     logs = torch.log2(torch.clamp(mag, min=floor, out=out), out=out)
     torch.sub(top_w, logs, out=out).div_(STEP).round_()
     out.neg_().add_(LEVELS).clamp_(min=1)  # LEVELS - steps below the top, exactly
@@ -53,7 +58,8 @@ def _top(layer_max: torch.Tensor) -> torch.Tensor:
 def encode_log8(magnitude: torch.Tensor, layer_ids: torch.Tensor, n_layers: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(codes uint8 per weight, top float32 per layer) of flat magnitudes, computed where they are (CPU or GPU).
 
-    ``layer_ids`` may come in any order; :class:`Log8Encoder` is the recorder's faster form for layer-ordered weights.
+    ``magnitude`` holds magnitudes (>= 0; +inf and NaN code as missing, anything negative as 0). ``layer_ids`` may
+    come in any order; :class:`Log8Encoder` is the recorder's faster form for layer-ordered weights.
     """
     mag = magnitude.float()
     finite = torch.nan_to_num(mag, nan=0.0, posinf=0.0, neginf=0.0)
