@@ -4,13 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from shedding.recording.reductions import key_counts, segment_sums
+from shedding.recording.reductions import key_counts, key_dtype, segment_sums
 from shedding.recording.shed_counter import ShedCounter
 
 
 @pytest.mark.parametrize("sync_free", [False, True])
 def test_key_counts_match_numpy(sync_free):
-    keys = torch.as_tensor(np.random.default_rng(0).integers(0, 37, 5000))
+    keys = torch.as_tensor(np.random.default_rng(0).integers(0, 37, 5000)).to(key_dtype(40, sync_free))
+    assert keys.dtype == (torch.int64 if sync_free else torch.int16)
     got = key_counts(keys, 40, sync_free=sync_free)
     assert got.dtype == torch.int64
     np.testing.assert_array_equal(got.numpy(), np.bincount(keys.numpy(), minlength=40))
@@ -72,7 +73,7 @@ def test_counts_match_numpy_and_survive_a_state_dict(sync_free, per_weight_line)
     np.testing.assert_array_equal(now, eligible & (walk[-1] < line))
 
 
-@pytest.mark.parametrize("n_layers", [8191, 8192])  # CPU keys 4 * layer + 3: int16 up to 8191 layers, int64 beyond
+@pytest.mark.parametrize("n_layers", [8192, 8193])  # CPU keys 4 * layer + 3: int16 up to 8192 layers, int64 beyond
 def test_counts_match_numpy_with_many_layers(n_layers):
     rng = np.random.default_rng(3)
     sizes = rng.integers(0, 4, n_layers)

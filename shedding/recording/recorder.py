@@ -21,7 +21,7 @@ from shedding.pruning.masks import flat
 from shedding.recording.encoding import Log8Encoder
 from shedding.recording.io_thread import IOThread
 from shedding.recording.layout import Layer, Timeline
-from shedding.recording.reductions import key_counts
+from shedding.recording.reductions import key_counts, key_dtype
 from shedding.recording.shed_counter import ShedCounter
 from shedding.recording.store import ChunkWriter, RunStore
 from shedding.training.loop import Callback, TrainState
@@ -294,10 +294,8 @@ class Recorder(Callback):
         index = None if alive is None else torch.nonzero(alive).reshape(-1)
         layers = self.layer_ids if index is None else self.layer_ids[index]
         n = layers.numel()
-        # keys layer * nb + bin, and n_layers * nb for a dropped value: int16 where they fit (cheaper to build, count)
-        dtype = torch.int16 if self.n_layers * nb <= torch.iinfo(torch.int16).max else torch.int64
-        if self.device.type == "cuda":
-            dtype = torch.int64  # index_add_ (the sync-free count) takes int32/int64 indices
+        # keys layer * nb + bin, and n_layers * nb for a dropped value; counted sync-free on CUDA (key_counts)
+        dtype = key_dtype(self.n_layers * nb + 1, sync_free=self.device.type == "cuda")
         self._hist_index = index
         self._hist_offset = (layers * nb).to(dtype)
         self._hist_buf = (torch.empty(n, device=self.device), torch.empty(n, dtype=dtype, device=self.device))

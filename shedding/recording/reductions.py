@@ -11,6 +11,12 @@ from __future__ import annotations
 import torch
 
 
+def key_dtype(n_keys: int, sync_free: bool) -> torch.dtype:
+    """The integer dtype to build keys ``0..n_keys-1`` in for :func:`key_counts`: int16 where they fit and
+    ``bincount`` counts them (a quarter of int64's memory traffic), else int64 (``index_add_`` takes no int16)."""
+    return torch.int16 if not sync_free and n_keys - 1 <= torch.iinfo(torch.int16).max else torch.int64
+
+
 def key_counts(keys: torch.Tensor, n: int, sync_free: bool | None = None) -> torch.Tensor:
     """Occurrences of each key ``0..n-1`` in the integer tensor ``keys`` (int64, length ``n``).
 

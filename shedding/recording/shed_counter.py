@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from shedding.recording.reductions import key_counts, segment_sums
+from shedding.recording.reductions import key_counts, key_dtype, segment_sums
 
 
 class ShedCounter:
@@ -44,8 +44,8 @@ class ShedCounter:
         if self.sync_free:  # segment bounds of each layer inside the eligible subset
             sizes = torch.bincount(layers, minlength=self.n_layers)
             self._bounds = torch.cat([sizes.new_zeros(1), sizes.cumsum(0)])
-        else:  # key = 4 * layer + 2 * previous + current, in int16 where it fits (a quarter of int64's traffic)
-            dtype = torch.int16 if 4 * self.n_layers <= torch.iinfo(torch.int16).max else torch.int64
+        else:  # key = 4 * layer + 2 * previous + current
+            dtype = key_dtype(4 * self.n_layers, sync_free=False)
             self._key_base = (layers * 4).to(dtype)
             self._key = torch.empty(n, dtype=dtype, device=eligible.device)
 
