@@ -120,7 +120,8 @@ class RecordConfig:
     lines: list[str] = _f([], "extra shed lines counted on the device every step, as kind:value "
                               "(gmp:A, std:C, abs:V, next:D; see SCIENCE.md section 4)")
     record_pretrain: bool = _f(False, "also snapshot magnitudes during the original training run")
-    chunk_steps: int = _f(64, "snapshots per Zarr chunk along the step dimension")
+    chunk_steps: int = _f(64, "snapshots per Zarr chunk along the step dimension, at most (the run's snapshots "
+                                "are split into chunks of about one length)")
 
 
 @dataclass

@@ -50,7 +50,8 @@ def test_store_is_complete_and_valid(synthetic):
     assert ds.attrs["status"] == "complete" and ds.attrs["last_committed_step"] == 21
     assert not (path / LOCK_NAME).exists()
     assert ds.magnitude.dtype == np.dtype(dtype)
-    assert ds.magnitude.shape == (22, 1000) and ds.magnitude.data.chunksize == (8, 256)
+    # 22 x 1000 in balanced chunks of at most 8 x 256
+    assert ds.magnitude.shape == (22, 1000) and ds.magnitude.data.chunksize == (8, 250)
     assert list(ds.record_step.values) == list(range(22)) and list(ds.step.values) == list(range(1, 22))
     raw = _raw(path)
     for name in ("loss", "lr", "shed_count", "shed_events", "recover_events", "event_tau", "event_eligible",

@@ -109,15 +109,25 @@ MAGNITUDE_CODEC = ZstdCodec(level=3)  # rows written one at a time (the magnitud
 SNAPSHOT_CODEC = ZstdCodec(level=1)  # snapshots (magnitude, magnitude_code, sample_magnitude)
 TIME_MAJOR = [TransposeCodec(order=(1, 0))]  # float snapshots: each weight's run of steps side by side in a chunk
 CODEC_CHOICE = (
-    "snapshots: chunks of 64 snapshots x 262144 weights; float16/float32 transposed (each weight's steps side by "
-    "side) then zstd level 1, log8 codes zstd level 1 as they are. Chosen by benchmarks/codecs.py (2-core CPU, "
-    "2026-11-21) on 65 ResNet-20 snapshots of 270,896 weights and 133 digits-CNN snapshots of 30,496, in bytes "
-    "per weight-step and write MB/s: float16 0.34 / 0.42 at 286 / 220 MB/s, against 0.45 / 0.82 at 186 / 149 "
-    "with zstd 3 untransposed (the choice before); float32 1.76 / 1.78 at 378 / 351, against 2.09 / 1.96 at "
-    "186 / 185; log8 0.037 / 0.034 at 819 / 460 (transposed: 0.064 / 0.066). Reading float16 is slower "
-    "transposed (112-294 MB/s against 211-349). Blosc with bitshuffle or lz4 was larger; 64-snapshot chunks "
-    "compress better than 16")
-WEIGHT_CHUNK = 1 << 18  # weights per chunk along the flat weight dimension
+    "snapshots: chunks of at most 64 snapshots x 262144 weights, balanced (a run's snapshots and weights split into"
+    " chunks of about one length: zarr pads an edge chunk to the full shape); float16/float32 transposed (each "
+    "weight's steps side by side) then zstd level 1, log8 codes zstd level 1 as they are. Chosen by "
+    "benchmarks/codecs.py (2-core CPU, 2026-11-21) on 65 ResNet-20 snapshots of 270,896 weights and 133 digits-CNN "
+    "snapshots of 30,496, in bytes per weight-step and write MB/s: float16 0.34 / 0.42 at 286 / 220 MB/s, against "
+    "0.45 / 0.82 at 186 / 149 with zstd 3 untransposed (the choice before); float32 1.76 / 1.78 at 378 / 351, "
+    "against 2.09 / 1.96 at 186 / 185; log8 0.037 / 0.034 at 819 / 460 (transposed: 0.064 / 0.066). Reading float16"
+    " is slower transposed (112-294 MB/s against 211-349). Blosc with bitshuffle or lz4 was larger; 64-snapshot "
+    "chunks compress better than 16")
+WEIGHT_CHUNK = 1 << 18  # weights per chunk along the flat weight dimension, at most
+
+
+def balanced_chunk(n: int, most: int) -> int:
+    """The chunk length for ``n`` items in as few chunks of at most ``most`` as can hold them, all of about one
+    length: zarr stores an edge chunk padded to the full chunk shape, so a nearly empty last chunk costs a whole
+    chunk's encoding (ResNet-20's 270,896 weights in chunks of 262,144 spent half a float16 write on 8,752)."""
+    n, most = max(int(n), 1), max(int(most), 1)
+    k = -(-n // most)
+    return -(-n // k)
 
 
 class ChunkWriter:
@@ -210,7 +220,7 @@ class RunStore:
         n_l = len(layers)
         tl = timeline
         n_s, n_r, n_e, n_ev = len(tl.steps), len(tl.record_steps), len(tl.epoch), tl.n_events
-        wchunk = min(WEIGHT_CHUNK, max(n_w, 1))
+        wchunk = balanced_chunk(n_w, WEIGHT_CHUNK)
         schunk = max(1, min(4096, n_s))
         specs = [
             # coordinates
@@ -276,7 +286,7 @@ class RunStore:
         log8 = magnitude_dtype == "log8"
         sample_dtype = "float16" if log8 else magnitude_dtype
         if n_r:
-            rchunk = max(1, min(chunk_steps, n_r))
+            rchunk = balanced_chunk(n_r, chunk_steps)
             specs += [ArraySpec("record_step", ("record_step",), (n_r,), (n_r,), "int64"),
                       ArraySpec("record_round", ("record_step",), (n_r,), (n_r,), "int16")]
             if log8:
@@ -307,7 +317,7 @@ class RunStore:
                 ArraySpec("hist_bin_lo", ("hist_bin",), (hist_bins,), (hist_bins,), "float64"),
                 ArraySpec("hist_bin_hi", ("hist_bin",), (hist_bins,), (hist_bins,), "float64"),
                 ArraySpec("magnitude_hist", ("hist_step", "layer", "hist_bin"), (n_h, n_l, hist_bins),
-                          (max(1, min(chunk_steps, n_h)), n_l, hist_bins), "int32", -1,
+                          (balanced_chunk(n_h, chunk_steps), n_l, hist_bins), "int32", -1,
                           {"long_name": "non-zero weights per log10|w| bin after the step (computed on the device; "
                                         "values outside the range counted in the end bins)"}),
             ]
@@ -322,7 +332,7 @@ class RunStore:
                 ArraySpec("sample_weight", ("sample",), (n_sa,), (n_sa,), "int64"),
                 ArraySpec("sample_layer", ("sample",), (n_sa,), (n_sa,), "int32"),
                 ArraySpec("sample_magnitude", ("sample_step", "sample"), (n_ss, n_sa),
-                          (max(1, min(chunk_steps * 8, n_ss)), n_sa), sample_dtype, np.nan,
+                          (balanced_chunk(n_ss, chunk_steps * 8), n_sa), sample_dtype, np.nan,
                           {"long_name": "|w| of the sampled weights after the step"}, compressors=SNAPSHOT_CODEC,
                           filters=TIME_MAJOR),
             ]
