@@ -360,3 +360,94 @@ def test_sampled_profile_matches_full_magnitudes(tmp_path):
     # the same seed samples the same weights
     again = open_run(record(cfg, tmp_path / "s2.zarr", cache_dir=tmp_path / "c"))
     np.testing.assert_array_equal(again.sample_weight.values, which)
+
+
+def test_balanced_chunk_lengths():
+    """As few chunks of at most ``most`` as hold ``n``, of about one length: no nearly empty edge chunk."""
+    from shedding.recording.store import balanced_chunk
+
+    for n in range(1, 300):
+        for most in (1, 2, 7, 8, 64, 256):
+            size = balanced_chunk(n, most)
+            k = -(-n // most)  # the fewest chunks of at most `most`
+            assert size <= most and -(-n // size) == k
+            assert n - (k - 1) * size > size - k  # the last chunk is within k of the others
+    assert balanced_chunk(270896, 1 << 18) == 135448  # ResNet-20's weights: two halves, not 262144 + 8752
+    assert balanced_chunk(65, 64) == 33 and balanced_chunk(64, 64) == 64 and balanced_chunk(0, 64) == 1
+
+
+def test_unchanged_tables_and_commit_not_rewritten(tmp_path, monkeypatch):
+    """A flush rewrites only the event/epoch tables that changed, and the root attributes only for a new commit
+    (each rewrite of them rewrites the whole consolidated metadata); the store still ends with every value."""
+    from conftest import tiny_config
+
+    from shedding.experiment import record
+
+    writes: list[tuple[str, np.ndarray]] = []
+    commits: list[object] = []
+    whole, set_attrs = RunStore.write_whole, RunStore.set_attrs
+
+    def spy_whole(self, name, values):
+        writes.append((name, np.array(values, copy=True)))
+        whole(self, name, values)
+
+    def spy_attrs(self, attrs=None, /, **more):
+        if "last_committed_step" in more:
+            commits.append(more["last_committed_step"])
+        set_attrs(self, attrs, **more)
+
+    monkeypatch.setattr(RunStore, "write_whole", spy_whole)
+    monkeypatch.setattr(RunStore, "set_attrs", spy_attrs)
+    path = record(tiny_config(), tmp_path / "run.zarr", cache_dir=tmp_path / "cache")
+    last: dict[str, np.ndarray] = {}
+    for name, values in writes:
+        if name in last:
+            assert not np.array_equal(last[name], values, equal_nan=values.dtype.kind == "f"), name
+        last[name] = values
+    assert {"event_tau", "event_final_test_accuracy", "test_accuracy", "train_loss"} <= set(last)
+    assert all(a != b for a, b in zip(commits, commits[1:], strict=False)) and len(commits) >= 2
+    ds = xr.open_zarr(path)
+    for name, values in last.items():
+        np.testing.assert_array_equal(ds[name].values, values)
+    assert ds.attrs["last_committed_step"] == commits[-1] == int(ds.step.values[-1])
+    assert np.isfinite(ds.test_accuracy.values).all() and np.isfinite(ds.event_final_test_accuracy.values).all()
+
+
+@pytest.mark.parametrize("n_layers, key", [(511, "int16"), (513, "int64")])
+def test_histogram_keys_past_int16(tmp_path, n_layers, key):
+    """64 bins x 511 layers still fit int16 keys; at 513 layers the histogram counts int64 keys. Either way each
+    layer's counts are exactly numpy's, for magnitudes placed at bin centres (no rounding near an edge)."""
+    import torch
+
+    from shedding.recording.layout import build_layers, build_timeline
+    from shedding.recording.recorder import Recorder
+    from shedding.training.loop import TrainState
+
+    rng = np.random.default_rng(0)
+    nb, lo, hi = 64, -8.0, 1.0
+    scale = nb / (hi - lo)
+    bins = rng.integers(0, nb, size=(n_layers, 6))
+    values = 10.0 ** (lo + (bins + 0.5) / scale)
+    values[:, 0] = 0.0  # a pruned weight in every layer: not counted
+    params = {f"l{i}.weight": torch.nn.Parameter(torch.tensor(v, dtype=torch.float32).reshape(2, 3))
+              for i, v in enumerate(values)}
+    layers = build_layers([(k, tuple(p.shape)) for k, p in params.items()])
+    timeline = build_timeline(2, 2, 1, 0, 2, False, 1, 0)
+    store = RunStore.create(tmp_path / "run.zarr", layers, timeline, {}, "float32", 8, hist_bins=nb,
+                            hist_range=(lo, hi))
+    rec = Recorder(store, layers, timeline, params, "float32", torch.device("cpu"))
+    flat_mag = torch.cat([p.detach().reshape(-1) for p in params.values()])
+    masks = {k: (p != 0).float() for k, p in params.items()}
+    rec.begin_event(0, 0, masks, flat_mag, [1] * n_layers, 1 / 6, 0.0, 0.0, float("nan"))
+    rec.begin_phase("retrain", 0, 0)
+    assert str(rec._hist_buf[1].dtype) == f"torch.{key}"
+    state = TrainState(model=torch.nn.Module(), optimizer=None, num_steps=2, iterations_per_epoch=2)
+    for step in (1, 2):
+        state.step, state.loss, state.lr = step, torch.tensor(0.0), 0.1
+        rec.on_step_end(state)
+    rec.close("complete")
+    hist = np.asarray(zarr.open_group(str(tmp_path / "run.zarr"), mode="r")["magnitude_hist"][:])
+    expect = np.stack([np.bincount(b[1:], minlength=nb) for b in bins])
+    assert hist.shape[1:] == (n_layers, nb)
+    for row in hist:
+        np.testing.assert_array_equal(row, expect)

@@ -142,6 +142,8 @@ class Recorder(Callback):
             self.events.update(line_value=np.full(shape, np.nan), line_eligible=np.full(shape, -1, np.int64))
         self.epochs: dict[str, np.ndarray] = {k: np.full(n_ep, np.nan) for k in EPOCH_VARS}
         self.io = IOThread(max_pending)
+        self._tables_written: dict[str, np.ndarray] = {}  # the tables as last handed to the writer
+        self._committed_written: int | None = -1  # last_committed_step as last written (-1: not yet)
         self._steps_next = 0  # per-step rows handed to the writer so far
 
     # ------------------------------------------------------------------ driven by the experiment
@@ -375,8 +377,14 @@ class Recorder(Callback):
             w.append(line_counts[:, :, j, :])
 
     def _write_tables(self) -> None:
-        tables = {k: v.copy() for k, v in (*self.events.items(), *self.epochs.items())}  # frozen for the writer
-        self.io.submit(lambda: [self.store.write_whole(k, v) for k, v in tables.items()])
+        """Hand the event and epoch tables that changed since this recorder last handed them over to the writer
+        (each rewritten whole; a flush at an epoch's end and another at close used to rewrite all of them twice)."""
+        last = self._tables_written
+        tables = {k: v.copy() for k, v in (*self.events.items(), *self.epochs.items())  # frozen for the writer
+                  if k not in last or not _same(last[k], v)}
+        if tables:
+            last.update(tables)
+            self.io.submit(lambda: [self.store.write_whole(k, v) for k, v in tables.items()])
 
     def committed_step(self) -> int | None:
         """Largest step up to which every per-step row and snapshot is on disk (call in the writer thread)."""
@@ -392,7 +400,10 @@ class Recorder(Callback):
         for w in (self.w_loss, self.w_lr, *self.w_counts, *self.w_line_counts,
                   *(w for p in self.periodic for w in p.writers)):
             w.flush()
-        self.store.set_attrs(last_committed_step=self.committed_step())
+        committed = self.committed_step()
+        if committed != self._committed_written:  # each write of the root attributes rewrites all the metadata
+            self.store.set_attrs(last_committed_step=committed)
+            self._committed_written = committed
 
     def flush(self) -> None:
         """Hand everything staged to the writer, then have it write partial chunks whole and commit."""
@@ -457,6 +468,11 @@ class Recorder(Callback):
                 self.store.set_attrs(status=status, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra, **attrs)
             finally:
                 self.store.release()
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal shape, dtype and values (NaN equal to NaN)."""
+    return a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")
 
 
 class NullRecorder(Callback):
