@@ -451,3 +451,40 @@ def test_histogram_keys_past_int16(tmp_path, n_layers, key):
     assert hist.shape[1:] == (n_layers, nb)
     for row in hist:
         np.testing.assert_array_equal(row, expect)
+
+
+def test_tables_interrupted_while_handed_over_are_written_at_close(tmp_path):
+    """Ctrl-C or SIGTERM (a KeyboardInterrupt) that stops a hand-over of the tables, say while it waits on a full
+    queue, leaves them to close's flush: the interrupted store holds the tables as they are in memory."""
+    import torch
+
+    from shedding.recording.layout import build_layers, build_timeline
+    from shedding.recording.recorder import Recorder
+    from shedding.training.loop import TrainState
+
+    params = {f"l{i}.weight": torch.nn.Parameter(torch.rand(2, 3) + 0.1) for i in range(2)}
+    layers = build_layers([(k, tuple(p.shape)) for k, p in params.items()])
+    tl = build_timeline(2, 2, 1, 0, 2, False, 1, 0)
+    rec = Recorder(RunStore.create(tmp_path / "run.zarr", layers, tl, {}, "float32", 8), layers, tl, params,
+                   "float32", torch.device("cpu"))
+    flat_mag = torch.cat([p.detach().reshape(-1) for p in params.values()])
+    rec.begin_event(0, 0, {k: torch.ones_like(p) for k, p in params.items()}, flat_mag, [0, 0], 0.0, 0.0, 0.0,
+                    float("nan"))
+    rec.begin_phase("retrain", 0, 0)
+    state = TrainState(model=torch.nn.Module(), optimizer=None, num_steps=2, iterations_per_epoch=2)
+    for step in (1, 2):
+        state.step, state.loss, state.lr = step, torch.tensor(0.0), 0.1
+        rec.on_step_end(state)
+    submit = rec.io.submit
+
+    def interrupted(*args):
+        rec.io.submit = submit
+        raise KeyboardInterrupt("signal 15")
+
+    rec.io.submit = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        rec.end_round(0, 0.75)
+    rec.close("interrupted")  # what the experiment does on Ctrl-C / SIGTERM
+    g = zarr.open_group(str(tmp_path / "run.zarr"), mode="r")
+    assert g.attrs["status"] == "interrupted" and g.attrs["last_committed_step"] == 2
+    np.testing.assert_array_equal(g["event_final_test_accuracy"][:], [0.75])

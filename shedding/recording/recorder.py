@@ -28,6 +28,7 @@ from shedding.training.loop import Callback, TrainState
 
 EPOCH_VARS = ("train_accuracy", "train_loss", "test_accuracy", "test_loss")
 _TORCH_DTYPES = {np.dtype(k): getattr(torch, k) for k in ("float32", "float16", "uint8", "int32")}
+_NOT_YET = object()  # no last_committed_step written yet by this recorder
 STAGE_BYTES = 4 << 20  # rows of a periodic recording wait on the device until a chunk is full or they reach this
 
 
@@ -143,7 +144,7 @@ class Recorder(Callback):
         self.epochs: dict[str, np.ndarray] = {k: np.full(n_ep, np.nan) for k in EPOCH_VARS}
         self.io = IOThread(max_pending)
         self._tables_written: dict[str, np.ndarray] = {}  # the tables as last handed to the writer
-        self._committed_written: int | None = -1  # last_committed_step as last written (-1: not yet)
+        self._committed_written: object = _NOT_YET  # last_committed_step as last written
         self._steps_next = 0  # per-step rows handed to the writer so far
 
     # ------------------------------------------------------------------ driven by the experiment
@@ -383,8 +384,8 @@ class Recorder(Callback):
         tables = {k: v.copy() for k, v in (*self.events.items(), *self.epochs.items())  # frozen for the writer
                   if k not in last or not _same(last[k], v)}
         if tables:
-            last.update(tables)
             self.io.submit(lambda: [self.store.write_whole(k, v) for k, v in tables.items()])
+            last.update(tables)  # only once handed over: Ctrl-C may interrupt a submit waiting on a full queue
 
     def committed_step(self) -> int | None:
         """Largest step up to which every per-step row and snapshot is on disk (call in the writer thread)."""
@@ -471,8 +472,8 @@ class Recorder(Callback):
 
 
 def _same(a: np.ndarray, b: np.ndarray) -> bool:
-    """Equal shape, dtype and values (NaN equal to NaN)."""
-    return a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")
+    """Bitwise equal, shape and dtype included (so -0.0 is not 0.0, and NaN is NaN)."""
+    return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
 
 
 class NullRecorder(Callback):
