@@ -342,7 +342,7 @@ def resume(out: str | Path, *, progress: ProgressFactory | None = None) -> Path:
     import xarray as xr
 
     from shedding.config import from_plain
-    from shedding.recording.store import StoreError, run_status
+    from shedding.recording.store import StoreError, held_error, read_lock, run_status
 
     out = storage.as_path(out)
     if distributed.launched():
@@ -356,7 +356,7 @@ def resume(out: str | Path, *, progress: ProgressFactory | None = None) -> Path:
     if status == "complete":
         raise StoreError(f"{out} is complete; there is nothing to resume")
     if status == "running":
-        raise StoreError(f"{out} is being written by a live process; one writer per store")
+        raise held_error(out, read_lock(out) or {})
     ckpt_path = out / RESUME_DIR / "checkpoint.pt"
     if not ckpt_path.exists():
         raise StoreError(f"{out} died before its first retraining epoch; nothing to resume: record it again "

@@ -488,3 +488,26 @@ def test_tables_interrupted_while_handed_over_are_written_at_close(tmp_path):
     g = zarr.open_group(str(tmp_path / "run.zarr"), mode="r")
     assert g.attrs["status"] == "interrupted" and g.attrs["last_committed_step"] == 2
     np.testing.assert_array_equal(g["event_final_test_accuracy"][:], [0.75])
+
+
+def test_second_writer_message_by_host(tmp_path):
+    """A live writer on this machine is refused as such; a lock from another machine, which can't be checked from
+    here, is refused with the file to remove if that writer is gone; removing it lets the store be reopened."""
+    from shedding.recording.layout import build_layers
+    from shedding.recording.store import LOCK_NAME, check_path
+
+    layers = build_layers([("a.weight", (2, 3))])
+    tl = build_timeline(4, 2, 1, 1, 2, False)
+    path = tmp_path / "s.zarr"
+    store = RunStore.create(path, layers, tl, {}, "float32", 4)
+    with pytest.raises(StoreError, match="one writer per store") as live:
+        RunStore.reopen(path)
+    assert "remove" not in str(live.value)  # this process is alive: nothing to remove
+    store.release()
+    (path / LOCK_NAME).write_text(json.dumps({"pid": 1, "host": "node-elsewhere", "time": 1.7e9}))
+    for attempt in (lambda: RunStore.reopen(path), lambda: check_path(path, overwrite=True)):
+        with pytest.raises(StoreError, match=r"on node-elsewhere \(locked 2023-11-14 22:13:20 UTC\).*remove") as e:
+            attempt()
+        assert str(path / LOCK_NAME) in str(e.value) and "\n" not in str(e.value)
+    (path / LOCK_NAME).unlink()
+    RunStore.reopen(path).release()

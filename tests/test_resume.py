@@ -140,3 +140,28 @@ def test_resume_refusals(recorded, tmp_path):
 
     res = CliRunner().invoke(app, ["record", "--resume", str(recorded["gmp"]), "--prune-sparsity", "0.3"])
     assert res.exit_code == 2 and "--resume takes the configuration" in res.stderr
+
+
+def test_resume_refused_while_another_machine_holds_the_lock(recorded, tmp_path):
+    """A run killed on another machine leaves its lock, which can't be checked from here: resume is refused in one
+    line that names the holder and the lock file to remove; once removed, the lock no longer blocks."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    out = tmp_path / "elsewhere.zarr"
+    shutil.copytree(recorded["gmp"], out)
+    zarr.open_group(str(out), mode="r+").attrs["status"] = "running"  # as a killed run leaves it
+    lock = out / "writer.lock"
+    lock.write_text(json.dumps({"pid": 4242, "host": "node-elsewhere", "time": 0.0}))
+    with pytest.raises(StoreError, match=r"process 4242 on node-elsewhere \(locked 1970-01-01 00:00:00 UTC\); "
+                                         r"one writer per store; if that process is gone .* remove .*writer\.lock"):
+        resume(out)
+    res = CliRunner().invoke(app, ["record", "--resume", str(out)])
+    assert res.exit_code != 0 and "node-elsewhere" in res.stderr and str(lock) in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and lock.exists()  # one line, nothing changed
+    lock.unlink()  # what the message says to do
+    with pytest.raises(StoreError, match="nothing to resume"):  # past the lock (this copy kept no checkpoint)
+        resume(out)

@@ -66,7 +66,7 @@ def plan_run(cfg: RunConfig, path: Path) -> str:
     Raises ``StoreError`` (one line) when the store there holds another configuration or is being
     written by a live process.
     """
-    from shedding.recording.store import StoreError, run_status
+    from shedding.recording.store import StoreError, held_error, read_lock, run_status
 
     path = as_path(path)
     if not path.exists():
@@ -81,7 +81,7 @@ def plan_run(cfg: RunConfig, path: Path) -> str:
     if status == COMPLETE:
         return "skip"
     if status == "running":
-        raise StoreError(f"{path} is being written by a live process; one writer per store")
+        raise held_error(path, read_lock(path) or {})
     from shedding.experiment import RESUME_DIR
 
     return "resume" if (path / RESUME_DIR / "checkpoint.pt").exists() else "overwrite"

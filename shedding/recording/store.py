@@ -55,6 +55,21 @@ def read_lock(path: Path) -> dict[str, Any] | None:
     return info
 
 
+def held_error(path: str | Path, holder: dict[str, Any]) -> StoreError:
+    """The one-line refusal of a second writer on ``path``, which ``holder`` (:func:`read_lock`'s content) holds.
+
+    A lock taken on another machine can't be checked from here (a job killed there leaves it behind), so the
+    message then says how to release it.
+    """
+    path = as_path(path)
+    since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(holder.get("time", 0))))
+    text = (f"{path} is being written by process {holder.get('pid', '?')} on {holder.get('host', '?')} "
+            f"(locked {since}); one writer per store")
+    if holder.get("host") != socket.gethostname():
+        text += f"; if that process is gone (a job killed on another machine), remove {path / LOCK_NAME} and retry"
+    return StoreError(text)
+
+
 def check_path(path: Path, overwrite: bool) -> None:
     """Raise StoreError unless a new store may be created at ``path`` (changes nothing on disk).
 
@@ -65,8 +80,7 @@ def check_path(path: Path, overwrite: bool) -> None:
     if path.exists():
         holder = read_lock(path)
         if holder is not None:
-            raise StoreError(f"{path} is being written by process {holder['pid']} on {holder['host']}; "
-                             "one writer per store")
+            raise held_error(path, holder)
         if not overwrite:
             raise StoreError(f"{path} already exists; pass --overwrite to replace it or choose another --out")
         if not path.is_dir() or (not (path / "zarr.json").exists() and any(path.iterdir())):
@@ -419,8 +433,7 @@ class RunStore:
             raise StoreError(f"{path}: no run store to resume there")
         holder = read_lock(path)
         if holder is not None:
-            raise StoreError(f"{path} is being written by process {holder['pid']} on {holder['host']}; "
-                             "one writer per store")
+            raise held_error(path, holder)
         (path / LOCK_NAME).unlink(missing_ok=True)  # a stale lock of a crashed writer
         store = cls(path, zarr.open_group(zarr_location(path), mode="r+", zarr_format=3))
         store._lock()
