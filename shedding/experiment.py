@@ -356,7 +356,7 @@ def resume(out: str | Path, *, progress: ProgressFactory | None = None) -> Path:
     if status == "complete":
         raise StoreError(f"{out} is complete; there is nothing to resume")
     if status == "running":
-        raise held_error(out, read_lock(out) or {})
+        raise held_error(out, read_lock(out))
     ckpt_path = out / RESUME_DIR / "checkpoint.pt"
     if not ckpt_path.exists():
         raise StoreError(f"{out} died before its first retraining epoch; nothing to resume: record it again "

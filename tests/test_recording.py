@@ -493,6 +493,9 @@ def test_tables_interrupted_while_handed_over_are_written_at_close(tmp_path):
 def test_second_writer_message_by_host(tmp_path):
     """A live writer on this machine is refused as such; a lock from another machine, which can't be checked from
     here, is refused with the file to remove if that writer is gone; removing it lets the store be reopened."""
+    import re
+    import socket
+
     from shedding.recording.layout import build_layers
     from shedding.recording.store import LOCK_NAME, check_path
 
@@ -509,5 +512,24 @@ def test_second_writer_message_by_host(tmp_path):
         with pytest.raises(StoreError, match=r"on node-elsewhere \(locked 2023-11-14 22:13:20 UTC\).*remove") as e:
             attempt()
         assert str(path / LOCK_NAME) in str(e.value) and "\n" not in str(e.value)
+    # odd lock contents still give the one-line refusal (the time as '?'), or count as no lock when not a lock
+    for content, since in (({"pid": 7, "host": "elsewhere"}, "?"), ({"pid": 7, "host": "elsewhere", "time": None}, "?"),
+                           ({"pid": 7, "host": "elsewhere", "time": "soon"}, "?"),
+                           ({"pid": 7, "host": "elsewhere", "time": float("nan")}, "?"),
+                           ({"pid": 7, "host": "elsewhere", "time": 1e300}, "?"),
+                           ({"pid": "x", "host": socket.gethostname(), "time": 0}, "1970-01-01 00:00:00 UTC")):
+        (path / LOCK_NAME).write_text(json.dumps(content))
+        with pytest.raises(StoreError, match=rf"\(locked {re.escape(since)}\); one writer per store; it can't be "
+                                             "checked from this machine") as e:
+            RunStore.reopen(path)
+        assert "\n" not in str(e.value)
+    (path / LOCK_NAME).write_text(json.dumps({"pid": 2**80, "host": socket.gethostname(), "time": 0}))
+    check_path(path, overwrite=True)  # this machine's pid that no process can have: stale
+    for content in ("[1]", "null", "42", "{"):
+        (path / LOCK_NAME).write_text(content)
+        check_path(path, overwrite=True)  # not a lock's JSON: no writer holds the store (as before)
     (path / LOCK_NAME).unlink()
     RunStore.reopen(path).release()
+    from shedding.recording.store import held_error
+
+    assert "retry" in str(held_error(path, None))  # the lock went away while a caller looked

@@ -157,7 +157,8 @@ def test_resume_refused_while_another_machine_holds_the_lock(recorded, tmp_path)
     lock = out / "writer.lock"
     lock.write_text(json.dumps({"pid": 4242, "host": "node-elsewhere", "time": 0.0}))
     with pytest.raises(StoreError, match=r"process 4242 on node-elsewhere \(locked 1970-01-01 00:00:00 UTC\); "
-                                         r"one writer per store; if that process is gone .* remove .*writer\.lock"):
+                                         r"one writer per store; it can't be checked from this machine: if that "
+                                         r"process is gone, remove .*writer\.lock and retry"):
         resume(out)
     res = CliRunner().invoke(app, ["record", "--resume", str(out)])
     assert res.exit_code != 0 and "node-elsewhere" in res.stderr and str(lock) in res.stderr

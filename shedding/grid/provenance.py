@@ -81,7 +81,7 @@ def plan_run(cfg: RunConfig, path: Path) -> str:
     if status == COMPLETE:
         return "skip"
     if status == "running":
-        raise held_error(path, read_lock(path) or {})
+        raise held_error(path, read_lock(path))
     from shedding.experiment import RESUME_DIR
 
     return "resume" if (path / RESUME_DIR / "checkpoint.pt").exists() else "overwrite"

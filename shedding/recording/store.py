@@ -36,7 +36,7 @@ class StoreError(RuntimeError):
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # gone, or a pid no process can have
         return False
     except PermissionError:
         return True
@@ -44,30 +44,43 @@ def _pid_alive(pid: int) -> bool:
 
 
 def read_lock(path: Path) -> dict[str, Any] | None:
-    """The lock's content (pid, host, time) when a live writer holds ``path``; None otherwise."""
+    """The lock's content (pid, host, time) when a live writer holds ``path``; None otherwise (no lock, one that
+    is not a lock's JSON, or one of this machine whose process is gone)."""
     lock = as_path(path) / LOCK_NAME
     try:
         info = json.loads(lock.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
-    if info.get("host") == socket.gethostname() and not _pid_alive(int(info.get("pid", -1))):
+    if not isinstance(info, dict):
+        return None
+    if _checkable(info) and not _pid_alive(info["pid"]):
         return None  # stale: its process is gone
     return info
 
 
-def held_error(path: str | Path, holder: dict[str, Any]) -> StoreError:
+def _checkable(holder: dict[str, Any]) -> bool:
+    """Whether this machine can tell if the lock's process is alive (its own machine, a whole-number pid)."""
+    return holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int)
+
+
+def held_error(path: str | Path, holder: dict[str, Any] | None) -> StoreError:
     """The one-line refusal of a second writer on ``path``, which ``holder`` (:func:`read_lock`'s content) holds.
 
     A lock taken on another machine can't be checked from here (a job killed there leaves it behind), so the
-    message then says how to release it.
+    message then says how to release it. ``None`` (the lock went away while the caller looked): retry.
     """
     path = as_path(path)
-    since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(holder.get("time", 0))))
+    if not holder:
+        return StoreError(f"{path} was being written a moment ago and its writer has let go of it now; retry")
+    try:
+        since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(holder["time"])))
+    except (KeyError, TypeError, ValueError, OverflowError, OSError):
+        since = "?"
     text = (f"{path} is being written by process {holder.get('pid', '?')} on {holder.get('host', '?')} "
             f"(locked {since}); one writer per store")
-    if holder.get("host") != socket.gethostname():
-        text += f"; if that process is gone (a job killed on another machine), remove {path / LOCK_NAME} and retry"
-    return StoreError(text)
+    if not _checkable(holder):
+        text += f"; it can't be checked from this machine: if that process is gone, remove {path / LOCK_NAME} and retry"
+    return StoreError(" ".join(text.split("\n")))
 
 
 def check_path(path: Path, overwrite: bool) -> None:
