@@ -39,6 +39,17 @@ def _check_bound(values: np.ndarray, layers: np.ndarray, decoded: np.ndarray) ->
     assert np.isnan(d[~finite]).all()
 
 
+def _documented_codes(values: np.ndarray, layers: np.ndarray) -> np.ndarray:
+    """The codes the store's attributes document, computed in float64 with numpy: 0 for zero, MISSING for non-finite,
+    else LEVELS - round((log2 top - log2 |w|) / STEP) clipped to 1..LEVELS, top being the layer's largest finite."""
+    x = values.astype(np.float64)
+    finite = np.isfinite(x)
+    top = np.log2([x[(layers == k) & finite].max() for k in range(int(layers.max()) + 1)])[layers]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        codes = np.clip(LEVELS - np.round((top - np.log2(x)) / STEP), 1, LEVELS)
+    return np.where(x == 0, 0, np.where(finite, codes, MISSING))
+
+
 def test_bound_constants():
     assert RELATIVE_ERROR == pytest.approx(0.01, rel=1e-9)
     assert 1 / FLOOR_RATIO == pytest.approx(1.01**506, rel=1e-12)  # 253 steps of 2*log2(1.01): about 153.7
@@ -71,13 +82,7 @@ def test_layers_of_denormals_beside_normal_ones():
     layers = np.array([0] * 5 + [1] * 5 + [2] * 2 + [3] * 4, dtype=np.int64)
     codes, top, decoded = _roundtrip(values, layers)
     _check_bound(values, layers, decoded)
-    x = values.astype(np.float64)  # the documented codes, computed in float64 (no value here sits near a tie)
-    finite = np.isfinite(x)
-    top64 = np.log2([x[(layers == k) & finite].max() for k in range(4)])[layers]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        expected = np.clip(LEVELS - np.round((top64 - np.log2(x)) / STEP), 1, LEVELS)
-    expected = np.where(x == 0, 0, np.where(finite, expected, MISSING))
-    np.testing.assert_array_equal(codes, expected)
+    np.testing.assert_array_equal(codes, _documented_codes(values, layers))  # no value here sits near a tie
     assert codes[[3, 8, 14]].tolist() == [1, 1, 1]  # below their layers' floors
     assert decoded[10] == np.float32(1e-45)
 
@@ -90,11 +95,7 @@ def test_smallest_top_a_few_hundred_denormal_spacings(top):
     values = np.array([top * tiny, tiny, 2 * tiny, 0.0, 1.0, 0.5], dtype=np.float32)
     layers = np.array([0, 0, 0, 0, 1, 1], dtype=np.int64)
     codes, _, decoded = _roundtrip(values, layers)
-    x = values.astype(np.float64)
-    top64 = np.log2([x[:4].max(), 1.0])[layers]
-    with np.errstate(divide="ignore"):
-        expected = np.where(x == 0, 0, np.clip(LEVELS - np.round((top64 - np.log2(x)) / STEP), 1, LEVELS))
-    np.testing.assert_array_equal(codes, expected)
+    np.testing.assert_array_equal(codes, _documented_codes(values, layers))
     _check_bound(values, layers, decoded)
 
 

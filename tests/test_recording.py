@@ -413,15 +413,35 @@ def test_unchanged_tables_and_commit_not_rewritten(tmp_path, monkeypatch):
     assert np.isfinite(ds.test_accuracy.values).all() and np.isfinite(ds.event_final_test_accuracy.values).all()
 
 
-@pytest.mark.parametrize("n_layers, key", [(511, "int16"), (513, "int64")])
-def test_histogram_keys_past_int16(tmp_path, n_layers, key):
-    """64 bins x 511 layers still fit int16 keys; at 513 layers the histogram counts int64 keys. Either way each
-    layer's counts are exactly numpy's, for magnitudes placed at bin centres (no rounding near an edge)."""
+def _hand_recorder(path, params, masks, **store_kw):
+    """A recorder on a fresh two-step store of ``params`` (histogram every step), past its prune event and two
+    training steps, built by hand as the experiment would drive it."""
     import torch
 
     from shedding.recording.layout import build_layers, build_timeline
     from shedding.recording.recorder import Recorder
     from shedding.training.loop import TrainState
+
+    layers = build_layers([(k, tuple(p.shape)) for k, p in params.items()])
+    tl = build_timeline(2, 2, 1, 0, 2, False, 1, 0)
+    rec = Recorder(RunStore.create(path, layers, tl, {}, "float32", 8, **store_kw), layers, tl, params, "float32",
+                   torch.device("cpu"))
+    flat_mag = torch.cat([p.detach().reshape(-1) for p in params.values()])
+    pruned = [int((m == 0).sum()) for m in masks.values()]
+    rec.begin_event(0, 0, masks, flat_mag, pruned, sum(pruned) / flat_mag.numel(), 0.0, 0.0, float("nan"))
+    rec.begin_phase("retrain", 0, 0)
+    state = TrainState(model=torch.nn.Module(), optimizer=None, num_steps=2, iterations_per_epoch=2)
+    for step in (1, 2):
+        state.step, state.loss, state.lr = step, torch.tensor(0.0), 0.1
+        rec.on_step_end(state)
+    return rec
+
+
+@pytest.mark.parametrize("n_layers, key", [(511, "int16"), (513, "int64")])
+def test_histogram_keys_past_int16(tmp_path, n_layers, key):
+    """64 bins x 511 layers still fit int16 keys; at 513 layers the histogram counts int64 keys. Either way each
+    layer's counts are exactly numpy's, for magnitudes placed at bin centres (no rounding near an edge)."""
+    import torch
 
     rng = np.random.default_rng(0)
     nb, lo, hi = 64, -8.0, 1.0
@@ -431,20 +451,9 @@ def test_histogram_keys_past_int16(tmp_path, n_layers, key):
     values[:, 0] = 0.0  # a pruned weight in every layer: not counted
     params = {f"l{i}.weight": torch.nn.Parameter(torch.tensor(v, dtype=torch.float32).reshape(2, 3))
               for i, v in enumerate(values)}
-    layers = build_layers([(k, tuple(p.shape)) for k, p in params.items()])
-    timeline = build_timeline(2, 2, 1, 0, 2, False, 1, 0)
-    store = RunStore.create(tmp_path / "run.zarr", layers, timeline, {}, "float32", 8, hist_bins=nb,
-                            hist_range=(lo, hi))
-    rec = Recorder(store, layers, timeline, params, "float32", torch.device("cpu"))
-    flat_mag = torch.cat([p.detach().reshape(-1) for p in params.values()])
     masks = {k: (p != 0).float() for k, p in params.items()}
-    rec.begin_event(0, 0, masks, flat_mag, [1] * n_layers, 1 / 6, 0.0, 0.0, float("nan"))
-    rec.begin_phase("retrain", 0, 0)
+    rec = _hand_recorder(tmp_path / "run.zarr", params, masks, hist_bins=nb, hist_range=(lo, hi))
     assert str(rec._hist_buf[1].dtype) == f"torch.{key}"
-    state = TrainState(model=torch.nn.Module(), optimizer=None, num_steps=2, iterations_per_epoch=2)
-    for step in (1, 2):
-        state.step, state.loss, state.lr = step, torch.tensor(0.0), 0.1
-        rec.on_step_end(state)
     rec.close("complete")
     hist = np.asarray(zarr.open_group(str(tmp_path / "run.zarr"), mode="r")["magnitude_hist"][:])
     expect = np.stack([np.bincount(b[1:], minlength=nb) for b in bins])
@@ -458,23 +467,8 @@ def test_tables_interrupted_while_handed_over_are_written_at_close(tmp_path):
     queue, leaves them to close's flush: the interrupted store holds the tables as they are in memory."""
     import torch
 
-    from shedding.recording.layout import build_layers, build_timeline
-    from shedding.recording.recorder import Recorder
-    from shedding.training.loop import TrainState
-
     params = {f"l{i}.weight": torch.nn.Parameter(torch.rand(2, 3) + 0.1) for i in range(2)}
-    layers = build_layers([(k, tuple(p.shape)) for k, p in params.items()])
-    tl = build_timeline(2, 2, 1, 0, 2, False, 1, 0)
-    rec = Recorder(RunStore.create(tmp_path / "run.zarr", layers, tl, {}, "float32", 8), layers, tl, params,
-                   "float32", torch.device("cpu"))
-    flat_mag = torch.cat([p.detach().reshape(-1) for p in params.values()])
-    rec.begin_event(0, 0, {k: torch.ones_like(p) for k, p in params.items()}, flat_mag, [0, 0], 0.0, 0.0, 0.0,
-                    float("nan"))
-    rec.begin_phase("retrain", 0, 0)
-    state = TrainState(model=torch.nn.Module(), optimizer=None, num_steps=2, iterations_per_epoch=2)
-    for step in (1, 2):
-        state.step, state.loss, state.lr = step, torch.tensor(0.0), 0.1
-        rec.on_step_end(state)
+    rec = _hand_recorder(tmp_path / "run.zarr", params, {k: torch.ones_like(p) for k, p in params.items()})
     submit = rec.io.submit
 
     def interrupted(*args):
