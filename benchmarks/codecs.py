@@ -3,7 +3,7 @@
 Run: ``python -m benchmarks.codecs [--source digits|resnet20] [--chunks 16 64]``. Records a short run (every
 weight every step, float32): ``digits``, the embedded digits CNN retrained after 50% GMP (133 snapshots x
 30,496 weights), or ``resnet20``, ResNet-20 on CIFAR-shaped synthetic data after 50% GMP (65 snapshots x
-270,896 weights, one store chunk of 262,144 and a little more). It then writes the magnitudes (as float32,
+270,896 weights). It then writes the magnitudes (as float32,
 float16 and log8 codes) with each candidate codec and chunk length into a temporary folder and reads them back,
 printing bytes per weight-step and write / read throughput (median of 3). The store's choice (``SNAPSHOT_CODEC`` and
 ``TIME_MAJOR`` in :mod:`shedding.recording.store`, and the default ``--record-chunk-steps``) is the one these
@@ -23,6 +23,8 @@ import numpy as np
 import torch
 import zarr
 from zarr.codecs import BloscCodec, TransposeCodec, ZstdCodec
+
+from benchmarks.recording_overhead import _positive
 
 T = [TransposeCodec(order=(1, 0))]  # each weight's steps side by side inside a chunk
 CANDIDATES = {  # name: (filters, compressors)
@@ -61,8 +63,7 @@ def _resnet20(folder: Path, steps: int = 64) -> tuple[np.ndarray, np.ndarray]:
     _run(model, params, masks, loader, steps, [rec])
     rec.close("complete")
     group = zarr.open_group(str(folder / "run.zarr"), mode="r")
-    sizes = np.asarray(group["layer_size"][:])
-    return np.asarray(group["magnitude"][:]), np.repeat(np.arange(len(sizes)), sizes)
+    return np.asarray(group["magnitude"][:]), np.asarray(group["weight_layer"][:])
 
 
 def _encodings(mag: np.ndarray, layers: np.ndarray) -> dict[str, np.ndarray]:
@@ -101,10 +102,8 @@ def main() -> None:
     """Measure every codec and chunk length; print the table."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--source", choices=["digits", "resnet20"], default="digits", help="the run to record")
-    ap.add_argument("--chunks", type=int, nargs="+", default=[16, 64], help="snapshots per chunk to try")
+    ap.add_argument("--chunks", type=_positive, nargs="+", default=[16, 64], help="snapshots per chunk to try")
     args = ap.parse_args()
-    if min(args.chunks) < 1:
-        ap.error("--chunks: every chunk length must be at least 1")
     folder = Path(tempfile.mkdtemp(prefix="shedding-codecs-"))
     try:
         mag, layers = (_digits if args.source == "digits" else _resnet20)(folder)
