@@ -8,10 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import platform
-import signal
-import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from shedding import distributed, storage
+from shedding import distributed, interrupts, storage
 from shedding.config import ConfigError, RunConfig, parse_step, to_dict
 from shedding.data import DataBundle, build_data
 from shedding.data.loader import BatchLoader
@@ -30,6 +27,7 @@ from shedding.models.prunable import all_prunable_names, prunable_parameters
 from shedding.pruning import PRUNERS
 from shedding.pruning.masks import apply_masks, flat, gmp_threshold, ones_like, sparsity_of, unflat
 from shedding.pruning.schedule import DYNAMIC, Round, cascade_target, plan_rounds
+from shedding.recording import resuming
 from shedding.recording.layout import Layer, Timeline, build_layers, build_timeline, sample_weights
 from shedding.recording.recorder import NullRecorder, Recorder
 from shedding.recording.store import RunStore, check_path
@@ -247,24 +245,14 @@ class ResumeCallback(Callback):
 
 
 @contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM is handled like Ctrl-C (flush, mark the run interrupted) while a run records."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    if not distributed.is_main():  # torchrun: the others wait for rank 0 to stop (see distributed.deferred_stop)
-        with distributed.deferred_stop():
+def _signals_stop_the_run() -> Iterator[None]:
+    """SIGINT and SIGTERM stop the run at the next step (:mod:`shedding.interrupts`) while it records."""
+    if distributed.launched() and not distributed.is_main():
+        with distributed.deferred_stop():  # torchrun: the others wait for rank 0 to stop
             yield
         return
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
+    with interrupts.stop_on_signals():
         yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def record(cfg: RunConfig, out: str | Path, *, cache_dir: str | Path | None = None, overwrite: bool = False,
@@ -272,15 +260,36 @@ def record(cfg: RunConfig, out: str | Path, *, cache_dir: str | Path | None = No
     """Run ``cfg`` and record it into a new Zarr store at ``out``; return the store path.
 
     Bad configurations raise :class:`ConfigError` and an unusable ``out`` raises ``StoreError``, both
-    before anything is written. A failure during training leaves the store with status ``failed``
-    (``interrupted`` for Ctrl-C and SIGTERM) and every step up to ``last_committed_step`` readable;
-    :func:`resume` continues it from its last retraining epoch.
+    before anything is written. A failure during training leaves the store with status ``failed`` and
+    every step up to ``last_committed_step`` readable. SIGINT and SIGTERM stop the run at the next step
+    and raise :class:`~shedding.interrupts.Interrupted` once the store is closed (``interrupted``, or
+    ``complete`` when the signal came while a finished run was closing). :func:`resume` finishes a run
+    that did not complete.
     """
-    out = storage.as_path(out)
-    p = prepare(cfg)
-    distributed.on_main(check_path, out, overwrite)  # fail early, before training; nothing is removed yet
+    with _signals_stop_the_run():
+        out = storage.as_path(out)
+        p = prepare(cfg)
+        distributed.on_main(check_path, out, overwrite)  # fail early, before training; nothing is removed yet
+        cache = _check_cache(cache_dir)
+        interrupts.check()  # a signal before the store exists: nothing was written
+        store = distributed.on_main(_create_store, p, out, overwrite)
+        model = p.new_model(cfg.seed)
+        params = prunable_parameters(model, cfg.model.dense_layers)
+        recorder = (Recorder(store, p.layers, p.timeline, params, cfg.record.dtype, p.device)
+                    if distributed.is_main() else NullRecorder(p.timeline))  # torchrun: only rank 0 records
+        return _run_recorded(out, model, recorder,
+                             lambda: _original_then_retrain(p, out, cache, model, params, recorder, progress))
+
+
+def _check_cache(cache_dir: str | Path | None) -> Path | None:
     cache = Path(cache_dir) if cache_dir is not None else None
-    needed = p.technique.checkpoints_needed(p.T, p.t)
+    if cache is not None and cache.exists() and not cache.is_dir():
+        raise ConfigError(f"--cache: {cache} is a file, not a folder for the original run's checkpoints")
+    return cache
+
+
+def _create_store(p: Prepared, out: Path, overwrite: bool) -> RunStore:
+    cfg = p.cfg
     attrs: dict[str, Any] = {
         "config": to_dict(cfg), "seed": cfg.seed, "versions": _versions(), "device": str(p.device),
         "world_size": distributed.world_size(),  # torchrun processes that trained it (1 without torchrun)
@@ -291,91 +300,103 @@ def record(cfg: RunConfig, out: str | Path, *, cache_dir: str | Path | None = No
         "shed_definition": "a survivor at or above the line alpha*tau at its event is shed at step s while "
                            "|w(s)| < alpha*tau; tau is the GMP cut value at the event's sparsity",
     }
-    store = distributed.on_main(RunStore.create, out, p.layers, p.timeline, attrs, cfg.record.dtype,
-                                cfg.record.chunk_steps, overwrite=overwrite, hist_bins=cfg.record.hist_bins,
-                                hist_range=tuple(cfg.record.hist_range), lines=cfg.record.lines,
-                                sample=sample_weights(p.layers, cfg.record.sample_per_layer, cfg.seed))
-    model = p.new_model(cfg.seed)
-    params = prunable_parameters(model, cfg.model.dense_layers)
-    recorder = (Recorder(store, p.layers, p.timeline, params, cfg.record.dtype, p.device) if distributed.is_main()
-                else NullRecorder(p.timeline))  # torchrun: only rank 0 records
+    return RunStore.create(out, p.layers, p.timeline, attrs, cfg.record.dtype, cfg.record.chunk_steps,
+                           overwrite=overwrite, hist_bins=cfg.record.hist_bins,
+                           hist_range=tuple(cfg.record.hist_range), lines=cfg.record.lines,
+                           sample=sample_weights(p.layers, cfg.record.sample_per_layer, cfg.seed))
 
-    def body() -> float:
-        checkpoints = pretrain(p, cache, needed, recorder if cfg.record.record_pretrain else None, progress)
-        resume_dir = out / RESUME_DIR if distributed.is_main() else None
-        if resume_dir is not None:
-            resume_dir.mkdir(exist_ok=True)
-            _atomic_save(checkpoints, resume_dir / "original_run.pt")
-        return _retrain(p, model, params, checkpoints, recorder, progress, resume_dir)
 
-    return _run_recorded(out, model, recorder, body)
+def _original_then_retrain(p: Prepared, out: Path, cache: Path | None, model: torch.nn.Module,
+                           params: dict[str, torch.nn.Parameter], recorder: Recorder,
+                           progress: ProgressFactory | None, checkpoints: dict[int, StateDict] | None = None
+                           ) -> float:
+    """The original run (from ``checkpoints``, the cache or trained now), kept for resume, then retraining."""
+    if checkpoints is None:
+        needed = p.technique.checkpoints_needed(p.T, p.t)
+        checkpoints = pretrain(p, cache, needed, recorder if p.cfg.record.record_pretrain else None, progress)
+    resume_dir = out / RESUME_DIR if distributed.is_main() else None
+    if resume_dir is not None:
+        resume_dir.mkdir(exist_ok=True)
+        _atomic_save(checkpoints, resume_dir / "original_run.pt")
+    return _retrain(p, model, params, checkpoints, recorder, progress, resume_dir)
 
 
 def _run_recorded(out: Path, model: torch.nn.Module, recorder: Recorder, body: Callable[[], float]) -> Path:
-    """Run ``body`` and close the store with the status it earned (complete, interrupted or failed)."""
+    """Run ``body`` and close the store with the status it earned (complete, interrupted or failed).
+
+    Whatever happens, the store is closed exactly once, shielded from signals, and its lock released. The
+    resume folder goes only after the status is ``complete``, so a run killed at any moment can be finished.
+    """
     started = time.time()
+    status, extra, error = "complete", {}, None
     try:
-        with _sigterm_interrupts():
-            final = body()
-        recorder.sync()  # the writer has written everything, the last checkpoint included
-        if distributed.is_main():
-            _atomic_save(model.state_dict(), out / FINAL_MODEL)
-            storage.rmtree(out / RESUME_DIR)
-        recorder.close("complete", final_test_accuracy=final, seconds=time.time() - started)
-    except KeyboardInterrupt:
-        recorder.close("interrupted", seconds=time.time() - started)
-        raise
+        interrupts.check()
+        extra["final_test_accuracy"] = body()
+        with interrupts.shielded():
+            recorder.flush()
+            recorder.sync()  # the writer has written everything, the last checkpoint included
+            if distributed.is_main():
+                _atomic_save(model.state_dict(), out / FINAL_MODEL)
+    except KeyboardInterrupt as e:
+        status, extra, error = "interrupted", {}, e
     except BaseException as e:
-        recorder.close("failed", error=f"{type(e).__name__}: {e}".splitlines()[0], seconds=time.time() - started)
-        raise
+        status, extra, error = "failed", {"error": f"{type(e).__name__}: {e}".splitlines()[0]}, e
+    with interrupts.shielded():
+        recorder.close(status, seconds=time.time() - started, **extra)
+        if status == "complete" and distributed.is_main():
+            storage.rmtree(out / RESUME_DIR)
+    if isinstance(error, KeyboardInterrupt):
+        raise interrupts.Interrupted(str(error) or "interrupted", status="interrupted") from None
+    if error is not None:
+        raise error
+    if (signal_name := interrupts.requested()) is not None:  # it came while the finished run was closing
+        raise interrupts.Interrupted(signal_name, status="complete")
     distributed.barrier()  # torchrun: every rank returns once the store is complete
     return out
 
 
 def resume(out: str | Path, *, progress: ProgressFactory | None = None) -> Path:
-    """Continue an interrupted, failed or crashed run from its last retraining-epoch checkpoint.
+    """Finish a run that did not complete: interrupted, failed, or crashed (killed at any moment).
 
-    The configuration comes from the store. On CPU the resumed run ends with weights and stored arrays
-    bitwise equal to an uninterrupted run. A run that died before its first retraining epoch has nothing to
-    resume from and is raised as a ``StoreError``.
+    It continues from the last retraining-epoch checkpoint, after checking that every chunk the run
+    committed before it is on disk and intact; a run stopped before its first checkpoint restarts its
+    retraining from the original run kept in the store (or retrains that too if it was not kept). The
+    configuration comes from the store. On CPU the result is bitwise equal to an uninterrupted run. A
+    store that can't be finished (a damaged checkpoint or chunk) raises ``StoreError`` naming the file,
+    and nothing in it is changed.
     """
-    import xarray as xr
+    with _signals_stop_the_run():
+        out = storage.as_path(out)
+        cfg = resuming.check_resumable(out)
+        p = prepare(cfg)
+        state, checkpoints = resuming.load_resume_files(out / RESUME_DIR, p.T)
+        if cfg.record.record_pretrain and state is None:
+            checkpoints = None  # the recorded original training is recorded again
+        store = RunStore.reopen(out)
+        try:
+            n_events = store.group["event"].shape[0]
+            if n_events < len(p.rounds):  # a cascade-aware run cut its store when it reached the target
+                p.rounds = _cut_rounds(p, n_events - 1)
+                p.timeline = _timeline(cfg, p.T, p.t, p.ipe, p.rounds)
+            model = p.new_model(cfg.seed)
+            params = prunable_parameters(model, cfg.model.dense_layers)
+            recorder = Recorder(store, p.layers, p.timeline, params, cfg.record.dtype, p.device)
+            if state is not None:
+                resuming.verify_committed(store, recorder.rows_at(state["recorder"], _state_step(p, state)))
+        except BaseException:
+            store.release()
+            raise
+        store.set_attrs(status="running", error=None, resumed=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        if state is None:
+            return _run_recorded(out, model, recorder, lambda: _original_then_retrain(
+                p, out, None, model, params, recorder, progress, checkpoints))
+        return _run_recorded(out, model, recorder, lambda: _retrain(p, model, params, checkpoints, recorder,
+                                                                    progress, out / RESUME_DIR, state))
 
-    from shedding.config import from_plain
-    from shedding.recording.store import StoreError, held_error, read_lock, run_status
 
-    out = storage.as_path(out)
-    if distributed.launched():
-        raise StoreError(f"{out}: resume with a single process, not under torchrun")
-    if not (out / "zarr.json").exists():
-        raise StoreError(f"{out}: no run store to resume there")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        attrs = dict(xr.open_zarr(storage.zarr_location(out)).attrs)
-    status = run_status(out, attrs)
-    if status == "complete":
-        raise StoreError(f"{out} is complete; there is nothing to resume")
-    if status == "running":
-        raise held_error(out, read_lock(out))
-    ckpt_path = out / RESUME_DIR / "checkpoint.pt"
-    if not ckpt_path.exists():
-        raise StoreError(f"{out} died before its first retraining epoch; nothing to resume: record it again "
-                         "with --overwrite")
-    cfg = from_plain(attrs["config"])
-    p = prepare(cfg)
-    store = RunStore.reopen(out)
-    n_events = store.group["event"].shape[0]
-    if n_events < len(p.rounds):  # a cascade-aware run cut its store when it reached the target
-        p.rounds = _cut_rounds(p, n_events - 1)
-        p.timeline = _timeline(cfg, p.T, p.t, p.ipe, p.rounds)
-    store.set_attrs(status="running", resumed=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    model = p.new_model(cfg.seed)
-    params = prunable_parameters(model, cfg.model.dense_layers)
-    recorder = Recorder(store, p.layers, p.timeline, params, cfg.record.dtype, p.device)
-    state = storage.load(ckpt_path, map_location=p.device, weights_only=False)
-    checkpoints = storage.load(out / RESUME_DIR / "original_run.pt", map_location=p.device)
-    return _run_recorded(out, model, recorder, lambda: _retrain(p, model, params, checkpoints, recorder, progress,
-                                                                out / RESUME_DIR, state))
+def _state_step(p: Prepared, state: dict[str, Any]) -> int:
+    """The global step of a resume checkpoint (its round's first step plus the steps done in it)."""
+    return _event_steps(p.rounds)[int(state["round"])] + int(state["step"])
 
 
 def _cut_rounds(p: Prepared, final: int) -> list[Round]:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -37,25 +35,15 @@ def _attrs(path: Path) -> dict:
     return json.loads((path / "zarr.json").read_text())["attributes"]
 
 
-def _start(cfg, out: Path, cache: Path, tmp: Path) -> subprocess.Popen:
+def _killed(cfg, out: Path, cache: Path, tmp: Path, at: str) -> None:
+    """Record ``cfg`` in a process that kills itself (SIGKILL) at the moment ``at`` (see tests/signal_cli.py)."""
     (tmp / "run.toml").write_text(to_toml(cfg))
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "cli.main", "record", "--config", str(tmp / "run.toml"),
-                             "--out", str(out), "--cache", str(cache)], env=env, cwd=tmp,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-def _wait_committed(proc: subprocess.Popen, out: Path, at_least: int, timeout: float = 120) -> int:
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        if (out / "zarr.json").exists():
-            step = _attrs(out).get("last_committed_step")
-            if step is not None and step >= at_least:
-                return step
-        if proc.poll() is not None:
-            raise AssertionError(f"the run ended before it could be killed: {proc.stderr.read().decode()[-500:]}")
-        time.sleep(0.01)
-    raise AssertionError("no progress")
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}", "OMP_NUM_THREADS": "1",
+           "SHEDDING_SIGNAL": "KILL", "SHEDDING_SIGNAL_AT": at}
+    res = subprocess.run([sys.executable, str(ROOT / "tests" / "signal_cli.py"), "record", "--config",
+                          str(tmp / "run.toml"), "--out", str(out), "--cache", str(cache)], env=env, cwd=tmp,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == -9, res.stderr[-2000:]
 
 
 def _assert_same_store(a: Path, b: Path) -> None:
@@ -82,20 +70,15 @@ def reference(tmp_path_factory):
 @pytest.mark.parametrize("key", [("lr_rewind", "oneshot"), ("weight_rewind", "iterative")])
 def test_kill_9_leaves_committed_prefix_and_resume_is_bitwise(reference, tmp_path, key):
     refs, cache = reference
-    cfg = _config(*key)
     out = tmp_path / "killed.zarr"
-    proc = _start(cfg, out, cache, tmp_path)
-    ipe = 12
-    target = 14 * ipe if key[1] == "iterative" else 3 * ipe  # iterative: kill inside the second round
-    committed = _wait_committed(proc, out, target)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    at = "retrain:30@1" if key[1] == "iterative" else "retrain:40"  # iterative: inside the second round
+    _killed(_config(*key), out, cache, tmp_path, at)
     # the store opens, says the writer is gone, and every step up to the committed one is intact
     ds = xr.open_zarr(out)
     assert ds.attrs["status"] == "running" and run_status(out, ds.attrs) == "crashed"
     ref = xr.open_zarr(refs[key])
     committed = ds.attrs["last_committed_step"]
-    assert committed >= target
+    assert committed is not None and committed >= (120 if key[1] == "iterative" else 36)  # epoch ends before
     sel = ds.step.values <= committed
     np.testing.assert_array_equal(ds.loss.values[sel], ref.loss.values[sel])
     np.testing.assert_array_equal(ds.shed_count.values[sel], ref.shed_count.values[sel])
@@ -107,26 +90,6 @@ def test_kill_9_leaves_committed_prefix_and_resume_is_bitwise(reference, tmp_pat
     _assert_same_store(out, refs[key])
     with pytest.raises(StoreError, match="complete; there is nothing to resume"):
         resume(out)
-
-
-@pytest.mark.slow
-def test_sigterm_flushes_and_marks_interrupted(reference, tmp_path):
-    refs, cache = reference
-    out = tmp_path / "term.zarr"
-    proc = _start(_config(), out, cache, tmp_path)
-    _wait_committed(proc, out, 2 * 12)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=60) == 130
-    attrs = _attrs(out)
-    assert attrs["status"] == "interrupted" and attrs["last_committed_step"] >= 2 * 12
-    assert not (out / "writer.lock").exists()
-    from typer.testing import CliRunner
-
-    from cli.main import app
-
-    res = CliRunner().invoke(app, ["record", "--resume", str(out)])
-    assert res.exit_code == 0, res.output
-    _assert_same_store(out, refs[("lr_rewind", "oneshot")])
 
 
 def test_resume_refusals(recorded, tmp_path):
@@ -164,5 +127,6 @@ def test_resume_refused_while_another_machine_holds_the_lock(recorded, tmp_path)
     assert res.exit_code != 0 and "node-elsewhere" in res.stderr and str(lock) in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and lock.exists()  # one line, nothing changed
     lock.unlink()  # what the message says to do
-    with pytest.raises(StoreError, match="nothing to resume"):  # past the lock (this copy kept no checkpoint)
-        resume(out)
+    resume(out)  # past the lock: this copy kept no resume files, so the whole run is recorded again
+    assert _attrs(out)["status"] == "complete"
+    _assert_same_store(out, recorded["gmp"])

@@ -54,12 +54,17 @@ class IOThread:
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
         """Queue ``fn(*args)``; blocks while the queue is full (back-pressure)."""
         self._raise()
+        if not self._thread.is_alive():  # after close: nothing would ever run it (and a full queue would hang)
+            raise RecorderIOError("the store writer is closed; nothing more can be written")
         t0 = time.perf_counter()
         self._queue.put((fn, args))
         self.wait_seconds += time.perf_counter() - t0
 
     def sync(self) -> None:
         """Wait until everything submitted has been written; raise the writer's error if it failed."""
+        if not self._thread.is_alive():
+            self._raise()
+            return
         t0 = time.perf_counter()
         self._queue.join()
         self.wait_seconds += time.perf_counter() - t0

@@ -146,6 +146,7 @@ class Recorder(Callback):
         self._tables_written: dict[str, np.ndarray] = {}  # the tables as last handed to the writer
         self._committed_written: object = _NOT_YET  # last_committed_step as last written
         self._steps_next = 0  # per-step rows handed to the writer so far
+        self._closed = False
 
     # ------------------------------------------------------------------ driven by the experiment
     def begin_phase(self, phase: str, step_base: int, epoch_index: int) -> None:
@@ -427,6 +428,16 @@ class Recorder(Callback):
                 "events": {k: v.copy() for k, v in self.events.items()},
                 "epochs": {k: v.copy() for k, v in self.epochs.items()}}
 
+    def rows_at(self, state: dict[str, Any], step: int) -> dict[str, int]:
+        """Rows of each array that a resume from :meth:`state_dict` ``state`` at global ``step`` keeps."""
+        steps_next = state.get("steps_next", int(np.searchsorted(self.tl.steps, step, side="right")))
+        rows = {w.array.basename: steps_next for w in (self.w_loss, self.w_lr, *self.w_counts, *self.w_line_counts)}
+        for i, p in enumerate(self.periodic):
+            n = state["periodic_next"][i] if "periodic_next" in state else int(
+                np.searchsorted(p.steps, step, side="right"))
+            rows.update({w.array.basename: n for w in p.writers})
+        return rows
+
     def load_state_dict(self, state: dict[str, Any], step: int) -> None:
         """Restore :meth:`state_dict` and put every writer just after global ``step``."""
         for counter, saved in zip((self.counter, *self.extra_counters), state["counters"], strict=True):
@@ -454,8 +465,12 @@ class Recorder(Callback):
         """Flush, set the run status (complete, failed, interrupted), stop the writer, release the lock.
 
         If the writer itself failed (a disk error, say), what it had committed stays readable and the
-        status is still set when the store allows it.
+        status is still set when the store allows it. A second call only sets the status.
         """
+        if self._closed:
+            self.store.set_attrs(status=status, **attrs)
+            return
+        self._closed = True
         try:
             if self.io.error is None:
                 self.flush()

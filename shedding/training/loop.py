@@ -20,9 +20,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from shedding import distributed
+from shedding import distributed, interrupts
 from shedding.data.loader import BatchLoader
 from shedding.training.schedules import LRSchedule
+
+
+class DivergedError(RuntimeError):
+    """The training loss became NaN or infinite; the message names the phase and the step."""
 
 
 @dataclass
@@ -84,6 +88,7 @@ def train(model: torch.nn.Module, loader: BatchLoader, optimizer: torch.optim.Op
     for cb in callbacks:
         cb.on_train_start(state)
     model.train()
+    nonfinite: torch.Tensor | None = None
     while state.step < num_steps:
         batches = 0
         for x, y in loader.epoch(data_epoch_offset + state.epoch):
@@ -112,19 +117,50 @@ def train(model: torch.nn.Module, loader: BatchLoader, optimizer: torch.optim.Op
             state.batch_size = n
             for cb in callbacks:
                 cb.on_step_end(state)
+            nonfinite = _check_finite(state, nonfinite)
+            interrupts.check()  # Ctrl-C and SIGTERM stop here, between steps
             if state.step >= num_steps:
                 break
         if batches < ipe:
             break  # a partial last epoch: no epoch-end hooks
         state.epoch += 1
+        _raise_if_diverged(state, nonfinite)
         for cb in callbacks:
             cb.on_epoch_end(state)
         if world > 1 and distributed.stop_requested():
             raise KeyboardInterrupt("a stop was requested on another rank")
         model.train()
+    _raise_if_diverged(state, nonfinite)
     for cb in callbacks:
         cb.on_train_end(state)
     return state
+
+
+def _check_finite(state: TrainState, nonfinite: torch.Tensor | None) -> torch.Tensor | None:
+    """A non-finite loss stops training: at once on the CPU; on an accelerator the first bad step is kept on the
+    device (no host sync inside a step) and raised at the epoch's end or the phase's end."""
+    loss = state.loss
+    if loss is None:
+        return nonfinite
+    if loss.device.type == "cpu":
+        if not bool(torch.isfinite(loss)):
+            raise DivergedError(_diverged(state, state.step, float(loss)))
+        return nonfinite
+    bad = torch.where(torch.isfinite(loss), torch.zeros((), dtype=torch.int64, device=loss.device),
+                      torch.full((), state.step, dtype=torch.int64, device=loss.device))
+    return bad if nonfinite is None else torch.where(nonfinite > 0, nonfinite, bad)
+
+
+def _raise_if_diverged(state: TrainState, nonfinite: torch.Tensor | None) -> None:
+    if nonfinite is not None and (step := int(nonfinite)) > 0:
+        raise DivergedError(_diverged(state, step, float("nan")))
+
+
+def _diverged(state: TrainState, step: int, value: float) -> str:
+    what = f"became {value}" if value == value else "became NaN or infinite"
+    phase = "original training" if state.phase == "pretrain" else f"{state.phase} (round {state.round})"
+    return (f"the training loss {what} at step {step} of {phase}: the run diverged; "
+            "lower the learning rate")
 
 
 @torch.no_grad()
@@ -140,5 +176,6 @@ def evaluate(model: torch.nn.Module, loader: BatchLoader) -> tuple[float, float]
         loss += F.cross_entropy(out, y, reduction="sum")
         correct += (out.argmax(1) == y).sum()
         n += int(y.shape[0])
+        interrupts.check()
     model.train(was_training)
     return float(correct) / n, float(loss) / n

@@ -1,0 +1,97 @@
+"""What ``record --resume`` checks before it touches a store: that it can be resumed, that its resume files
+load, and that every chunk it keeps (the rows committed before the checkpoint) is on disk and intact.
+
+Each refusal is a one-line :class:`StoreError` naming the damaged file, raised before anything is changed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+from shedding import storage
+from shedding.config import RunConfig, from_plain
+from shedding.recording.store import StoreError, held_error, read_lock, run_status
+
+AGAIN = "record the run again with --overwrite"
+
+
+def check_resumable(out: Path) -> RunConfig:
+    """The store's configuration, if ``out`` is a run store that is not complete and not held by a live writer."""
+    import xarray as xr
+
+    from shedding import distributed
+
+    if distributed.launched():
+        raise StoreError(f"{out}: resume with a single process, not under torchrun")
+    if not (out / "zarr.json").exists():
+        raise StoreError(f"{out}: no run store to resume there")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            attrs = dict(xr.open_zarr(storage.zarr_location(out)).attrs)
+    except Exception as e:  # noqa: BLE001 - any unreadable metadata is a damaged store
+        raise StoreError(f"{out}: its metadata can't be read ({type(e).__name__}); {AGAIN}") from None
+    status = run_status(out, attrs)
+    if status == "complete":
+        raise StoreError(f"{out} is complete; there is nothing to resume")
+    if status == "running":
+        raise held_error(out, read_lock(out))
+    if "config" not in attrs:
+        raise StoreError(f"{out}: not a run store (no config attribute)")
+    return from_plain(attrs["config"])
+
+
+def _load(path: Path, weights_only: bool) -> Any:
+    try:
+        return storage.load(path, map_location="cpu", weights_only=weights_only)
+    except Exception as e:  # noqa: BLE001 - a file that does not load is damaged, whatever the reason
+        raise StoreError(f"{path} is damaged and can't be loaded ({type(e).__name__}); {AGAIN}") from None
+
+
+def load_resume_files(folder: Path, T: int) -> tuple[dict[str, Any] | None, dict[int, Any] | None]:
+    """(the last retraining checkpoint, the original run's checkpoints); None where the run had not written it.
+
+    A checkpoint without the original run it needs, or either file damaged, is refused.
+    """
+    ckpt, original = folder / "checkpoint.pt", folder / "original_run.pt"
+    state = _load(ckpt, weights_only=False) if ckpt.exists() else None
+    if state is not None and not (isinstance(state, dict) and {"round", "step", "model", "optimizer", "masks",
+                                                               "recorder"} <= state.keys()):
+        raise StoreError(f"{ckpt} is damaged (not a resume checkpoint); {AGAIN}")
+    checkpoints = _load(original, weights_only=True) if original.exists() else None
+    if checkpoints is not None and not (isinstance(checkpoints, dict) and T in checkpoints):
+        raise StoreError(f"{original} is damaged (no state at the original run's step {T}); {AGAIN}")
+    if state is not None and checkpoints is None:
+        raise StoreError(f"{original} is missing, and the checkpoint in {folder} needs it; {AGAIN}")
+    return state, checkpoints
+
+
+def _chunk_slices(array: Any, rows: int) -> list[tuple[tuple[int, ...], tuple[slice, ...]]]:
+    """(chunk index, selection) of every chunk holding any of the first ``rows`` rows of ``array``."""
+    ranges = [range(math.ceil(rows / array.chunks[0]))]
+    ranges += [range(math.ceil(n / c)) for n, c in zip(array.shape[1:], array.chunks[1:], strict=True)]
+    out = []
+    for idx in itertools.product(*ranges):
+        sel = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(idx, array.chunks, array.shape,
+                                                                           strict=True))
+        out.append((idx, sel))
+    return out
+
+
+def verify_committed(store: Any, rows: dict[str, int]) -> None:
+    """Every chunk of the first ``rows[name]`` rows of each array exists and decodes (checksums included)."""
+    for name, n in rows.items():
+        array = store.group[name]
+        for idx, sel in _chunk_slices(array, min(n, array.shape[0])):
+            key = array.metadata.encode_chunk_key(idx)
+            path = store.path / name / key
+            if not path.exists():
+                raise StoreError(f"{path} is missing: the run had committed its rows; {AGAIN}")
+            try:
+                array[sel]
+            except Exception as e:  # noqa: BLE001 - a chunk that does not decode is damaged
+                raise StoreError(f"{path} is damaged ({type(e).__name__}); {AGAIN}") from None
