@@ -130,3 +130,133 @@ def test_resume_refused_while_another_machine_holds_the_lock(recorded, tmp_path)
     resume(out)  # past the lock: this copy kept no resume files, so the whole run is recorded again
     assert _attrs(out)["status"] == "complete"
     _assert_same_store(out, recorded["gmp"])
+
+
+def _interrupted_in_process(cfg, out: Path, cache: Path, monkeypatch, at_step: int) -> None:
+    """Record ``cfg`` and stop it (as Ctrl-C does) after retraining step ``at_step`` of the first round."""
+    from shedding import experiment, interrupts
+    from shedding.training.loop import Callback
+
+    class Stop(Callback):
+        def on_step_end(self, state) -> None:
+            if state.phase == "retrain" and state.step == at_step:
+                raise KeyboardInterrupt
+
+    original = experiment.train
+    monkeypatch.setattr(experiment, "train", lambda *a, **k: original(*a[:5], [*a[5], Stop()], *a[6:], **k))
+    with pytest.raises(interrupts.Interrupted):
+        record(cfg, out, cache_dir=cache)
+    monkeypatch.setattr(experiment, "train", original)
+    assert _attrs(out)["status"] == "interrupted"
+
+
+@pytest.fixture(scope="module")
+def interrupted(reference, tmp_path_factory):
+    """An lr_rewind run stopped inside its fourth retraining epoch (it has checkpoints), and its reference."""
+    refs, cache = reference
+    out = tmp_path_factory.mktemp("interrupted") / "stopped.zarr"
+    with pytest.MonkeyPatch.context() as mp:
+        _interrupted_in_process(_config(), out, cache, mp, 3 * 12 + 5)
+    return out, refs[("lr_rewind", "oneshot")]
+
+
+def _copy(src: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    out = tmp_path / src.name
+    shutil.copytree(src, out)
+    return out
+
+
+def _tree(path: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(path)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(path.rglob("*"))}
+
+
+@pytest.mark.parametrize("damage, named", [
+    ("garbage checkpoint", "_resume/checkpoint.pt is damaged"),
+    ("checkpoint of another kind", "_resume/checkpoint.pt is damaged (not a resume checkpoint)"),
+    ("missing original run", "_resume/original_run.pt is missing"),
+    ("garbage original run", "_resume/original_run.pt is damaged"),
+    ("deleted committed chunk", "shed_count/c/0/0 is missing"),
+    ("corrupted committed chunk", "loss/c/0 is damaged"),
+])
+def test_resume_refuses_a_damaged_store_in_one_line_and_changes_nothing(interrupted, tmp_path, damage, named):
+    out = _copy(interrupted[0], tmp_path)
+    if damage == "garbage checkpoint":
+        (out / RESUME_DIR / "checkpoint.pt").write_bytes(b"not a checkpoint at all")
+    elif damage == "checkpoint of another kind":
+        torch.save({"step": 3}, out / RESUME_DIR / "checkpoint.pt")
+    elif damage == "missing original run":
+        (out / RESUME_DIR / "original_run.pt").unlink()
+    elif damage == "garbage original run":
+        (out / RESUME_DIR / "original_run.pt").write_bytes(b"\x80\x02garbage")
+    elif damage == "deleted committed chunk":
+        (out / "shed_count" / "c" / "0" / "0").unlink()
+    else:
+        chunk = out / "loss" / "c" / "0"
+        data = bytearray(chunk.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        chunk.write_bytes(bytes(data))
+    before = _tree(out)
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    res = CliRunner().invoke(app, ["record", "--resume", str(out)])
+    assert res.exit_code == 2, res.output
+    assert len(res.stderr.strip().splitlines()) == 1 and named in res.stderr, res.stderr
+    assert "record the run again with --overwrite" in res.stderr
+    assert _tree(out) == before  # nothing changed, no lock left behind
+
+
+def test_resume_clears_the_old_error_and_ends_bitwise(interrupted, tmp_path):
+    out = _copy(interrupted[0], tmp_path)
+    group = zarr.open_group(str(out), mode="r+")
+    group.attrs.update(status="failed", error="RecorderIOError: the store writer failed: No space left on device")
+    resume(out)
+    attrs = _attrs(out)
+    assert attrs["status"] == "complete" and attrs.get("error") is None
+    _assert_same_store(out, interrupted[1])
+
+
+def test_a_run_stopped_before_its_first_checkpoint_restarts_from_the_original_run(reference, tmp_path, monkeypatch):
+    refs, cache = reference
+    out = tmp_path / "early.zarr"
+    _interrupted_in_process(_config(), out, cache, monkeypatch, 5)  # inside the first retraining epoch
+    assert not (out / RESUME_DIR / "checkpoint.pt").exists() and (out / RESUME_DIR / "original_run.pt").exists()
+    resume(out)
+    _assert_same_store(out, refs[("lr_rewind", "oneshot")])
+
+
+def test_a_run_killed_after_its_last_commit_completes_its_close(reference, tmp_path):
+    """Every step committed, the final model written, the status still running (killed while closing)."""
+    refs, cache = reference
+    out = tmp_path / "closing.zarr"
+    _killed(_config(), out, cache, tmp_path, "close")
+    attrs = _attrs(out)
+    assert attrs["status"] == "running" and attrs["last_committed_step"] == 120 and (out / FINAL_MODEL).exists()
+    resume(out)
+    assert _attrs(out)["status"] == "complete"
+    _assert_same_store(out, refs[("lr_rewind", "oneshot")])
+
+
+def test_diverging_run_stops_at_once_and_is_marked_failed(tmp_path):
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    cfg = _config()
+    cfg.retrain.technique = "finetune"
+    cfg.retrain.finetune_lr = 1e6
+    (tmp_path / "run.toml").write_text(to_toml(cfg))
+    out = tmp_path / "diverged.zarr"
+    res = CliRunner().invoke(app, ["record", "--config", str(tmp_path / "run.toml"), "--out", str(out),
+                                   "--cache", str(tmp_path / "cache")])
+    assert res.exit_code == 1, res.output
+    assert "DivergedError" in res.stderr and "diverged" in res.stderr
+    attrs = _attrs(out)
+    assert attrs["status"] == "failed" and "DivergedError: the training loss became" in attrs["error"]
+    step = int(attrs["error"].split(" at step ")[1].split()[0])
+    loss = xr.open_zarr(out).loss.values
+    assert np.isfinite(loss[: step - 1]).all() and not np.isfinite(loss[step - 1])  # stopped at the first bad step
+    assert attrs["last_committed_step"] == step
