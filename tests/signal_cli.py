@@ -10,7 +10,9 @@
 - ``close``: as the finished run's store starts closing; ``after``: once the run has returned;
 - ``call:K``: at the K-th call of any recording function (:data:`COUNTED`): a "random moment" when K is drawn.
 
-With ``SHEDDING_COUNT_CALLS=FILE`` nothing is sent and the number of counted calls is written to FILE at exit.
+With ``SHEDDING_SIGNAL_SYNC=1`` the step moments first wait for the store writer to write everything handed to it
+(a kill then finds what an idle writer would leave). With ``SHEDDING_COUNT_CALLS=FILE`` nothing is sent and
+the number of counted calls is written to FILE at exit.
 """
 
 from __future__ import annotations
@@ -42,10 +44,15 @@ def send() -> None:
         os.kill(os.getpid(), s)
 
 
+_recorders: list = []
+
+
 def _at_step(phase: str) -> Callback:
     class SendAt(Callback):
         def on_step_end(self, state) -> None:
             if state.phase == phase and state.step == K and state.round in (-1, ROUND):
+                if os.environ.get("SHEDDING_SIGNAL_SYNC") and _recorders:
+                    _recorders[-1].io.sync()
                 send()
 
     return SendAt()
@@ -86,6 +93,13 @@ def install() -> None:
     elif WHERE == "prepare":
         _wrap(experiment, "prepare", False, lambda *a, **k: True)
     elif WHERE in ("pretrain", "retrain"):
+        original_init = recorder.Recorder.__init__
+
+        def init(self, *args, **kwargs) -> None:
+            original_init(self, *args, **kwargs)
+            _recorders.append(self)
+
+        recorder.Recorder.__init__ = init
         original_train = experiment.train
         experiment.train = lambda *a, **k: original_train(*a[:5], [*a[5], _at_step(WHERE)], *a[6:], **k)
     elif WHERE == "flush":

@@ -4,13 +4,11 @@ actually used, and resume after a kill -9."""
 
 from __future__ import annotations
 
-import signal
-
 import numpy as np
 import pytest
 import torch
 import xarray as xr
-from test_resume import _assert_same_store, _attrs, _start, _wait_committed
+from test_resume import _assert_same_store, _attrs, _killed
 
 from shedding.config import ConfigError, PruneConfig
 from shedding.experiment import FINAL_MODEL, prepare, record, resume
@@ -186,12 +184,10 @@ def test_cascade_removes_what_was_shed_and_cuts_the_store(cascade_run) -> None:
 def test_cascade_kill_9_and_resume_is_bitwise(cascade_run, tmp_path, where) -> None:
     ref, cache = cascade_run
     steps = xr.open_zarr(ref).event_step.values
-    at = int(steps[1]) + 1 if where == "window" else int(steps[-1]) + 2 * IPE
+    # killed one step into the second window, or two epochs into the final round once the writer caught up
+    at = "retrain:1@1" if where == "window" else f"retrain:{2 * IPE}@{len(steps) - 1}"
     out = tmp_path / "killed.zarr"
-    proc = _start(_cascade(), out, cache, tmp_path)
-    _wait_committed(proc, out, at)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    _killed(_cascade(), out, cache, tmp_path, at, sync=True)
     ds = xr.open_zarr(out)
     assert run_status(out, ds.attrs) == "crashed"
     if where == "final round":

@@ -35,11 +35,11 @@ def _attrs(path: Path) -> dict:
     return json.loads((path / "zarr.json").read_text())["attributes"]
 
 
-def _killed(cfg, out: Path, cache: Path, tmp: Path, at: str) -> None:
+def _killed(cfg, out: Path, cache: Path, tmp: Path, at: str, sync: bool = False) -> None:
     """Record ``cfg`` in a process that kills itself (SIGKILL) at the moment ``at`` (see tests/signal_cli.py)."""
     (tmp / "run.toml").write_text(to_toml(cfg))
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}", "OMP_NUM_THREADS": "1",
-           "SHEDDING_SIGNAL": "KILL", "SHEDDING_SIGNAL_AT": at}
+           "SHEDDING_SIGNAL": "KILL", "SHEDDING_SIGNAL_AT": at, **({"SHEDDING_SIGNAL_SYNC": "1"} if sync else {})}
     res = subprocess.run([sys.executable, str(ROOT / "tests" / "signal_cli.py"), "record", "--config",
                           str(tmp / "run.toml"), "--out", str(out), "--cache", str(cache)], env=env, cwd=tmp,
                          capture_output=True, text=True, timeout=300)
