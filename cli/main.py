@@ -25,12 +25,17 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from typer.core import TyperGroup
+
+try:  # typer 0.25 and later carry their own click, whose exceptions derive from this
+    from typer.exceptions import TyperException as ClickError
+except ImportError:  # pragma: no cover - an older typer on the real click
+    from click import ClickException as ClickError
 
 from cli.options import with_config_options
+from shedding.config import Range
 from shedding.storage import as_path
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Record and analyze cascade weight shedding in pruned neural networks.")
 console = Console(stderr=True)
 out_console = Console(width=None if sys.stdout.isatty() else 160)  # files and pipes get the whole table
 
@@ -43,6 +48,34 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
+class OneLineUsageErrors(TyperGroup):
+    """The root command group: click's own errors (an unknown option, a value of the wrong type, a missing
+    argument) print one line starting with ``error:`` like every other user error, instead of a usage box."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        """Run the CLI; see the class docstring. Exits (as click does) unless ``standalone_mode`` is false."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except ClickError as e:
+            if type(e).__name__ != "NoArgsIsHelpError":  # the help it stands for is printed already
+                ctx = getattr(e, "ctx", None)
+                hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+                fail(" ".join(e.format_message().split()) + hint)
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            console.print("Aborted!", highlight=False)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)  # in this mode an Exit comes back as its exit code
+
+
+app = typer.Typer(cls=OneLineUsageErrors, add_completion=False, no_args_is_help=True,
+                  pretty_exceptions_enable=False,
+                  help="Record and analyze cascade weight shedding in pruned neural networks.")
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn the errors a user can cause into one-line messages with exit status 2."""
@@ -53,25 +86,61 @@ def user_errors() -> Iterator[None]:
 
     try:
         yield
-    except (ConfigError, StoreError, NotARunError, UnknownNameError, FileNotFoundError, ValueError) as e:
+    except (ConfigError, StoreError, NotARunError, UnknownNameError, OSError, ValueError) as e:
         raise fail(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+
+
+def check_output(path: str | Path, option: str, kind: str | None) -> None:
+    """Raise ValueError (one line naming ``option``) unless ``path`` can be written, before anything is.
+
+    ``kind`` ('file' or 'folder') is what an existing ``path`` must be (None: leave that to the caller); the
+    nearest existing folder on the way to ``path`` must be a folder this process may write in (``os.access``
+    also answers no on a read-only file system, which stops root too). Remote URLs are not checked.
+    """
+    import os
+
+    from shedding.storage import is_local
+
+    p = as_path(path)
+    if not is_local(p):
+        return
+    try:
+        if p.exists() and kind == "folder" and not p.is_dir():
+            raise ValueError(f"{option} {path}: exists and is not a folder")
+        if p.is_dir() and kind == "file":
+            raise ValueError(f"{option} {path}: is a folder; give a file name")
+        near = (p if kind == "folder" and p.is_dir() else p.parent).absolute()
+        while not near.exists() and near != near.parent:
+            near = near.parent
+        if not near.is_dir():
+            raise ValueError(f"{option} {path}: {near} is not a folder")
+        if not os.access(near, os.W_OK | os.X_OK):
+            raise ValueError(f"{option} {path}: {near} is not writable")
+    except OSError as e:
+        raise ValueError(f"{option} {path}: {e.strerror or type(e).__name__}") from None
 
 
 @contextmanager
 def run_errors(path: Path | str) -> Iterator[None]:
-    """During a run: Ctrl-C exits 130 and a crash exits 1, each with one line saying what the store holds.
+    """During a run: Ctrl-C and SIGTERM exit 130 and a crash exits 1, each with one line saying what the store
+    holds. Signals stop the run at the next step (see :mod:`shedding.interrupts`), also while it closes.
 
     Set SHEDDING_DEBUG=1 to get the traceback of a crash instead.
     """
     import os
 
+    from shedding import interrupts
     from shedding.config import ConfigError
     from shedding.recording.store import StoreError
 
     try:
-        yield
-    except KeyboardInterrupt:
-        console.print(f"[bold red]interrupted:[/] {path} is marked interrupted; its committed steps are readable",
+        with interrupts.stop_on_signals():
+            yield
+            if (signal_name := interrupts.requested()) is not None:  # after the run returned: it is complete
+                raise interrupts.Interrupted(signal_name, status="complete")
+    except KeyboardInterrupt as e:
+        status = getattr(e, "status", None)
+        console.print(f"[bold red]interrupted:[/] {escape(_interrupted_line(path, status))}",
                       highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
     except (ConfigError, StoreError):
@@ -86,19 +155,39 @@ def run_errors(path: Path | str) -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
+def _interrupted_line(path: Path | str, status: str | None) -> str:
+    if status == "complete":
+        return f"the run had finished: {path} is complete"
+    if status == "interrupted":
+        return (f"{path} is marked interrupted; its committed steps are readable and "
+                f"`shedding record --resume {path}` finishes it")
+    return f"stopped before {path} was created; nothing was written"
+
+
 @contextmanager
 def progress_bars() -> Iterator[Callable[[str, int], Callable[[int], None]]]:
-    """A rich progress display; yields ``factory(description, total) -> advance(n)`` (None on quiet consoles)."""
+    """A rich progress display; yields ``factory(description, total) -> advance(n)`` (None on quiet consoles).
+
+    The display starts with its first bar, so that an error raised before any (a bad option found late) prints
+    its one line and nothing else.
+    """
     if console.quiet:  # ranks other than 0 of a torchrun launch
         yield None
         return
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
-                  TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False) as prog:
-        def factory(description: str, total: int) -> Callable[[int], None]:
-            task = prog.add_task(description, total=total)
-            return lambda n: prog.advance(task, n)
+    prog = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
+                    TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False)
 
+    def factory(description: str, total: int) -> Callable[[int], None]:
+        if not prog.live.is_started:
+            prog.start()
+        task = prog.add_task(description, total=total)
+        return lambda n: prog.advance(task, n)
+
+    try:
         yield factory
+    finally:
+        if prog.live.is_started:
+            prog.stop()
 
 
 def _build_config(recipe: str | None, config_file: Path | None, overrides: dict[str, str]):
@@ -171,6 +260,8 @@ def _record(overrides: dict[str, str], recipe: str | None, config: Path | None, 
             return
         path = out or _default_out(cfg)
         as_path(path)  # an unknown URL scheme is a one-line error (exit 2) before anything runs
+        check_output(path, "--out", None)  # what an existing --out may be: experiment.record's check_path
+        check_output(cache, "--cache", "folder")
         with progress_bars() as progress, run_errors(path):
             run_record(cfg, path, cache_dir=cache, overwrite=overwrite, progress=progress)
     out_console.print(f"recorded: {path}")
@@ -253,12 +344,21 @@ def _fmt(v: object) -> str:
     return str(v)
 
 
+EXCESS = Range(0, 1, lo_open=True)  # an excess of S_run over S_control, both shares in [0, 1]
+
+
 def _summarize_cli(runs: list[str], control: str | None, lines: list[str], **params: Any):
     from analysis.lines import parse_lines
     from analysis.summary import summarize
+    from shedding.config import parse_step
+    from shedding.validate import check_number
 
     if params.get("denominator") not in ("eligible", "survivors"):
         raise ValueError(f"--denominator: {params.get('denominator')!r} is not one of eligible, survivors")
+    check_number(params["min_excess"], "--min-excess", EXCESS)
+    check_number(params["onset_excess"], "--onset-excess", EXCESS)
+    if params["window"] != "round" and parse_step(params["window"], "--window").iterations(1) == 0:
+        raise ValueError(f"--window: {params['window']} is an empty window; give a positive length or 'round'")
     parsed = parse_lines(lines)
     opened = _open_all(runs)
     if control is not None and control not in opened:
@@ -272,6 +372,8 @@ def _summarize_cli(runs: list[str], control: str | None, lines: list[str], **par
 def _check_html(out: Path | None) -> None:
     if out is not None and out.suffix.lower() not in (".html", ".htm"):
         raise ValueError(f"--out {out}: the report is HTML; use a .html file name")
+    if out is not None:
+        check_output(out, "--out", "file")
 
 
 def _overlap_json(summary) -> list[dict[str, object]]:
@@ -318,6 +420,18 @@ def analyze(
             (console if as_json else out_console).print(f"report: {out}")
 
 
+def _check_comparable(opened: dict[str, Any], event: int) -> None:
+    """The runs have the same prunable layers, and each has the event ``event`` (negative: from the end)."""
+    first = next(iter(opened))
+    for name, ds in opened.items():
+        if list(ds.layer.values) != list(opened[first].layer.values):
+            raise ValueError(f"{name} has other prunable layers than {first}; not comparable")
+        n = ds.sizes["event"]
+        if not -n <= event < n:
+            raise ValueError(f"--event: {event} is not an event of {name}, which has {n} (0 to {n - 1}, "
+                             "or -1 for the last)")
+
+
 @app.command()
 def compare(
     runs: Annotated[list[str], typer.Argument(
@@ -343,10 +457,7 @@ def compare(
         if len(runs) < 2:
             raise ValueError("compare needs at least two runs")
         opened = _open_all(runs)
-        first = next(iter(opened.values()))
-        for name, ds in opened.items():
-            if list(ds.layer.values) != list(first.layer.values):
-                raise ValueError(f"{name} has other prunable layers than {next(iter(opened))}; not comparable")
+        _check_comparable(opened, event)
         matrix = kept_matrix(opened, event=event, effective=effective)
         if as_json:
             print(json.dumps(_no_nan({"effective": effective, "event": event,
@@ -449,11 +560,13 @@ def demo(
     from analysis.summary import summarize
     from cli.demo import demo_configs
     from reports import write_report
+    from shedding.config import AT_LEAST_1
     from shedding.experiment import record as run_record
+    from shedding.validate import check_number
 
     with user_errors():
-        if seeds < 1:
-            raise ValueError(f"--seeds: {seeds} must be at least 1")
+        check_number(seeds, "--seeds", AT_LEAST_1)
+        check_output(out, "--out", "folder")
         configs = {f"{name}-s{seed}": cfg for seed in range(seeds) for name, cfg in demo_configs(seed).items()}
         for cfg in configs.values():
             cfg.validate()

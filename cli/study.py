@@ -71,6 +71,21 @@ def _progress_callback(advance: Callable[[int], None], total: int) -> Callable[.
     return callback
 
 
+def _check_options(out: Path, seeds: int | None, scheduler: str | None, workers: int | None, retries: int) -> None:
+    """The study command's own options (the configuration's are checked with the grid's plan)."""
+    from cli.main import check_output
+    from shedding.config import AT_LEAST_1, NON_NEGATIVE
+    from shedding.validate import check_number
+
+    for value, option, within in ((seeds, "--seeds", AT_LEAST_1), (workers, "--workers", AT_LEAST_1),
+                                  (retries, "--retries", NON_NEGATIVE)):
+        if value is not None:
+            check_number(value, option, within)
+    if scheduler is not None and scheduler != "sync" and not scheduler.startswith(("tcp://", "tls://")):
+        raise ValueError(f"--scheduler: {scheduler!r} is not 'sync' or a scheduler address like tcp://host:8786")
+    check_output(out, "--out", "folder")
+
+
 def run_study(study: Study, overrides: dict[str, str], size: str, out: Path, seeds: int | None,
               recipe: str | None, config: Path | None, scheduler: str | None, workers: int | None,
               retries: int) -> None:
@@ -84,16 +99,7 @@ def run_study(study: Study, overrides: dict[str, str], size: str, out: Path, see
     from shedding.grid import run_grid, run_path
 
     with user_errors():
-        if seeds is not None and seeds < 1:
-            raise ValueError(f"--seeds: {seeds} must be at least 1")
-        if workers is not None and workers < 1:
-            raise ValueError(f"--workers: {workers} must be at least 1")
-        if retries < 0:
-            raise ValueError(f"--retries: {retries} must not be negative")
-        if scheduler is not None and scheduler != "sync" and not scheduler.startswith(("tcp://", "tls://")):
-            raise ValueError(f"--scheduler: {scheduler!r} is not 'sync' or a scheduler address like tcp://host:8786")
-        if out.exists() and not out.is_dir():
-            raise ValueError(f"--out {out}: exists and is not a folder")
+        _check_options(out, seeds, scheduler, workers, retries)
         base, grid, runs = study.plan(size, seeds, recipe, config, overrides)
         _check_data(runs)
     configs = _unique(runs)

@@ -1,8 +1,49 @@
-"""Checks a :class:`RunConfig` before anything runs; each failure is one line naming the option."""
+"""Checks a :class:`RunConfig` before anything runs; each failure is one line naming the option.
+
+Checks that follow from a field's declaration run for every field alike (:func:`check_field`): its type, a
+finite number within the field's :class:`~shedding.config.Range`, a well-formed step string. The rest
+(choices from the registries, relations between options) follow in :func:`validate_run_config`.
+"""
 
 from __future__ import annotations
 
-from shedding.config import ConfigError, RunConfig, parse_step
+import math
+import typing
+from typing import Any
+
+from shedding.config import STEP, ConfigError, FlatField, Range, RunConfig, flat_fields, parse_step
+
+
+def check_number(value: Any, where: str, within: Range | None = None) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is a finite int or float (within ``within``, when given)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(f"{where}: {value} is not a finite number")
+    if within is not None and value not in within:
+        raise ConfigError(f"{where}: {value} {within.describe()}")
+
+
+_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def check_field(f: FlatField, value: Any) -> None:
+    """The checks a field's declaration implies, for ``value`` (each item of a list field)."""
+    if typing.get_origin(f.type) in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{f.cli_name}: expected a list, got {value!r}")
+        (item,) = typing.get_args(f.type)[:1]
+        values = list(value)
+    else:
+        item, values = f.type, [value]
+    for v in values:
+        accepted = (int, float) if item is float else item
+        if not isinstance(v, accepted) or (isinstance(v, bool) and item is not bool):
+            raise ConfigError(f"{f.cli_name}: expected {_TYPE_NAMES.get(item, item)}, got {v!r}")
+        if item in (int, float):
+            check_number(v, f.cli_name, f.within)
+        if f.kind == STEP:
+            parse_step(v, f.cli_name)
 
 
 def _choice(value: str, choices: list[str] | tuple[str, ...], where: str) -> None:
@@ -10,8 +51,7 @@ def _choice(value: str, choices: list[str] | tuple[str, ...], where: str) -> Non
         raise ConfigError(f"{where}: {value!r} is not one of {', '.join(choices)}")
 
 
-def validate_run_config(cfg: RunConfig) -> None:
-    """Raise :class:`ConfigError` on the first invalid value of ``cfg``."""
+def _check_choices(cfg: RunConfig) -> None:
     from shedding.data import DATASETS
     from shedding.models import MODELS
     from shedding.pruning import PRUNERS
@@ -33,73 +73,46 @@ def validate_run_config(cfg: RunConfig) -> None:
     if not cfg.device == "auto" and not (cfg.device == "cpu" or cfg.device.startswith("cuda")):
         raise ConfigError(f"--device: {cfg.device!r} is not auto, cpu, cuda or cuda:N")
 
-    for name, text in [("--train-duration", cfg.train.duration), ("--retrain-duration", cfg.retrain.duration),
-                       ("--train-step-size", cfg.train.step_size), ("--train-warmup", cfg.train.warmup)]:
-        parse_step(text, name)
-    for m in cfg.train.milestones:
-        parse_step(m, "--train-milestones")
+
+def _check_relations(cfg: RunConfig) -> None:
+    """Checks that involve more than one option, or one option's value beyond its range."""
     for name, text in [("--train-duration", cfg.train.duration), ("--retrain-duration", cfg.retrain.duration)]:
         if parse_step(text, name) == parse_step("0it", name):
             raise ConfigError(f"{name}: {text} is no training at all; give a positive length")
     if cfg.train.schedule == "step" and parse_step(cfg.train.step_size, "") == parse_step("0it", ""):
         raise ConfigError("--train-step-size: must be longer than 0 for the step schedule")
-
-    if not 0.0 <= cfg.prune.sparsity < 1.0:
-        raise ConfigError(f"--prune-sparsity: {cfg.prune.sparsity} is not in [0, 1)")
     if cfg.prune.method == "none" and cfg.prune.schedule != "oneshot":
         raise ConfigError("--prune-schedule: the unpruned control (method none) is one-shot only")
-    if not 0.0 < cfg.prune.fraction_per_round < 1.0:
-        raise ConfigError(f"--prune-fraction-per-round: {cfg.prune.fraction_per_round} is not in (0, 1)")
-    if cfg.prune.gradual_events < 1:
-        raise ConfigError(f"--prune-gradual-events: {cfg.prune.gradual_events} must be at least 1")
-    if not 0.0 <= cfg.prune.initial_sparsity <= cfg.prune.sparsity:
+    if cfg.prune.initial_sparsity > cfg.prune.sparsity:
         raise ConfigError(f"--prune-initial-sparsity: {cfg.prune.initial_sparsity} is not in [0, --prune-sparsity]")
-    if not 0.0 < cfg.prune.cascade_fraction < 1.0:
-        raise ConfigError(f"--prune-cascade-fraction: {cfg.prune.cascade_fraction} is not in (0, 1)")
-    parse_step(cfg.prune.interval, "--prune-interval")
-    if len(cfg.prune.block_shape) != 2 or min(cfg.prune.block_shape) < 1:
+    if len(cfg.prune.block_shape) != 2:
         raise ConfigError(f"--prune-block-shape: expected two positive integers, got {cfg.prune.block_shape}")
     if cfg.prune.method != "block" and cfg.prune.block_shape != [1, 1]:
         raise ConfigError("--prune-block-shape: only used with --prune-method block")
+    if len(cfg.data.image_shape) != 3:
+        raise ConfigError(f"--data-image-shape: expected three sizes C,H,W, got {cfg.data.image_shape}")
+    if len(cfg.record.hist_range) != 2 or not cfg.record.hist_range[0] < cfg.record.hist_range[1]:
+        raise ConfigError(f"--record-hist-range: expected LO,HI with LO < HI, got {cfg.record.hist_range}")
+    if cfg.retrain.finetune_lr == 0:
+        raise ConfigError("--retrain-finetune-lr: 0 would not train; use a positive LR or -1 for the default")
+    _check_lines(cfg.record.lines)
 
-    if cfg.train.lr <= 0:
-        raise ConfigError(f"--train-lr: {cfg.train.lr} must be positive")
-    if not 0.0 <= cfg.train.momentum < 1.0:
-        raise ConfigError(f"--train-momentum: {cfg.train.momentum} is not in [0, 1)")
-    if cfg.train.weight_decay < 0:
-        raise ConfigError(f"--train-weight-decay: {cfg.train.weight_decay} must not be negative")
-    if cfg.train.gamma <= 0:
-        raise ConfigError(f"--train-gamma: {cfg.train.gamma} must be positive")
-    if cfg.data.batch_size < 1:
-        raise ConfigError(f"--data-batch-size: {cfg.data.batch_size} must be at least 1")
-    if not 0.0 < cfg.data.test_fraction < 1.0:
-        raise ConfigError(f"--data-test-fraction: {cfg.data.test_fraction} is not in (0, 1)")
-    if cfg.data.num_workers < 0:
-        raise ConfigError("--data-num-workers: must not be negative")
+
+def _check_lines(lines: list[str]) -> None:
     from shedding.lines import Line
 
-    for text in cfg.record.lines:
+    for text in lines:
         try:
             Line.parse(text)
         except ValueError as e:
             raise ConfigError(f"--record-lines: {e}") from None
-    if len(set(cfg.record.lines)) != len(cfg.record.lines):
+    if len(set(lines)) != len(lines):
         raise ConfigError("--record-lines: a line is given twice")
-    if cfg.record.every < 0:
-        raise ConfigError(f"--record-every: {cfg.record.every} must be 0 (no snapshots) or more")
-    if cfg.record.hist_every < 0:
-        raise ConfigError(f"--record-hist-every: {cfg.record.hist_every} must be 0 (no histograms) or more")
-    if cfg.record.sample_every < 0:
-        raise ConfigError(f"--record-sample-every: {cfg.record.sample_every} must be 0 (no samples) or more")
-    if cfg.record.sample_per_layer < 1:
-        raise ConfigError(f"--record-sample-per-layer: {cfg.record.sample_per_layer} must be at least 1")
-    if cfg.record.hist_bins < 1:
-        raise ConfigError(f"--record-hist-bins: {cfg.record.hist_bins} must be at least 1")
-    if len(cfg.record.hist_range) != 2 or not cfg.record.hist_range[0] < cfg.record.hist_range[1]:
-        raise ConfigError(f"--record-hist-range: expected LO,HI with LO < HI, got {cfg.record.hist_range}")
-    if cfg.record.chunk_steps < 1:
-        raise ConfigError(f"--record-chunk-steps: {cfg.record.chunk_steps} must be at least 1")
-    if cfg.record.alpha <= 0:
-        raise ConfigError(f"--record-alpha: {cfg.record.alpha} must be positive")
-    if cfg.retrain.finetune_lr == 0:
-        raise ConfigError("--retrain-finetune-lr: 0 would not train; use a positive LR or -1 for the default")
+
+
+def validate_run_config(cfg: RunConfig) -> None:
+    """Raise :class:`ConfigError` on the first invalid value of ``cfg``."""
+    for f in flat_fields(cfg):  # each field's value is its ``default`` here
+        check_field(f, f.default)
+    _check_choices(cfg)
+    _check_relations(cfg)

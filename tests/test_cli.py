@@ -49,7 +49,7 @@ def test_bad_record_options_fail_fast(args, fragment, tmp_path):
         fragment = "CUDA is not available"
     res = _invoke(["record", *args, "--out", "out.zarr"], tmp_path)
     assert res.exit_code == 2, res.output
-    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    lines = res.stderr.splitlines()  # exactly one: no empty progress display before a late check's error
     assert len(lines) == 1 and lines[0].startswith("error:"), res.stderr
     assert fragment in lines[0]
     assert not (tmp_path / "out.zarr").exists() and not (tmp_path / "runs").exists()  # nothing trained or written
@@ -178,3 +178,13 @@ def test_compare_command(recorded, tmp_path):
                            (["compare", *stores, "--block", "4by4"], "--block '4by4'")):
         res = _invoke(args, tmp_path)
         assert res.exit_code == 2 and fragment in res.stderr, res.stderr
+
+
+def test_help_is_unchanged_by_one_line_usage_errors(tmp_path):
+    for args, code in ((["--help"], 0), (["record", "--help"], 0), ([], 2), (["study"], 2)):
+        res = _invoke(args, tmp_path)
+        assert res.exit_code == code and "Usage:" in res.stdout and not res.stderr, (args, res.output)
+    res = _invoke(["analyze"], tmp_path)
+    lines = res.stderr.splitlines()
+    assert res.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: Missing argument 'runs'.")
+    assert lines[0].endswith(" analyze --help')")
