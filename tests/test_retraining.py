@@ -19,6 +19,7 @@ from shedding.config import ConfigError, RunConfig
 from shedding.experiment import prepare, pretrain_dir, record
 from shedding.models import build_model
 from shedding.models.prunable import prunable_parameters
+from shedding.recording.names import decode_names
 
 IPE = 12  # ceil(1437 training digits / batch 128)
 T, t = 4 * IPE, 2 * IPE
@@ -60,7 +61,7 @@ class Runs:
         if name not in self._done:
             cfg = _cfg(technique, **kw)
             out = record(cfg, self.root / f"{name}.zarr", cache_dir=self.cache)
-            self._done[name] = (cfg, xr.open_zarr(out))
+            self._done[name] = (cfg, decode_names(xr.open_zarr(out)))
         return self._done[name]
 
     def checkpoint(self, cfg: RunConfig, step: int) -> dict[str, torch.Tensor]:

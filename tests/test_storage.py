@@ -129,3 +129,12 @@ def test_unknown_url_scheme_is_a_one_line_error_before_anything_runs(tmp_path) -
     r = CliRunner().invoke(app, ["record", "--out", "nosuchfs://bucket/x.zarr", "--cache", str(tmp_path / "c")])
     assert r.exit_code == 2 and "Unsupported filesystem: 'nosuchfs'" in r.output
     assert not (tmp_path / "c").exists()
+
+
+def test_a_url_naming_a_file_is_refused_before_anything_changes() -> None:
+    where = storage.as_path(_url("file"))
+    where.write_text("keep me")
+    for overwrite in (False, True):
+        with pytest.raises(StoreError, match="is a file, not a store folder"):
+            check_path(where, overwrite=overwrite)
+    assert where.read_text() == "keep me"

@@ -21,6 +21,7 @@ from shedding.pruning.masks import flat
 from shedding.recording.encoding import Log8Encoder
 from shedding.recording.io_thread import IOThread
 from shedding.recording.layout import Layer, Timeline
+from shedding.recording.names import read_names
 from shedding.recording.reductions import key_counts, key_dtype
 from shedding.recording.shed_counter import ShedCounter
 from shedding.recording.store import ChunkWriter, RunStore
@@ -89,7 +90,7 @@ class Recorder(Callback):
         self.n_layers = len(layers)
         self.layer_starts = [layer.start for layer in layers]
         self.layer_sizes = [layer.size for layer in layers]
-        self.extra_lines = [Line.parse(str(t)) for t in store.group["line"][:]] if "line" in store.group else []
+        self.extra_lines = [Line.parse(t) for t in read_names(store.group["line"])] if "line" in store.group else []
         self.extra_counters = [ShedCounter(layer_ids, len(layers)) for _ in self.extra_lines]
         self._event_steps = set(int(s) for s in timeline.event_step)
         self.w_loss = store.writer("loss")

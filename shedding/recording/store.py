@@ -5,6 +5,12 @@ written only in whole chunks from in-memory chunk buffers (:class:`ChunkWriter`)
 reads back a half-written chunk. ``xarray.open_zarr(path)`` reads the store with no import of ours:
 dimension names are Zarr v3 ``dimension_names`` and non-index coordinates are listed in the root
 attribute ``coordinates`` (the CF convention xarray decodes).
+
+Every array is of a Zarr v3 core data type, so any Zarr v3 reader opens it: names (``layer``, ``layer_shape``,
+``line``) are integer codes with their labels in attributes (:mod:`shedding.recording.names`). Every array has
+CF ``long_name`` and ``units``; an integer array preallocated with a "not written" fill value (-1, or 255 for
+log8 codes) names it in ``_FillValue``, so plain xarray masks rows a crashed run never wrote (float arrays hold
+NaN there). Every array's codecs end with ``crc32c``: a damaged chunk fails to decode in any reader.
 """
 
 from __future__ import annotations
@@ -20,12 +26,13 @@ from typing import Any
 
 import numpy as np
 import zarr
-from zarr.codecs import TransposeCodec, ZstdCodec
+from zarr.codecs import Crc32cCodec, TransposeCodec, ZstdCodec
 
-from shedding.recording.layout import Layer, Timeline
+from shedding.recording.layout import VARIABLES, Layer, Timeline
+from shedding.recording.names import CODE_DTYPE, encode_names
 from shedding.storage import as_path, create_exclusive, rmtree, zarr_location
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: names as integer codes with labels, CF attributes, crc32c checksums
 LOCK_NAME = "writer.lock"
 
 
@@ -86,10 +93,12 @@ def held_error(path: str | Path, holder: dict[str, Any] | None) -> StoreError:
 def check_path(path: Path, overwrite: bool) -> None:
     """Raise StoreError unless a new store may be created at ``path`` (changes nothing on disk).
 
-    An existing store is refused unless ``overwrite``; one that a live writer holds, and a non-empty folder
-    that is not a Zarr store, are always refused.
+    An existing store is refused unless ``overwrite``; one that a live writer holds, a regular file, and a
+    non-empty folder that is not a Zarr store, are always refused.
     """
     path = as_path(path)
+    if path.is_file():
+        raise StoreError(f"{path} is a file, not a store folder; choose another --out")
     if path.exists():
         holder = read_lock(path)
         if holder is not None:
@@ -119,7 +128,11 @@ def prepare_path(path: Path, overwrite: bool) -> None:
 
 @dataclass
 class ArraySpec:
-    """One array to create: name, dims, shape, chunks, dtype, fill value and attributes."""
+    """One array to create: name, dims, shape, chunks, dtype, fill value, extra attributes and codecs.
+
+    ``data`` (coordinates known at creation) is written right after the array is created. CF ``long_name`` and
+    ``units`` come from :data:`~shedding.recording.layout.VARIABLES`.
+    """
 
     name: str
     dims: tuple[str, ...]
@@ -128,13 +141,16 @@ class ArraySpec:
     dtype: Any
     fill_value: Any = None
     attrs: dict[str, Any] | None = None
-    compressors: Any = "auto"
-    filters: Any = None  # array-to-array codecs before compression (None: zarr's default, none for numbers)
+    compressor: Any = None  # a bytes-to-bytes codec (None: DEFAULT_CODEC); CHECKSUM always follows it
+    filters: Any = None  # array-to-array codecs before compression (None: none)
+    data: Any = None
 
 
+DEFAULT_CODEC = ZstdCodec(level=0)  # what zarr's "auto" picks for numbers: small tables and coordinates
 MAGNITUDE_CODEC = ZstdCodec(level=3)  # rows written one at a time (the magnitudes a prune event saw)
 SNAPSHOT_CODEC = ZstdCodec(level=1)  # snapshots (magnitude, magnitude_code, sample_magnitude)
 TIME_MAJOR = [TransposeCodec(order=(1, 0))]  # float snapshots: each weight's run of steps side by side in a chunk
+CHECKSUM = Crc32cCodec()  # last codec of every array: each chunk carries a CRC32C that readers verify on decode
 CODEC_CHOICE = (
     "snapshots: chunks of at most 64 snapshots x 262144 weights, balanced (a run's snapshots and weights split into"
     " chunks of about one length: zarr pads an edge chunk to the full shape); float16/float32 transposed (each "
@@ -144,7 +160,7 @@ CODEC_CHOICE = (
     "0.45 / 0.82 at 186 / 149 with zstd 3 untransposed (the choice before); float32 1.76 / 1.78 at 378 / 351, "
     "against 2.09 / 1.96 at 186 / 185; log8 0.037 / 0.034 at 819 / 460 (transposed: 0.064 / 0.066). Reading float16"
     " is slower transposed (112-294 MB/s against 211-349). Blosc with bitshuffle or lz4 was larger; 64-snapshot "
-    "chunks compress better than 16")
+    "chunks compress better than 16. Every array ends with a crc32c checksum codec (4 bytes a chunk)")
 WEIGHT_CHUNK = 1 << 18  # weights per chunk along the flat weight dimension, at most
 
 
@@ -155,6 +171,180 @@ def balanced_chunk(n: int, most: int) -> int:
     n, most = max(int(n), 1), max(int(most), 1)
     k = -(-n // most)
     return -(-n // k)
+
+
+def _table(name: str, dims: tuple[str, ...], shape: tuple[int, ...], dtype: Any, fill: Any = None,
+           **kw: Any) -> ArraySpec:
+    """A small array stored as one chunk."""
+    return ArraySpec(name, dims, shape, tuple(max(n, 1) for n in shape), dtype, fill, **kw)
+
+
+def _coord(name: str, values: Any, dtype: Any, dim: str | None = None, chunk: int | None = None) -> ArraySpec:
+    """A one-dimensional coordinate along ``dim`` (default: its own name) holding ``values``."""
+    values = np.asarray(values, dtype=dtype)
+    n = len(values)
+    return ArraySpec(name, (dim or name,), (n,), (chunk or max(n, 1),), dtype, data=values)
+
+
+def _names(name: str, names: list[str]) -> ArraySpec:
+    """A name coordinate along ``layer`` or ``line``: integer codes, the labels in its attributes."""
+    codes, attrs = encode_names(names)
+    spec = _coord(name, codes, CODE_DTYPE, dim="line" if name == "line" else "layer")
+    spec.attrs = attrs
+    return spec
+
+
+def _layer_specs(layers: list[Layer], wchunk: int) -> list[ArraySpec]:
+    """The ``layer`` and ``weight`` coordinates."""
+    sizes = [layer.size for layer in layers]
+    n_w = sum(sizes)
+    weight_layer = np.repeat(np.arange(len(layers), dtype=np.int32), sizes)
+    weight_index = np.concatenate([np.arange(n, dtype=np.int64) for n in sizes]) if n_w else []
+    return [
+        _names("layer", [layer.name for layer in layers]),
+        _coord("layer_size", sizes, "int64", "layer"),
+        _coord("layer_start", [layer.start for layer in layers], "int64", "layer"),
+        _names("layer_shape", ["x".join(map(str, layer.shape)) for layer in layers]),
+        _coord("weight", np.arange(n_w), "int64", chunk=wchunk),
+        _coord("weight_layer", weight_layer, "int32", "weight", wchunk),
+        _coord("weight_index", weight_index, "int64", "weight", wchunk),
+    ]
+
+
+def _timeline_specs(tl: Timeline, samples: bool) -> list[ArraySpec]:
+    """The step, epoch and event coordinates, and the snapshot, histogram and (``samples``) sample steps the run
+    has."""
+    out = [_coord("step", tl.steps, "int64"), _coord("step_round", tl.step_round, "int16", "step"),
+           _coord("epoch", tl.epoch, "int64"), _coord("epoch_step", tl.epoch_step, "int64", "epoch"),
+           _coord("epoch_round", tl.epoch_round, "int16", "epoch"),
+           _coord("event", np.arange(tl.n_events), "int64"), _coord("event_step", tl.event_step, "int64", "event")]
+    for kind, steps, rounds in (("record", tl.record_steps, tl.record_round), ("hist", tl.hist_steps, tl.hist_round),
+                                ("sample", tl.sample_steps if samples else [], tl.sample_round)):
+        if len(steps):
+            out += [_coord(f"{kind}_step", steps, "int64"), _coord(f"{kind}_round", rounds, "int16", f"{kind}_step")]
+    return out
+
+
+def _run_specs(n_s: int, n_l: int, n_ev: int, n_e: int, n_w: int, wchunk: int, pre_dtype: str) -> list[ArraySpec]:
+    """The per-step, per-event and per-epoch variables."""
+    schunk = max(1, min(4096, n_s))
+    step = [ArraySpec("loss", ("step",), (n_s,), (schunk,), "float32", np.nan),
+            ArraySpec("lr", ("step",), (n_s,), (schunk,), "float64", np.nan)]
+    step += [ArraySpec(k, ("step", "layer"), (n_s, n_l), (schunk, n_l), "int32", -1)
+             for k in ("shed_count", "shed_events", "recover_events")]
+    event = [
+        ArraySpec("mask", ("event", "weight"), (n_ev, n_w), (1, wchunk), "bool", False),
+        ArraySpec("pre_prune_magnitude", ("event", "weight"), (n_ev, n_w), (1, wchunk), pre_dtype, np.nan,
+                  compressor=MAGNITUDE_CODEC),
+        _table("event_round", ("event",), (n_ev,), "int16", -1),
+    ]
+    event += [_table(k, ("event",), (n_ev,), "float64", np.nan)
+              for k in ("event_sparsity", "event_tau", "event_line", "event_test_accuracy",
+                        "event_final_test_accuracy")]
+    event += [_table(k, ("event", "layer"), (n_ev, n_l), "int64", -1)
+              for k in ("event_pruned", "event_survivors", "event_eligible", "event_below")]
+    epoch = [_table(k, ("epoch",), (n_e,), "float64", np.nan)
+             for k in ("train_accuracy", "train_loss", "test_accuracy", "test_loss")]
+    return step + event + epoch
+
+
+def _snapshot_specs(n_r: int, n_l: int, n_w: int, wchunk: int, magnitude_dtype: str,
+                    chunk_steps: int) -> list[ArraySpec]:
+    """The magnitude snapshots: float ``magnitude``, or log8 ``magnitude_code`` and ``magnitude_top``."""
+    if not n_r:
+        return []
+    rchunk = balanced_chunk(n_r, chunk_steps)
+    dims, shape, chunks = ("record_step", "weight"), (n_r, n_w), (rchunk, wchunk)
+    if magnitude_dtype != "log8":
+        return [ArraySpec("magnitude", dims, shape, chunks, magnitude_dtype, np.nan, compressor=SNAPSHOT_CODEC,
+                          filters=TIME_MAJOR)]
+    from shedding.recording import encoding as enc
+
+    log8 = {"encoding": "log8", "decode": "|w| = 0 if code == 0; NaN if code == 255; else "
+                                          "2 ** (magnitude_top[layer of the weight] - (254 - code) * step)",
+            "step": enc.STEP, "levels": enc.LEVELS, "relative_error_bound": enc.RELATIVE_ERROR,
+            "floor_ratio": enc.FLOOR_RATIO}
+    return [ArraySpec("magnitude_code", dims, shape, chunks, "uint8", enc.MISSING, log8, compressor=SNAPSHOT_CODEC),
+            ArraySpec("magnitude_top", ("record_step", "layer"), (n_r, n_l), (rchunk, n_l), "float32", np.nan)]
+
+
+def _hist_specs(n_h: int, n_l: int, bins: int, hist_range: tuple[float, float], chunk_steps: int
+                ) -> list[ArraySpec]:
+    """The per-layer histograms and their bins."""
+    if not n_h:
+        return []
+    edges = np.linspace(hist_range[0], hist_range[1], bins + 1)
+    return [_coord("hist_bin", np.arange(bins), "int64"), _coord("hist_bin_lo", edges[:-1], "float64", "hist_bin"),
+            _coord("hist_bin_hi", edges[1:], "float64", "hist_bin"),
+            ArraySpec("magnitude_hist", ("hist_step", "layer", "hist_bin"), (n_h, n_l, bins),
+                      (balanced_chunk(n_h, chunk_steps), n_l, bins), "int32", -1)]
+
+
+def _sample_specs(n_ss: int, sample: np.ndarray, layers: list[Layer], dtype: str, chunk_steps: int
+                  ) -> list[ArraySpec]:
+    """The sampled weights and their trajectories."""
+    n_sa = len(sample)
+    starts = np.array([layer.start for layer in layers])
+    which = np.searchsorted(starts, sample, side="right") - 1
+    return [_coord("sample", np.arange(n_sa), "int64"), _coord("sample_weight", sample, "int64", "sample"),
+            _coord("sample_layer", which, "int32", "sample"),
+            ArraySpec("sample_magnitude", ("sample_step", "sample"), (n_ss, n_sa),
+                      (balanced_chunk(n_ss, chunk_steps * 8), n_sa), dtype, np.nan, compressor=SNAPSHOT_CODEC,
+                      filters=TIME_MAJOR)]
+
+
+def _line_specs(lines: list[str], n_s: int, n_ev: int, n_l: int) -> list[ArraySpec]:
+    """The extra lines and their per-event and per-step counts."""
+    n_li = len(lines)
+    schunk = max(1, min(4096, n_s))
+    return [_names("line", lines),
+            _table("line_value", ("event", "line", "layer"), (n_ev, n_li, n_l), "float64", np.nan),
+            _table("line_eligible", ("event", "line", "layer"), (n_ev, n_li, n_l), "int64", -1),
+            *[ArraySpec(k, ("step", "line", "layer"), (n_s, n_li, n_l), (schunk, n_li, n_l), "int32", -1)
+              for k in ("line_shed_count", "line_shed_events", "line_recover_events")]]
+
+
+def cf_attrs(spec: ArraySpec) -> dict[str, Any]:
+    """The attributes of ``spec``'s array: CF ``long_name`` and ``units``, ``_FillValue`` for an integer array
+    whose fill value marks rows not written yet (plain xarray masks them), then the spec's own."""
+    long_name, units = VARIABLES[spec.name]
+    out: dict[str, Any] = {"long_name": long_name, "units": units}
+    if spec.fill_value is not None and np.dtype(spec.dtype).kind in "iu":
+        out["_FillValue"] = int(spec.fill_value)
+    return {**out, **(spec.attrs or {})}
+
+
+def create_array(group: zarr.Group, spec: ArraySpec) -> zarr.Array:
+    """Create ``spec``'s array in ``group`` (its codecs end with :data:`CHECKSUM`) and write its ``data``."""
+    kw: dict[str, Any] = {} if spec.fill_value is None else {"fill_value": spec.fill_value}
+    arr = group.create_array(spec.name, shape=spec.shape, chunks=spec.chunks, dtype=spec.dtype,
+                             dimension_names=list(spec.dims), filters=spec.filters or (),
+                             compressors=(spec.compressor or DEFAULT_CODEC, CHECKSUM), attributes=cf_attrs(spec),
+                             **kw)
+    if spec.data is not None and np.size(spec.data):
+        arr[...] = spec.data
+    return arr
+
+
+def store_specs(layers: list[Layer], tl: Timeline, magnitude_dtype: str, chunk_steps: int, hist_bins: int = 64,
+                hist_range: tuple[float, float] = (-8.0, 1.0), lines: list[str] | None = None,
+                sample: np.ndarray | None = None) -> list[ArraySpec]:
+    """Every array of a run store for ``layers`` and timeline ``tl`` (see :meth:`RunStore.create`)."""
+    n_w, n_l = sum(layer.size for layer in layers), len(layers)
+    n_s, n_ev, n_ss = len(tl.steps), tl.n_events, len(tl.sample_steps)
+    wchunk = balanced_chunk(n_w, WEIGHT_CHUNK)
+    pre_dtype = "float32" if magnitude_dtype == "float32" else "float16"
+    sample = np.zeros(0, dtype=np.int64) if sample is None or not n_ss else np.asarray(sample, dtype=np.int64)
+    specs = _layer_specs(layers, wchunk) + _timeline_specs(tl, samples=len(sample) > 0)
+    specs += _run_specs(n_s, n_l, n_ev, len(tl.epoch), n_w, wchunk, pre_dtype)
+    specs += _snapshot_specs(len(tl.record_steps), n_l, n_w, wchunk, magnitude_dtype, chunk_steps)
+    specs += _hist_specs(len(tl.hist_steps), n_l, hist_bins, hist_range, chunk_steps)
+    if len(sample):
+        specs += _sample_specs(n_ss, sample, layers, "float16" if magnitude_dtype == "log8" else magnitude_dtype,
+                               chunk_steps)
+    if lines:
+        specs += _line_specs(list(lines), n_s, n_ev, n_l)
+    return specs
 
 
 class ChunkWriter:
@@ -243,193 +433,14 @@ class RunStore:
         group = zarr.open_group(zarr_location(path), mode="w", zarr_format=3)
         store = cls(path, group)
         store._lock()
-        n_w = sum(layer.size for layer in layers)
-        n_l = len(layers)
-        tl = timeline
-        n_s, n_r, n_e, n_ev = len(tl.steps), len(tl.record_steps), len(tl.epoch), tl.n_events
-        wchunk = balanced_chunk(n_w, WEIGHT_CHUNK)
-        schunk = max(1, min(4096, n_s))
-        specs = [
-            # coordinates
-            ArraySpec("layer", ("layer",), (n_l,), (n_l,), str),
-            ArraySpec("layer_size", ("layer",), (n_l,), (n_l,), "int64"),
-            ArraySpec("layer_start", ("layer",), (n_l,), (n_l,), "int64"),
-            ArraySpec("layer_shape", ("layer",), (n_l,), (n_l,), str),
-            ArraySpec("weight", ("weight",), (n_w,), (wchunk,), "int64"),
-            ArraySpec("weight_layer", ("weight",), (n_w,), (wchunk,), "int32"),
-            ArraySpec("weight_index", ("weight",), (n_w,), (wchunk,), "int64"),
-            ArraySpec("step", ("step",), (n_s,), (max(n_s, 1),), "int64"),
-            ArraySpec("step_round", ("step",), (n_s,), (max(n_s, 1),), "int16"),
-            ArraySpec("epoch", ("epoch",), (n_e,), (max(n_e, 1),), "int64"),
-            ArraySpec("epoch_step", ("epoch",), (n_e,), (max(n_e, 1),), "int64"),
-            ArraySpec("epoch_round", ("epoch",), (n_e,), (max(n_e, 1),), "int16"),
-            ArraySpec("event", ("event",), (n_ev,), (n_ev,), "int64"),
-            ArraySpec("event_step", ("event",), (n_ev,), (n_ev,), "int64"),
-            # per step
-            ArraySpec("loss", ("step",), (n_s,), (schunk,), "float32", np.nan,
-                      {"long_name": "training loss of the step's batch"}),
-            ArraySpec("lr", ("step",), (n_s,), (schunk,), "float64", np.nan,
-                      {"long_name": "learning rate used by the step's update"}),
-            ArraySpec("shed_count", ("step", "layer"), (n_s, n_l), (schunk, n_l), "int32", -1,
-                      {"long_name": "eligible survivors below the shed line after the step"}),
-            ArraySpec("shed_events", ("step", "layer"), (n_s, n_l), (schunk, n_l), "int32", -1,
-                      {"long_name": "weights crossing below the line during the step"}),
-            ArraySpec("recover_events", ("step", "layer"), (n_s, n_l), (schunk, n_l), "int32", -1,
-                      {"long_name": "weights crossing back above the line during the step"}),
-            # snapshots
-            # events
-            ArraySpec("mask", ("event", "weight"), (n_ev, n_w), (1, wchunk), "bool", False,
-                      {"long_name": "1 = weight kept after the event"}),
-            ArraySpec("pre_prune_magnitude", ("event", "weight"), (n_ev, n_w), (1, wchunk),
-                      "float32" if magnitude_dtype == "float32" else "float16", np.nan,
-                      {"long_name": "|w| the event's mask was computed from (float16 when the snapshots use a "
-                                    "compact encoding: the mask itself is exact)"}, compressors=MAGNITUDE_CODEC),
-            ArraySpec("event_round", ("event",), (n_ev,), (n_ev,), "int16", -1),
-            ArraySpec("event_sparsity", ("event",), (n_ev,), (n_ev,), "float64", np.nan,
-                      {"long_name": "overall fraction of prunable weights pruned after the event"}),
-            ArraySpec("event_tau", ("event",), (n_ev,), (n_ev,), "float64", np.nan,
-                      {"long_name": "GMP cut value at the event's sparsity (tau)"}),
-            ArraySpec("event_line", ("event",), (n_ev,), (n_ev,), "float64", np.nan,
-                      {"long_name": "shed line alpha * tau"}),
-            ArraySpec("event_pruned", ("event", "layer"), (n_ev, n_l), (n_ev, n_l), "int64", -1,
-                      {"long_name": "weights newly pruned by the event"}),
-            ArraySpec("event_survivors", ("event", "layer"), (n_ev, n_l), (n_ev, n_l), "int64", -1,
-                      {"long_name": "weights kept after the event"}),
-            ArraySpec("event_eligible", ("event", "layer"), (n_ev, n_l), (n_ev, n_l), "int64", -1,
-                      {"long_name": "survivors at or above the line at the event (can be shed)"}),
-            ArraySpec("event_below", ("event", "layer"), (n_ev, n_l), (n_ev, n_l), "int64", -1,
-                      {"long_name": "survivors already below the line at the event (never counted as shed)"}),
-            ArraySpec("event_test_accuracy", ("event",), (n_ev,), (n_ev,), "float64", np.nan,
-                      {"long_name": "test accuracy right after the event, before retraining"}),
-            ArraySpec("event_final_test_accuracy", ("event",), (n_ev,), (n_ev,), "float64", np.nan,
-                      {"long_name": "test accuracy at the end of the event's retraining round"}),
-            # epochs
-            ArraySpec("train_accuracy", ("epoch",), (n_e,), (max(n_e, 1),), "float64", np.nan,
-                      {"long_name": "running accuracy over the epoch's training batches"}),
-            ArraySpec("train_loss", ("epoch",), (n_e,), (max(n_e, 1),), "float64", np.nan),
-            ArraySpec("test_accuracy", ("epoch",), (n_e,), (max(n_e, 1),), "float64", np.nan),
-            ArraySpec("test_loss", ("epoch",), (n_e,), (max(n_e, 1),), "float64", np.nan),
-        ]
-        log8 = magnitude_dtype == "log8"
-        sample_dtype = "float16" if log8 else magnitude_dtype
-        if n_r:
-            rchunk = balanced_chunk(n_r, chunk_steps)
-            specs += [ArraySpec("record_step", ("record_step",), (n_r,), (n_r,), "int64"),
-                      ArraySpec("record_round", ("record_step",), (n_r,), (n_r,), "int16")]
-            if log8:
-                from shedding.recording import encoding as enc
-
-                specs += [
-                    ArraySpec("magnitude_code", ("record_step", "weight"), (n_r, n_w), (rchunk, wchunk), "uint8",
-                              enc.MISSING, {"long_name": "|w| after the step, log8-coded", "encoding": "log8",
-                                            "decode": "|w| = 0 if code == 0; NaN if code == 255; else "
-                                                      "2 ** (magnitude_top[layer of the weight] - (254 - code) * step)",
-                                            "step": enc.STEP, "levels": enc.LEVELS,
-                                            "relative_error_bound": enc.RELATIVE_ERROR,
-                                            "floor_ratio": enc.FLOOR_RATIO}, compressors=SNAPSHOT_CODEC),
-                    ArraySpec("magnitude_top", ("record_step", "layer"), (n_r, n_l), (rchunk, n_l), "float32",
-                              np.nan, {"long_name": "log2 of the layer's largest |w| after the step"}),
-                ]
-            else:
-                specs.append(ArraySpec(
-                    "magnitude", ("record_step", "weight"), (n_r, n_w), (rchunk, wchunk), magnitude_dtype, np.nan,
-                    {"long_name": "|w| after the step (pruned weights are 0)"}, compressors=SNAPSHOT_CODEC,
-                    filters=TIME_MAJOR))
-        n_h = len(tl.hist_steps)
-        if n_h:
-            specs += [
-                ArraySpec("hist_step", ("hist_step",), (n_h,), (n_h,), "int64"),
-                ArraySpec("hist_round", ("hist_step",), (n_h,), (n_h,), "int16"),
-                ArraySpec("hist_bin", ("hist_bin",), (hist_bins,), (hist_bins,), "int64"),
-                ArraySpec("hist_bin_lo", ("hist_bin",), (hist_bins,), (hist_bins,), "float64"),
-                ArraySpec("hist_bin_hi", ("hist_bin",), (hist_bins,), (hist_bins,), "float64"),
-                ArraySpec("magnitude_hist", ("hist_step", "layer", "hist_bin"), (n_h, n_l, hist_bins),
-                          (balanced_chunk(n_h, chunk_steps), n_l, hist_bins), "int32", -1,
-                          {"long_name": "non-zero weights per log10|w| bin after the step (computed on the device; "
-                                        "values outside the range counted in the end bins)"}),
-            ]
-        n_ss = len(tl.sample_steps)
-        sample = np.zeros(0, dtype=np.int64) if sample is None or not n_ss else np.asarray(sample, dtype=np.int64)
-        n_sa = len(sample)
-        if n_ss and n_sa:
-            specs += [
-                ArraySpec("sample_step", ("sample_step",), (n_ss,), (n_ss,), "int64"),
-                ArraySpec("sample_round", ("sample_step",), (n_ss,), (n_ss,), "int16"),
-                ArraySpec("sample", ("sample",), (n_sa,), (n_sa,), "int64"),
-                ArraySpec("sample_weight", ("sample",), (n_sa,), (n_sa,), "int64"),
-                ArraySpec("sample_layer", ("sample",), (n_sa,), (n_sa,), "int32"),
-                ArraySpec("sample_magnitude", ("sample_step", "sample"), (n_ss, n_sa),
-                          (balanced_chunk(n_ss, chunk_steps * 8), n_sa), sample_dtype, np.nan,
-                          {"long_name": "|w| of the sampled weights after the step"}, compressors=SNAPSHOT_CODEC,
-                          filters=TIME_MAJOR),
-            ]
-        lines = list(lines or [])
-        n_li = len(lines)
-        if n_li:
-            specs += [
-                ArraySpec("line", ("line",), (n_li,), (n_li,), str),
-                ArraySpec("line_value", ("event", "line", "layer"), (n_ev, n_li, n_l), (n_ev, n_li, n_l), "float64",
-                          np.nan, {"long_name": "the extra line's value per layer at the event"}),
-                ArraySpec("line_eligible", ("event", "line", "layer"), (n_ev, n_li, n_l), (n_ev, n_li, n_l), "int64",
-                          -1, {"long_name": "survivors at or above the extra line at the event"}),
-            ] + [ArraySpec(name, ("step", "line", "layer"), (n_s, n_li, n_l), (schunk, n_li, n_l), "int32", -1,
-                           {"long_name": f"{what} for each extra line (counted on the device)"})
-                 for name, what in (("line_shed_count", "eligible survivors below the line after the step"),
-                                    ("line_shed_events", "crossings below the line during the step"),
-                                    ("line_recover_events", "crossings back above the line during the step"))]
+        specs = store_specs(layers, timeline, magnitude_dtype, chunk_steps, hist_bins, hist_range, lines, sample)
         for spec in specs:
-            kw: dict[str, Any] = {}
-            if spec.fill_value is not None:
-                kw["fill_value"] = spec.fill_value
-            if spec.filters is not None:
-                kw["filters"] = spec.filters
-            arr = group.create_array(spec.name, shape=spec.shape, chunks=spec.chunks, dtype=spec.dtype,
-                                     dimension_names=list(spec.dims), compressors=spec.compressors, **kw)
-            if spec.attrs:
-                arr.attrs.update(spec.attrs)
-        # coordinate values
-        group["layer"][:] = np.array([layer.name for layer in layers])
-        group["layer_size"][:] = np.array([layer.size for layer in layers], dtype=np.int64)
-        group["layer_start"][:] = np.array([layer.start for layer in layers], dtype=np.int64)
-        group["layer_shape"][:] = np.array(["x".join(map(str, layer.shape)) for layer in layers])
-        group["weight"][:] = np.arange(n_w, dtype=np.int64)
-        group["weight_layer"][:] = np.concatenate(
-            [np.full(layer.size, i, dtype=np.int32) for i, layer in enumerate(layers)]) if n_w else []
-        group["weight_index"][:] = np.concatenate(
-            [np.arange(layer.size, dtype=np.int64) for layer in layers]) if n_w else []
-        for name, values in [("step", tl.steps), ("step_round", tl.step_round),
-                             ("record_step", tl.record_steps), ("record_round", tl.record_round),
-                             ("epoch", tl.epoch), ("epoch_step", tl.epoch_step),
-                             ("epoch_round", tl.epoch_round), ("event", np.arange(n_ev)),
-                             ("event_step", tl.event_step)]:
-            if len(values):
-                group[name][:] = values
-        coords = ("layer_size layer_start layer_shape weight_layer weight_index step_round epoch_step epoch_round "
-                  "event_step" + (" record_round" if n_r else ""))
-        if n_li:
-            group["line"][:] = np.array(lines)
-        if n_ss and n_sa:
-            starts = np.array([layer.start for layer in layers])
-            which = np.searchsorted(starts, sample, side="right") - 1
-            group["sample_step"][:] = tl.sample_steps
-            group["sample_round"][:] = tl.sample_round
-            group["sample"][:] = np.arange(n_sa)
-            group["sample_weight"][:] = sample
-            group["sample_layer"][:] = which.astype(np.int32)
-            coords += " sample_round sample_weight sample_layer"
-        if n_h:
-            edges = np.linspace(hist_range[0], hist_range[1], hist_bins + 1)
-            group["hist_step"][:] = tl.hist_steps
-            group["hist_round"][:] = tl.hist_round
-            group["hist_bin"][:] = np.arange(hist_bins)
-            group["hist_bin_lo"][:] = edges[:-1]
-            group["hist_bin_hi"][:] = edges[1:]
-            coords += " hist_round hist_bin_lo hist_bin_hi"
+            create_array(group, spec)
         group.attrs.update({
             **attrs,
             "format": "shedding-run",
             "format_version": FORMAT_VERSION,
-            "coordinates": coords,
+            "coordinates": " ".join(s.name for s in specs if s.data is not None and s.name not in s.dims),
             "status": "running",
             "codec_choice": CODEC_CHOICE,
             "last_committed_step": None,
