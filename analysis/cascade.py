@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from analysis.events import event_index
 from analysis.lines import Line
 from analysis.shed import peak, shed_curves
 
@@ -113,6 +114,7 @@ def cascade_summary(run: xr.Dataset, control: xr.Dataset | None, event: int = 0,
     ``final_shed_fraction`` and ``final_excess`` at the round's end, and attrs ``verdict``, ``evidence``
     and ``rule``. Without a control the verdict is ``no control`` and the excess variables are NaN.
     """
+    event = event_index(run, event)
     w = window_steps(run, window)
     run_curves = shed_curves(run, event, line, denominator=denominator).compute()
     ctrl_curves = None

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import xarray as xr
 
+from analysis import integrity
+from shedding.recording.names import decode_names
 from shedding.storage import as_path
 
 
@@ -15,18 +17,26 @@ class NotARunError(ValueError):
 
 
 def open_run(path: str | Path) -> xr.Dataset:
-    """Open a run store lazily (dask-backed) as an xarray Dataset; nothing is read but metadata.
+    """Open a run store lazily (dask-backed) as an xarray Dataset; nothing is read but metadata and the small
+    coordinates.
 
-    Equivalent to ``xarray.open_zarr(path)``; this adds a clear error for paths that are not run stores.
+    Equivalent to ``xarray.open_zarr(path)``; this adds a clear error for paths that are not run stores, and
+    checks that the store is intact (:mod:`analysis.integrity`: every array's metadata readable, every chunk
+    of committed rows on disk), so that nothing is computed from the fill values of lost chunks.
     """
     p = as_path(path)
     if not (p / "zarr.json").exists():
         raise NotARunError(f"{p}: not a Zarr store (no zarr.json)")
+    listing = integrity.read_listing(p)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # zarr's note that consolidated metadata is a v3 extension
-        ds = xr.open_zarr(str(p), consolidated=None)
+        # counts keep their integer types (no NaN masking of unwritten rows: the integrity check and the
+        # committed step say which rows hold data); names are decoded from their codes
+        ds = xr.open_zarr(str(p), consolidated=None, mask_and_scale=False)
     if ds.attrs.get("format") != "shedding-run":
         raise NotARunError(f"{p}: a Zarr store, but not a shedding run (format attribute missing)")
+    integrity.check_chunks(p, ds, listing)
+    ds = decode_names(ds)
     if "magnitude_code" in ds and "magnitude" not in ds:
         ds = ds.assign(magnitude=decode_magnitude(ds))
     small = [k for k, c in ds.coords.items() if "weight" not in c.dims]

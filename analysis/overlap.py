@@ -10,6 +10,8 @@ import numpy as np
 import xarray as xr
 from scipy.stats import hypergeom, spearmanr
 
+from analysis.events import event_index
+
 
 def kept_set(ds: xr.Dataset, event: int = -1, effective: bool = False, step: int | None = None
              ) -> xr.DataArray:
@@ -18,8 +20,7 @@ def kept_set(ds: xr.Dataset, event: int = -1, effective: bool = False, step: int
     The effective set is kept and not shed at ``step`` (default: the last snapshot): a kept weight that
     was at or above the event's line at the event and is below it at ``step`` is shed (needs magnitudes).
     """
-    n_ev = ds.sizes["event"]
-    event = event % n_ev
+    event = event_index(ds, event)
     mask = ds["mask"].isel(event=event).astype(bool)
     if not effective:
         return mask
@@ -104,6 +105,8 @@ def kept_matrix(runs: dict[str, xr.Dataset], event: int = -1, effective: bool = 
     first = runs[names[0]]
     names = [n for n in names if list(runs[n].layer.values) == list(first.layer.values)
              and list(runs[n].layer_size.values) == list(first.layer_size.values)]
+    for n in names:  # before any run is read: an event one of them lacks is an error, not a wrapped index
+        event_index(runs[n], event)
     arrays = {n: _kept_arrays(runs[n], event, effective, step) for n in names}  # each run read once
     scopes = _scopes(first)
     cells: dict[tuple[str, str], xr.Dataset] = {}

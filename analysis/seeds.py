@@ -1,8 +1,8 @@
 """Across seeds: group runs into conditions, match each run with its control, and bootstrap CIs.
 
-A *condition* is everything in a run's configuration except its seed (and recording details); its runs are
-the seeds. A run's *control* is the run with prune method ``none``, the same seed and the same model, data,
-training and retraining. Means come with percentile bootstrap confidence intervals from
+A *condition* is everything in a run's configuration except its seed (and recording details other than the
+line's alpha); its runs are the seeds. A run's *control* is matched by :func:`analysis.controls.match_controls`
+(same setting and seed, and the same line). Means come with percentile bootstrap confidence intervals from
 ``scipy.stats.bootstrap`` (fixed random state, so reports are reproducible).
 """
 
@@ -15,6 +15,8 @@ import numpy as np
 import xarray as xr
 from scipy.stats import bootstrap
 
+from analysis.controls import line_alpha, match_controls
+
 CONFIDENCE = 0.95
 N_RESAMPLES = 2000
 
@@ -24,41 +26,44 @@ def _config(ds: xr.Dataset) -> dict:
 
 
 def condition_key(ds: xr.Dataset) -> str:
-    """The configuration minus seed, device and recording options, as a canonical JSON string."""
+    """The configuration minus seed, device and recording options (but with the line's alpha), as a canonical
+    JSON string."""
     cfg = {k: v for k, v in _config(ds).items() if k not in ("seed", "device", "record")}
+    cfg["alpha"] = line_alpha(ds)
     return json.dumps(cfg, sort_keys=True)
 
 
 def condition_label(ds: xr.Dataset) -> str:
-    """A short human label: method, sparsity, schedule, retraining technique."""
+    """A short human label: method, sparsity, schedule, retraining technique (a control: its line's sparsity)."""
     cfg = _config(ds)
     p, r = cfg.get("prune", {}), cfg.get("retrain", {})
+    alpha = "" if line_alpha(ds) == 1.0 else f", alpha {line_alpha(ds):g}"
     if p.get("method") == "none":
-        return f"control ({r.get('technique')})"
+        return f"control {p.get('sparsity'):g} ({r.get('technique')}{alpha})"
     sched = "" if p.get("schedule") == "oneshot" else f" {p.get('schedule')}"
     block = f" {p['block_shape'][0]}x{p['block_shape'][1]}" if p.get("method") == "block" else ""
-    return f"{p.get('method')}{block} {p.get('sparsity'):g}{sched}, {r.get('technique')}"
-
-
-def _match_key(ds: xr.Dataset) -> str:
-    cfg = {k: v for k, v in _config(ds).items() if k not in ("device", "record", "prune")}
-    return json.dumps(cfg, sort_keys=True)
+    return f"{p.get('method')}{block} {p.get('sparsity'):g}{sched}, {r.get('technique')}{alpha}"
 
 
 def group_runs(runs: dict[str, xr.Dataset]) -> tuple[dict[str, list[str]], dict[str, str | None]]:
-    """(conditions: label -> run names, control_of: run name -> its matched control's name or None)."""
+    """(conditions: label -> run names, control_of: run name -> its matched control's name or None).
+
+    Controls are matched by :func:`analysis.controls.match_controls` (ValueError when two match one run).
+    """
+    return group_conditions(runs), match_controls(runs)
+
+
+def group_conditions(runs: dict[str, xr.Dataset]) -> dict[str, list[str]]:
+    """Condition label -> run names; two conditions whose labels coincide get distinct ones (``[n]`` suffix)."""
     conditions: dict[str, list[str]] = {}
-    labels: dict[str, str] = {}
+    labels: dict[str, str] = {}  # condition key -> its label
     for name, ds in runs.items():
         key = condition_key(ds)
-        label = labels.setdefault(key, condition_label(ds))
-        if label in conditions and labels.get(key) != label:
-            label = f"{label} [{len(conditions)}]"
-        conditions.setdefault(label, []).append(name)
-    controls = {_match_key(ds): n for n, ds in runs.items() if bool(ds.attrs.get("control"))}
-    control_of = {n: (None if ds.attrs.get("control") else controls.get(_match_key(ds)))
-                  for n, ds in runs.items()}
-    return conditions, control_of
+        if key not in labels:
+            label = condition_label(ds)
+            labels[key] = label if label not in labels.values() else f"{label} [{len(labels)}]"
+        conditions.setdefault(labels[key], []).append(name)
+    return conditions
 
 
 def mean_ci(values: np.ndarray, axis: int = 0, confidence: float = CONFIDENCE, n_resamples: int = N_RESAMPLES

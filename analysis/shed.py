@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from analysis.events import event_index
+
 DENOMINATORS = ("eligible", "survivors")
 
 
@@ -154,6 +156,7 @@ def shed_curves(ds: xr.Dataset, event: int = 0, line=None, line_values: np.ndarr
 
     if denominator not in DENOMINATORS:
         raise ValueError(f"denominator must be one of {DENOMINATORS}, got {denominator!r}")
+    event = event_index(ds, event)
     line = Line(line.kind, line.value) if line is not None else Line("gmp", float(ds.attrs.get("alpha", 1.0)))
     recorded = line.is_recorded(ds) and line_values is None
     extra = line.recorded_index(ds) if line_values is None and not recorded else None

@@ -12,7 +12,7 @@ pure function of xarray objects:
 * :func:`points` and :func:`seed_reduce`: median, mean and 95% bootstrap CI over seeds at each point;
 * :func:`max_compression_at_parity`: Renda et al.'s table metric, the largest compression whose median accuracy
   change against the dense network is at least 0;
-* :func:`cascade_results`: per run, the cascade detection against its seed-matched control; per condition, means
+* :func:`cascade_results`: per run, the cascade detection against its matched control; per condition, means
   over seeds with CIs and a verdict, S(t) bands, the kept-set convergence of random pruning towards GMP's.
 """
 
@@ -355,14 +355,16 @@ def cascade_results(study_runs: StudyRuns, window: str | int | None = "5ep", min
                     onset_excess: float = 0.01) -> StudyResults:
     """Shedding statistics of the cascade study; see the module docstring.
 
-    Per main-part run: the :func:`analysis.cascade.cascade_summary` variables against the control with the same
-    condition, sparsity and seed (NaN without one), S(t) and the excess over the control by steps since the event
-    (``shed_fraction``, ``excess`` over ``since``), and for random runs the kept-set convergence towards the GMP
-    run of the same condition, sparsity and seed (``convergence`` over ``conv_step``). Tables: ``conditions``
+    Per main-part run: the :func:`analysis.cascade.cascade_summary` variables against its control (matched by
+    :func:`analysis.controls.match_controls`: the same condition, seed and line sparsity; NaN without one),
+    S(t) and the excess over the control by steps since the event (``shed_fraction``, ``excess`` over
+    ``since``), and for random runs the kept-set convergence towards the GMP run of the same condition,
+    sparsity and seed (``convergence`` over ``conv_step``). Tables: ``conditions``
     (means over seeds with CIs, verdict), ``controls``, ``random_vs_gmp`` (accuracy), ``convergence`` and, when the
     cascade-aware part ran, ``aware``. Extras: ``bands`` (S and excess CI bands per condition, sparsity and method).
     """
     from analysis.cascade import cascade_summary
+    from analysis.controls import match_controls
     from analysis.overlap import convergence
 
     ds = results_dataset(study_runs)
@@ -376,7 +378,8 @@ def cascade_results(study_runs: StudyRuns, window: str | int | None = "5ep", min
         return (f["condition"], f["sparsity"], f["seed"], method or f["method"])
 
     by_key = {key(lbl): lbl for lbl in main}
-    control_of = {lbl: by_key.get(key(lbl, "none")) for lbl in main if fac[lbl]["method"] != "none"}
+    matched = match_controls({lbl: runs[lbl] for lbl in main})  # the one rule: same setting, seed and line
+    control_of = {lbl: matched[lbl] for lbl in main if fac[lbl]["method"] != "none"}
     scalars = {v: np.full(len(labels), np.nan) for v in CASCADE_VARS}
     verdict = np.full(len(labels), "", dtype=object)
     curves, excess, conv_curves = {}, {}, {}
@@ -414,7 +417,7 @@ def cascade_results(study_runs: StudyRuns, window: str | int | None = "5ep", min
     ds["excess"] = _stack(excess, labels, "since")
     ds["convergence"] = _stack(conv_curves, labels, "conv_step")
     ds["shed_fraction"].attrs["long_name"] = "S(t): shed / eligible survivors, recorded line, steps since the event"
-    ds["excess"].attrs["long_name"] = "S_run - S_control (seed-matched control), steps since the event"
+    ds["excess"].attrs["long_name"] = "S_run - S_control (matched control), steps since the event"
     ds["convergence"].attrs["long_name"] = ("Jaccard minus chance of the random run's kept-and-above-the-line set "
                                             "with the GMP run's kept set")
     tables, bands = _cascade_tables(ds, entries, runs, control_of, curves, excess, min_excess)

@@ -1,9 +1,10 @@
 """Everything ``shedding analyze`` and ``compare`` compute for a set of runs, as xarray objects (no I/O).
 
-Runs are grouped into conditions (same configuration, different seeds); each run is matched with the
-control of its seed. Per run: cascade detection for every event and line. Per condition: means over seeds
-with bootstrap confidence intervals, CI bands of S(t) and of the excess, and a verdict. Across runs: the
-kept-set overlap matrices (masks and effective sets) and the convergence of random runs towards GMP's set.
+Runs are grouped into conditions (same configuration, different seeds); each run is matched with its control
+by :func:`analysis.controls.match_controls` (same setting and seed, same line), or has none. Per run: cascade
+detection for every event and line. Per condition: means over seeds with bootstrap confidence intervals, CI
+bands of S(t) and of the excess, and a verdict. Across runs: the kept-set overlap matrices (masks and
+effective sets) and the convergence of random runs towards GMP's set.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import numpy as np
 import xarray as xr
 
 from analysis.cascade import DEFAULT_WINDOW, detect_cascades
+from analysis.controls import is_control
 from analysis.lines import Line
 from analysis.overlap import convergence, kept_matrix
-from analysis.seeds import curve_band, group_runs, mean_ci
+from analysis.seeds import curve_band, group_conditions, group_runs, mean_ci
 from analysis.shed import shed_curves, shed_fraction
 
 SCALARS = ("peak_shed_fraction", "time_to_peak", "amplification", "excess_peak", "final_excess",
@@ -133,16 +135,15 @@ def summarize(runs: dict[str, xr.Dataset], control: str | None = None, lines: li
     Condition verdict (ours): a cascade when the mean peak excess over seeds reaches ``min_excess`` and its
     95% bootstrap CI lies above 0; with one seed, the run's own verdict, flagged as such.
     """
-    conditions, control_of = group_runs(runs)
-    controls = {n for n, ds in runs.items() if bool(ds.attrs.get("control"))}
-    if control is not None:
-        if control not in runs:
-            raise ValueError(f"control {control!r} is not among the runs: {', '.join(runs)}")
+    if control is not None and control not in runs:
+        raise ValueError(f"control {control!r} is not among the runs: {', '.join(runs)}")
+    controls = {n for n, ds in runs.items() if is_control(ds)}
+    if control is not None:  # the user's choice for every run, instead of the matching rule
+        conditions = group_conditions(runs)
         controls.add(control)
         control_of = {n: (None if n in controls else control) for n in runs}
-    elif len(controls) == 1:  # one control: use it for every run even if its config differs in details
-        only = next(iter(controls))
-        control_of = {n: (None if n in controls else control_of[n] or only) for n in runs}
+    else:
+        conditions, control_of = group_runs(runs)
     lines = lines or []
     fractions = {n: shed_fraction(ds, denominator).compute() for n, ds in runs.items()}
     detections = {}

@@ -21,23 +21,27 @@ def _list(a: xr.DataArray | np.ndarray) -> list:
     return [None if not np.isfinite(v) else float(v) for v in values.ravel()]
 
 
-def shed_curves(fractions: dict[str, xr.Dataset], controls: set[str]) -> go.Figure:
-    """Global S(t) of every run (controls dashed grey) and, below, each pruned run's excess over control."""
+def shed_curves(fractions: dict[str, xr.Dataset], controls: set[str],
+                control_of: dict[str, str | None]) -> go.Figure:
+    """Global S(t) of every run (controls dashed grey) and, below, each pruned run's excess over its matched
+    control (``control_of``, from :func:`analysis.controls.match_controls`; no excess for a run without one)."""
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.6, 0.4],
                         subplot_titles=("shed fraction S(t)", "excess over the control S_run - S_control"))
-    ctrl = next((fractions[c] for c in controls), None)
+    any_ctrl = False
     for i, (name, f) in enumerate(fractions.items()):
         is_ctrl = name in controls
         fig.add_trace(go.Scatter(
             x=_list(f.step), y=_list(f.shed_fraction_global), name=name + (" (control)" if is_ctrl else ""),
             mode="lines", line=dict(color=CONTROL_COLOR if is_ctrl else PALETTE[i % len(PALETTE)],
                                     dash="dash" if is_ctrl else "solid")), row=1, col=1)
+        ctrl = fractions.get(control_of.get(name) or "")
         if ctrl is not None and not is_ctrl:
+            any_ctrl = True
             common = np.intersect1d(f.step.values, ctrl.step.values)
             ex = f.shed_fraction_global.sel(step=common) - ctrl.shed_fraction_global.sel(step=common)
             fig.add_trace(go.Scatter(x=[int(s) for s in common], y=_list(ex), name=f"{name} excess",
                                      mode="lines", line=dict(color=PALETTE[i % len(PALETTE)])), row=2, col=1)
-    if ctrl is None:
+    if not any_ctrl:
         fig.add_annotation(text="NO CONTROL RUN: these curves cannot show a cascade", showarrow=False,
                            xref="x2 domain", yref="y2 domain", x=0.5, y=0.5, font=dict(size=16, color="red"))
     fig.update_layout(title="Shedding after pruning, against the unpruned control", **LAYOUT, )

@@ -147,7 +147,7 @@ def test_compare_kept_matches_numpy(recorded):
     res = compare_kept(a, b)
     ka, kb = ra["mask"][-1].astype(bool), rb["mask"][-1].astype(bool)
     scopes = [("all", slice(None))] + [(str(n), slice(int(s), int(s + z))) for n, s, z in
-                                       zip(ra["layer"], ra["layer_start"], ra["layer_size"], strict=True)]
+                                       zip(a.layer.values, ra["layer_start"], ra["layer_size"], strict=True)]
     for scope, sl in scopes:
         x, y = ka[sl], kb[sl]
         r = res.sel(scope=scope)
