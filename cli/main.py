@@ -392,7 +392,8 @@ def analyze(
         help="run stores (paths or fsspec URLs) to analyze together (seeds, methods, controls)")],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="write the HTML report here")] = None,
     control: Annotated[str | None, typer.Option(help="one control run for all (name or path); default: each run's "
-                                                "seed-matched run recorded with --prune-method none")] = None,
+                                                "matched control (--prune-method none, same setting and seed, "
+                                                "its line at the run's first-event sparsity and alpha)")] = None,
     line: Annotated[list[str] | None, typer.Option("--line", help=LINE_HELP)] = None,
     min_excess: Annotated[float, typer.Option(help="cascade when S_run - S_control reaches this")] = 0.05,
     onset_excess: Annotated[float, typer.Option(help="onset: first step the excess reaches this")] = 0.01,
@@ -401,7 +402,7 @@ def analyze(
     denominator: Annotated[str, typer.Option(help="S = shed / eligible survivors or / all survivors")] = "eligible",
     as_json: Annotated[bool, typer.Option("--json", help="print the statistics as JSON instead of tables")] = False,
 ) -> None:
-    """Cascade verdicts per run, event and line against seed-matched controls, means with bootstrap CIs per
+    """Cascade verdicts per run, event and line against matched controls, means with bootstrap CIs per
     condition, kept-set overlaps; optional HTML report."""
     from reports import write_report
 

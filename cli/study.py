@@ -129,7 +129,8 @@ def run_study(study: Study, overrides: dict[str, str], size: str, out: Path, see
         entries.append(Entry(r.label, r.factor_dict(), str(o.path) if o is not None else None, status,
                              (o.error if o is not None else "the runner returned no outcome for it")
                              if status != "complete" else None))
-    results = study.analyze(collect(entries, out / "pretrain"), grid)
+    with user_errors():  # a damaged store or two equal controls: one line, exit 2
+        results = study.analyze(collect(entries, out / "pretrain"), grid)
     size_flag = {"quick": ["--quick"], "full": []}.get(size, [f"--size {size}"])
     command = " ".join([f"shedding study {study.name}", *size_flag, f"--out {out}",
                         *([f"--recipe {recipe}"] if recipe else []), *([f"--config {config}"] if config else []),
