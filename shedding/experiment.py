@@ -345,9 +345,9 @@ def _run_recorded(out: Path, model: torch.nn.Module, recorder: Recorder, body: C
         recorder.close(status, seconds=time.time() - started, **extra)
         if status == "complete" and distributed.is_main():
             storage.rmtree(out / RESUME_DIR)
-    if isinstance(error, KeyboardInterrupt):
-        raise interrupts.Interrupted(str(error) or "interrupted", status="interrupted") from None
     if error is not None:
+        if isinstance(error, KeyboardInterrupt):
+            error.status = "interrupted"  # what the store was left as, for the one line the CLI prints
         raise error
     if (signal_name := interrupts.requested()) is not None:  # it came while the finished run was closing
         raise interrupts.Interrupted(signal_name, status="complete")
