@@ -134,18 +134,22 @@ def test_resume_refused_while_another_machine_holds_the_lock(recorded, tmp_path)
 
 def _interrupted_in_process(cfg, out: Path, cache: Path, monkeypatch, at_step: int) -> None:
     """Record ``cfg`` and stop it (as Ctrl-C does) after retraining step ``at_step`` of the first round."""
-    from shedding import experiment, interrupts
+    from shedding import experiment
     from shedding.training.loop import Callback
+
+    class Stopped(KeyboardInterrupt):
+        pass
 
     class Stop(Callback):
         def on_step_end(self, state) -> None:
             if state.phase == "retrain" and state.step == at_step:
-                raise KeyboardInterrupt
+                raise Stopped
 
     original = experiment.train
     monkeypatch.setattr(experiment, "train", lambda *a, **k: original(*a[:5], [*a[5], Stop()], *a[6:], **k))
-    with pytest.raises(interrupts.Interrupted):
+    with pytest.raises(Stopped) as stopped:
         record(cfg, out, cache_dir=cache)
+    assert stopped.value.status == "interrupted"  # what the store was left as
     monkeypatch.setattr(experiment, "train", original)
     assert _attrs(out)["status"] == "interrupted"
 
