@@ -1,6 +1,8 @@
 """Recording overhead: training-step time with the recorder against the same loop without it.
 
-Run: ``python -m benchmarks.recording_overhead [--steps N] [--repeats R] [--device cpu|cuda] [--cases ...]``.
+Run: ``python -m benchmarks.recording_overhead [--steps N] [--repeats R] [--device cpu|cuda] [--cases ...]
+[--variants ...] [--json PATH]``; ``--model/--shape/--batch`` time a case's variants on a stand-in model (a dry
+run of the GPU rows on a CPU, see benchmarks/gpu_check.sh).
 Prints one table of ratios measured in this run (machines are shared and noisy: only ratios are reported,
 each the median over repeats that interleave the variants in a shuffled order). Two measures per variant:
 
@@ -18,12 +20,17 @@ core of its own and the run is long enough for closing the store not to count.
 
 It also compares the store's bytes and the recorder's own time with the hand-written peer,
 ``torch.save(model.state_dict())`` at the same interval (its own time: the time inside ``torch.save``).
-On CUDA it adds ResNet-56 and ResNet-50 (bf16 autocast), the GPU rows of issue 3.
+On CUDA it adds ResNet-56 and ResNet-50 (bf16 autocast), the GPU rows of issue 3; ``--variants`` keeps some
+variants only (``summary every step`` in every case, ``resnet50:full every 100, float16`` in one).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import math
+import os
 import random
 import shutil
 import statistics
@@ -67,12 +74,14 @@ class Case:
     variants: list[str]
     mixed_precision: bool = False
     peers: list[tuple[str, str]] = field(default_factory=list)  # (ours, torch.save at the same interval)
+    stands_for: str = ""  # the case whose variants a stand-in model times (--model)
 
     @property
     def label(self) -> str:
         """How the table names the case."""
         bf16 = " bf16" if self.mixed_precision else ""
-        return f"{self.model} {'x'.join(map(str, self.shape))} b{self.batch}{bf16}"
+        instead = f" (for {self.stands_for})" if self.stands_for else ""
+        return f"{self.model} {'x'.join(map(str, self.shape))} b{self.batch}{bf16}{instead}"
 
 
 CASES = {
@@ -258,12 +267,13 @@ def measure(case: Case, device: torch.device, repeats: int, steps: int | None = 
     for ours, peer in case.peers:
         for enc in ("float16", "log8"):
             name = ours.replace("float16", enc)
-            if name in sizes:
+            if name in sizes and peer in sizes:
                 rows.append((case.label, f"own time: {peer} / {name}",
                              statistics.median(own[peer]) / statistics.median(own[name])))
                 rows.append((case.label, f"training-thread time: {peer} / {name}",
                              statistics.median(thread[peer]) / statistics.median(thread[name])))
-                rows.append((case.label, f"bytes: {name} / {peer}", sizes[name] / sizes[peer]))
+                if sizes[peer]:  # a run shorter than the peer's interval saves nothing
+                    rows.append((case.label, f"bytes: {name} / {peer}", sizes[name] / sizes[peer]))
     for name in case.variants:
         if name.startswith("full every step"):
             rows.append((case.label, f"bytes per weight-step, {name}", sizes[name] / (n_weights * (steps + 1))))
@@ -278,6 +288,48 @@ def _positive(text: str) -> int:
     return value
 
 
+def _shape(text: str) -> tuple[int, int, int]:
+    """An argparse type: an input shape as channels,height,width."""
+    try:
+        c, h, w = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not C,H,W") from None
+    if min(c, h, w) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not C,H,W with each at least 1")
+    return c, h, w
+
+
+def select_variants(names: list[str], wanted: list[str] | None) -> dict[str, list[str]]:
+    """The variants to time in each case of ``names``: all of them, or those ``wanted`` names, each either a
+    variant (kept in every case that has it) or ``CASE:VARIANT`` (kept in that case). Raises ValueError naming
+    a wanted variant that none of the cases has, or a case left with none."""
+    if not wanted:
+        return {n: list(CASES[n].variants) for n in names}
+    chosen: dict[str, list[str]] = {}
+    used: set[str] = set()
+    for n in names:
+        keep = []
+        for v in CASES[n].variants:
+            hits = {w for w in wanted if w == v or w == f"{n}:{v}"}
+            used |= hits
+            if hits:
+                keep.append(v)
+        if not keep:
+            raise ValueError(f"--variants: none of them is timed in case {n} (it has: {', '.join(CASES[n].variants)})")
+        chosen[n] = keep
+    unused = [w for w in wanted if w not in used]
+    if unused:
+        raise ValueError(f"--variants: {', '.join(map(repr, unused))} is in none of the cases {', '.join(names)}")
+    return chosen
+
+
+def _write_json(path: Path, meta: dict, rows: list[dict]) -> None:
+    """The table so far as JSON (written after each case, so a run stopped by a time limit keeps its rows)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({**meta, "rows": rows}, indent=1))
+    os.replace(tmp, path)
+
+
 def main() -> None:
     """Parse options, measure every case, print the table."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -286,6 +338,13 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--cases", nargs="+", choices=sorted(CASES), default=None,
                     help=f"models to time (default: {' '.join(CPU_CASES)} on CPU, {' '.join(GPU_CASES)} on CUDA)")
+    ap.add_argument("--variants", nargs="+", default=None, metavar="[CASE:]VARIANT",
+                    help="time only these variants (names as in the table, e.g. 'summary every step' or "
+                         "'resnet50:full every 100, float16'); the run without recording is always timed")
+    ap.add_argument("--model", default=None, help="time the cases' variants on this model instead (a stand-in)")
+    ap.add_argument("--shape", type=_shape, default=None, help="with --model: its input shape C,H,W")
+    ap.add_argument("--batch", type=_positive, default=None, help="batch size (default: each case's own)")
+    ap.add_argument("--json", type=Path, default=None, help="also write the rows to this JSON file")
     args = ap.parse_args()
     try:
         device = torch.device(args.device)
@@ -293,12 +352,30 @@ def main() -> None:
         ap.error(f"--device: {args.device!r} is not a torch device (cpu, cuda, cuda:N)")
     if device.type == "cuda" and not torch.cuda.is_available():
         ap.error("--device: CUDA is not available on this machine")
+    if (args.model is None) != (args.shape is None):
+        ap.error("--model and --shape go together")
     names = args.cases or (GPU_CASES if device.type == "cuda" else CPU_CASES)
-    print(f"device: {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else 'CPU'}, "
-          f"{torch.get_num_threads()} threads); median of {args.repeats} interleaved repeats")
+    try:
+        variants = select_variants(names, args.variants)
+    except ValueError as e:
+        ap.error(str(e))
+    name_of = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"device: {device} ({name_of}, {torch.get_num_threads()} threads); median of {args.repeats} "
+          f"interleaved repeats", flush=True)
+    meta = {"device": str(device), "device_name": name_of, "repeats": args.repeats, "torch": torch.__version__}
+    table: list[dict] = []
     for name in names:  # each case's rows as soon as they are measured
-        for case, what, value in measure(CASES[name], device, args.repeats, args.steps):
-            print(f"{case:<26}  {what:<72}  {value:8.3f}", flush=True)
+        case = dataclasses.replace(CASES[name], variants=variants[name])
+        if args.model:
+            case = dataclasses.replace(case, model=args.model, shape=args.shape, stands_for=name)
+        if args.batch:
+            case = dataclasses.replace(case, batch=args.batch)
+        for label, what, value in measure(case, device, args.repeats, args.steps):
+            print(f"{label:<40}  {what:<72}  {value:8.3f}", flush=True)
+            table.append({"case": name, "label": label, "what": what,
+                          "value": value if math.isfinite(value) else None})
+        if args.json:
+            _write_json(args.json, meta, table)
 
 
 if __name__ == "__main__":
