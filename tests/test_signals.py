@@ -5,20 +5,17 @@ interrupted resumes bitwise equal to an uninterrupted run. And kill -9 at 20 dra
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
-import zarr
+from test_resume import _assert_same_store, _attrs
 
 from shedding.config import to_toml
-from shedding.experiment import FINAL_MODEL, RESUME_DIR, record, resume
+from shedding.experiment import RESUME_DIR, record, resume
 from shedding.recording.store import StoreError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,10 +32,6 @@ def _config():
     return cfg
 
 
-def _attrs(path: Path) -> dict:
-    return json.loads((path / "zarr.json").read_text())["attributes"]
-
-
 def _run(tmp: Path, out: Path, at: str, sig: str = "INT", cache: Path | None = None,
          **env: str) -> subprocess.CompletedProcess:
     (tmp / "run.toml").write_text(to_toml(_config()))
@@ -47,16 +40,6 @@ def _run(tmp: Path, out: Path, at: str, sig: str = "INT", cache: Path | None = N
     return subprocess.run([sys.executable, str(ROOT / "tests" / "signal_cli.py"), "record", "--config",
                            str(tmp / "run.toml"), "--out", str(out), "--cache", str(cache or tmp / "cache")],
                           env=env, cwd=tmp, capture_output=True, text=True, timeout=300)
-
-
-def _assert_same_store(a: Path, b: Path) -> None:
-    ga, gb = zarr.open_group(str(a), mode="r"), zarr.open_group(str(b), mode="r")
-    assert sorted(ga.array_keys()) == sorted(gb.array_keys())
-    for k in ga.array_keys():
-        np.testing.assert_array_equal(np.asarray(ga[k][:]), np.asarray(gb[k][:]), err_msg=k)
-    wa = torch.load(a / FINAL_MODEL, weights_only=True)
-    wb = torch.load(b / FINAL_MODEL, weights_only=True)
-    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
 @pytest.fixture(scope="module")
