@@ -140,7 +140,8 @@ def run_errors(path: Path | str) -> Iterator[None]:
                 raise interrupts.Interrupted(signal_name, status="complete")
     except KeyboardInterrupt as e:
         status = getattr(e, "status", None)
-        console.print(f"[bold red]interrupted:[/] {escape(_interrupted_line(path, status))}",
+        where = getattr(e, "path", path)  # the store the run wrote (the demo runs several in one folder)
+        console.print(f"[bold red]interrupted:[/] {escape(_interrupted_line(where, status))}",
                       highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
     except (ConfigError, StoreError):
@@ -156,12 +157,27 @@ def run_errors(path: Path | str) -> Iterator[None]:
 
 
 def _interrupted_line(path: Path | str, status: str | None) -> str:
+    """What a stopped run left behind, in words; ``status`` None: not known to the run, read from the store."""
+    if status is None:
+        status = _store_status(path)
     if status == "complete":
         return f"the run had finished: {path} is complete"
     if status == "interrupted":
         return (f"{path} is marked interrupted; its committed steps are readable and "
                 f"`shedding record --resume {path}` finishes it")
+    if status is not None:
+        return f"{path} is marked {status}; `shedding record --resume {path}` finishes it"
     return f"stopped before {path} was created; nothing was written"
+
+
+def _store_status(path: Path | str) -> str | None:
+    """The status attribute of the run store at ``path``; None where there is none (or it can't be read)."""
+    try:
+        meta = json.loads((as_path(path) / "zarr.json").read_text())
+        status = meta["attributes"]["status"]
+        return status if isinstance(status, str) else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 @contextmanager

@@ -157,11 +157,12 @@ def batch_totals(loss_sum: torch.Tensor, correct: torch.Tensor) -> tuple[torch.T
 _stop_requested = False  # set by the deferred SIGINT/SIGTERM handler of a rank other than 0
 
 
-def stop_requested() -> bool:
-    """True on every rank when any rank other than 0 has been asked to stop (a collective: call on all ranks)."""
+def stop_requested(here: bool = False) -> bool:
+    """True on every rank when any rank has been asked to stop (a collective: call on all ranks); ``here`` is
+    rank 0's own request (:func:`shedding.interrupts.requested`), the others' come from :func:`deferred_stop`."""
     if not active():
         return False
-    flag = torch.tensor([float(_stop_requested)],
+    flag = torch.tensor([float(_stop_requested or here)],
                         device=torch.device("cuda", local_rank()) if dist.get_backend() == "nccl" else "cpu")
     dist.all_reduce(flag)
     return bool(flag.item() > 0)
@@ -171,10 +172,9 @@ def stop_requested() -> bool:
 def deferred_stop() -> Iterator[None]:
     """On a rank other than 0: the first SIGINT/SIGTERM asks for a stop instead of raising.
 
-    Rank 0 keeps Ctrl-C's and SIGTERM's immediate KeyboardInterrupt (its store is marked interrupted). The other
-    ranks must not die first: rank 0, waiting for them in a collective, would fail instead. So they note the
-    signal and carry on until rank 0 stops (their next collective then fails) or, if only they were signalled,
-    until the next epoch end, where :func:`stop_requested` stops every rank together. A second signal raises.
+    Rank 0 notes its own signal too (:mod:`shedding.interrupts`). No rank may die first: the others, waiting
+    for it in a collective, would fail instead. So every rank carries on to the next epoch end, where
+    :func:`stop_requested` agrees on the stop and all ranks raise together. A second signal raises at once.
     """
     if threading.current_thread() is not threading.main_thread():
         yield

@@ -272,13 +272,30 @@ def record(cfg: RunConfig, out: str | Path, *, cache_dir: str | Path | None = No
         distributed.on_main(check_path, out, overwrite)  # fail early, before training; nothing is removed yet
         cache = _check_cache(cache_dir)
         interrupts.check()  # a signal before the store exists: nothing was written
-        store = distributed.on_main(_create_store, p, out, overwrite)
-        model = p.new_model(cfg.seed)
-        params = prunable_parameters(model, cfg.model.dense_layers)
-        recorder = (Recorder(store, p.layers, p.timeline, params, cfg.record.dtype, p.device)
-                    if distributed.is_main() else NullRecorder(p.timeline))  # torchrun: only rank 0 records
+        with interrupts.shielded():  # a second signal can't leave a half-made store
+            store = distributed.on_main(_create_store, p, out, overwrite)
+        try:
+            model = p.new_model(cfg.seed)
+            params = prunable_parameters(model, cfg.model.dense_layers)
+            recorder = (Recorder(store, p.layers, p.timeline, params, cfg.record.dtype, p.device)
+                        if distributed.is_main() else NullRecorder(p.timeline))  # torchrun: only rank 0 records
+        except BaseException as e:
+            _abandon(store, e)
+            raise
         return _run_recorded(out, model, recorder,
                              lambda: _original_then_retrain(p, out, cache, model, params, recorder, progress))
+
+
+def _abandon(store: RunStore | None, error: BaseException) -> None:
+    """A store made but never run (its recorder could not be built): mark it and release its lock."""
+    if store is None:
+        return
+    status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+    with interrupts.shielded():
+        store.set_attrs(status=status, error=f"{type(error).__name__}: {error}".splitlines()[0])
+        store.release()
+    if isinstance(error, KeyboardInterrupt):
+        error.status = status
 
 
 def _check_cache(cache_dir: str | Path | None) -> Path | None:
@@ -346,11 +363,13 @@ def _run_recorded(out: Path, model: torch.nn.Module, recorder: Recorder, body: C
         if status == "complete" and distributed.is_main():
             storage.rmtree(out / RESUME_DIR)
     if error is not None:
-        if isinstance(error, KeyboardInterrupt):
-            error.status = "interrupted"  # what the store was left as, for the one line the CLI prints
+        if isinstance(error, KeyboardInterrupt):  # what the store was left as, for the one line the CLI prints
+            error.status, error.path = "interrupted", out
         raise error
     if (signal_name := interrupts.requested()) is not None:  # it came while the finished run was closing
-        raise interrupts.Interrupted(signal_name, status="complete")
+        stop = interrupts.Interrupted(signal_name, status="complete")
+        stop.path = out
+        raise stop
     distributed.barrier()  # torchrun: every rank returns once the store is complete
     return out
 
@@ -373,7 +392,8 @@ def resume(out: str | Path, *, progress: ProgressFactory | None = None) -> Path:
         if cfg.record.record_pretrain and state is None:
             checkpoints = None  # the recorded original training is recorded again
         store = RunStore.reopen(out)
-        try:
+        recorder = None
+        try:  # nothing in the store changes until the recorder holds what the store had committed
             n_events = store.group["event"].shape[0]
             if n_events < len(p.rounds):  # a cascade-aware run cut its store when it reached the target
                 p.rounds = _cut_rounds(p, n_events - 1)
@@ -382,8 +402,13 @@ def resume(out: str | Path, *, progress: ProgressFactory | None = None) -> Path:
             params = prunable_parameters(model, cfg.model.dense_layers)
             recorder = Recorder(store, p.layers, p.timeline, params, cfg.record.dtype, p.device)
             if state is not None:
-                resuming.verify_committed(store, recorder.rows_at(state["recorder"], _state_step(p, state)))
+                step = _state_step(p, state)
+                resuming.verify_committed(store, recorder.rows_at(state["recorder"], step), int(state["round"]) + 1)
+                recorder.load_state_dict(state["recorder"], step=step)
+            interrupts.check()
         except BaseException:
+            if recorder is not None:
+                recorder.io.close()
             store.release()
             raise
         store.set_attrs(status="running", error=None, resumed=time.strftime("%Y-%m-%dT%H:%M:%S%z"))

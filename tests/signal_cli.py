@@ -102,8 +102,15 @@ def install() -> None:
         recorder.Recorder.__init__ = init
         original_train = experiment.train
         experiment.train = lambda *a, **k: original_train(*a[:5], [*a[5], _at_step(WHERE)], *a[6:], **k)
-    elif WHERE == "flush":
+    elif WHERE == "flush":  # training waits at each epoch end for that flush, so the signal lands mid-run
         _wrap(recorder.Recorder, "_flush_writers", True, lambda *a, **k: _count())
+        original_epoch_end = recorder.Recorder.on_epoch_end
+
+        def on_epoch_end(self, state) -> None:
+            original_epoch_end(self, state)
+            self.io.sync()
+
+        recorder.Recorder.on_epoch_end = on_epoch_end
     elif WHERE == "close":
         _wrap(recorder.Recorder, "close", True, lambda self, status, **k: status == "complete")
     elif WHERE == "after":

@@ -41,7 +41,7 @@ def check_resumable(out: Path) -> RunConfig:
     if status == "running":
         raise held_error(out, read_lock(out))
     if "config" not in attrs:
-        raise StoreError(f"{out}: not a run store (no config attribute)")
+        raise StoreError(f"{out} was never fully created (stopped while it was being made); {AGAIN}")
     return from_plain(attrs["config"])
 
 
@@ -82,16 +82,31 @@ def _chunk_slices(array: Any, rows: int) -> list[tuple[tuple[int, ...], tuple[sl
     return out
 
 
-def verify_committed(store: Any, rows: dict[str, int]) -> None:
-    """Every chunk of the first ``rows[name]`` rows of each array exists and decodes (checksums included)."""
+STATIC_DIMS = ("layer", "weight", "sample", "line", "hist_bin")  # written once, when the store was made
+KEPT_EVENT_ARRAYS = ("mask", "pre_prune_magnitude")  # written at each event, never rewritten by a resume
+
+
+def verify_committed(store: Any, rows: dict[str, int], events: int) -> None:
+    """What a resume keeps is intact: every chunk of the first ``rows[name]`` rows of each array exists and
+    decodes (checksums included); the first ``events`` rows of the per-event weight arrays and the arrays made
+    with the store decode (zarr leaves out a chunk equal to the fill value, so their absence proves nothing)."""
     for name, n in rows.items():
-        array = store.group[name]
-        for idx, sel in _chunk_slices(array, min(n, array.shape[0])):
-            key = array.metadata.encode_chunk_key(idx)
-            path = store.path / name / key
-            if not path.exists():
-                raise StoreError(f"{path} is missing: the run had committed its rows; {AGAIN}")
-            try:
-                array[sel]
-            except Exception as e:  # noqa: BLE001 - a chunk that does not decode is damaged
-                raise StoreError(f"{path} is damaged ({type(e).__name__}); {AGAIN}") from None
+        _verify(store, name, n, present=True)
+    for name in store.group.array_keys():
+        dims = tuple(store.group[name].metadata.dimension_names or ())
+        if name in KEPT_EVENT_ARRAYS:
+            _verify(store, name, events, present=False)
+        elif dims and dims[0] in STATIC_DIMS:
+            _verify(store, name, store.group[name].shape[0], present=False)
+
+
+def _verify(store: Any, name: str, n: int, present: bool) -> None:
+    array = store.group[name]
+    for idx, sel in _chunk_slices(array, min(n, array.shape[0])):
+        path = store.path / name / array.metadata.encode_chunk_key(idx)
+        if present and not path.exists():
+            raise StoreError(f"{path} is missing: the run had committed its rows; {AGAIN}")
+        try:
+            array[sel]
+        except Exception as e:  # noqa: BLE001 - a chunk that does not decode is damaged
+            raise StoreError(f"{path} is damaged ({type(e).__name__}); {AGAIN}") from None

@@ -88,7 +88,7 @@ def train(model: torch.nn.Module, loader: BatchLoader, optimizer: torch.optim.Op
     for cb in callbacks:
         cb.on_train_start(state)
     model.train()
-    nonfinite: torch.Tensor | None = None
+    finite = _FiniteWatch()
     while state.step < num_steps:
         batches = 0
         for x, y in loader.epoch(data_epoch_offset + state.epoch):
@@ -117,43 +117,61 @@ def train(model: torch.nn.Module, loader: BatchLoader, optimizer: torch.optim.Op
             state.batch_size = n
             for cb in callbacks:
                 cb.on_step_end(state)
-            nonfinite = _check_finite(state, nonfinite)
-            interrupts.check()  # Ctrl-C and SIGTERM stop here, between steps
+            finite.step(state)
+            if world == 1:
+                interrupts.check()  # Ctrl-C and SIGTERM stop here, between steps (torchrun: at the epoch's end)
             if state.step >= num_steps:
                 break
         if batches < ipe:
             break  # a partial last epoch: no epoch-end hooks
         state.epoch += 1
-        _raise_if_diverged(state, nonfinite)
+        finite.finish(state)
         for cb in callbacks:
             cb.on_epoch_end(state)
-        if world > 1 and distributed.stop_requested():
-            raise KeyboardInterrupt("a stop was requested on another rank")
+        if world > 1 and distributed.stop_requested(interrupts.requested() is not None):
+            raise KeyboardInterrupt("a stop was requested on one of the ranks")  # every rank stops here
         model.train()
-    _raise_if_diverged(state, nonfinite)
+    finite.finish(state)
     for cb in callbacks:
         cb.on_train_end(state)
     return state
 
 
-def _check_finite(state: TrainState, nonfinite: torch.Tensor | None) -> torch.Tensor | None:
-    """A non-finite loss stops training: at once on the CPU; on an accelerator the first bad step is kept on the
-    device (no host sync inside a step) and raised at the epoch's end or the phase's end."""
-    loss = state.loss
-    if loss is None:
-        return nonfinite
-    if loss.device.type == "cpu":
-        if not bool(torch.isfinite(loss)):
-            raise DivergedError(_diverged(state, state.step, float(loss)))
-        return nonfinite
-    bad = torch.where(torch.isfinite(loss), torch.zeros((), dtype=torch.int64, device=loss.device),
-                      torch.full((), state.step, dtype=torch.int64, device=loss.device))
-    return bad if nonfinite is None else torch.where(nonfinite > 0, nonfinite, bad)
+class _FiniteWatch:
+    """A non-finite loss stops training. On the CPU at once. On CUDA without a host sync inside a step: each step's
+    flag (the first bad step, 0 while all are finite) is copied into pinned memory without blocking and read
+    once that copy is done, a step or two later; elsewhere, and in any case, it is read at the epoch's end."""
 
+    def __init__(self) -> None:
+        self.flag: torch.Tensor | None = None
+        self.host: torch.Tensor | None = None
+        self.copied: Any = None  # the CUDA event after the last copy into ``host``
 
-def _raise_if_diverged(state: TrainState, nonfinite: torch.Tensor | None) -> None:
-    if nonfinite is not None and (step := int(nonfinite)) > 0:
-        raise DivergedError(_diverged(state, step, float("nan")))
+    def step(self, state: TrainState) -> None:
+        loss = state.loss
+        if loss is None:
+            return
+        if loss.device.type == "cpu":
+            if not bool(torch.isfinite(loss)):
+                raise DivergedError(_diverged(state, state.step, float(loss)))
+            return
+        bad = torch.where(torch.isfinite(loss), torch.zeros((), dtype=torch.int64, device=loss.device),
+                          torch.full((), state.step, dtype=torch.int64, device=loss.device))
+        self.flag = bad if self.flag is None else torch.where(self.flag > 0, self.flag, bad)
+        if loss.device.type != "cuda" or not (self.copied is None or self.copied.query()):
+            return
+        if self.copied is not None and (first := int(self.host)) > 0:
+            raise DivergedError(_diverged(state, first, float("nan")))
+        if self.host is None:
+            self.host = torch.zeros((), dtype=torch.int64, pin_memory=True)
+        self.host.copy_(self.flag, non_blocking=True)
+        self.copied = torch.cuda.Event()
+        self.copied.record()
+
+    def finish(self, state: TrainState) -> None:
+        """At an epoch's or the phase's end (a sync is fine there)."""
+        if self.flag is not None and (first := int(self.flag)) > 0:
+            raise DivergedError(_diverged(state, first, float("nan")))
 
 
 def _diverged(state: TrainState, step: int, value: float) -> str:
@@ -176,6 +194,7 @@ def evaluate(model: torch.nn.Module, loader: BatchLoader) -> tuple[float, float]
         loss += F.cross_entropy(out, y, reduction="sum")
         correct += (out.argmax(1) == y).sum()
         n += int(y.shape[0])
-        interrupts.check()
+        if not distributed.active():  # torchrun: the ranks stop together at an epoch's end
+            interrupts.check()
     model.train(was_training)
     return float(correct) / n, float(loss) / n
