@@ -495,8 +495,7 @@ def _retrain(p: Prepared, model: torch.nn.Module, params: dict[str, torch.nn.Par
             optimizer = build_optimizer(model.parameters(), cfg.train)
             model.load_state_dict(resume_state["model"])
             optimizer.load_state_dict(resume_state["optimizer"])
-            start = int(resume_state["step"])
-            recorder.load_state_dict(resume_state["recorder"], step=b + start)
+            start = int(resume_state["step"])  # resume() has loaded the recorder's state at b + start
             epoch_index = recorder.epoch_index
             if advance is not None:
                 advance(b + start)

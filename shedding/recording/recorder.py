@@ -429,13 +429,19 @@ class Recorder(Callback):
                 "events": {k: v.copy() for k, v in self.events.items()},
                 "epochs": {k: v.copy() for k, v in self.epochs.items()}}
 
+    def _positions(self, state: dict[str, Any], step: int) -> tuple[int, list[int]]:
+        """(per-step rows, each periodic recording's rows) produced up to global ``step`` by :meth:`state_dict`
+        ``state`` (older checkpoints without the counts: the rows up to ``step``)."""
+        steps_next = state.get("steps_next", int(np.searchsorted(self.tl.steps, step, side="right")))
+        periodic = state.get("periodic_next") or [int(np.searchsorted(p.steps, step, side="right"))
+                                                  for p in self.periodic]
+        return steps_next, list(periodic)
+
     def rows_at(self, state: dict[str, Any], step: int) -> dict[str, int]:
         """Rows of each array that a resume from :meth:`state_dict` ``state`` at global ``step`` keeps."""
-        steps_next = state.get("steps_next", int(np.searchsorted(self.tl.steps, step, side="right")))
+        steps_next, periodic = self._positions(state, step)
         rows = {w.array.basename: steps_next for w in (self.w_loss, self.w_lr, *self.w_counts, *self.w_line_counts)}
-        for i, p in enumerate(self.periodic):
-            n = state["periodic_next"][i] if "periodic_next" in state else int(
-                np.searchsorted(p.steps, step, side="right"))
+        for p, n in zip(self.periodic, periodic, strict=True):
             rows.update({w.array.basename: n for w in p.writers})
         return rows
 
@@ -446,11 +452,10 @@ class Recorder(Callback):
         self.epoch_index = state["epoch_index"]
         self.events, self.epochs = state["events"], state["epochs"]
         self._staged_loss, self._staged_lr, self._staged_counts, self._staged_line_counts = [], [], [], []
-        self._steps_next = state.get("steps_next", int(np.searchsorted(self.tl.steps, step, side="right")))
-        for i, p in enumerate(self.periodic):
+        self._steps_next, periodic = self._positions(state, step)
+        for p, n in zip(self.periodic, periodic, strict=True):
             p.seek(step)
-            if "periodic_next" in state:
-                p.next = state["periodic_next"][i]
+            p.next = n
 
         def seek() -> None:  # writer thread
             for w in (self.w_loss, self.w_lr, *self.w_counts, *self.w_line_counts):
