@@ -2,16 +2,16 @@
 
 Typical use::
 
-    from analysis import open_run, shed_fraction, cascade_summary, compare_kept
+    from shedding.analysis import open_run, shed_fraction, cascade_summary, compare_kept
     gmp, ctrl = open_run("runs/gmp.zarr"), open_run("runs/control.zarr")
     cascade_summary(gmp, ctrl)
 """
 
-from analysis.cascade import cascade_summary
-from analysis.distribution import magnitude_histogram
-from analysis.io import open_run
-from analysis.overlap import compare_kept, kept_set
-from analysis.shed import amplification, shed_fraction, shed_from_magnitude
+from shedding.analysis.cascade import cascade_summary
+from shedding.analysis.distribution import magnitude_histogram
+from shedding.analysis.io import open_run
+from shedding.analysis.overlap import compare_kept, kept_set
+from shedding.analysis.shed import amplification, shed_fraction, shed_from_magnitude
 
 __all__ = [
     "amplification",

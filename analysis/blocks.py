@@ -27,7 +27,7 @@ import numpy as np
 import xarray as xr
 from scipy.stats import binom, chi2
 
-from analysis.overlap import _scopes, kept_set
+from shedding.analysis.overlap import _scopes, kept_set
 
 MIN_EXPECTED = 5.0
 POOLING_RULE = ("Pearson chi-square; bins pooled left to right until each pool's expected count is >= 5, a short "

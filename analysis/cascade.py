@@ -14,9 +14,9 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from analysis.events import event_index
-from analysis.lines import Line
-from analysis.shed import peak, shed_curves
+from shedding.analysis.events import event_index
+from shedding.analysis.lines import Line
+from shedding.analysis.shed import peak, shed_curves
 
 DEFAULT_WINDOW = "5ep"
 

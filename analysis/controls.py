@@ -16,7 +16,7 @@ so a control *matches* a pruned run when
   and their alphas are equal.
 
 The later events of a run with several are compared with the control's only event (see
-:mod:`analysis.cascade`), whose line is that of the run's first event. A run that no control matches has
+:mod:`shedding.analysis.cascade`), whose line is that of the run's first event. A run that no control matches has
 none: it is never measured against a control of another sparsity, alpha, seed or setting. Two controls that
 both match one run are an error, since either would do and the result must not depend on which is taken.
 """

@@ -38,8 +38,8 @@ WHOLE_DIMS = ("epoch", "event")  # checked in complete stores only
 
 
 def _damaged(message: str) -> Exception:
-    """The error a damaged store raises: ``analysis.io.NotARunError`` (a ValueError), on one line."""
-    from analysis.io import NotARunError
+    """The error a damaged store raises: ``shedding.analysis.io.NotARunError`` (a ValueError), on one line."""
+    from shedding.analysis.io import NotARunError
 
     return NotARunError(" ".join(message.split()))
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import xarray as xr
 
-from analysis import integrity
+from shedding.analysis import integrity
 from shedding.recording.names import decode_names
 from shedding.storage import as_path
 
@@ -21,7 +21,7 @@ def open_run(path: str | Path) -> xr.Dataset:
     coordinates.
 
     Equivalent to ``xarray.open_zarr(path)``; this adds a clear error for paths that are not run stores, and
-    checks that the store is intact (:mod:`analysis.integrity`: every array's metadata readable, every chunk
+    checks that the store is intact (:mod:`shedding.analysis.integrity`: every array's metadata readable, every chunk
     of committed rows on disk), so that nothing is computed from the fill values of lost chunks.
     """
     p = as_path(path)

@@ -10,7 +10,7 @@ import numpy as np
 import xarray as xr
 from scipy.stats import hypergeom, spearmanr
 
-from analysis.events import event_index
+from shedding.analysis.events import event_index
 
 
 def kept_set(ds: xr.Dataset, event: int = -1, effective: bool = False, step: int | None = None

@@ -1,7 +1,7 @@
 """Across seeds: group runs into conditions, match each run with its control, and bootstrap CIs.
 
 A *condition* is everything in a run's configuration except its seed (and recording details other than the
-line's alpha); its runs are the seeds. A run's *control* is matched by :func:`analysis.controls.match_controls`
+line's alpha); its runs are the seeds. A run's *control* is matched by :func:`shedding.analysis.controls.match_controls`
 (same setting and seed, and the same line). Means come with percentile bootstrap confidence intervals from
 ``scipy.stats.bootstrap`` (fixed random state, so reports are reproducible).
 """
@@ -15,7 +15,7 @@ import numpy as np
 import xarray as xr
 from scipy.stats import bootstrap
 
-from analysis.controls import line_alpha, match_controls
+from shedding.analysis.controls import line_alpha, match_controls
 
 CONFIDENCE = 0.95
 N_RESAMPLES = 2000
@@ -48,7 +48,7 @@ def condition_label(ds: xr.Dataset) -> str:
 def group_runs(runs: dict[str, xr.Dataset]) -> tuple[dict[str, list[str]], dict[str, str | None]]:
     """(conditions: label -> run names, control_of: run name -> its matched control's name or None).
 
-    Controls are matched by :func:`analysis.controls.match_controls` (ValueError when two match one run).
+    Controls are matched by :func:`shedding.analysis.controls.match_controls` (ValueError when two match one run).
     """
     return group_conditions(runs), match_controls(runs)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from analysis.events import event_index
+from shedding.analysis.events import event_index
 
 DENOMINATORS = ("eligible", "survivors")
 
@@ -144,7 +144,7 @@ def shed_curves(ds: xr.Dataset, event: int = 0, line=None, line_values: np.ndarr
                 denominator: str = "eligible") -> xr.Dataset:
     """Shed counts and S(t) of one event's round for one line, per layer and globally.
 
-    ``line`` is an :class:`analysis.lines.Line` (default: the recorded line, gmp at the run's alpha).
+    ``line`` is an :class:`shedding.analysis.lines.Line` (default: the recorded line, gmp at the run's alpha).
     ``line_values`` (one per layer) overrides the line's own values: a control is measured against its
     pruned run's line this way. The recorded line uses the per-step counts of the recorder (every step);
     any other line is recounted from the magnitude snapshots (snapshot resolution; needs magnitudes).
@@ -152,7 +152,7 @@ def shed_curves(ds: xr.Dataset, event: int = 0, line=None, line_values: np.ndarr
     ``below`` (layer), ``shed_fraction`` (step, layer), ``shed_fraction_global`` and ``shed_count_global``
     (step), with the line and the resolution in the attributes.
     """
-    from analysis.lines import Line
+    from shedding.analysis.lines import Line
 
     if denominator not in DENOMINATORS:
         raise ValueError(f"denominator must be one of {DENOMINATORS}, got {denominator!r}")

@@ -1,7 +1,7 @@
 """Everything ``shedding analyze`` and ``compare`` compute for a set of runs, as xarray objects (no I/O).
 
 Runs are grouped into conditions (same configuration, different seeds); each run is matched with its control
-by :func:`analysis.controls.match_controls` (same setting and seed, same line), or has none. Per run: cascade
+by :func:`shedding.analysis.controls.match_controls` (same setting and seed, same line), or has none. Per run: cascade
 detection for every event and line. Per condition: means over seeds with bootstrap confidence intervals, CI
 bands of S(t) and of the excess, and a verdict. Across runs: the kept-set overlap matrices (masks and
 effective sets) and the convergence of random runs towards GMP's set.
@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
-from analysis.cascade import DEFAULT_WINDOW, detect_cascades
-from analysis.controls import is_control
-from analysis.lines import Line
-from analysis.overlap import convergence, kept_matrix
-from analysis.seeds import curve_band, group_conditions, group_runs, mean_ci
-from analysis.shed import shed_curves, shed_fraction
+from shedding.analysis.cascade import DEFAULT_WINDOW, detect_cascades
+from shedding.analysis.controls import is_control
+from shedding.analysis.lines import Line
+from shedding.analysis.overlap import convergence, kept_matrix
+from shedding.analysis.seeds import curve_band, group_conditions, group_runs, mean_ci
+from shedding.analysis.shed import shed_curves, shed_fraction
 
 SCALARS = ("peak_shed_fraction", "time_to_peak", "amplification", "excess_peak", "final_excess",
            "final_shed_fraction", "recovered_events")

@@ -64,7 +64,7 @@ def measure(kind: str, path: Path, profile: bool = False) -> dict:
     import dask.system
     import zarr
 
-    from analysis import magnitude_histogram, open_run, shed_from_magnitude
+    from shedding.analysis import magnitude_histogram, open_run, shed_from_magnitude
 
     base = _peak_rss()
     phases: dict[str, float] = {}
@@ -266,7 +266,7 @@ def _chunk_costs(path: Path) -> None:
     import numpy as np
     import zarr
 
-    from analysis.distribution import _block_hist
+    from shedding.analysis.distribution import _block_hist
 
     arr = zarr.open_array(str(path / "magnitude"), mode="r")
     rows, cols = arr.chunks

@@ -42,7 +42,7 @@ CANDIDATES = {  # name: (filters, compressors)
 
 def _digits(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     """(magnitudes float32 of a real digits retraining, layer of each weight)."""
-    from analysis import open_run
+    from shedding.analysis import open_run
     from shedding.config import RunConfig
     from shedding.experiment import record
 

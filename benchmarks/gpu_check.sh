@@ -6,7 +6,7 @@
 # Parts, in order, each under `timeout` and within the whole budget (default 480 s), each timed:
 #   env     what the machine has; stops the check when a needed package is missing or CUDA is not seen
 #   tests   tests/test_gpu.py: recorded steps never sync the device; CUDA counts equal numpy's recount
-#   record  python -m cli.main record on the bundled digits (bf16 autocast on CUDA), packed to run.tar.gz
+#   record  python -m shedding.cli.main record on the bundled digits (bf16 autocast on CUDA), packed to run.tar.gz
 #   verify  python -m benchmarks.gpu_check verify run.tar.gz: complete, counts equal numpy's recount, loss finite
 #   bench   benchmarks/recording_overhead.py: the target rows, each against the loop without recording
 #   report  the target rows against their targets
@@ -127,7 +127,7 @@ if wanted tests; then
 fi
 
 if wanted record; then
-    if run_part record 120 record.log "$python" -m cli.main record --device "$device" --out "$work/run.zarr" \
+    if run_part record 120 record.log "$python" -m shedding.cli.main record --device "$device" --out "$work/run.zarr" \
         --cache "$work/cache" --train-duration 3ep --train-milestones 2ep --train-weight-decay 5e-3 \
         --retrain-duration 2ep --prune-method gmp --prune-sparsity 0.5 --record-every 1 --record-hist-every 1 \
         --record-dtype float32 --record-chunk-steps 8 "${mixed[@]}"; then

@@ -8,202 +8,33 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
-from typer.core import TyperGroup
 
-try:  # typer 0.25 and later carry their own click, whose exceptions derive from this
-    from typer.exceptions import TyperException as ClickError
-except ImportError:  # pragma: no cover - an older typer on the real click
-    from click import ClickException as ClickError
-
-from cli.options import with_config_options
+from shedding.cli.feedback import (
+    OneLineUsageErrors,
+    check_output,
+    console,
+    fmt,
+    out_console,
+    progress_bars,
+    run_errors,
+    user_errors,
+)
+from shedding.cli.options import with_config_options
+from shedding.cli.study_commands import app as study_app
 from shedding.config import Range
 from shedding.storage import as_path
-
-console = Console(stderr=True)
-out_console = Console(width=None if sys.stdout.isatty() else 160)  # files and pipes get the whole table
+from shedding.validate import validate_run_config
 
 DEFAULT_CACHE = "runs/pretrain"
-
-
-def fail(message: str) -> typer.Exit:
-    """Print a one-line error and return the exit to raise."""
-    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    return typer.Exit(2)
-
-
-class OneLineUsageErrors(TyperGroup):
-    """The root command group: click's own errors (an unknown option, a value of the wrong type, a missing
-    argument) print one line starting with ``error:`` like every other user error, instead of a usage box."""
-
-    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
-             standalone_mode: bool = True, **extra: Any) -> Any:
-        """Run the CLI; see the class docstring. Exits (as click does) unless ``standalone_mode`` is false."""
-        if not standalone_mode:
-            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        try:
-            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except ClickError as e:
-            if type(e).__name__ != "NoArgsIsHelpError":  # the help it stands for is printed already
-                ctx = getattr(e, "ctx", None)
-                hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-                fail(" ".join(e.format_message().split()) + hint)
-            sys.exit(e.exit_code)
-        except typer.Abort:
-            console.print("Aborted!", highlight=False)
-            sys.exit(1)
-        sys.exit(rv if isinstance(rv, int) else 0)  # in this mode an Exit comes back as its exit code
-
 
 app = typer.Typer(cls=OneLineUsageErrors, add_completion=False, no_args_is_help=True,
                   pretty_exceptions_enable=False,
                   help="Record and analyze cascade weight shedding in pruned neural networks.")
-
-
-@contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn the errors a user can cause into one-line messages with exit status 2."""
-    from analysis.io import NotARunError
-    from shedding.config import ConfigError
-    from shedding.recording.store import StoreError
-    from shedding.registry import UnknownNameError
-
-    try:
-        yield
-    except (ConfigError, StoreError, NotARunError, UnknownNameError, OSError, ValueError) as e:
-        raise fail(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
-
-
-def check_output(path: str | Path, option: str, kind: str | None) -> None:
-    """Raise ValueError (one line naming ``option``) unless ``path`` can be written, before anything is.
-
-    ``kind`` ('file' or 'folder') is what an existing ``path`` must be (None: leave that to the caller); the
-    nearest existing folder on the way to ``path`` must be a folder this process may write in (``os.access``
-    also answers no on a read-only file system, which stops root too). Remote URLs are not checked.
-    """
-    import os
-
-    from shedding.storage import is_local
-
-    p = as_path(path)
-    if not is_local(p):
-        return
-    try:
-        if p.exists() and kind == "folder" and not p.is_dir():
-            raise ValueError(f"{option} {path}: exists and is not a folder")
-        if p.is_dir() and kind == "file":
-            raise ValueError(f"{option} {path}: is a folder; give a file name")
-        near = (p if kind == "folder" and p.is_dir() else p.parent).absolute()
-        while not near.exists() and near != near.parent:
-            near = near.parent
-        if not near.is_dir():
-            raise ValueError(f"{option} {path}: {near} is not a folder")
-        if not os.access(near, os.W_OK | os.X_OK):
-            raise ValueError(f"{option} {path}: {near} is not writable")
-    except OSError as e:
-        raise ValueError(f"{option} {path}: {e.strerror or type(e).__name__}") from None
-
-
-@contextmanager
-def run_errors(path: Path | str) -> Iterator[None]:
-    """During a run: Ctrl-C and SIGTERM exit 130 and a crash exits 1, each with one line saying what the store
-    holds. Signals stop the run at the next step (see :mod:`shedding.interrupts`), also while it closes.
-
-    Set SHEDDING_DEBUG=1 to get the traceback of a crash instead.
-    """
-    import os
-
-    from shedding import interrupts
-    from shedding.config import ConfigError
-    from shedding.recording.store import StoreError
-
-    try:
-        with interrupts.stop_on_signals():
-            yield
-            if (signal_name := interrupts.requested()) is not None:  # after the run returned: it is complete
-                raise interrupts.Interrupted(signal_name, status="complete")
-    except KeyboardInterrupt as e:
-        status = getattr(e, "status", None)
-        where = getattr(e, "path", path)  # the store the run wrote (the demo runs several in one folder)
-        console.print(f"[bold red]interrupted:[/] {escape(_interrupted_line(where, status))}",
-                      highlight=False, soft_wrap=True)
-        raise typer.Exit(130) from None
-    except (ConfigError, StoreError):
-        raise
-    except Exception as e:
-        if os.environ.get("SHEDDING_DEBUG"):
-            raise
-        message = escape(str(e).splitlines()[0]) if str(e) else ""  # e.g. gloo's "[.../pair.cc:561] ..."
-        console.print(f"[bold red]error:[/] run failed: {type(e).__name__}: {message}"
-                      f"; {path} is marked failed (SHEDDING_DEBUG=1 shows the traceback)",
-                      highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
-
-
-def _interrupted_line(path: Path | str, status: str | None) -> str:
-    """What a stopped run left behind, in words; ``status`` None: not known to the run, read from the store."""
-    if status is None:
-        status = _store_status(path)
-    if status == "complete":
-        return f"the run had finished: {path} is complete"
-    if status == "interrupted":
-        return (f"{path} is marked interrupted; its committed steps are readable and "
-                f"`shedding record --resume {path}` finishes it")
-    if status is not None:
-        return f"{path} is marked {status}; `shedding record --resume {path}` finishes it"
-    return f"stopped before {path} was created; nothing was written"
-
-
-def _store_status(path: Path | str) -> str | None:
-    """The status attribute of the run store at ``path``; None where there is none (or it can't be read)."""
-    try:
-        meta = json.loads((as_path(path) / "zarr.json").read_text())
-        status = meta["attributes"]["status"]
-        return status if isinstance(status, str) else None
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-@contextmanager
-def progress_bars() -> Iterator[Callable[[str, int], Callable[[int], None]]]:
-    """A rich progress display; yields ``factory(description, total) -> advance(n)`` (None on quiet consoles).
-
-    The display starts with its first bar, so that an error raised before any (a bad option found late) prints
-    its one line and nothing else.
-    """
-    if console.quiet:  # ranks other than 0 of a torchrun launch
-        yield None
-        return
-    prog = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
-                    TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False)
-
-    def factory(description: str, total: int) -> Callable[[int], None]:
-        if not prog.live.is_started:
-            prog.start()
-        task = prog.add_task(description, total=total)
-        return lambda n: prog.advance(task, n)
-
-    try:
-        yield factory
-    finally:
-        if prog.live.is_started:
-            prog.stop()
 
 
 def _build_config(recipe: str | None, config_file: Path | None, overrides: dict[str, str]):
@@ -240,7 +71,7 @@ def record(
 
     Options layer as: defaults < --recipe < --config file < command-line options. Ctrl-C and SIGTERM
     flush what is buffered and mark the run interrupted; --resume continues it. Under torchrun (e.g.
-    `torchrun --nproc-per-node 2 -m cli.main record ...`) the processes train together and rank 0 alone
+    `torchrun --nproc-per-node 2 -m shedding.cli.main record ...`) the processes train together and rank 0 alone
     records and prints.
     """
     from shedding import distributed
@@ -270,7 +101,7 @@ def _record(overrides: dict[str, str], recipe: str | None, config: Path | None, 
             out_console.print(f"resumed and completed: {resume}")
             return
         cfg = _build_config(recipe, config, overrides)
-        cfg.validate()
+        validate_run_config(cfg)
         if print_config:
             out_console.print(to_toml(cfg), highlight=False, markup=False)
             return
@@ -287,7 +118,7 @@ app.command("record", help=record.__doc__)(record)
 
 
 def _open_all(runs: list[str]) -> dict[str, Any]:
-    from analysis.io import open_run, run_name
+    from shedding.analysis.io import open_run, run_name
 
     opened: dict[str, Any] = {}
     for p in runs:
@@ -313,9 +144,9 @@ def _print_summary(summary) -> None:
             table.add_column(col, justify="left" if col in ("condition", "verdict") else "right", overflow="fold")
         for c in conds:
             lo, hi = c["excess_peak_ci"]
-            table.add_row(str(c["condition"]), str(c["seeds"]), _fmt(c["excess_peak"]),
-                          "-" if lo != lo else f"[{lo:+.3f}, {hi:+.3f}]", _fmt(c["peak_shed_fraction"]),
-                          _fmt(c["amplification"]), _fmt(c["final_excess"]), str(c["verdict"]))
+            table.add_row(str(c["condition"]), str(c["seeds"]), fmt(c["excess_peak"]),
+                          "-" if lo != lo else f"[{lo:+.3f}, {hi:+.3f}]", fmt(c["peak_shed_fraction"]),
+                          fmt(c["amplification"]), fmt(c["final_excess"]), str(c["verdict"]))
         out_console.print(table)
     _print_table(summary.table())
     lines = summary.line_table()
@@ -324,7 +155,7 @@ def _print_summary(summary) -> None:
         for col in ("run", "event", "line", "resolution", "peak_S", "excess_peak", "onset_step", "verdict"):
             table.add_column(col)
         for r in lines:
-            table.add_row(*[_fmt(r[k]) for k in ("run", "event", "line", "resolution", "peak_S", "excess_peak",
+            table.add_row(*[fmt(r[k]) for k in ("run", "event", "line", "resolution", "peak_S", "excess_peak",
                                                    "onset_step", "verdict")])
         out_console.print(table)
 
@@ -336,7 +167,7 @@ def _print_table(rows: list[dict[str, object]]) -> None:
         table.add_column(TABLE_COLUMNS[k], justify="left" if k in ("run", "method", "technique", "verdict")
                          else "right", overflow="fold")
     for r in rows:
-        table.add_row(*[_fmt(r[k]) for k in keys])
+        table.add_row(*[fmt(r[k]) for k in keys])
     out_console.print(table)
     for r in rows:
         if r["evidence"]:
@@ -354,18 +185,12 @@ def _no_nan(obj: Any) -> Any:
     return obj
 
 
-def _fmt(v: object) -> str:
-    if isinstance(v, float):
-        return "-" if v != v else f"{v:.4g}"
-    return str(v)
-
-
 EXCESS = Range(0, 1, lo_open=True)  # an excess of S_run over S_control, both shares in [0, 1]
 
 
 def _summarize_cli(runs: list[str], control: str | None, lines: list[str], **params: Any):
-    from analysis.lines import parse_lines
-    from analysis.summary import summarize
+    from shedding.analysis.lines import parse_lines
+    from shedding.analysis.summary import summarize
     from shedding.config import parse_step
     from shedding.validate import check_number
 
@@ -420,7 +245,7 @@ def analyze(
 ) -> None:
     """Cascade verdicts per run, event and line against matched controls, means with bootstrap CIs per
     condition, kept-set overlaps; optional HTML report."""
-    from reports import write_report
+    from shedding.reports import write_report
 
     with user_errors():
         _check_html(out)
@@ -461,8 +286,8 @@ def compare(
 ) -> None:
     """Kept-set comparison over runs: Jaccard beside chance, hypergeometric p, Spearman (global and per layer),
     effective sets, convergence of random runs towards GMP's set, block density; optional HTML report."""
-    from analysis.overlap import kept_matrix
-    from reports import write_report
+    from shedding.analysis.overlap import kept_matrix
+    from shedding.reports import write_report
 
     with user_errors():
         _check_html(out)
@@ -498,7 +323,7 @@ def compare(
                 table.add_row(a, *cells)
             out_console.print(table)
         if out is not None:
-            from analysis.summary import summarize
+            from shedding.analysis.summary import summarize
 
             summary = summarize(opened)
             write_report(summary, out, title="Kept-set comparison", kind="comparison", block=(bh, bw))
@@ -508,7 +333,7 @@ def compare(
 @app.command()
 def info(run: Annotated[str, typer.Argument(help="a run store (path or fsspec URL)")]) -> None:
     """Status, configuration, dimensions and prune events of a run store."""
-    from analysis.io import open_run
+    from shedding.analysis.io import open_run
     from shedding.recording.store import run_status
 
     with user_errors():
@@ -535,8 +360,8 @@ def info(run: Annotated[str, typer.Argument(help="a run store (path or fsspec UR
         e = ds.isel(event=i)
         table.add_row(str(i), str(int(e.event_step)), f"{float(e.event_sparsity):.4f}", f"{float(e.event_tau):.4g}",
                       f"{float(e.event_line):.4g}", str(int(e.event_pruned.sum())), str(int(e.event_eligible.sum())),
-                      str(int(e.event_below.sum())), _fmt(float(e.event_test_accuracy)),
-                      _fmt(float(e.event_final_test_accuracy)))
+                      str(int(e.event_below.sum())), fmt(float(e.event_test_accuracy)),
+                      fmt(float(e.event_final_test_accuracy)))
     out_console.print(table)
     layers = Table(title="prunable layers")
     for col in ("layer", "shape", "size"):
@@ -574,11 +399,11 @@ def demo(
 
     Replaces the demo's own earlier stores in --out; original training runs are cached in --out/pretrain.
     """
-    from analysis.summary import summarize
-    from cli.demo import demo_configs
-    from reports import write_report
+    from shedding.analysis.summary import summarize
+    from shedding.cli.demo import demo_configs
     from shedding.config import AT_LEAST_1
     from shedding.experiment import record as run_record
+    from shedding.reports import write_report
     from shedding.validate import check_number
 
     with user_errors():
@@ -586,7 +411,7 @@ def demo(
         check_output(out, "--out", "folder")
         configs = {f"{name}-s{seed}": cfg for seed in range(seeds) for name, cfg in demo_configs(seed).items()}
         for cfg in configs.values():
-            cfg.validate()
+            validate_run_config(cfg)
         out.mkdir(parents=True, exist_ok=True)
         paths = {}
         with progress_bars() as progress, run_errors(out):
@@ -602,13 +427,11 @@ def demo(
     out_console.print(f"stores: {out}/*.zarr ({len(paths)} runs)\nreport: {report}")
 
 
-from cli.study import app as study_app  # noqa: E402 - the study commands use this module's helpers
-
 app.add_typer(study_app, name="study")
 
 
 def main() -> None:  # pragma: no cover - console entry point
-    """Entry point for ``python -m cli.main``."""
+    """Entry point for ``python -m shedding.cli.main``."""
     app()
 
 

@@ -1,5 +1,5 @@
 """Self-contained interactive HTML reports (Plotly, inlined: they open with no network)."""
 
-from reports.html import write_report
+from shedding.reports.html import write_report
 
 __all__ = ["write_report"]

@@ -1,4 +1,4 @@
-"""Plotly figure of the semi-structured view (:func:`analysis.blocks.block_density`); xarray in, figure out."""
+"""Plotly figure of the semi-structured view (:func:`shedding.analysis.blocks.block_density`); xarray in, figure out."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 import xarray as xr
 
-from reports.figures import CONTROL_COLOR, LAYOUT, PALETTE, _list
+from shedding.reports.figures import CONTROL_COLOR, LAYOUT, PALETTE, _list
 
 
 def _fmt(v: float, spec: str) -> str:

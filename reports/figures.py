@@ -1,4 +1,4 @@
-"""Plotly figures built from analysis results (xarray in, ``go.Figure`` out; no I/O).
+"""Plotly figures built from shedding.analysis results (xarray in, ``go.Figure`` out; no I/O).
 
 Arrays are passed to Plotly as plain lists so the report's embedded JSON holds readable numbers.
 """
@@ -24,7 +24,7 @@ def _list(a: xr.DataArray | np.ndarray) -> list:
 def shed_curves(fractions: dict[str, xr.Dataset], controls: set[str],
                 control_of: dict[str, str | None]) -> go.Figure:
     """Global S(t) of every run (controls dashed grey) and, below, each pruned run's excess over its matched
-    control (``control_of``, from :func:`analysis.controls.match_controls`; no excess for a run without one)."""
+    control (``control_of``, from :func:`shedding.analysis.controls.match_controls`; no excess for a run without one)."""
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.6, 0.4],
                         subplot_titles=("shed fraction S(t)", "excess over the control S_run - S_control"))
     any_ctrl = False

@@ -13,13 +13,13 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from analysis.blocks import block_density
-from analysis.cascade import window_steps
-from analysis.distribution import magnitude_histogram
-from analysis.seeds import condition_label
-from analysis.summary import Summary
-from reports import figures
-from reports.block_figures import block_density_figure
+from shedding.analysis.blocks import block_density
+from shedding.analysis.cascade import window_steps
+from shedding.analysis.distribution import magnitude_histogram
+from shedding.analysis.seeds import condition_label
+from shedding.analysis.summary import Summary
+from shedding.reports import figures
+from shedding.reports.block_figures import block_density_figure
 from shedding.storage import write_text_atomic
 
 CSS = """

@@ -193,12 +193,6 @@ class RunConfig:
     seed: int = _f(0, "seed of initialisation, data order and random pruning", within=SEED)
     device: str = _f("auto", "auto, cpu, cuda or cuda:N")
 
-    def validate(self) -> None:
-        """Raise :class:`ConfigError` (one line, naming the option) on the first invalid value."""
-        from shedding.validate import validate_run_config
-
-        validate_run_config(self)
-
     def hash(self, sections: tuple[str, ...] | None = None) -> str:
         """A short stable hash of the configuration (or of some sections), as OpenLTH names runs.
 

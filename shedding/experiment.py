@@ -36,6 +36,7 @@ from shedding.training.callbacks import CheckpointCallback, EvalCallback, MaskCa
 from shedding.training.loop import Callback, TrainState, evaluate, train
 from shedding.training.optim import build_optimizer
 from shedding.training.schedules import ScheduleSpec, build_schedule, shifted
+from shedding.validate import validate_run_config
 
 # progress(description, total) -> advance(n); the CLI passes a rich progress bar, the API None.
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
@@ -88,7 +89,7 @@ class Prepared:
 
 def prepare(cfg: RunConfig) -> Prepared:
     """Validate ``cfg`` fully (data present, lengths compatible, layer names known) and resolve it."""
-    cfg.validate()
+    validate_run_config(cfg)
     device = resolve_device(cfg.device)
     try:
         data = build_data(cfg.data)

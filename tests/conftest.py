@@ -76,7 +76,7 @@ def run_study_cli(name: str, out: Path, *extra: str):
     """``shedding study NAME --size tiny`` in this process (scheduler sync); returns the CliRunner result."""
     from typer.testing import CliRunner
 
-    from cli.main import app
+    from shedding.cli.main import app
 
     args = ["study", name, "--size", "tiny", "--scheduler", "sync", "--out", str(out), *study_args(name), *extra]
     return CliRunner().invoke(app, args)

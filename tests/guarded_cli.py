@@ -1,4 +1,4 @@
-"""``python -m cli.main`` with a tripwire, for tests/test_distributed.py: it runs under torchrun, and on every rank
+"""``python -m shedding.cli.main`` with a tripwire, for tests/test_distributed.py: it runs under torchrun, and on every rank
 but 0 an audit hook refuses (and reports on stderr) any write, rename, mkdir or delete under $SHEDDING_GUARD."""
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def _hook(event: str, args: tuple) -> None:
 if os.environ.get("RANK", "0") != "0":
     sys.addaudithook(_hook)
 
-from cli.main import main  # noqa: E402
+from shedding.cli.main import main  # noqa: E402
 
 if __name__ == "__main__":
     main()

@@ -1,4 +1,4 @@
-"""``python -m cli.main`` that signals itself at a chosen moment, for tests/test_signals.py.
+"""``python -m shedding.cli.main`` that signals itself at a chosen moment, for tests/test_signals.py.
 
 ``SHEDDING_SIGNAL`` names the signal (INT, TERM or KILL; ``INT,INT`` sends two at once) and
 ``SHEDDING_SIGNAL_AT`` the moment, so the tests never depend on timing:
@@ -121,7 +121,7 @@ def install() -> None:
 
 
 install()
-from cli.main import main  # noqa: E402
+from shedding.cli.main import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

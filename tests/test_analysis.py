@@ -11,7 +11,7 @@ import xarray as xr
 import zarr
 from scipy.stats import rankdata
 
-from analysis import (
+from shedding.analysis import (
     amplification,
     cascade_summary,
     compare_kept,
@@ -21,7 +21,7 @@ from analysis import (
     shed_fraction,
     shed_from_magnitude,
 )
-from analysis.io import NotARunError
+from shedding.analysis.io import NotARunError
 
 
 def _raw(path):

@@ -1,4 +1,4 @@
-"""The semi-structured view (analysis.blocks): per-block kept counts against the binomial expectation."""
+"""The semi-structured view (shedding.analysis.blocks): per-block kept counts against the binomial expectation."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import torch
 import xarray as xr
 from scipy.stats import binom
 
-from analysis import kept_set, open_run
-from analysis.blocks import block_density, pooled_chisquare
-from reports.block_figures import block_density_figure
+from shedding.analysis import kept_set, open_run
+from shedding.analysis.blocks import block_density, pooled_chisquare
 from shedding.config import PruneConfig
 from shedding.pruning.block import block_pruning
+from shedding.reports.block_figures import block_density_figure
 
 
 def store_like(layers: list[tuple[str, tuple[int, ...], np.ndarray]], n_events: int = 1) -> xr.Dataset:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from analysis import open_run
-from analysis.summary import summarize
-from reports import write_report
+from shedding.analysis import open_run
+from shedding.analysis.summary import summarize
+from shedding.reports import write_report
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
+from shedding.cli.main import app
 
 runner = CliRunner()
 
@@ -166,7 +166,7 @@ def test_compare_command(recorded, tmp_path):
     data = json.loads(res.stdout)
     i, j = data["runs"].index("gmp"), data["runs"].index("random")
     s = data["scopes"].index("all")
-    from analysis import compare_kept, open_run
+    from shedding.analysis import compare_kept, open_run
 
     direct = compare_kept(open_run(recorded["gmp"]), open_run(recorded["random"])).sel(scope="all")
     assert data["jaccard"][s][i][j] == pytest.approx(float(direct.jaccard))

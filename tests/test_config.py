@@ -26,6 +26,7 @@ from shedding.config import (
     to_dict,
     to_toml,
 )
+from shedding.validate import validate_run_config
 
 
 def _custom() -> RunConfig:
@@ -125,7 +126,7 @@ def test_non_finite_toml_values_fail_validation_naming_the_option(tmp_path: Path
         path.write_text(text)
         cfg = load_toml(path)
         with pytest.raises(ConfigError) as e:
-            cfg.validate()
+            validate_run_config(cfg)
         assert _one_line(e).startswith(option + ":") and "is not a finite number" in str(e.value)
 
 
@@ -177,10 +178,10 @@ def test_unknown_option_lists_the_valid_ones() -> None:
 
 
 def test_defaults_and_custom_config_validate() -> None:
-    RunConfig().validate()
+    validate_run_config(RunConfig())
     cfg = _custom()
     cfg.device = "cpu"
-    cfg.validate()
+    validate_run_config(cfg)
 
 
 def _with(**kw) -> RunConfig:
@@ -228,7 +229,7 @@ def _with(**kw) -> RunConfig:
 ])
 def test_validate_rejects_bad_values_naming_the_option(kw: dict, option: str) -> None:
     with pytest.raises(ConfigError) as e:
-        _with(**kw).validate()
+        validate_run_config(_with(**kw))
     assert _one_line(e).startswith(option + ":")
 
 
@@ -243,7 +244,7 @@ def test_every_float_field_must_be_finite(key: str, value: float) -> None:
     f = next(f for f in flat_fields() if f.key == key)
     bad = [value] * len(f.default) if isinstance(f.default, list) else value
     with pytest.raises(ConfigError) as e:
-        _with(**{key.replace(".", "__"): bad}).validate()
+        validate_run_config(_with(**{key.replace(".", "__"): bad}))
     assert _one_line(e) == f"{f.cli_name}: {value} is not a finite number"
 
 
@@ -256,7 +257,7 @@ def test_every_bounded_field_rejects_a_value_below_its_range(key: str) -> None:
     elif f.type is int:
         low = int(low)
     with pytest.raises(ConfigError) as e:
-        _with(**{key.replace(".", "__"): low}).validate()
+        validate_run_config(_with(**{key.replace(".", "__"): low}))
     assert _one_line(e).startswith(f.cli_name + ":") and f.within.describe() in str(e.value)
 
 
@@ -267,10 +268,10 @@ def test_every_bounded_field_rejects_a_value_below_its_range(key: str) -> None:
 def test_seeds_fit_numpy_and_torch(key: str, value: int, ok: bool) -> None:
     cfg = _with(**{key: value})
     if ok:
-        cfg.validate()
+        validate_run_config(cfg)
     else:
         with pytest.raises(ConfigError, match=r"is not in \[0, 4294967295\]"):
-            cfg.validate()
+            validate_run_config(cfg)
 
 
 @pytest.mark.parametrize(("kw", "message"), [
@@ -282,7 +283,7 @@ def test_seeds_fit_numpy_and_torch(key: str, value: int, ok: bool) -> None:
 ])
 def test_validate_checks_types_set_through_the_api(kw: dict, message: str) -> None:
     with pytest.raises(ConfigError) as e:
-        _with(**kw).validate()
+        validate_run_config(_with(**kw))
     assert _one_line(e) == message
 
 
@@ -296,7 +297,7 @@ def test_range_describes_itself() -> None:
 
 
 def test_block_shape_is_accepted_with_the_block_method() -> None:
-    _with(prune__method="block", prune__block_shape=[4, 4]).validate()
+    validate_run_config(_with(prune__method="block", prune__block_shape=[4, 4]))
 
 
 # --------------------------------------------------------------------------- hashing

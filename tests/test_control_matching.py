@@ -1,4 +1,4 @@
-"""A run is measured against the control that shares its setting, seed and line (analysis.controls), or none."""
+"""A run is measured against the control that shares its setting, seed and line (shedding.analysis.controls), or none."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import xarray as xr
 from conftest import tiny_config
 from typer.testing import CliRunner
 
-from analysis.controls import line_sparsity, match_controls
-from analysis.io import open_run
-from analysis.study import cascade_results
-from analysis.summary import summarize
-from cli.main import app
+from shedding.analysis.controls import line_sparsity, match_controls
+from shedding.analysis.io import open_run
+from shedding.analysis.summary import summarize
+from shedding.cli.main import app
 from shedding.config import to_dict
+from shedding.studies.study_results import cascade_results
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +106,7 @@ def test_two_equal_controls_are_an_error(recorded_seeds, opened, tmp_path):
 
 
 def test_cascade_study_matches_by_the_same_rule(opened):
-    from analysis.study import Entry, StudyRuns
+    from shedding.studies.study_results import Entry, StudyRuns
 
     entries, runs = [], {}
     for name, ds in opened.items():

@@ -9,8 +9,8 @@ import pytest
 import xarray as xr
 from typer.testing import CliRunner
 
-from cli.demo import demo_configs
-from cli.main import app
+from shedding.cli.demo import demo_configs
+from shedding.cli.main import app
 
 
 def test_demo_configs_differ_only_in_pruning_method():

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import zarr
 
-from analysis import open_run
-from analysis.cascade import detect_cascades
-from analysis.lines import Line, parse_lines
-from analysis.overlap import compare_kept, convergence, kept_matrix
-from analysis.seeds import group_runs, mean_ci
-from analysis.shed import shed_curves
-from analysis.summary import summarize
+from shedding.analysis import open_run
+from shedding.analysis.cascade import detect_cascades
+from shedding.analysis.lines import Line, parse_lines
+from shedding.analysis.overlap import compare_kept, convergence, kept_matrix
+from shedding.analysis.seeds import group_runs, mean_ci
+from shedding.analysis.shed import shed_curves
+from shedding.analysis.summary import summarize
 
 
 def _raw(path):

@@ -122,7 +122,7 @@ def test_bound_over_many_decades(seed):
 def test_log8_run_decodes_within_bound_of_float32_run(tmp_path):
     from conftest import tiny_config
 
-    from analysis import open_run, shed_fraction
+    from shedding.analysis import open_run, shed_fraction
     from shedding.experiment import record
 
     a = open_run(record(tiny_config("gmp"), tmp_path / "f32.zarr", cache_dir=tmp_path / "c"))

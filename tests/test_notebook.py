@@ -64,8 +64,8 @@ def test_notebook_is_clean():
     assert code and all(not c.outputs and c.execution_count is None for c in code), "stored outputs"
     assert any(c.cell_type == "markdown" for c in nb.cells)
     # sections (a)-(c) use plain xarray: the package is imported only in the analysis section
-    first_api = next(i for i, c in enumerate(code) if "from analysis import" in c.source)
-    ours = ("import shedding", "from shedding", "import analysis", "from analysis", "import reports", "from reports")
+    first_api = next(i for i, c in enumerate(code) if "from shedding.analysis import" in c.source)
+    ours = ("import shedding", "from shedding")
     assert not any(o in c.source for c in code[:first_api] for o in ours)
     assert "xr.open_zarr" in code[1].source
 

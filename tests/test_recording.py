@@ -254,12 +254,12 @@ def test_summary_only_run_without_snapshots(tmp_path):
     """--record-every 0: counts and device histograms only; analysis and report work, or say what they lack."""
     from conftest import tiny_config
 
-    from analysis import cascade_summary, magnitude_histogram, open_run
-    from analysis.lines import Line
-    from analysis.shed import shed_curves
-    from analysis.summary import summarize
-    from reports import write_report
+    from shedding.analysis import cascade_summary, magnitude_histogram, open_run
+    from shedding.analysis.lines import Line
+    from shedding.analysis.shed import shed_curves
+    from shedding.analysis.summary import summarize
     from shedding.experiment import record
+    from shedding.reports import write_report
 
     cache = tmp_path / "cache"
     runs = {m: open_run(record(tiny_config(m, record__every=0, record__hist_every=4), tmp_path / f"{m}.zarr",
@@ -329,8 +329,8 @@ def test_disk_error_stops_training_and_keeps_committed_prefix(tmp_path, monkeypa
 def test_sampled_profile_matches_full_magnitudes(tmp_path):
     from conftest import tiny_config
 
-    from analysis import open_run, shed_fraction
-    from analysis.samples import sample_trajectories, sampled_shed_fraction
+    from shedding.analysis import open_run, shed_fraction
+    from shedding.analysis.samples import sample_trajectories, sampled_shed_fraction
     from shedding.experiment import record
 
     cfg = tiny_config("random", record__sample_every=2, record__sample_per_layer=100)

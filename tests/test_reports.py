@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import zarr
 
-from analysis import magnitude_histogram, open_run
-from analysis.blocks import block_density
-from analysis.overlap import convergence
-from analysis.summary import summarize
-from reports import write_report
+from shedding.analysis import magnitude_histogram, open_run
+from shedding.analysis.blocks import block_density
+from shedding.analysis.overlap import convergence
+from shedding.analysis.summary import summarize
+from shedding.reports import write_report
 
 
 def _figures(html: str) -> list[dict]:

@@ -99,7 +99,7 @@ def test_resume_refusals(recorded, tmp_path):
         resume(recorded["gmp"])
     from typer.testing import CliRunner
 
-    from cli.main import app
+    from shedding.cli.main import app
 
     res = CliRunner().invoke(app, ["record", "--resume", str(recorded["gmp"]), "--prune-sparsity", "0.3"])
     assert res.exit_code == 2 and "--resume takes the configuration" in res.stderr
@@ -112,7 +112,7 @@ def test_resume_refused_while_another_machine_holds_the_lock(recorded, tmp_path)
 
     from typer.testing import CliRunner
 
-    from cli.main import app
+    from shedding.cli.main import app
 
     out = tmp_path / "elsewhere.zarr"
     shutil.copytree(recorded["gmp"], out)
@@ -204,7 +204,7 @@ def test_resume_refuses_a_damaged_store_in_one_line_and_changes_nothing(interrup
     before = _tree(out)
     from typer.testing import CliRunner
 
-    from cli.main import app
+    from shedding.cli.main import app
 
     res = CliRunner().invoke(app, ["record", "--resume", str(out)])
     assert res.exit_code == 2, res.output
@@ -247,7 +247,7 @@ def test_a_run_killed_after_its_last_commit_completes_its_close(reference, tmp_p
 def test_diverging_run_stops_at_once_and_is_marked_failed(tmp_path):
     from typer.testing import CliRunner
 
-    from cli.main import app
+    from shedding.cli.main import app
 
     cfg = _config()
     cfg.retrain.technique = "finetune"

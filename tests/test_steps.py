@@ -6,6 +6,7 @@ import pytest
 
 from shedding.config import ConfigError, parse_step
 from shedding.steps import Step, StepError, normalise, to_iterations
+from shedding.validate import validate_run_config
 
 
 @pytest.mark.parametrize(("text", "ep", "it"), [
@@ -86,5 +87,5 @@ def test_bad_step_strings_name_the_option_in_one_line() -> None:
                               ("train.milestones", "--train-milestones", "1ep,\u0663ep")]:
         cfg = apply_overrides(RunConfig(), {key: text})
         with pytest.raises(ConfigError) as e:
-            cfg.validate()
+            validate_run_config(cfg)
         assert str(e.value).startswith(f"{option}: bad step string") and "\n" not in str(e.value)

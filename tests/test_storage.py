@@ -13,9 +13,9 @@ import xarray as xr
 import zarr
 from typer.testing import CliRunner
 
-from analysis import open_run
-from cli.main import app
 from shedding import storage
+from shedding.analysis import open_run
+from shedding.cli.main import app
 from shedding.experiment import FINAL_MODEL, RESUME_DIR, record, resume
 from shedding.recording.store import LOCK_NAME, StoreError, check_path
 

@@ -1,5 +1,5 @@
 """Reading commands refuse a damaged store, and an event a run does not have, in one line (exit 2) before
-anything is computed or written (analysis.integrity, analysis.events)."""
+anything is computed or written (shedding.analysis.integrity, shedding.analysis.events)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 import zarr
 from typer.testing import CliRunner
 
-from analysis.cascade import cascade_summary
-from analysis.io import NotARunError, open_run
-from analysis.overlap import compare_kept, kept_matrix
-from cli.main import app
+from shedding.analysis.cascade import cascade_summary
+from shedding.analysis.io import NotARunError, open_run
+from shedding.analysis.overlap import compare_kept, kept_matrix
+from shedding.cli.main import app
 
 
 def _copy(src: Path, tmp_path: Path, name: str = "run.zarr") -> Path:

@@ -14,8 +14,9 @@ import xarray as xr
 
 from shedding.config import ConfigError
 from shedding.studies import STUDIES
-from shedding.studies.base import fraction_of
-from shedding.studies.rewinding import density_lattice
+from shedding.studies.rewinding_grid import density_lattice
+from shedding.studies.study_base import fraction_of
+from shedding.validate import validate_run_config
 from tests.conftest import STUDY_OVERRIDES, run_study_cli
 
 
@@ -103,7 +104,7 @@ def test_cascade_grid_is_the_product_with_a_control_per_condition_and_seed(size)
     assert sorted(got) == sorted(expected)
     for r in runs:
         if r.factors.part == "aware":
-            r.config.validate()  # the cascade schedule's windows fit the study's recording intervals
+            validate_run_config(r.config)  # the cascade schedule's windows fit the study's recording intervals
             assert r.config.prune.schedule == r.factors.schedule and r.config.prune.sparsity == grid.aware_sparsity
     runs = [r for r in runs if r.factors.part == "main"]
     by = {dataclasses.astuple(r.factors): r.config for r in runs}
@@ -190,7 +191,7 @@ def test_a_failed_run_is_listed_the_report_written_and_the_exit_status_1(tmp_pat
 def test_bad_input_fails_with_one_line_and_writes_nothing(tmp_path, args, fragment):
     from typer.testing import CliRunner
 
-    from cli.main import app
+    from shedding.cli.main import app
 
     res = CliRunner().invoke(app, ["study", "rewinding", "--quick", "--out", str(tmp_path / "out"), *args])
     assert res.exit_code == 2, res.output
@@ -202,7 +203,7 @@ def test_bad_input_fails_with_one_line_and_writes_nothing(tmp_path, args, fragme
 def test_study_help_lists_the_commands():
     from typer.testing import CliRunner
 
-    from cli.main import app
+    from shedding.cli.main import app
 
     res = CliRunner().invoke(app, ["study", "--help"])
     assert res.exit_code == 0 and all(n in res.output for n in ("rewinding", "blocks", "cascade"))
@@ -242,7 +243,7 @@ def test_quick_blocks_study_from_a_fresh_process(tmp_path):
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(root)}
     started = time.time()
-    res = subprocess.run([sys.executable, "-m", "cli.main", "study", "blocks", "--quick", "--out", str(tmp_path / "q")],
+    res = subprocess.run([sys.executable, "-m", "shedding.cli.main", "study", "blocks", "--quick", "--out", str(tmp_path / "q")],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     assert time.time() - started < 600

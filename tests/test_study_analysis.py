@@ -10,8 +10,10 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from analysis.claims import rewinding_claims
-from analysis.study import (
+from shedding.grid import run_path
+from shedding.studies import STUDIES
+from shedding.studies.study_claims import rewinding_claims
+from shedding.studies.study_results import (
     Entry,
     StudyResults,
     collect,
@@ -20,8 +22,6 @@ from analysis.study import (
     results_dataset,
     seed_reduce,
 )
-from shedding.grid import run_path
-from shedding.studies import STUDIES
 from tests.conftest import STUDY_OVERRIDES
 
 
@@ -109,7 +109,7 @@ def test_seed_reduce_on_a_hand_built_table():
 
 
 def test_blocks_claims_compare_the_smallest_and_largest_block(studies):
-    from analysis.claims import blocks_claims
+    from shedding.studies.study_claims import blocks_claims
 
     _, _, _, _, res = _results("blocks", studies["blocks"])
     rows = blocks_claims(res)
@@ -131,9 +131,9 @@ def test_results_dataset_keeps_failed_runs_as_nan_rows(studies):
 
 
 def test_cascade_results_match_the_detection_against_the_matched_control(studies):
-    from analysis import open_run
-    from analysis.cascade import cascade_summary
-    from analysis.overlap import convergence
+    from shedding.analysis import open_run
+    from shedding.analysis.cascade import cascade_summary
+    from shedding.analysis.overlap import convergence
 
     _, grid, runs, sr, res = _results("cascade", studies["cascade"])
     ds = res.runs
@@ -164,7 +164,7 @@ def test_cascade_results_match_the_detection_against_the_matched_control(studies
                & (ds.part == "main")).values
         assert float(cond.excess_peak.values[i]) == pytest.approx(float(ds.excess_peak.values[sel].mean()))
         assert int(cond.seeds.values[i]) == grid.seeds
-    from analysis.claims import cascade_claims
+    from shedding.studies.study_claims import cascade_claims
 
     rows = cascade_claims(res)
     assert all(set(r) == {"claim", "paper", "ours", "setting", "verdict"} and r["verdict"] for r in rows)
@@ -206,7 +206,7 @@ def test_rewinding_order_verdict(values, verdict):
 
 
 def test_results_dataset_with_no_complete_run():
-    from analysis.study import StudyRuns
+    from shedding.studies.study_results import StudyRuns
 
     ds = results_dataset(StudyRuns([Entry("a", {"seed": 0}, None, "failed", "x")], {}, {}))
     assert ds.sizes["run"] == 1 and str(ds.status.values[0]) == "failed"
@@ -225,7 +225,7 @@ def _aware(cascade_acc, iterative_acc, cascade_steps, iterative_steps):
 
 
 def test_cascade_aware_claim_follows_its_rule():
-    from analysis.claims import _aware_claim
+    from shedding.studies.study_claims import _aware_claim
 
     got = _aware_claim(_aware((0.95, 0.94, 0.96), (0.90, 0.89, 0.91), 276, 480), "digits")
     assert got["verdict"] == "more accurate than iterative GMP, and cheaper"

@@ -7,8 +7,8 @@ import pytest
 import zarr
 
 import shedding.recording.store as store_module
-from analysis import magnitude_histogram, open_run, shed_fraction, shed_from_magnitude
 from benchmarks.synthetic_store import synthesize, synthetic_layers
+from shedding.analysis import magnitude_histogram, open_run, shed_fraction, shed_from_magnitude
 from shedding.recording.store import LOCK_NAME
 
 

@@ -104,7 +104,7 @@ def test_names_decode_to_the_labels(stores) -> None:
 
 
 def test_open_run_shows_names_and_keeps_integer_counts(stores) -> None:
-    from analysis import open_run
+    from shedding.analysis import open_run
 
     ds = open_run(stores["float32"])
     assert list(ds.line.values) == LINES and str(ds.layer_shape.values[0]) == "32x1x3x3"
@@ -136,7 +136,7 @@ def test_plain_xarray_masks_rows_never_written(tmp_path) -> None:
     for name in ("shed_events", "event_pruned", "event_eligible", "line_eligible", "magnitude_hist"):
         assert ds[name].isnull().all(), name
     assert ds.loss.isnull().all() and ds.magnitude.isnull().all()  # floats: NaN until written
-    kept = xr.open_zarr(path, mask_and_scale=False)  # what analysis.open_run reads: today's dtypes, -1 as before
+    kept = xr.open_zarr(path, mask_and_scale=False)  # what shedding.analysis.open_run reads: today's dtypes, -1 as before
     assert kept.shed_count.dtype == np.int32 and (kept.shed_count.values[3:] == -1).all()
 
 
@@ -186,7 +186,7 @@ def test_a_regular_file_is_not_a_store_folder(tmp_path, overwrite) -> None:
 def test_record_refuses_a_regular_file_before_anything_runs(tmp_path) -> None:
     from typer.testing import CliRunner
 
-    from cli.main import app
+    from shedding.cli.main import app
 
     f = tmp_path / "run.zarr"
     f.write_text("keep me")

@@ -12,7 +12,7 @@ import torchvision
 from torchvision import transforms
 
 from shedding.config import DataConfig
-from shedding.data import DATASETS, DataBundle
+from shedding.data.datasets import DATASETS, DataBundle
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)

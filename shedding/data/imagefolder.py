@@ -11,7 +11,7 @@ from pathlib import Path
 from torchvision import datasets, transforms
 
 from shedding.config import DataConfig
-from shedding.data import DATASETS, DataBundle
+from shedding.data.datasets import DATASETS, DataBundle
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
 from shedding.config import DataConfig
-from shedding.data import DATASETS, DataBundle
+from shedding.data.datasets import DATASETS, DataBundle
 
 
 @DATASETS.register("synthetic")

@@ -34,6 +34,7 @@ from shedding.grid.provenance import (
     run_path,
 )
 from shedding.storage import as_path, is_local, write_text_atomic
+from shedding.validate import validate_run_config
 
 MANIFEST = "grid.json"
 SYNC = "sync"
@@ -291,7 +292,7 @@ def run_grid(configs: Sequence[RunConfig], root: str | Path, *, cache_dir: str |
         raise ConfigError(f"--workers: {workers} must be at least 0")
     for i, cfg in enumerate(configs):
         try:
-            cfg.validate()
+            validate_run_config(cfg)
         except ConfigError as e:
             raise ConfigError(f"run {i + 1} of {len(configs)} ({run_name(cfg)}): {e}") from None
     root = as_path(root)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from shedding.models import MODELS
+from shedding.models.factories import MODELS
 
 
 def openlth_init(module: nn.Module) -> None:

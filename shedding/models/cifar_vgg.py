@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from shedding.models import MODELS
 from shedding.models.cifar_resnet import openlth_init
+from shedding.models.factories import MODELS
 
 VGG16_PLAN: list[int | str] = [
     64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512

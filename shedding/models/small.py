@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from shedding.models import MODELS
+from shedding.models.factories import MODELS
 
 
 class SmallCNN(nn.Module):

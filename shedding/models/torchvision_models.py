@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torchvision
 from torch import nn
 
-from shedding.models import MODELS
+from shedding.models.factories import MODELS
 
 TORCHVISION_NAMES = ("resnet18", "resnet34", "resnet50", "mobilenet_v3_small", "mobilenet_v3_large")
 

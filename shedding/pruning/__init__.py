@@ -7,18 +7,7 @@ already pruned stay pruned and count towards it; a target below the current spar
 and revives nothing), ``cfg`` is the :class:`~shedding.config.PruneConfig`.
 """
 
-from __future__ import annotations
-
-from collections.abc import Callable
-
-import torch
-
-from shedding.config import PruneConfig
-from shedding.registry import Registry
-
-Masks = dict[str, torch.Tensor]
-PruneFn = Callable[[dict[str, torch.Tensor], Masks, float, PruneConfig, torch.Generator], Masks]
-PRUNERS: Registry[PruneFn] = Registry("pruning method")
+from shedding.pruning.pruners import PRUNERS, Masks, PruneFn
 
 from shedding.pruning import block
 from shedding.pruning import magnitude

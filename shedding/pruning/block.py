@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from shedding.config import PruneConfig
-from shedding.pruning import PRUNERS
 from shedding.pruning.masks import Masks, target_count
+from shedding.pruning.pruners import PRUNERS
 
 BLOCK_SCORES = ("mean_abs", "l2", "max_abs")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from shedding.config import PruneConfig
-from shedding.pruning import PRUNERS
 from shedding.pruning.masks import Masks, prune_lowest
+from shedding.pruning.pruners import PRUNERS
 
 
 def magnitude_scores(weights: dict[str, torch.Tensor], masks: Masks) -> dict[str, torch.Tensor]:

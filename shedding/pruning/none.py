@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from shedding.config import PruneConfig
-from shedding.pruning import PRUNERS
 from shedding.pruning.masks import Masks
+from shedding.pruning.pruners import PRUNERS
 
 
 @PRUNERS.register("none")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shedding.retraining import TECHNIQUES, RetrainContext, RetrainPlan, Technique
+from shedding.retraining.techniques import TECHNIQUES, RetrainContext, RetrainPlan, Technique
 from shedding.training.schedules import shifted
 
 

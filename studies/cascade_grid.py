@@ -17,8 +17,8 @@ from typing import Any
 
 from shedding.config import RunConfig
 from shedding.recipes import RECIPES
-from shedding.studies import STUDIES
-from shedding.studies.base import GridRun, Study, copy_config, seeds_of
+from shedding.studies.study_base import GridRun, Study, copy_config, seeds_of
+from shedding.studies.study_registry import STUDIES
 
 
 @dataclass(frozen=True)
@@ -137,17 +137,17 @@ class Cascade(Study):
         return out
 
     def analyze(self, runs: Any, grid: Any) -> Any:
-        from analysis.study import cascade_results
+        from shedding.studies.study_results import cascade_results
 
         return cascade_results(runs, window=grid.window, min_excess=grid.min_excess)
 
     def report(self, results: Any, out: Path, context: dict[str, Any]) -> Path:
-        from reports.study_report import write_cascade_report
+        from shedding.studies.study_report import write_cascade_report
 
         return write_cascade_report(results, out, context)
 
     def table(self, results: Any) -> list[dict[str, Any]]:
-        from analysis.study import cascade_table
+        from shedding.studies.study_results import cascade_table
 
         return cascade_table(results)
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.options import with_config_options
+from shedding.cli.options import with_config_options
 from shedding.studies import STUDIES, GridRun, Study
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -73,7 +73,7 @@ def _progress_callback(advance: Callable[[int], None], total: int) -> Callable[.
 
 def _check_options(out: Path, seeds: int | None, scheduler: str | None, workers: int | None, retries: int) -> None:
     """The study command's own options (the configuration's are checked with the grid's plan)."""
-    from cli.main import check_output
+    from shedding.cli.feedback import check_output
     from shedding.config import AT_LEAST_1, NON_NEGATIVE
     from shedding.validate import check_number
 
@@ -93,10 +93,10 @@ def run_study(study: Study, overrides: dict[str, str], size: str, out: Path, see
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from analysis.study import Entry, collect
-    from cli.main import _fmt, console, out_console, user_errors
+    from shedding.cli.feedback import console, fmt, out_console, user_errors
     from shedding.config import to_toml
     from shedding.grid import run_grid, run_path
+    from shedding.studies.study_results import Entry, collect
 
     with user_errors():
         _check_options(out, seeds, scheduler, workers, retries)
@@ -146,7 +146,7 @@ def run_study(study: Study, overrides: dict[str, str], size: str, out: Path, see
         for k in keys:
             table.add_column(k, overflow="fold")
         for row in rows:
-            table.add_row(*[_fmt(row[k]) for k in keys])
+            table.add_row(*[fmt(row[k]) for k in keys])
         out_console.print(table)
     failed = [e for e in entries if e.status != "complete"]
     done = len(entries) - len(failed)

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from analysis.seeds import curve_band, mean_ci
+from shedding.analysis.seeds import curve_band, mean_ci
 
 ROUND_DECIMALS = 3  # compressions equal to this many decimals are one point of a curve
 
@@ -86,7 +86,7 @@ def read_dense_accuracy(cache_dir: str | Path, config: dict[str, Any]) -> float:
 
 def collect(entries: list[Entry], cache_dir: str | Path | None = None) -> StudyRuns:
     """Open the stores of the complete entries (lazily) and read their dense accuracies from ``cache_dir``."""
-    from analysis.io import open_run
+    from shedding.analysis.io import open_run
 
     runs, dense = {}, {}
     for e in entries:
@@ -328,7 +328,7 @@ CASCADE_VARS = ("excess_peak", "peak_shed_fraction", "amplification", "final_exc
 
 def _relative_curve(ds: xr.Dataset) -> xr.DataArray:
     """Event 0's global S(t) on the recorded line, indexed by steps since the event (``since``)."""
-    from analysis.shed import shed_curves
+    from shedding.analysis.shed import shed_curves
 
     c = shed_curves(ds, 0).shed_fraction_global.compute()
     return xr.DataArray(np.asarray(c.values, dtype=float), dims="since",
@@ -355,17 +355,17 @@ def cascade_results(study_runs: StudyRuns, window: str | int | None = "5ep", min
                     onset_excess: float = 0.01) -> StudyResults:
     """Shedding statistics of the cascade study; see the module docstring.
 
-    Per main-part run: the :func:`analysis.cascade.cascade_summary` variables against its control (matched by
-    :func:`analysis.controls.match_controls`: the same condition, seed and line sparsity; NaN without one),
+    Per main-part run: the :func:`shedding.analysis.cascade.cascade_summary` variables against its control (matched by
+    :func:`shedding.analysis.controls.match_controls`: the same condition, seed and line sparsity; NaN without one),
     S(t) and the excess over the control by steps since the event (``shed_fraction``, ``excess`` over
     ``since``), and for random runs the kept-set convergence towards the GMP run of the same condition,
     sparsity and seed (``convergence`` over ``conv_step``). Tables: ``conditions``
     (means over seeds with CIs, verdict), ``controls``, ``random_vs_gmp`` (accuracy), ``convergence`` and, when the
     cascade-aware part ran, ``aware``. Extras: ``bands`` (S and excess CI bands per condition, sparsity and method).
     """
-    from analysis.cascade import cascade_summary
-    from analysis.controls import match_controls
-    from analysis.overlap import convergence
+    from shedding.analysis.cascade import cascade_summary
+    from shedding.analysis.controls import match_controls
+    from shedding.analysis.overlap import convergence
 
     ds = results_dataset(study_runs)
     runs, entries = study_runs.runs, study_runs.entries

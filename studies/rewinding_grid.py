@@ -15,8 +15,8 @@ from typing import Any
 
 from shedding.config import RunConfig
 from shedding.recipes import RECIPES
-from shedding.studies import STUDIES
-from shedding.studies.base import GridRun, Study, copy_config, fraction_of, seeds_of
+from shedding.studies.study_base import GridRun, Study, copy_config, fraction_of, seeds_of
+from shedding.studies.study_registry import STUDIES
 
 
 def density_lattice(*k: int) -> tuple[float, ...]:
@@ -118,17 +118,17 @@ class Rewinding(Study):
         return out
 
     def analyze(self, runs: Any, grid: Any) -> Any:
-        from analysis.study import rewinding_results
+        from shedding.studies.study_results import rewinding_results
 
         return rewinding_results(runs)
 
     def report(self, results: Any, out: Path, context: dict[str, Any]) -> Path:
-        from reports.study_report import write_rewinding_report
+        from shedding.studies.study_report import write_rewinding_report
 
         return write_rewinding_report(results, out, context)
 
     def table(self, results: Any) -> list[dict[str, Any]]:
-        from analysis.study import parity_table
+        from shedding.studies.study_results import parity_table
 
         return parity_table(results)
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from shedding.config import ConfigError, RunConfig, apply_overrides, from_plain, load_toml, to_dict
 from shedding.steps import Step
+from shedding.validate import validate_run_config
 
 
 @dataclass(frozen=True)
@@ -118,10 +119,10 @@ class Study:
             cfg = load_toml(config_file, cfg)
         if overrides:
             cfg = apply_overrides(cfg, overrides)
-        cfg.validate()
+        validate_run_config(cfg)
         if setting is not None:
             self.adapt(cfg, setting)
-            cfg.validate()
+            validate_run_config(cfg)
         return cfg
 
     def adapt(self, cfg: RunConfig, setting: RunConfig) -> None:
@@ -139,7 +140,7 @@ class Study:
             raise RuntimeError(f"study {self.name}: duplicate run labels")
         for r in runs:
             try:
-                r.config.validate()
+                validate_run_config(r.config)
             except ConfigError as e:
                 raise ConfigError(f"{r.label}: {e}") from None
         return base, grid, runs
@@ -147,8 +148,8 @@ class Study:
     # ---------------------------------------------------------------- analysis and report
 
     def analyze(self, runs: Any, grid: Any) -> Any:
-        """Per-study results from :class:`analysis.study.StudyRuns` (default: the plain results Dataset)."""
-        from analysis.study import results_dataset
+        """Per-study results from :class:`shedding.studies.study_results.StudyRuns` (default: the plain results Dataset)."""
+        from shedding.studies.study_results import results_dataset
 
         return results_dataset(runs)
 

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from shedding.config import RunConfig
-from shedding.studies import STUDIES
-from shedding.studies.base import GridRun, Study, copy_config, fraction_of, seeds_of
-from shedding.studies.rewinding import follow_duration, renda_setting
+from shedding.studies.rewinding_grid import follow_duration, renda_setting
+from shedding.studies.study_base import GridRun, Study, copy_config, fraction_of, seeds_of
+from shedding.studies.study_registry import STUDIES
 
 
 @dataclass(frozen=True)
@@ -89,17 +89,17 @@ class Blocks(Study):
         return out
 
     def analyze(self, runs: Any, grid: Any) -> Any:
-        from analysis.study import blocks_results
+        from shedding.studies.study_results import blocks_results
 
         return blocks_results(runs)
 
     def report(self, results: Any, out: Path, context: dict[str, Any]) -> Path:
-        from reports.study_report import write_blocks_report
+        from shedding.studies.study_report import write_blocks_report
 
         return write_blocks_report(results, out, context)
 
     def table(self, results: Any) -> list[dict[str, Any]]:
-        from analysis.study import blocks_table
+        from shedding.studies.study_results import blocks_table
 
         return blocks_table(results)
 

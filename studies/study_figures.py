@@ -6,7 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 import xarray as xr
 
-from reports.figures import CONTROL_COLOR, LAYOUT, PALETTE, _list
+from shedding.reports.figures import CONTROL_COLOR, LAYOUT, PALETTE, _list
 
 TECHNIQUE_COLORS = {"finetune": PALETTE[0], "weight_rewind": PALETTE[1], "lr_rewind": PALETTE[2],
                     "reinit": PALETTE[3]}

@@ -3,7 +3,7 @@
 Each row is ``{"claim", "paper", "ours", "setting", "verdict"}``. The paper's numbers are from SCIENCE.md section 3
 (Renda et al.'s released results); the cascade paper's and Siswanto's claims are qualitative and stated as claims.
 Verdicts follow explicit rules written in each row; "inconclusive" whenever the data cannot decide. Pure functions
-of :class:`analysis.study.StudyResults`.
+of :class:`shedding.studies.study_results.StudyResults`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from analysis.seeds import mean_ci
-from analysis.study import _rows
+from shedding.analysis.seeds import mean_ci
+from shedding.studies.study_results import _rows
 
 RENDA_SETTING = ("paper: ResNet-56 on CIFAR-10 (dense 93.46%), 182 epochs, LR 0.1 x0.1 at 91/136, median of 3; "
                  "ours: {model} on {data}, T = {T} steps, median of {seeds} seed(s)")

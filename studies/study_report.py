@@ -1,4 +1,4 @@
-"""A study's report: one self-contained HTML page (plotly.js inlined once, as :mod:`reports.html` does).
+"""A study's report: one self-contained HTML page (plotly.js inlined once, as :mod:`shedding.reports.html` does).
 
 Every page has the question and the setting, the grid, failed runs in red, the "compared with the paper" table,
 the study's sections, every run with its factors and results, and the base configuration.
@@ -16,11 +16,11 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from analysis.claims import blocks_claims, cascade_claims, rewinding_claims
-from analysis.study import StudyResults, _rows
-from reports import figures
-from reports.html import CSS, LINK_JS, _fig_block, _table
-from reports.study_figures import (
+from shedding.reports import figures
+from shedding.reports.html import CSS, LINK_JS, _fig_block, _table
+from shedding.storage import write_text_atomic
+from shedding.studies.study_claims import blocks_claims, cascade_claims, rewinding_claims
+from shedding.studies.study_figures import (
     accuracy_bars,
     aware_figure,
     blocks_curves,
@@ -29,7 +29,7 @@ from reports.study_figures import (
     excess_bars,
     rewinding_curves,
 )
-from shedding.storage import write_text_atomic
+from shedding.studies.study_results import StudyResults, _rows
 
 EXTRA_CSS = """
 .verdict-reproduced{background:#e3f1e3} .verdict-not{background:#fde2e1} .claims td{white-space:normal;
