@@ -37,10 +37,14 @@ COMMITTED_DIMS = ("step", "record_step", "hist_step", "sample_step")  # rows tha
 WHOLE_DIMS = ("epoch", "event")  # checked in complete stores only
 
 
-def _damaged(message: str) -> Exception:
-    """The error a damaged store raises: ``shedding.analysis.io.NotARunError`` (a ValueError), on one line."""
-    from shedding.analysis.io import NotARunError
+class NotARunError(ValueError):
+    """The path is not a shedding run store, or a damaged one; the message is one line.
 
+    Also importable as ``shedding.analysis.io.NotARunError``."""
+
+
+def _damaged(message: str) -> Exception:
+    """The error a damaged store raises: a :class:`NotARunError` (a ValueError), on one line."""
     return NotARunError(" ".join(message.split()))
 
 

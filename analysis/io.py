@@ -8,12 +8,9 @@ from pathlib import Path
 import xarray as xr
 
 from shedding.analysis import integrity
+from shedding.analysis.integrity import NotARunError
 from shedding.recording.names import decode_names
 from shedding.storage import as_path
-
-
-class NotARunError(ValueError):
-    """The path is not a shedding run store; the message is one line."""
 
 
 def open_run(path: str | Path) -> xr.Dataset:

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-# What the checked paths import (python -m shedding.cli.main record, tests/test_gpu.py, benchmarks/recording_overhead.py)
+# What the checked paths import (python -m shedding.cli.main record, tests/e2e/test_gpu.py, benchmarks/recording_overhead.py)
 # beyond the standard library; the ones benchmarks/gpu_wheels.sh carries are marked in its list.
 PACKAGES = ["numpy", "scipy", "pandas", "xarray", "sklearn", "torch", "torchvision", "zarr", "numcodecs",
             "google_crc32c", "donfig", "dask", "typer", "pydantic", "rich", "yaml", "fsspec", "pytest"]

@@ -5,7 +5,7 @@
 #
 # Parts, in order, each under `timeout` and within the whole budget (default 480 s), each timed:
 #   env     what the machine has; stops the check when a needed package is missing or CUDA is not seen
-#   tests   tests/test_gpu.py: recorded steps never sync the device; CUDA counts equal numpy's recount
+#   tests   tests/e2e/test_gpu.py: recorded steps never sync the device; CUDA counts equal numpy's recount
 #   record  python -m shedding.cli.main record on the bundled digits (bf16 autocast on CUDA), packed to run.tar.gz
 #   verify  python -m benchmarks.gpu_check verify run.tar.gz: complete, counts equal numpy's recount, loss finite
 #   bench   benchmarks/recording_overhead.py: the target rows, each against the loop without recording
@@ -123,7 +123,7 @@ if wanted env; then
 fi
 
 if wanted tests; then
-    run_part tests 150 pytest.log "$python" -m pytest -q -rs -p no:cacheprovider tests/test_gpu.py || true
+    run_part tests 150 pytest.log "$python" -m pytest -q -rs -p no:cacheprovider tests/e2e/test_gpu.py || true
 fi
 
 if wanted record; then

@@ -2,7 +2,7 @@
 # Download the wheels benchmarks/gpu_check.sh needs on the GPU machine into .whl/ (git-ignored), for its
 # Python 3.12 on x86-64 Linux. That machine has torch, torchvision, numpy, scipy, pandas, xarray, scikit-learn,
 # pytest, pyyaml, fsspec, cloudpickle, toolz, click, packaging, markdown-it-py and pygments, but no registry:
-# what the exercised paths import (python -m shedding.cli.main record, tests/test_gpu.py,
+# what the exercised paths import (python -m shedding.cli.main record, tests/e2e/test_gpu.py,
 # benchmarks/recording_overhead.py) and it lacks travels as these wheels, at the versions of .venv here.
 # --no-deps fetches none of a package's needs, so the list names every missing one; typer, rich and
 # typing-extensions are there too but are carried so the CLI runs on the same versions as here (this typer

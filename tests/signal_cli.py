@@ -1,4 +1,4 @@
-"""``python -m shedding.cli.main`` that signals itself at a chosen moment, for tests/test_signals.py.
+"""``python -m shedding.cli.main`` that signals itself at a chosen moment, for tests/record/test_interrupts.py.
 
 ``SHEDDING_SIGNAL`` names the signal (INT, TERM or KILL; ``INT,INT`` sends two at once) and
 ``SHEDDING_SIGNAL_AT`` the moment, so the tests never depend on timing:

@@ -240,7 +240,7 @@ def test_quick_blocks_study_from_a_fresh_process(tmp_path):
     import sys
     import time
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(root)}
     started = time.time()
     res = subprocess.run([sys.executable, "-m", "shedding.cli.main", "study", "blocks", "--quick", "--out", str(tmp_path / "q")],

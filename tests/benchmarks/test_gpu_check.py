@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "benchmarks" / "gpu_check.sh"
 OUTPUTS = ["env.txt", "pytest.log", "record.log", "run.tar.gz", "bench.txt", "bench.json", "summary.txt"]
 

@@ -1,6 +1,6 @@
 """The CUDA recording path: per-step work never waits for the GPU, and what it records equals numpy's recount.
 
-Skipped without a CUDA device (CI has none); run on a GPU machine with ``pytest tests/test_gpu.py``.
+Skipped without a CUDA device (CI has none); run on a GPU machine with ``pytest tests/e2e/test_gpu.py``.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from shedding.experiment import FINAL_MODEL, RESUME_DIR, record
 from shedding.grid import RunOutcome, ensure_run, run_grid, run_name, run_path
 from shedding.recording.store import StoreError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _config(method: str = "gmp", technique: str = "lr_rewind", seed: int = 0) -> RunConfig:

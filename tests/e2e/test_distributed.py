@@ -18,7 +18,7 @@ from torch.utils.data import Dataset, TensorDataset
 from shedding.config import ConfigError
 from shedding.data.loader import BatchLoader
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class _Indexed(Dataset):

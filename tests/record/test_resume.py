@@ -18,7 +18,7 @@ from shedding.config import to_toml
 from shedding.experiment import FINAL_MODEL, RESUME_DIR, record, resume
 from shedding.recording.store import StoreError, run_status
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _config(technique: str = "lr_rewind", schedule: str = "oneshot"):

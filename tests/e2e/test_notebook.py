@@ -16,7 +16,7 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "explore_runs.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[2] / "examples" / "explore_runs.ipynb"
 
 
 def _kernel_path(tmp: Path) -> str:
