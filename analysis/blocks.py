@@ -30,9 +30,13 @@ from scipy.stats import binom, chi2
 from shedding.analysis.overlap import _scopes, kept_set
 
 MIN_EXPECTED = 5.0
-POOLING_RULE = ("Pearson chi-square; bins pooled left to right until each pool's expected count is >= 5, a short "
-                "trailing pool merged into the previous; dof = pools - 2; NaN with fewer than 3 pools")
-EDGE_RULE = "only full blocks/groups count; partial edge blocks of the (out, in*kh*kw) view are dropped"
+POOLING_RULE = (
+    "Pearson chi-square; bins pooled left to right until each pool's expected count is >= 5, a short "
+    "trailing pool merged into the previous; dof = pools - 2; NaN with fewer than 3 pools"
+)
+EDGE_RULE = (
+    "only full blocks/groups count; partial edge blocks of the (out, in*kh*kw) view are dropped"
+)
 
 
 def _shape2d(shape: str) -> tuple[int, int]:
@@ -50,8 +54,9 @@ def block_counts(flat: np.ndarray, shape2d: tuple[int, int], bh: int, bw: int) -
     return x.reshape(nr, bh, nc, bw).sum(axis=(1, 3)).reshape(-1)
 
 
-def pooled_chisquare(observed: np.ndarray, expected: np.ndarray, min_expected: float = MIN_EXPECTED,
-                     ddof: int = 1) -> tuple[float, int, float]:
+def pooled_chisquare(
+    observed: np.ndarray, expected: np.ndarray, min_expected: float = MIN_EXPECTED, ddof: int = 1
+) -> tuple[float, int, float]:
     """(statistic, dof, p-value) of Pearson's chi-square after pooling bins (see the module docstring)."""
     pools: list[list[float]] = []
     o_acc = e_acc = 0.0
@@ -91,9 +96,15 @@ def _scope_stats(counts: np.ndarray, k: int, n_max: int | None) -> dict:
     return out
 
 
-def block_density(ds: xr.Dataset, kept: xr.DataArray | None = None, block: tuple[int, int] | None = None,
-                  nm: tuple[int, int] | None = None, event: int = -1, effective: bool = False,
-                  step: int | None = None) -> xr.Dataset:
+def block_density(
+    ds: xr.Dataset,
+    kept: xr.DataArray | None = None,
+    block: tuple[int, int] | None = None,
+    nm: tuple[int, int] | None = None,
+    event: int = -1,
+    effective: bool = False,
+    step: int | None = None,
+) -> xr.Dataset:
     """Histogram of kept weights per block against the binomial expectation, over ``scope`` ('all', layers).
 
     ``kept`` is a boolean (or 0/1) DataArray over ``weight``; by default ``kept_set(ds, event, effective,
@@ -127,19 +138,24 @@ def block_density(ds: xr.Dataset, kept: xr.DataArray | None = None, block: tuple
         kept = kept_set(ds, event, effective, step)
     values = np.asarray(kept.values)
     if values.shape != (int(ds.sizes["weight"]),):
-        raise ValueError(f"kept must be one value per weight ({ds.sizes['weight']}), got shape {values.shape}")
+        raise ValueError(
+            f"kept must be one value per weight ({ds.sizes['weight']}), got shape {values.shape}"
+        )
     values = values.astype(bool)
 
     per_layer, names = [], []
     for (name, sl), shape in zip(_scopes(ds)[1:], ds.layer_shape.values, strict=True):
         r, c = _shape2d(shape)
         if r * c != sl.stop - sl.start:
-            raise ValueError(f"layer {name}: shape {shape} does not match its size {sl.stop - sl.start}")
+            raise ValueError(
+                f"layer {name}: shape {shape} does not match its size {sl.stop - sl.start}"
+            )
         per_layer.append((block_counts(values[sl], (r, c), bh, bw), r * c))
         names.append(name)
     all_counts = np.concatenate([c for c, _ in per_layer]) if per_layer else np.zeros(0, np.int64)
     scopes = [("all", all_counts, sum(s for _, s in per_layer))] + [
-        (nm_, c, s) for nm_, (c, s) in zip(names, per_layer, strict=True)]
+        (nm_, c, s) for nm_, (c, s) in zip(names, per_layer, strict=True)
+    ]
 
     rows = []
     for _, counts, size in scopes:
@@ -154,8 +170,15 @@ def block_density(ds: xr.Dataset, kept: xr.DataArray | None = None, block: tuple
     for key in keys:
         data[key] = ("scope", np.asarray([r[key] for r in rows]))
     out = xr.Dataset(data, coords={"scope": [s[0] for s in scopes], "kept_count": np.arange(k + 1)})
-    out.attrs.update(pattern=pattern, mode="nm" if nm is not None else "block", block=[bh, bw], group_size=k,
-                     edge_rule=EDGE_RULE, test=POOLING_RULE, kept="given" if given else "kept_set")
+    out.attrs.update(
+        pattern=pattern,
+        mode="nm" if nm is not None else "block",
+        block=[bh, bw],
+        group_size=k,
+        edge_rule=EDGE_RULE,
+        test=POOLING_RULE,
+        kept="given" if given else "kept_set",
+    )
     if not given:
         out.attrs.update(event=int(event), effective=bool(effective))
         if step is not None:

@@ -37,8 +37,14 @@ def _relative(curves: xr.Dataset) -> xr.Dataset:
     return curves.assign_coords(step=curves.step.values - int(curves.attrs["event_step"]))
 
 
-def summarize_event(run_curves: xr.Dataset, control_curves: xr.Dataset | None, pruned: int,
-                    window: int | None, min_excess: float, onset_excess: float) -> xr.Dataset:
+def summarize_event(
+    run_curves: xr.Dataset,
+    control_curves: xr.Dataset | None,
+    pruned: int,
+    window: int | None,
+    min_excess: float,
+    onset_excess: float,
+) -> xr.Dataset:
     """Scalar and per-layer statistics of one event on one line from its curves (see :func:`shed_curves`).
 
     All steps in the result are absolute (the run's own); the window is in steps after the event.
@@ -50,61 +56,98 @@ def summarize_event(run_curves: xr.Dataset, control_curves: xr.Dataset | None, p
     peak_rel, peak_value = peak(g)
     shed_at_peak = float(win.shed_count_global.sel(step=peak_rel)) if peak_rel >= 0 else np.nan
     nan = float("nan")
-    out = xr.Dataset({
-        "peak_step": peak_rel + ev_step if peak_rel >= 0 else -1,
-        "time_to_peak": peak_rel,
-        "peak_shed_fraction": peak_value,
-        "final_shed_fraction": float(rel.shed_fraction_global.values[-1]) if rel.step.size else nan,
-        "amplification": shed_at_peak / pruned if pruned > 0 else nan,
-        "shed_events": int(win.shed_events.sum()),
-        "recovered_events": int(win.recover_events.sum()),
-        "pruned": pruned,
-        "eligible": int(run_curves.eligible.sum()),
-        "peak_shed_fraction_layer": win.shed_fraction.max("step"),
-    })
+    out = xr.Dataset(
+        {
+            "peak_step": peak_rel + ev_step if peak_rel >= 0 else -1,
+            "time_to_peak": peak_rel,
+            "peak_shed_fraction": peak_value,
+            "final_shed_fraction": float(rel.shed_fraction_global.values[-1])
+            if rel.step.size
+            else nan,
+            "amplification": shed_at_peak / pruned if pruned > 0 else nan,
+            "shed_events": int(win.shed_events.sum()),
+            "recovered_events": int(win.recover_events.sum()),
+            "pruned": pruned,
+            "eligible": int(run_curves.eligible.sum()),
+            "peak_shed_fraction_layer": win.shed_fraction.max("step"),
+        }
+    )
     if control_curves is None:
-        return out.assign(onset_step=-1, excess_peak=nan, excess_peak_step=-1, final_excess=nan,
-                          control_peak_shed_fraction=nan,
-                          excess_peak_layer=xr.full_like(out.peak_shed_fraction_layer, np.nan))
+        return out.assign(
+            onset_step=-1,
+            excess_peak=nan,
+            excess_peak_step=-1,
+            final_excess=nan,
+            control_peak_shed_fraction=nan,
+            excess_peak_layer=xr.full_like(out.peak_shed_fraction_layer, np.nan),
+        )
     crel = _relative(control_curves)
     common = np.intersect1d(win.step.values, crel.step.values)
     if common.size == 0:
-        raise ValueError("the run and its control share no steps after the event; they are not comparable")
+        raise ValueError(
+            "the run and its control share no steps after the event; they are not comparable"
+        )
     ex = win.shed_fraction_global.sel(step=common) - crel.shed_fraction_global.sel(step=common)
-    ex_layer = (win.shed_fraction.sel(step=common) - crel.shed_fraction.sel(step=common)).max("step")
+    ex_layer = (win.shed_fraction.sel(step=common) - crel.shed_fraction.sel(step=common)).max(
+        "step"
+    )
     ex_rel, ex_value = peak(ex)
     onset_idx = np.flatnonzero(ex.values >= onset_excess)
     all_common = np.intersect1d(rel.step.values, crel.step.values)
-    final_ex = (float(rel.shed_fraction_global.sel(step=all_common[-1])
-                      - crel.shed_fraction_global.sel(step=all_common[-1])) if all_common.size else nan)
+    final_ex = (
+        float(
+            rel.shed_fraction_global.sel(step=all_common[-1])
+            - crel.shed_fraction_global.sel(step=all_common[-1])
+        )
+        if all_common.size
+        else nan
+    )
     _, ctrl_peak = peak(crel.shed_fraction_global.sel(step=common))
-    return out.assign(onset_step=int(common[onset_idx[0]]) + ev_step if onset_idx.size else -1,
-                      excess_peak=ex_value, excess_peak_step=ex_rel + ev_step, final_excess=final_ex,
-                      control_peak_shed_fraction=ctrl_peak, excess_peak_layer=ex_layer,
-                      run_at_excess_peak=float(win.shed_fraction_global.sel(step=ex_rel)),
-                      control_at_excess_peak=float(crel.shed_fraction_global.sel(step=ex_rel)))
+    return out.assign(
+        onset_step=int(common[onset_idx[0]]) + ev_step if onset_idx.size else -1,
+        excess_peak=ex_value,
+        excess_peak_step=ex_rel + ev_step,
+        final_excess=final_ex,
+        control_peak_shed_fraction=ctrl_peak,
+        excess_peak_layer=ex_layer,
+        run_at_excess_peak=float(win.shed_fraction_global.sel(step=ex_rel)),
+        control_at_excess_peak=float(crel.shed_fraction_global.sel(step=ex_rel)),
+    )
 
 
 def _rule(window: int | None, min_excess: float, onset_excess: float, denominator: str) -> str:
     span = "the round" if window is None else f"{window} steps"
-    return (f"cascade when S_run - S_control reaches {min_excess:g} within {span} of the event "
-            f"(S = shed / {denominator} survivors; onset: first step the excess reaches {onset_excess:g})")
+    return (
+        f"cascade when S_run - S_control reaches {min_excess:g} within {span} of the event "
+        f"(S = shed / {denominator} survivors; onset: first step the excess reaches {onset_excess:g})"
+    )
 
 
 def _verdict(s: xr.Dataset, min_excess: float, has_control: bool) -> tuple[str, str]:
     if not has_control:
-        return "no control", ("no control run given: retraining alone sheds, so S(t) without a control "
-                              "cannot show a cascade")
+        return "no control", (
+            "no control run given: retraining alone sheds, so S(t) without a control "
+            "cannot show a cascade"
+        )
     ex = float(s.excess_peak)
     verdict = "cascade" if ex >= min_excess else "no cascade"
-    evidence = (f"peak excess {ex:+.3f} at step {int(s.excess_peak_step)} (run {float(s.run_at_excess_peak):.3f} "
-                f"vs control {float(s.control_at_excess_peak):.3f}); threshold {min_excess:g}")
+    evidence = (
+        f"peak excess {ex:+.3f} at step {int(s.excess_peak_step)} (run {float(s.run_at_excess_peak):.3f} "
+        f"vs control {float(s.control_at_excess_peak):.3f}); threshold {min_excess:g}"
+    )
     return verdict, evidence
 
 
-def cascade_summary(run: xr.Dataset, control: xr.Dataset | None, event: int = 0, min_excess: float = 0.05,
-                    onset_excess: float = 0.01, window: int | str | None = DEFAULT_WINDOW,
-                    denominator: str = "eligible", line: Line | None = None) -> xr.Dataset:
+def cascade_summary(
+    run: xr.Dataset,
+    control: xr.Dataset | None,
+    event: int = 0,
+    min_excess: float = 0.05,
+    onset_excess: float = 0.01,
+    window: int | str | None = DEFAULT_WINDOW,
+    denominator: str = "eligible",
+    line: Line | None = None,
+) -> xr.Dataset:
     """Statistics of one event on one line (default: the recorded line), against ``control`` when given.
 
     Returns ``onset_step``, ``peak_step``, ``time_to_peak``, ``peak_shed_fraction``, ``amplification``
@@ -125,22 +168,41 @@ def cascade_summary(run: xr.Dataset, control: xr.Dataset | None, event: int = 0,
         else:
             values = run_curves.line_value.values
             ci = line.recorded_index(control)
-            same = ci is not None and np.allclose(control.line_value.isel(event=0, line=ci).values, values, rtol=1e-6)
+            same = ci is not None and np.allclose(
+                control.line_value.isel(event=0, line=ci).values, values, rtol=1e-6
+            )
             # the control is measured against the run's line: its own counts if it recorded those values
-            ctrl_curves = (shed_curves(control, 0, line, denominator=denominator) if same else
-                           shed_curves(control, 0, Line("abs", 1.0), line_values=values, denominator=denominator))
+            ctrl_curves = (
+                shed_curves(control, 0, line, denominator=denominator)
+                if same
+                else shed_curves(
+                    control, 0, Line("abs", 1.0), line_values=values, denominator=denominator
+                )
+            )
             ctrl_curves = ctrl_curves.compute()
     pruned = int(run.event_pruned.isel(event=event).sum())
     out = summarize_event(run_curves, ctrl_curves, pruned, w, min_excess, onset_excess)
     verdict, evidence = _verdict(out, min_excess, control is not None)
-    out.attrs.update(verdict=verdict, evidence=evidence, rule=_rule(w, min_excess, onset_excess, denominator),
-                     line=run_curves.attrs["line"], resolution=run_curves.attrs["resolution"], event=event)
+    out.attrs.update(
+        verdict=verdict,
+        evidence=evidence,
+        rule=_rule(w, min_excess, onset_excess, denominator),
+        line=run_curves.attrs["line"],
+        resolution=run_curves.attrs["resolution"],
+        event=event,
+    )
     return out.compute()
 
 
-def detect_cascades(run: xr.Dataset, control: xr.Dataset | None = None, lines: list[Line] | None = None,
-                    min_excess: float = 0.05, onset_excess: float = 0.01,
-                    window: int | str | None = DEFAULT_WINDOW, denominator: str = "eligible") -> xr.Dataset:
+def detect_cascades(
+    run: xr.Dataset,
+    control: xr.Dataset | None = None,
+    lines: list[Line] | None = None,
+    min_excess: float = 0.05,
+    onset_excess: float = 0.01,
+    window: int | str | None = DEFAULT_WINDOW,
+    denominator: str = "eligible",
+) -> xr.Dataset:
     """Every prune event of ``run`` on every line: the :func:`cascade_summary` variables over (event, line),
     plus ``verdict`` and ``evidence`` string arrays. Lines other than the recorded one need magnitudes.
     """
@@ -149,11 +211,22 @@ def detect_cascades(run: xr.Dataset, control: xr.Dataset | None = None, lines: l
     for event in range(run.sizes["event"]):
         per_line = []
         for line in lines:
-            s = cascade_summary(run, control, event, min_excess, onset_excess, window, denominator, line)
-            s = s.assign(verdict=s.attrs["verdict"], evidence=s.attrs["evidence"],
-                         resolution=s.attrs["resolution"])
+            s = cascade_summary(
+                run, control, event, min_excess, onset_excess, window, denominator, line
+            )
+            s = s.assign(
+                verdict=s.attrs["verdict"],
+                evidence=s.attrs["evidence"],
+                resolution=s.attrs["resolution"],
+            )
             per_line.append(s)
-        rows.append(xr.concat(per_line, dim=xr.DataArray([ln.label for ln in lines], dims="line", name="line")))
-    out = xr.concat(rows, dim=xr.DataArray(np.arange(run.sizes["event"]), dims="event", name="event"))
+        rows.append(
+            xr.concat(
+                per_line, dim=xr.DataArray([ln.label for ln in lines], dims="line", name="line")
+            )
+        )
+    out = xr.concat(
+        rows, dim=xr.DataArray(np.arange(run.sizes["event"]), dims="event", name="event")
+    )
     out.attrs.update(rule=_rule(window_steps(run, window), min_excess, onset_excess, denominator))
     return out

@@ -30,8 +30,16 @@ from typing import Any
 
 import xarray as xr
 
-SAME = ("model", "data", "train", "retrain", "seed")  # what a control shares with its runs, beside the line
-SPARSITY_TOLERANCE = 1e-6  # a sparsity written to six decimals (1 - 0.8**2 as 0.36) is the same line
+SAME = (
+    "model",
+    "data",
+    "train",
+    "retrain",
+    "seed",
+)  # what a control shares with its runs, beside the line
+SPARSITY_TOLERANCE = (
+    1e-6  # a sparsity written to six decimals (1 - 0.8**2 as 0.36) is the same line
+)
 ALPHA_TOLERANCE = 1e-9  # relative
 
 
@@ -57,8 +65,10 @@ def line_sparsity(ds: xr.Dataset) -> float:
     run's first planned target (from its schedule: :func:`shedding.pruning.schedule.sparsity_targets`)."""
     prune = dict(_config(ds).get("prune") or {})
     if "sparsity" not in prune:
-        raise ValueError(f"{ds.attrs.get('path', 'a run')}: its configuration has no prune.sparsity; "
-                         "it cannot be matched with a control")
+        raise ValueError(
+            f"{ds.attrs.get('path', 'a run')}: its configuration has no prune.sparsity; "
+            "it cannot be matched with a control"
+        )
     if is_control(ds):
         return float(prune["sparsity"])
     from shedding.config import PruneConfig
@@ -75,9 +85,15 @@ def line_alpha(ds: xr.Dataset) -> float:
 
 def matches(run: xr.Dataset, control: xr.Dataset) -> bool:
     """Whether ``control`` is a control of ``run`` by the rule of the module docstring."""
-    return (is_control(control) and not is_control(run) and setting_key(run) == setting_key(control)
-            and math.isclose(line_sparsity(run), line_sparsity(control), rel_tol=0.0, abs_tol=SPARSITY_TOLERANCE)
-            and math.isclose(line_alpha(run), line_alpha(control), rel_tol=ALPHA_TOLERANCE))
+    return (
+        is_control(control)
+        and not is_control(run)
+        and setting_key(run) == setting_key(control)
+        and math.isclose(
+            line_sparsity(run), line_sparsity(control), rel_tol=0.0, abs_tol=SPARSITY_TOLERANCE
+        )
+        and math.isclose(line_alpha(run), line_alpha(control), rel_tol=ALPHA_TOLERANCE)
+    )
 
 
 def _where(name: str, ds: xr.Dataset) -> str:
@@ -98,8 +114,10 @@ def match_controls(runs: dict[str, xr.Dataset]) -> dict[str, str | None]:
         found = [c for c, control in controls.items() if matches(ds, control)]
         if len(found) > 1:
             a, b = found[:2]
-            raise ValueError(f"{_where(name, ds)}: two controls match it equally, {_where(a, controls[a])} and "
-                             f"{_where(b, controls[b])} (same setting, seed, line sparsity and alpha); "
-                             "analyze one of them")
+            raise ValueError(
+                f"{_where(name, ds)}: two controls match it equally, {_where(a, controls[a])} and "
+                f"{_where(b, controls[b])} (same setting, seed, line sparsity and alpha); "
+                "analyze one of them"
+            )
         out[name] = found[0] if found else None
     return out

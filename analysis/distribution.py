@@ -26,8 +26,9 @@ def _block_hist(block: np.ndarray, lo: float, scale: float, nb: int) -> np.ndarr
     return np.bincount(bins, minlength=rows * nb).reshape(rows, 1, nb)
 
 
-def magnitude_histogram(ds: xr.Dataset, bins: int = 60, lo: float | None = None, hi: float | None = None
-                        ) -> xr.DataArray:
+def magnitude_histogram(
+    ds: xr.Dataset, bins: int = 60, lo: float | None = None, hi: float | None = None
+) -> xr.DataArray:
     """Counts of log10|w| of non-zero weights per snapshot step in ``bins`` equal bins from ``lo`` to ``hi``.
 
     Values below ``lo`` fall in the first bin, above ``hi`` in the last. By default ``lo`` and ``hi`` are the
@@ -38,17 +39,28 @@ def magnitude_histogram(ds: xr.Dataset, bins: int = 60, lo: float | None = None,
     its histogram steps and with its own bins (``bins``, ``lo`` and ``hi`` are then ignored).
     """
     if "magnitude" not in ds:
-        if "magnitude_hist" in ds:  # the histogram the recorder computed on the device: bins as recorded
+        if (
+            "magnitude_hist" in ds
+        ):  # the histogram the recorder computed on the device: bins as recorded
             h = ds.magnitude_hist.sum("layer").rename(hist_step="record_step", hist_bin="bin")
-            return h.assign_coords(bin_lo=("bin", ds.hist_bin_lo.values), bin_hi=("bin", ds.hist_bin_hi.values)
-                                   ).drop_vars([c for c in ("hist_round",) if c in h.coords]).rename("count")
+            return (
+                h.assign_coords(
+                    bin_lo=("bin", ds.hist_bin_lo.values), bin_hi=("bin", ds.hist_bin_hi.values)
+                )
+                .drop_vars([c for c in ("hist_round",) if c in h.coords])
+                .rename("count")
+            )
         raise ValueError("this run has neither magnitude snapshots nor recorded histograms")
     arr = ds.magnitude.data
     if not isinstance(arr, da.Array):
         arr = da.from_array(np.asarray(arr), chunks=(max(1, arr.shape[0]), arr.shape[1]))
     if lo is None or hi is None:
         # one row, chunked alone: the magnitudes the first event pruned from (a snapshot if absent)
-        ref = ds.pre_prune_magnitude.isel(event=0) if "pre_prune_magnitude" in ds else ds.magnitude.isel(record_step=0)
+        ref = (
+            ds.pre_prune_magnitude.isel(event=0)
+            if "pre_prune_magnitude" in ds
+            else ds.magnitude.isel(record_step=0)
+        )
         ends = np.asarray(ref.values, dtype=np.float64)
         top = float(ends.max()) if ends.size else 0.0
         positive = ends[ends > 0]
@@ -59,10 +71,24 @@ def magnitude_histogram(ds: xr.Dataset, bins: int = 60, lo: float | None = None,
             lo = min(lo, hi - 1.0)
     edges = np.linspace(lo, hi, bins + 1)
     nblocks = len(arr.chunks[1])
-    h = arr.map_blocks(_block_hist, float(lo), bins / (hi - lo), bins, dtype=np.int64, new_axis=2,
-                       chunks=(arr.chunks[0], (1,) * nblocks, (bins,)))
+    h = arr.map_blocks(
+        _block_hist,
+        float(lo),
+        bins / (hi - lo),
+        bins,
+        dtype=np.int64,
+        new_axis=2,
+        chunks=(arr.chunks[0], (1,) * nblocks, (bins,)),
+    )
     counts = h.sum(axis=1)
-    return xr.DataArray(counts, dims=("record_step", "bin"),
-                        coords={"record_step": ds.record_step.values, "bin": np.arange(bins),
-                                "bin_lo": ("bin", edges[:-1]), "bin_hi": ("bin", edges[1:])},
-                        name="count")
+    return xr.DataArray(
+        counts,
+        dims=("record_step", "bin"),
+        coords={
+            "record_step": ds.record_step.values,
+            "bin": np.arange(bins),
+            "bin_lo": ("bin", edges[:-1]),
+            "bin_hi": ("bin", edges[1:]),
+        },
+        name="count",
+    )

@@ -15,6 +15,8 @@ def event_index(ds: xr.Dataset, event: int) -> int:
     if not -n <= event < n:
         name = Path(str(ds.attrs.get("path", "the run"))).name.removesuffix(".zarr")
         valid = f"0 to {n - 1}, or -{n} to -1 from the last" if n else "none"
-        raise ValueError(f"event {event} is out of range: {name} has {n} prune event{'s' * (n != 1)} "
-                         f"(valid: {valid})")
+        raise ValueError(
+            f"event {event} is out of range: {name} has {n} prune event{'s' * (n != 1)} "
+            f"(valid: {valid})"
+        )
     return event % n

@@ -33,7 +33,12 @@ import xarray as xr
 
 from shedding.storage import AnyPath, is_local
 
-COMMITTED_DIMS = ("step", "record_step", "hist_step", "sample_step")  # rows that last_committed_step covers
+COMMITTED_DIMS = (
+    "step",
+    "record_step",
+    "hist_step",
+    "sample_step",
+)  # rows that last_committed_step covers
 WHOLE_DIMS = ("epoch", "event")  # checked in complete stores only
 
 
@@ -66,7 +71,9 @@ def list_files(path: AnyPath) -> set[str]:
             out.update(prefix + n for n in names)
         return out
     base = str(path.path).rstrip("/") + "/"
-    return {f[len(base):] if f.startswith(base) else f.split(base, 1)[-1] for f in path.fs.find(base)}
+    return {
+        f[len(base) :] if f.startswith(base) else f.split(base, 1)[-1] for f in path.fs.find(base)
+    }
 
 
 def _read_all(paths: list[AnyPath]) -> list[bytes | Exception]:
@@ -92,7 +99,9 @@ def _parse(path: AnyPath, data: bytes | Exception, what: str) -> dict[str, Any]:
             raise data
         meta = json.loads(data)
     except (OSError, ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
-        raise _damaged(f"{path}: unreadable {what} ({str(e).splitlines()[0]}); the store is damaged") from None
+        raise _damaged(
+            f"{path}: unreadable {what} ({str(e).splitlines()[0]}); the store is damaged"
+        ) from None
     if not isinstance(meta, dict):
         raise _damaged(f"{path}: {what} is not a JSON object; the store is damaged")
     return meta
@@ -104,7 +113,9 @@ def read_listing(path: AnyPath) -> Listing:
     files = list_files(path)
     root = _parse(path / "zarr.json", _read_all([path / "zarr.json"])[0], "root metadata")
     consolidated = (root.get("consolidated_metadata") or {}).get("metadata") or {}
-    listed = {k for k, v in consolidated.items() if isinstance(v, dict) and v.get("node_type") == "array"}
+    listed = {
+        k for k, v in consolidated.items() if isinstance(v, dict) and v.get("node_type") == "array"
+    }
     on_disk = {f.rsplit("/", 1)[0] for f in files if f.endswith("/zarr.json") and f.count("/") == 1}
     names = sorted(listed | on_disk)
     metas = [path / name / "zarr.json" for name in names]
@@ -114,8 +125,14 @@ def read_listing(path: AnyPath) -> Listing:
         if meta.get("node_type") == "group" and name not in listed:
             continue  # a subgroup, not an array
         grid = (meta.get("chunk_grid") or {}).get("configuration", {}).get("chunk_shape")
-        if meta.get("node_type") != "array" or not isinstance(meta.get("shape"), list) or not isinstance(grid, list):
-            raise _damaged(f"{meta_path}: not a complete array metadata (shape, chunk grid); the store is damaged")
+        if (
+            meta.get("node_type") != "array"
+            or not isinstance(meta.get("shape"), list)
+            or not isinstance(grid, list)
+        ):
+            raise _damaged(
+                f"{meta_path}: not a complete array metadata (shape, chunk grid); the store is damaged"
+            )
         arrays[name] = meta
     return Listing(files, arrays)
 
@@ -136,8 +153,9 @@ def chunk_keys(meta: dict[str, Any], rows: int) -> Iterator[str]:
     if not shape:
         yield chunk_key(meta, ())
         return
-    counts = [math.ceil(min(rows, shape[0]) / chunks[0])] + [math.ceil(n / c) for n, c in zip(shape[1:], chunks[1:],
-                                                                                            strict=True)]
+    counts = [math.ceil(min(rows, shape[0]) / chunks[0])] + [
+        math.ceil(n / c) for n, c in zip(shape[1:], chunks[1:], strict=True)
+    ]
     for index in product(*(range(n) for n in counts)):
         yield chunk_key(meta, index)
 
@@ -165,5 +183,7 @@ def check_chunks(path: AnyPath, ds: xr.Dataset, listing: Listing) -> None:
             continue
         for key in chunk_keys(meta, rows):
             if f"{name}/{key}" not in listing.files:
-                raise _damaged(f"{path / name / key}: chunk file missing (holds committed rows of {name} along "
-                               f"{dims[0]}); the store is damaged")
+                raise _damaged(
+                    f"{path / name / key}: chunk file missing (holds committed rows of {name} along "
+                    f"{dims[0]}); the store is damaged"
+                )

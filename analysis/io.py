@@ -37,7 +37,9 @@ def open_run(path: str | Path) -> xr.Dataset:
     if "magnitude_code" in ds and "magnitude" not in ds:
         ds = ds.assign(magnitude=decode_magnitude(ds))
     small = [k for k, c in ds.coords.items() if "weight" not in c.dims]
-    ds = ds.assign_coords({k: ds[k].load() for k in small})  # per-step/epoch/event/layer labels: tiny
+    ds = ds.assign_coords(
+        {k: ds[k].load() for k in small}
+    )  # per-step/epoch/event/layer labels: tiny
     ds.attrs["path"] = str(p)
     return ds
 
@@ -54,8 +56,12 @@ def decode_magnitude(ds: xr.Dataset) -> xr.DataArray:
         value = 2.0 ** (top - (enc.LEVELS - c.astype("float64")) * enc.STEP)
         parts.append(value.where(c != 0, 0.0).where(c != enc.MISSING).astype("float32"))
     out = xr.concat(parts, dim="weight") if parts else code.astype("float32")
-    out.attrs.update(long_name="|w| after the step, decoded from log8", encoding="log8",
-                     relative_error_bound=enc.RELATIVE_ERROR, floor_ratio=enc.FLOOR_RATIO)
+    out.attrs.update(
+        long_name="|w| after the step, decoded from log8",
+        encoding="log8",
+        relative_error_bound=enc.RELATIVE_ERROR,
+        floor_ratio=enc.FLOOR_RATIO,
+    )
     return out
 
 

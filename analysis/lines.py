@@ -32,15 +32,26 @@ class Line(_Line):
             return np.asarray(ds.line_value.isel(event=event, line=idx).values, dtype=float)
         tau = float(ds.event_tau.isel(event=event))
         if self.kind in ("gmp", "abs"):
-            return self.layer_values(np.zeros(0), np.zeros(0), [], [0] * ds.sizes["layer"], tau, 0.0)
+            return self.layer_values(
+                np.zeros(0), np.zeros(0), [], [0] * ds.sizes["layer"], tau, 0.0
+            )
         if "magnitude" not in ds:
-            raise ValueError(f"line {self.label} needs magnitude snapshots, which this run lacks "
-                             "(or record it with --record-lines)")
-        start = np.asarray(ds.magnitude.sel(record_step=int(ds.event_step.isel(event=event))).values)
+            raise ValueError(
+                f"line {self.label} needs magnitude snapshots, which this run lacks "
+                "(or record it with --record-lines)"
+            )
+        start = np.asarray(
+            ds.magnitude.sel(record_step=int(ds.event_step.isel(event=event))).values
+        )
         mask = np.asarray(ds["mask"].isel(event=event).values).astype(bool)
-        return self.layer_values(start, mask, [int(s) for s in ds.layer_start.values],
-                                 [int(n) for n in ds.layer_size.values], tau,
-                                 float(ds.event_sparsity.isel(event=event)))
+        return self.layer_values(
+            start,
+            mask,
+            [int(s) for s in ds.layer_start.values],
+            [int(n) for n in ds.layer_size.values],
+            tau,
+            float(ds.event_sparsity.isel(event=event)),
+        )
 
 
 def parse_lines(texts: list[str] | tuple[str, ...]) -> list[Line]:

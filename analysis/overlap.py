@@ -13,8 +13,9 @@ from scipy.stats import hypergeom, spearmanr
 from shedding.analysis.events import event_index
 
 
-def kept_set(ds: xr.Dataset, event: int = -1, effective: bool = False, step: int | None = None
-             ) -> xr.DataArray:
+def kept_set(
+    ds: xr.Dataset, event: int = -1, effective: bool = False, step: int | None = None
+) -> xr.DataArray:
     """Boolean (weight) kept set after ``event`` (default the last); ``effective`` drops shed weights.
 
     The effective set is kept and not shed at ``step`` (default: the last snapshot): a kept weight that
@@ -36,21 +37,27 @@ def kept_set(ds: xr.Dataset, event: int = -1, effective: bool = False, step: int
 def _scopes(ds: xr.Dataset) -> list[tuple[str, slice]]:
     n = int(ds.sizes["weight"])
     out = [("all", slice(0, n))]
-    for name, start, size in zip(ds.layer.values, ds.layer_start.values, ds.layer_size.values, strict=True):
+    for name, start, size in zip(
+        ds.layer.values, ds.layer_start.values, ds.layer_size.values, strict=True
+    ):
         out.append((str(name), slice(int(start), int(start + size))))
     return out
 
 
-def _kept_arrays(ds: xr.Dataset, event: int, effective: bool, step: int | None
-                 ) -> tuple[np.ndarray, np.ndarray | None]:
+def _kept_arrays(
+    ds: xr.Dataset, event: int, effective: bool, step: int | None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """(kept set, last snapshot's magnitudes or None) of one run, loaded once."""
     kept = np.asarray(kept_set(ds, event, effective, step).values).astype(bool)
     mags = np.asarray(ds.magnitude.isel(record_step=-1).values) if "magnitude" in ds else None
     return kept, mags
 
 
-def _compare_arrays(a: tuple[np.ndarray, np.ndarray | None], b: tuple[np.ndarray, np.ndarray | None],
-                    scopes: list[tuple[str, slice]]) -> xr.Dataset:
+def _compare_arrays(
+    a: tuple[np.ndarray, np.ndarray | None],
+    b: tuple[np.ndarray, np.ndarray | None],
+    scopes: list[tuple[str, slice]],
+) -> xr.Dataset:
     ka, ma = a
     kb, mb = b
     names, rows = [], []
@@ -69,18 +76,35 @@ def _compare_arrays(a: tuple[np.ndarray, np.ndarray | None], b: tuple[np.ndarray
         names.append(name)
         rows.append((n, na, nb, both, either, both / either if either else np.nan, chance, p, rho))
     cols = list(zip(*rows, strict=True))
-    keys = ["n", "kept_a", "kept_b", "both", "either", "jaccard", "jaccard_chance", "p_value", "spearman"]
-    return xr.Dataset({k: ("scope", np.asarray(v)) for k, v in zip(keys, cols, strict=True)},
-                      coords={"scope": names})
+    keys = [
+        "n",
+        "kept_a",
+        "kept_b",
+        "both",
+        "either",
+        "jaccard",
+        "jaccard_chance",
+        "p_value",
+        "spearman",
+    ]
+    return xr.Dataset(
+        {k: ("scope", np.asarray(v)) for k, v in zip(keys, cols, strict=True)},
+        coords={"scope": names},
+    )
 
 
 def _check_same_layers(a: xr.Dataset, b: xr.Dataset) -> None:
-    if list(a.layer.values) != list(b.layer.values) or list(a.layer_size.values) != list(b.layer_size.values):
-        raise ValueError("the two runs have different prunable layers; their kept sets are not comparable")
+    if list(a.layer.values) != list(b.layer.values) or list(a.layer_size.values) != list(
+        b.layer_size.values
+    ):
+        raise ValueError(
+            "the two runs have different prunable layers; their kept sets are not comparable"
+        )
 
 
-def compare_kept(a: xr.Dataset, b: xr.Dataset, event: int = -1, effective: bool = False,
-                 step: int | None = None) -> xr.Dataset:
+def compare_kept(
+    a: xr.Dataset, b: xr.Dataset, event: int = -1, effective: bool = False, step: int | None = None
+) -> xr.Dataset:
     """Overlap statistics of two runs' kept sets over a ``scope`` dimension ('all' then each layer).
 
     Both runs must have the same prunable layers. Variables: ``n``, ``kept_a``, ``kept_b``, ``both``,
@@ -89,23 +113,31 @@ def compare_kept(a: xr.Dataset, b: xr.Dataset, event: int = -1, effective: bool 
     run has no snapshots).
     """
     _check_same_layers(a, b)
-    out = _compare_arrays(_kept_arrays(a, event, effective, step), _kept_arrays(b, event, effective, step),
-                          _scopes(a))
+    out = _compare_arrays(
+        _kept_arrays(a, event, effective, step), _kept_arrays(b, event, effective, step), _scopes(a)
+    )
     out.attrs.update(effective=effective, event=event)
     return out
 
 
-def kept_matrix(runs: dict[str, xr.Dataset], event: int = -1, effective: bool = False,
-                step: int | None = None) -> xr.Dataset:
+def kept_matrix(
+    runs: dict[str, xr.Dataset], event: int = -1, effective: bool = False, step: int | None = None
+) -> xr.Dataset:
     """Pairwise :func:`compare_kept` over runs with the same layers, as (run_a, run_b, scope) arrays.
 
     The diagonal compares a run with itself. Runs whose layers differ from the first run's are left out.
     """
     names = list(runs)
     first = runs[names[0]]
-    names = [n for n in names if list(runs[n].layer.values) == list(first.layer.values)
-             and list(runs[n].layer_size.values) == list(first.layer_size.values)]
-    for n in names:  # before any run is read: an event one of them lacks is an error, not a wrapped index
+    names = [
+        n
+        for n in names
+        if list(runs[n].layer.values) == list(first.layer.values)
+        and list(runs[n].layer_size.values) == list(first.layer_size.values)
+    ]
+    for n in (
+        names
+    ):  # before any run is read: an event one of them lacks is an error, not a wrapped index
         event_index(runs[n], event)
     arrays = {n: _kept_arrays(runs[n], event, effective, step) for n in names}  # each run read once
     scopes = _scopes(first)
@@ -117,14 +149,20 @@ def kept_matrix(runs: dict[str, xr.Dataset], event: int = -1, effective: bool = 
             swapped = res.copy()
             swapped["kept_a"], swapped["kept_b"] = res["kept_b"], res["kept_a"]
             cells[(b, a)] = swapped
-    rows = [xr.concat([cells[(a, b)] for b in names], dim=xr.DataArray(names, dims="run_b", name="run_b"))
-            for a in names]
+    rows = [
+        xr.concat(
+            [cells[(a, b)] for b in names], dim=xr.DataArray(names, dims="run_b", name="run_b")
+        )
+        for a in names
+    ]
     out = xr.concat(rows, dim=xr.DataArray(names, dims="run_a", name="run_a"))
     out.attrs.update(effective=effective, event=event)
     return out
 
 
-def convergence(run: xr.Dataset, reference: xr.Dataset, event: int = -1, max_points: int = 200) -> xr.Dataset:
+def convergence(
+    run: xr.Dataset, reference: xr.Dataset, event: int = -1, max_points: int = 200
+) -> xr.Dataset:
     """Does ``run``'s kept set, as it sheds, move towards ``reference``'s kept set, and how fast?
 
     At each snapshot step of ``run``'s round for ``event`` (at most ``max_points`` of them) two sets of run
@@ -155,17 +193,37 @@ def convergence(run: xr.Dataset, reference: xr.Dataset, event: int = -1, max_poi
     steps = np.asarray(run.record_step.values)[rows]
     d_ref = ref.mean()
     block = max(1, int(run.magnitude.chunks[0][0]) if run.magnitude.chunks else 32)
-    cols: dict[str, list[float]] = {k: [] for k in ("jaccard_effective", "chance_effective", "density_effective",
-                                                    "jaccard_above_line", "chance_above_line", "density_above_line")}
-    for b0 in range(0, rows.size, block):  # read snapshots a chunk at a time, not one compute per row
-        for at in np.asarray(run.magnitude.isel(record_step=rows[b0:b0 + block]).values):
-            for name, kept in (("effective", mask & ~(eligible & (at < line))), ("above_line", mask & (at >= line))):
-                both, either, d = int((kept & ref).sum()), int((kept | ref).sum()), float(kept.mean())
+    cols: dict[str, list[float]] = {
+        k: []
+        for k in (
+            "jaccard_effective",
+            "chance_effective",
+            "density_effective",
+            "jaccard_above_line",
+            "chance_above_line",
+            "density_above_line",
+        )
+    }
+    for b0 in range(
+        0, rows.size, block
+    ):  # read snapshots a chunk at a time, not one compute per row
+        for at in np.asarray(run.magnitude.isel(record_step=rows[b0 : b0 + block]).values):
+            for name, kept in (
+                ("effective", mask & ~(eligible & (at < line))),
+                ("above_line", mask & (at >= line)),
+            ):
+                both, either, d = (
+                    int((kept & ref).sum()),
+                    int((kept | ref).sum()),
+                    float(kept.mean()),
+                )
                 denom = d + d_ref - d * d_ref
                 cols[f"jaccard_{name}"].append(both / either if either else np.nan)
                 cols[f"chance_{name}"].append(d * d_ref / denom if denom > 0 else np.nan)
                 cols[f"density_{name}"].append(d)
-    out = xr.Dataset({k: ("record_step", np.asarray(v)) for k, v in cols.items()}, coords={"record_step": steps})
+    out = xr.Dataset(
+        {k: ("record_step", np.asarray(v)) for k, v in cols.items()}, coords={"record_step": steps}
+    )
     attrs: dict[str, float | int] = {"event_step": ev_step}
     for name in ("effective", "above_line"):
         toward = out[f"jaccard_{name}"] - out[f"chance_{name}"]

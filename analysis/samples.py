@@ -9,7 +9,9 @@ from scipy.stats import norm
 
 def _need_samples(ds: xr.Dataset) -> None:
     if "sample_magnitude" not in ds:
-        raise ValueError("this run has no sampled trajectories (record them with --record-sample-every N)")
+        raise ValueError(
+            "this run has no sampled trajectories (record them with --record-sample-every N)"
+        )
 
 
 def sample_trajectories(ds: xr.Dataset, layer: str | int | None = None) -> xr.DataArray:
@@ -47,6 +49,13 @@ def sampled_shed_fraction(ds: xr.Dataset, event: int = 0, confidence: float = 0.
     center = (p + z**2 / (2 * max(n, 1))) / denom
     half = z * np.sqrt(p * (1 - p) / max(n, 1) + z**2 / (4 * max(n, 1) ** 2)) / denom
     steps = np.asarray(ds.sample_step.values)[rows]
-    return xr.Dataset({"estimate": ("step", p), "low": ("step", center - half), "high": ("step", center + half),
-                       "shed": ("step", shed)}, coords={"step": steps},
-                      attrs={"eligible": n, "confidence": confidence, "event": event})
+    return xr.Dataset(
+        {
+            "estimate": ("step", p),
+            "low": ("step", center - half),
+            "high": ("step", center + half),
+            "shed": ("step", shed),
+        },
+        coords={"step": steps},
+        attrs={"eligible": n, "confidence": confidence, "event": event},
+    )

@@ -66,12 +66,18 @@ def group_conditions(runs: dict[str, xr.Dataset]) -> dict[str, list[str]]:
     return conditions
 
 
-def mean_ci(values: np.ndarray, axis: int = 0, confidence: float = CONFIDENCE, n_resamples: int = N_RESAMPLES
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def mean_ci(
+    values: np.ndarray,
+    axis: int = 0,
+    confidence: float = CONFIDENCE,
+    n_resamples: int = N_RESAMPLES,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(mean, low, high) along ``axis``; the CI is NaN with fewer than two finite values."""
     x = np.moveaxis(np.asarray(values, dtype=float), axis, 0)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (no control): the mean is NaN
+        warnings.simplefilter(
+            "ignore", RuntimeWarning
+        )  # all-NaN columns (no control): the mean is NaN
         mean = np.nanmean(x, axis=0) if x.shape[0] else np.full(x.shape[1:], np.nan)
     low = np.full(mean.shape, np.nan)
     high = np.full(mean.shape, np.nan)
@@ -81,8 +87,16 @@ def mean_ci(values: np.ndarray, axis: int = 0, confidence: float = CONFIDENCE, n
         same = np.all(cols == cols[:1], axis=0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # degenerate (identical) columns are handled below
-            res = bootstrap((cols,), np.mean, axis=0, confidence_level=confidence, n_resamples=n_resamples,
-                            method="percentile", random_state=0, vectorized=True)
+            res = bootstrap(
+                (cols,),
+                np.mean,
+                axis=0,
+                confidence_level=confidence,
+                n_resamples=n_resamples,
+                method="percentile",
+                random_state=0,
+                vectorized=True,
+            )
         lo, hi = np.asarray(res.confidence_interval.low), np.asarray(res.confidence_interval.high)
         lo = np.where(same, cols[0], lo)  # identical values: the interval is that value
         hi = np.where(same, cols[0], hi)
@@ -103,7 +117,9 @@ def seed_statistics(per_seed: xr.Dataset, dim: str = "seed") -> xr.Dataset:
         for suffix, v in (("mean", mean), ("low", low), ("high", high)):
             out[f"{name}_{suffix}"] = xr.DataArray(v, dims=dims, coords=coords)
     res = xr.Dataset(out)
-    res.attrs.update(n_seeds=int(per_seed.sizes[dim]), confidence=CONFIDENCE, method="percentile bootstrap")
+    res.attrs.update(
+        n_seeds=int(per_seed.sizes[dim]), confidence=CONFIDENCE, method="percentile bootstrap"
+    )
     return res
 
 
@@ -114,5 +130,8 @@ def curve_band(curves: list[xr.DataArray], dim: str = "step") -> xr.Dataset:
         common = np.intersect1d(common, c[dim].values)
     stack = np.stack([np.asarray(c.sel({dim: common}).values, dtype=float) for c in curves])
     mean, low, high = mean_ci(stack, axis=0)
-    return xr.Dataset({"mean": (dim, mean), "low": (dim, low), "high": (dim, high)}, coords={dim: common},
-                      attrs={"n": len(curves)})
+    return xr.Dataset(
+        {"mean": (dim, mean), "low": (dim, low), "high": (dim, high)},
+        coords={dim: common},
+        attrs={"n": len(curves)},
+    )

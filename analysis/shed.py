@@ -25,7 +25,9 @@ def steps_of_round(ds: xr.Dataset, event: int | None = None, dim: str = "step") 
 def _per_step_event_table(ds: xr.Dataset, name: str) -> xr.DataArray:
     """``ds[name]`` (event, layer) looked up at each step's event (its round; pretraining rows get 0)."""
     rounds = np.clip(np.asarray(ds.step_round.values), 0, None).astype(int)
-    table = ds[name].load()  # (event, layer): tiny; indexing it lazily would make one dask chunk per step
+    table = ds[
+        name
+    ].load()  # (event, layer): tiny; indexing it lazily would make one dask chunk per step
     return table.isel(event=xr.DataArray(rounds, dims="step"))
 
 
@@ -42,14 +44,17 @@ def shed_fraction(ds: xr.Dataset, denominator: str = "eligible") -> xr.Dataset:
     den_name = "event_eligible" if denominator == "eligible" else "event_survivors"
     den = _per_step_event_table(ds, den_name).isel(step=retrain).assign_coords(step=sub.step)
     count = sub.shed_count
-    out = xr.Dataset({
-        "shed_fraction": count / den.where(den > 0),
-        "shed_fraction_global": count.sum("layer") / den.sum("layer").where(den.sum("layer") > 0),
-        "shed_count_global": count.sum("layer"),
-        "shed_events_global": sub.shed_events.sum("layer"),
-        "recover_events_global": sub.recover_events.sum("layer"),
-        "denominator_global": den.sum("layer"),
-    })
+    out = xr.Dataset(
+        {
+            "shed_fraction": count / den.where(den > 0),
+            "shed_fraction_global": count.sum("layer")
+            / den.sum("layer").where(den.sum("layer") > 0),
+            "shed_count_global": count.sum("layer"),
+            "shed_events_global": sub.shed_events.sum("layer"),
+            "recover_events_global": sub.recover_events.sum("layer"),
+            "denominator_global": den.sum("layer"),
+        }
+    )
     out.attrs.update(denominator=denominator, alpha=ds.attrs.get("alpha"))
     return out
 
@@ -72,13 +77,15 @@ def amplification(ds: xr.Dataset, event: int = 0, window: int | None = None) -> 
     pruned = ds.event_pruned.isel(event=event)
     pruned_total = pruned.sum("layer")
     at_peak = s.isel(step=peak_idx)
-    return xr.Dataset({
-        "amplification": (total.isel(step=peak_idx) / pruned_total.where(pruned_total > 0)),
-        "amplification_layer": at_peak / pruned.where(pruned > 0),
-        "peak_step": peak_step,
-        "shed_at_peak": total.isel(step=peak_idx),
-        "pruned": pruned_total,
-    })
+    return xr.Dataset(
+        {
+            "amplification": (total.isel(step=peak_idx) / pruned_total.where(pruned_total > 0)),
+            "amplification_layer": at_peak / pruned.where(pruned > 0),
+            "peak_step": peak_step,
+            "shed_at_peak": total.isel(step=peak_idx),
+            "pruned": pruned_total,
+        }
+    )
 
 
 def _layer_sum(flags: xr.DataArray, ds: xr.Dataset) -> xr.DataArray:
@@ -89,8 +96,9 @@ def _layer_sum(flags: xr.DataArray, ds: xr.Dataset) -> xr.DataArray:
     return xr.concat(parts, dim=ds.layer)
 
 
-def shed_from_magnitude(ds: xr.Dataset, event: int = 0, alpha: float | None = None,
-                        line: float | None = None) -> xr.Dataset:
+def shed_from_magnitude(
+    ds: xr.Dataset, event: int = 0, alpha: float | None = None, line: float | None = None
+) -> xr.Dataset:
     """Recompute shed counts at the snapshot steps of an event's round, for any line (needs magnitudes).
 
     The line is ``line`` when given, else ``alpha * tau`` of the event (``alpha`` defaults to the run's).
@@ -98,7 +106,9 @@ def shed_from_magnitude(ds: xr.Dataset, event: int = 0, alpha: float | None = No
     Returns ``shed_count(record_step, layer)``, ``eligible(layer)``, ``below(layer)`` and the global S.
     """
     if "magnitude" not in ds:
-        raise ValueError("this run has no magnitude snapshots; shed counts for other lines need them")
+        raise ValueError(
+            "this run has no magnitude snapshots; shed counts for other lines need them"
+        )
     tau = float(ds.event_tau.isel(event=event))
     if line is None:
         line = (alpha if alpha is not None else float(ds.attrs.get("alpha", 1.0))) * tau
@@ -112,12 +122,14 @@ def shed_from_magnitude(ds: xr.Dataset, event: int = 0, alpha: float | None = No
     shed = eligible & (mag < line)
     count = _layer_sum(shed, ds)
     elig = _layer_sum(eligible, ds)
-    out = xr.Dataset({
-        "shed_count": count,
-        "eligible": elig,
-        "below": _layer_sum(below_start, ds),
-        "shed_fraction_global": count.sum("layer") / elig.sum("layer"),
-    })
+    out = xr.Dataset(
+        {
+            "shed_count": count,
+            "eligible": elig,
+            "below": _layer_sum(below_start, ds),
+            "shed_fraction_global": count.sum("layer") / elig.sum("layer"),
+        }
+    )
     out.attrs.update(line=line, tau=tau, event=event)
     return out
 
@@ -140,8 +152,13 @@ def _round_rows(ds: xr.Dataset, event: int, dim: str) -> np.ndarray:
     return rows
 
 
-def shed_curves(ds: xr.Dataset, event: int = 0, line=None, line_values: np.ndarray | None = None,
-                denominator: str = "eligible") -> xr.Dataset:
+def shed_curves(
+    ds: xr.Dataset,
+    event: int = 0,
+    line=None,
+    line_values: np.ndarray | None = None,
+    denominator: str = "eligible",
+) -> xr.Dataset:
     """Shed counts and S(t) of one event's round for one line, per layer and globally.
 
     ``line`` is an :class:`shedding.analysis.lines.Line` (default: the recorded line, gmp at the run's alpha).
@@ -157,13 +174,21 @@ def shed_curves(ds: xr.Dataset, event: int = 0, line=None, line_values: np.ndarr
     if denominator not in DENOMINATORS:
         raise ValueError(f"denominator must be one of {DENOMINATORS}, got {denominator!r}")
     event = event_index(ds, event)
-    line = Line(line.kind, line.value) if line is not None else Line("gmp", float(ds.attrs.get("alpha", 1.0)))
+    line = (
+        Line(line.kind, line.value)
+        if line is not None
+        else Line("gmp", float(ds.attrs.get("alpha", 1.0)))
+    )
     recorded = line.is_recorded(ds) and line_values is None
     extra = line.recorded_index(ds) if line_values is None and not recorded else None
     if extra is not None:  # an extra line the recorder counted on the device every step
         rows = steps_of_round(ds, event)
-        out = xr.Dataset({k: ds[f"line_{k}"].isel(step=rows, line=extra, drop=True)
-                          for k in ("shed_count", "shed_events", "recover_events")})
+        out = xr.Dataset(
+            {
+                k: ds[f"line_{k}"].isel(step=rows, line=extra, drop=True)
+                for k in ("shed_count", "shed_events", "recover_events")
+            }
+        )
         out["eligible"] = ds.line_eligible.isel(event=event, line=extra, drop=True)
         out["below"] = ds.event_survivors.isel(event=event, drop=True) - out["eligible"]
         values = np.asarray(ds.line_value.isel(event=event, line=extra).values, dtype=float)
@@ -178,20 +203,31 @@ def shed_curves(ds: xr.Dataset, event: int = 0, line=None, line_values: np.ndarr
         resolution = "every step"
     else:
         if "magnitude" not in ds:
-            raise ValueError(f"line {line.label} needs magnitude snapshots (record them with --record-every N) or "
-                             "device counts (--record-lines); this run has neither for it")
-        values = np.asarray(line_values if line_values is not None else line.values(ds, event), dtype=float)
+            raise ValueError(
+                f"line {line.label} needs magnitude snapshots (record them with --record-every N) or "
+                "device counts (--record-lines); this run has neither for it"
+            )
+        values = np.asarray(
+            line_values if line_values is not None else line.values(ds, event), dtype=float
+        )
         rows = _round_rows(ds, event, "record_step")
         ev_step = int(ds.event_step.isel(event=event))
         mags = ds.magnitude.isel(record_step=rows)
         start_all = ds.magnitude.sel(record_step=ev_step)
         mask_all = ds["mask"].isel(event=event).astype(bool)
-        parts: dict[str, list[xr.DataArray]] = {k: [] for k in
-                                                 ("shed_count", "shed_events", "recover_events", "eligible", "below")}
+        parts: dict[str, list[xr.DataArray]] = {
+            k: [] for k in ("shed_count", "shed_events", "recover_events", "eligible", "below")
+        }
         for i, (s0, n) in enumerate(zip(ds.layer_start.values, ds.layer_size.values, strict=True)):
             sl = slice(int(s0), int(s0 + n))
-            mag, start, mask = mags.isel(weight=sl), start_all.isel(weight=sl), mask_all.isel(weight=sl)
-            line_i = np.float32(values[i])  # compared in float32, as the recorder does on the device
+            mag, start, mask = (
+                mags.isel(weight=sl),
+                start_all.isel(weight=sl),
+                mask_all.isel(weight=sl),
+            )
+            line_i = np.float32(
+                values[i]
+            )  # compared in float32, as the recorder does on the device
             elig = mask & (start >= line_i)
             below = elig & (mag < line_i)
             prev = below.shift(record_step=1, fill_value=False)
@@ -212,6 +248,11 @@ def shed_curves(ds: xr.Dataset, event: int = 0, line=None, line_values: np.ndarr
     out = out.transpose("step", "layer")
     keep_coords = [c for c in out.coords if c not in ("step", "layer")]
     out = out.drop_vars(keep_coords)
-    out.attrs.update(line=line.label, resolution=resolution, denominator=denominator, event=event,
-                     event_step=int(ds.event_step.isel(event=event)))
+    out.attrs.update(
+        line=line.label,
+        resolution=resolution,
+        denominator=denominator,
+        event=event,
+        event_step=int(ds.event_step.isel(event=event)),
+    )
     return out

@@ -21,8 +21,15 @@ from shedding.analysis.overlap import convergence, kept_matrix
 from shedding.analysis.seeds import curve_band, group_conditions, group_runs, mean_ci
 from shedding.analysis.shed import shed_curves, shed_fraction
 
-SCALARS = ("peak_shed_fraction", "time_to_peak", "amplification", "excess_peak", "final_excess",
-           "final_shed_fraction", "recovered_events")
+SCALARS = (
+    "peak_shed_fraction",
+    "time_to_peak",
+    "amplification",
+    "excess_peak",
+    "final_excess",
+    "final_shed_fraction",
+    "recovered_events",
+)
 
 
 @dataclass
@@ -49,7 +56,11 @@ class Summary:
         out = {}
         for name, det in self.detections.items():
             d = det.isel(event=0, line=0)
-            d.attrs.update(verdict=str(d.verdict.values), evidence=str(d.evidence.values), rule=det.attrs["rule"])
+            d.attrs.update(
+                verdict=str(d.verdict.values),
+                evidence=str(d.evidence.values),
+                rule=det.attrs["rule"],
+            )
             out[name] = d
         return out
 
@@ -59,7 +70,11 @@ class Summary:
         if self.overlap is None:
             return {}
         names = list(self.overlap.run_a.values)
-        return {(a, b): self.overlap.sel(run_a=a, run_b=b) for i, a in enumerate(names) for b in names[i + 1:]}
+        return {
+            (a, b): self.overlap.sel(run_a=a, run_b=b)
+            for i, a in enumerate(names)
+            for b in names[i + 1 :]
+        }
 
     def table(self) -> list[dict[str, object]]:
         """One row of key statistics per run and event, first line (what the CLI prints; ``--json``)."""
@@ -68,24 +83,26 @@ class Summary:
             ds = self.runs[name]
             for e in range(det.sizes["event"]):
                 c = det.isel(event=e, line=0)
-                rows.append({
-                    "run": name if det.sizes["event"] == 1 else f"{name}#{e}",
-                    "method": ds.attrs.get("method"),
-                    "technique": ds.attrs.get("technique"),
-                    "seed": int(ds.attrs.get("seed", 0)),
-                    "event": e,
-                    "sparsity": float(ds.event_sparsity.values[e]),
-                    "final_accuracy": float(ds.event_final_test_accuracy.values[e]),
-                    "peak_S": float(c.peak_shed_fraction),
-                    "peak_step": int(c.peak_step),
-                    "final_S": float(c.final_shed_fraction),
-                    "excess_peak": float(c.excess_peak),
-                    "onset_step": int(c.onset_step),
-                    "amplification": float(c.amplification),
-                    "recovered": int(c.recovered_events),
-                    "verdict": "control" if name in self.controls else str(c.verdict.values),
-                    "evidence": "" if name in self.controls else str(c.evidence.values),
-                })
+                rows.append(
+                    {
+                        "run": name if det.sizes["event"] == 1 else f"{name}#{e}",
+                        "method": ds.attrs.get("method"),
+                        "technique": ds.attrs.get("technique"),
+                        "seed": int(ds.attrs.get("seed", 0)),
+                        "event": e,
+                        "sparsity": float(ds.event_sparsity.values[e]),
+                        "final_accuracy": float(ds.event_final_test_accuracy.values[e]),
+                        "peak_S": float(c.peak_shed_fraction),
+                        "peak_step": int(c.peak_step),
+                        "final_S": float(c.final_shed_fraction),
+                        "excess_peak": float(c.excess_peak),
+                        "onset_step": int(c.onset_step),
+                        "amplification": float(c.amplification),
+                        "recovered": int(c.recovered_events),
+                        "verdict": "control" if name in self.controls else str(c.verdict.values),
+                        "evidence": "" if name in self.controls else str(c.evidence.values),
+                    }
+                )
         return rows
 
     def line_table(self) -> list[dict[str, object]]:
@@ -97,10 +114,19 @@ class Summary:
             for e in range(det.sizes["event"]):
                 for ln in det.line.values:
                     c = det.sel(line=ln).isel(event=e)
-                    rows.append({"run": name, "event": e, "line": str(ln), "resolution": str(c.resolution.values),
-                                 "peak_S": float(c.peak_shed_fraction), "excess_peak": float(c.excess_peak),
-                                 "onset_step": int(c.onset_step), "amplification": float(c.amplification),
-                                 "verdict": str(c.verdict.values)})
+                    rows.append(
+                        {
+                            "run": name,
+                            "event": e,
+                            "line": str(ln),
+                            "resolution": str(c.resolution.values),
+                            "peak_S": float(c.peak_shed_fraction),
+                            "excess_peak": float(c.excess_peak),
+                            "onset_step": int(c.onset_step),
+                            "amplification": float(c.amplification),
+                            "verdict": str(c.verdict.values),
+                        }
+                    )
         return rows
 
     def condition_table(self) -> list[dict[str, object]]:
@@ -108,8 +134,9 @@ class Summary:
         return [{"condition": label, **stats} for label, stats in self.condition_stats.items()]
 
 
-def _condition_statistics(names: list[str], detections: dict[str, xr.Dataset], min_excess: float,
-                          has_control: bool) -> dict[str, object]:
+def _condition_statistics(
+    names: list[str], detections: dict[str, xr.Dataset], min_excess: float, has_control: bool
+) -> dict[str, object]:
     out: dict[str, object] = {"seeds": len(names), "runs": ", ".join(names)}
     for var in SCALARS:
         values = np.array([float(detections[n].isel(event=0, line=0)[var]) for n in names])
@@ -127,9 +154,16 @@ def _condition_statistics(names: list[str], detections: dict[str, xr.Dataset], m
     return out
 
 
-def summarize(runs: dict[str, xr.Dataset], control: str | None = None, lines: list[Line] | None = None,
-              min_excess: float = 0.05, onset_excess: float = 0.01, window: int | str | None = DEFAULT_WINDOW,
-              denominator: str = "eligible", overlaps: bool = True) -> Summary:
+def summarize(
+    runs: dict[str, xr.Dataset],
+    control: str | None = None,
+    lines: list[Line] | None = None,
+    min_excess: float = 0.05,
+    onset_excess: float = 0.01,
+    window: int | str | None = DEFAULT_WINDOW,
+    denominator: str = "eligible",
+    overlaps: bool = True,
+) -> Summary:
     """Analyze ``runs`` together; see the module docstring. ``control`` forces one control for every run.
 
     Condition verdict (ours): a cascade when the mean peak excess over seeds reaches ``min_excess`` and its
@@ -150,21 +184,38 @@ def summarize(runs: dict[str, xr.Dataset], control: str | None = None, lines: li
     for n, ds in runs.items():
         ctrl = runs[control_of[n]] if control_of.get(n) else None
         run_lines = lines or [Line("gmp", float(ds.attrs.get("alpha", 1.0)))]
-        detections[n] = detect_cascades(ds, ctrl, run_lines, min_excess, onset_excess, window, denominator)
-    summary = Summary(runs, controls, control_of, conditions, lines,
-                      dict(min_excess=min_excess, onset_excess=onset_excess, window=window, denominator=denominator),
-                      fractions, detections)
+        detections[n] = detect_cascades(
+            ds, ctrl, run_lines, min_excess, onset_excess, window, denominator
+        )
+    summary = Summary(
+        runs,
+        controls,
+        control_of,
+        conditions,
+        lines,
+        dict(
+            min_excess=min_excess, onset_excess=onset_excess, window=window, denominator=denominator
+        ),
+        fractions,
+        detections,
+    )
     for label, names in conditions.items():
         pruned = [n for n in names if n not in controls]
         if not pruned:
             summary.bands[label] = {"S": curve_band([_curve(runs[n], denominator) for n in names])}
             continue
         has_control = all(control_of.get(n) for n in pruned)
-        summary.condition_stats[label] = _condition_statistics(pruned, detections, min_excess, has_control)
+        summary.condition_stats[label] = _condition_statistics(
+            pruned, detections, min_excess, has_control
+        )
         bands = {"S": curve_band([_curve(runs[n], denominator) for n in pruned])}
         if has_control:
-            bands["excess"] = curve_band([_curve(runs[n], denominator) - _curve(runs[control_of[n]], denominator)
-                                          for n in pruned])
+            bands["excess"] = curve_band(
+                [
+                    _curve(runs[n], denominator) - _curve(runs[control_of[n]], denominator)
+                    for n in pruned
+                ]
+            )
         summary.bands[label] = bands
     if overlaps and len(runs) > 1:
         summary.overlap = kept_matrix(runs)
@@ -174,9 +225,13 @@ def summarize(runs: dict[str, xr.Dataset], control: str | None = None, lines: li
         for n, ds in with_mags.items():
             if ds.attrs.get("method") not in ("random", "random_layerwise"):
                 continue
-            refs = [m for m, r in with_mags.items() if r.attrs.get("method") == "gmp"
-                    and r.attrs.get("seed") == ds.attrs.get("seed")
-                    and list(r.layer.values) == list(ds.layer.values)]
+            refs = [
+                m
+                for m, r in with_mags.items()
+                if r.attrs.get("method") == "gmp"
+                and r.attrs.get("seed") == ds.attrs.get("seed")
+                and list(r.layer.values) == list(ds.layer.values)
+            ]
             for m in refs:
                 summary.convergences[(n, m)] = convergence(ds, with_mags[m])
     return summary

@@ -75,7 +75,9 @@ def measure(kind: str, path: Path, profile: bool = False) -> dict:
         prof = Profiler()
     t0 = time.perf_counter()
     with prof if prof is not None else contextlib.nullcontext():
-        if kind == "raw row blocks":  # chunk-aligned row blocks, zarr decoding a block's chunks concurrently
+        if (
+            kind == "raw row blocks"
+        ):  # chunk-aligned row blocks, zarr decoding a block's chunks concurrently
             arr = zarr.open_array(str(path / "magnitude"), mode="r")
             step = arr.chunks[0]
             check = 0.0
@@ -86,8 +88,14 @@ def measure(kind: str, path: Path, profile: bool = False) -> dict:
 
             arr = zarr.open_array(str(path / "magnitude"), mode="r")
             (nr, nw), (cr, cw) = arr.shape, arr.chunks
-            blocks = [(slice(a, a + cr), slice(c, c + cw)) for a in range(0, nr, cr) for c in range(0, nw, cw)]
-            with ThreadPoolExecutor(dask.config.get("num_workers", None) or dask.system.CPU_COUNT) as pool:
+            blocks = [
+                (slice(a, a + cr), slice(c, c + cw))
+                for a in range(0, nr, cr)
+                for c in range(0, nw, cw)
+            ]
+            with ThreadPoolExecutor(
+                dask.config.get("num_workers", None) or dask.system.CPU_COUNT
+            ) as pool:
                 check = sum(pool.map(lambda b: float(arr[b].sum()), blocks))
         else:
             ds = open_run(path)
@@ -98,7 +106,9 @@ def measure(kind: str, path: Path, profile: bool = False) -> dict:
                 check = float(shed_from_magnitude(ds).compute().shed_count.sum())
             elif kind == "magnitude_histogram":
                 t1 = time.perf_counter()
-                h = magnitude_histogram(ds)  # computes the range (max, smallest non-zero): one full read
+                h = magnitude_histogram(
+                    ds
+                )  # computes the range (max, smallest non-zero): one full read
                 phases["range pass"] = time.perf_counter() - t1
                 t1 = time.perf_counter()
                 check = float(h.compute().sum())
@@ -106,9 +116,16 @@ def measure(kind: str, path: Path, profile: bool = False) -> dict:
             else:
                 raise ValueError(kind)
     seconds = time.perf_counter() - t0
-    out = {"kind": kind, "seconds": seconds, "phases": phases, "peak_rss": _peak_rss(), "base_rss": base,
-           "check": check, "dask_threads": dask.config.get("num_workers", None) or dask.system.CPU_COUNT,
-           "scheduler": str(dask.config.get("scheduler", "threads (default)"))}
+    out = {
+        "kind": kind,
+        "seconds": seconds,
+        "phases": phases,
+        "peak_rss": _peak_rss(),
+        "base_rss": base,
+        "check": check,
+        "dask_threads": dask.config.get("num_workers", None) or dask.system.CPU_COUNT,
+        "scheduler": str(dask.config.get("scheduler", "threads (default)")),
+    }
     if prof is not None:  # summed task seconds by task-name prefix (over every thread)
         tasks: dict[str, list[float]] = {}
         for r in prof.results:
@@ -121,7 +138,15 @@ def measure(kind: str, path: Path, profile: bool = False) -> dict:
 
 
 def _in_subprocess(kind: str, path: Path, profile: bool = False) -> dict:
-    cmd = [sys.executable, "-m", "benchmarks.analysis_throughput", "--measure", kind, "--path", str(path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.analysis_throughput",
+        "--measure",
+        kind,
+        "--path",
+        str(path),
+    ]
     cmd += ["--profile"] if profile else []
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if out.returncode != 0:
@@ -141,32 +166,54 @@ def _machine() -> str:
 
     cpu = platform.processor() or platform.machine()
     try:
-        names = [ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")]
+        names = [
+            ln.split(":", 1)[1].strip()
+            for ln in open("/proc/cpuinfo")
+            if ln.startswith("model name")
+        ]
         cpu = names[0] if names else cpu
     except OSError:
         pass
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (f"machine: {cpu}, {cores} cores, {ram / 2**30:.1f} GiB RAM, load average {load}; "
-            f"python {platform.python_version()}, numpy {np.__version__}, zarr {zarr.__version__}, "
-            f"xarray {xr.__version__}, dask {dask.__version__}")
+    return (
+        f"machine: {cpu}, {cores} cores, {ram / 2**30:.1f} GiB RAM, load average {load}; "
+        f"python {platform.python_version()}, numpy {np.__version__}, zarr {zarr.__version__}, "
+        f"xarray {xr.__version__}, dask {dask.__version__}"
+    )
 
 
 def main() -> None:
     """Parse options, synthesise or reuse the store, measure every kind, print the table."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--gb", type=float, default=1.0, help="uncompressed magnitude size to synthesise, GB (1e9 B)")
-    ap.add_argument("--path", type=Path, default=None, help="store to reuse, or where to synthesise it")
+    ap.add_argument(
+        "--gb",
+        type=float,
+        default=1.0,
+        help="uncompressed magnitude size to synthesise, GB (1e9 B)",
+    )
+    ap.add_argument(
+        "--path", type=Path, default=None, help="store to reuse, or where to synthesise it"
+    )
     ap.add_argument("--keep", action="store_true", help="keep the synthesised store")
     ap.add_argument("--repeats", type=int, default=3, help="interleaved repeats; times are medians")
     ap.add_argument("--weights", type=int, default=N_WEIGHTS, help="weights per snapshot")
     ap.add_argument("--chunk-steps", type=int, default=64)
     ap.add_argument("--dtype", default="float32", choices=["float32", "float16"])
-    ap.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS), metavar="KIND",
-                    help=f"measurements to run (default: all of {', '.join(KINDS)})")
-    ap.add_argument("--profile", action="store_true",
-                    help="then run each analysis once more under dask's Profiler and print where task time goes")
+    ap.add_argument(
+        "--kinds",
+        nargs="+",
+        choices=KINDS,
+        default=list(KINDS),
+        metavar="KIND",
+        help=f"measurements to run (default: all of {', '.join(KINDS)})",
+    )
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="then run each analysis once more under dask's Profiler and print where task time goes",
+    )
     ap.add_argument("--measure", choices=KINDS, help=argparse.SUPPRESS)  # internal: one measurement
     args = ap.parse_args()
     if args.measure:
@@ -187,7 +234,9 @@ def main() -> None:
             itemsize = 2 if args.dtype == "float16" else 4
             n_snapshots = max(1, round(args.gb * 1e9 / (args.weights * itemsize)) - 1)
             t0 = time.perf_counter()
-            synthesize(path, args.weights, n_snapshots, chunk_steps=args.chunk_steps, dtype=args.dtype)
+            synthesize(
+                path, args.weights, n_snapshots, chunk_steps=args.chunk_steps, dtype=args.dtype
+            )
             synth_s = time.perf_counter() - t0
         rows = run(path, args.repeats, synth_s, args.kinds)
         _print(rows)
@@ -200,8 +249,9 @@ def main() -> None:
             print(f"kept: {path}")
 
 
-def run(path: Path, repeats: int, synth_s: float | None, kinds: list[str] | tuple[str, ...] = KINDS
-        ) -> list[tuple[str, str]]:
+def run(
+    path: Path, repeats: int, synth_s: float | None, kinds: list[str] | tuple[str, ...] = KINDS
+) -> list[tuple[str, str]]:
     """Measure each of ``kinds`` ``repeats`` times, interleaved; the table's rows."""
     import zarr
 
@@ -209,17 +259,22 @@ def run(path: Path, repeats: int, synth_s: float | None, kinds: list[str] | tupl
     arr = zarr.open_array(str(path / "magnitude"), mode="r")
     uncompressed = arr.nbytes
     on_disk = _folder_bytes(path / "magnitude")
-    print(f"store: {path}; magnitude {arr.shape[0]} snapshots x {arr.shape[1]:,} weights {arr.dtype}, "
-          f"chunks {arr.chunks}; {uncompressed / 1e9:.2f} GB uncompressed, {on_disk / 1e9:.2f} GB on disk "
-          f"(x{uncompressed / on_disk:.2f} compression)" + (f"; synthesised in {synth_s:.0f} s" if synth_s else ""))
+    print(
+        f"store: {path}; magnitude {arr.shape[0]} snapshots x {arr.shape[1]:,} weights {arr.dtype}, "
+        f"chunks {arr.chunks}; {uncompressed / 1e9:.2f} GB uncompressed, {on_disk / 1e9:.2f} GB on disk "
+        f"(x{uncompressed / on_disk:.2f} compression)"
+        + (f"; synthesised in {synth_s:.0f} s" if synth_s else "")
+    )
     results: dict[str, list[dict]] = {k: [] for k in kinds}
     for _ in range(repeats):
         for kind in kinds:
             results[kind].append(_in_subprocess(kind, path))
     first = next(iter(results.values()))[0]
-    print(f"dask scheduler: {first['scheduler']}, {first['dask_threads']} threads; "
-          f"zarr async concurrency {zarr.config.get('async.concurrency')}; "
-          f"median of {repeats} interleaved repeats, each in a fresh process; raw = the faster raw read")
+    print(
+        f"dask scheduler: {first['scheduler']}, {first['dask_threads']} threads; "
+        f"zarr async concurrency {zarr.config.get('async.concurrency')}; "
+        f"median of {repeats} interleaved repeats, each in a fresh process; raw = the faster raw read"
+    )
     secs = {k: statistics.median(r["seconds"] for r in v) for k, v in results.items()}
     raw = min((secs[k] for k in RAW if k in secs), default=float("nan"))
     rows: list[tuple[str, str]] = []
@@ -234,18 +289,30 @@ def run(path: Path, repeats: int, synth_s: float | None, kinds: list[str] | tupl
             rows.append((f"{kind}: throughput / raw", f"{ratio:8.3f}{mark}"))
         elif kind == "dask read":
             rows.append((f"{kind}: throughput / raw", f"{ratio:8.3f}"))
-        phases = {p: statistics.median(r["phases"][p] for r in results[kind]) for p in results[kind][0]["phases"]}
+        phases = {
+            p: statistics.median(r["phases"][p] for r in results[kind])
+            for p in results[kind][0]["phases"]
+        }
         if len(phases) > 1:
             rows.append((f"{kind}: phases", ", ".join(f"{p} {v:.2f} s" for p, v in phases.items())))
     for kind in kinds:
         peak = max(r["peak_rss"] for r in results[kind])
         base = max(r["base_rss"] for r in results[kind])
-        rows.append((f"{kind}: peak RSS / uncompressed store",
-                     f"{peak / uncompressed:8.3f}  (peak {peak / 2**20:,.0f} MiB, after imports "
-                     f"{base / 2**20:,.0f} MiB; store {uncompressed / 2**20:,.0f} MiB)"))
+        rows.append(
+            (
+                f"{kind}: peak RSS / uncompressed store",
+                f"{peak / uncompressed:8.3f}  (peak {peak / 2**20:,.0f} MiB, after imports "
+                f"{base / 2**20:,.0f} MiB; store {uncompressed / 2**20:,.0f} MiB)",
+            )
+        )
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    rows.append(("uncompressed store / machine RAM", f"{uncompressed / ram:8.3f}  (numpy would hold the whole "
-                 "magnitude array, plus temporaries of its shape)"))
+    rows.append(
+        (
+            "uncompressed store / machine RAM",
+            f"{uncompressed / ram:8.3f}  (numpy would hold the whole "
+            "magnitude array, plus temporaries of its shape)",
+        )
+    )
     return rows
 
 
@@ -254,8 +321,11 @@ def _profile(path: Path) -> None:
     for kind in ("dask read", *ANALYSES):
         r = _in_subprocess(kind, path, profile=True)
         total = sum(t[2] for t in r["tasks"])
-        print(f"profile {kind}: {r['seconds']:.2f} s wall, {total:.2f} s of task time over "
-              f"{r['dask_threads']} threads" + "".join(f"; {p} {v:.2f} s" for p, v in r["phases"].items()))
+        print(
+            f"profile {kind}: {r['seconds']:.2f} s wall, {total:.2f} s of task time over "
+            f"{r['dask_threads']} threads"
+            + "".join(f"; {p} {v:.2f} s" for p, v in r["phases"].items())
+        )
         for name, n, secs in r["tasks"][:6]:
             print(f"    {name[:56]:<56} {n:5d} tasks {secs:8.2f} s  {secs / total:6.1%}")
     _chunk_costs(path)
@@ -288,13 +358,19 @@ def _chunk_costs(path: Path) -> None:
         logs = np.log10(block.astype(np.float64))
         parts = {
             "decompress (zarr)": ms_read,
-            "shed test (elig & mag < line).sum": best(lambda: ((keep & (start >= line)) & (block < line)).sum(1))[0],
+            "shed test (elig & mag < line).sum": best(
+                lambda: ((keep & (start >= line)) & (block < line)).sum(1)
+            )[0],
             "_block_hist (whole)": best(lambda: _block_hist(block, edges))[0],
             "  astype(float64) + log10": best(lambda: np.log10(block.astype(np.float64)))[0],
-            "  searchsorted(edges, logs)": best(lambda: np.searchsorted(edges, logs, side="right"))[0],
+            "  searchsorted(edges, logs)": best(lambda: np.searchsorted(edges, logs, side="right"))[
+                0
+            ],
         }
     mb = block.nbytes / 1e6
-    print(f"one chunk ({block.shape[0]} x {block.shape[1]:,}, {mb:.0f} MB), single thread, best of 3:")
+    print(
+        f"one chunk ({block.shape[0]} x {block.shape[1]:,}, {mb:.0f} MB), single thread, best of 3:"
+    )
     for what, ms in parts.items():
         print(f"    {what:<42} {ms:8.0f} ms  {mb / ms * 1e3:7.0f} MB/s")
 

@@ -58,8 +58,12 @@ def _resnet20(folder: Path, steps: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """(magnitudes float32 of 64 ResNet-20 steps after 50% GMP, layer of each weight), as the overhead benchmark."""
     from benchmarks.recording_overhead import _run, _setup, _variant
 
-    model, params, masks, weights, loader = _setup("resnet20", (3, 32, 32), torch.device("cpu"), 128, steps)
-    rec = _variant("full every step, float32", folder, params, masks, weights, steps, torch.device("cpu"))
+    model, params, masks, weights, loader = _setup(
+        "resnet20", (3, 32, 32), torch.device("cpu"), 128, steps
+    )
+    rec = _variant(
+        "full every step, float32", folder, params, masks, weights, steps, torch.device("cpu")
+    )
     _run(model, params, masks, loader, steps, [rec])
     rec.close("complete")
     group = zarr.open_group(str(folder / "run.zarr"), mode="r")
@@ -70,24 +74,36 @@ def _encodings(mag: np.ndarray, layers: np.ndarray) -> dict[str, np.ndarray]:
     from shedding.recording.encoding import encode_log8
 
     t = torch.from_numpy(layers.astype(np.int64))
-    codes = np.stack([encode_log8(torch.from_numpy(row), t, int(layers.max()) + 1)[0].numpy() for row in mag])
+    codes = np.stack(
+        [encode_log8(torch.from_numpy(row), t, int(layers.max()) + 1)[0].numpy() for row in mag]
+    )
     return {"float32": mag.astype(np.float32), "float16": mag.astype(np.float16), "log8": codes}
 
 
-def _measure(data: np.ndarray, codecs: tuple[list, list], chunk_steps: int, folder: Path, repeats: int = 3
-             ) -> tuple[float, float, float]:
+def _measure(
+    data: np.ndarray, codecs: tuple[list, list], chunk_steps: int, folder: Path, repeats: int = 3
+) -> tuple[float, float, float]:
     """(bytes per weight-step, write MB/s, read MB/s) of ``data`` stored with ``codecs`` (filters, compressors)."""
     writes, reads, size = [], [], 0
     filters, compressors = codecs
     for r in range(repeats):
         path = folder / f"c{r}.zarr"
         t0 = time.perf_counter()
-        arr = zarr.create_array(str(path), shape=data.shape, chunks=(chunk_steps, data.shape[1]), dtype=data.dtype,
-                                filters=filters, compressors=compressors, fill_value=0)
-        if hasattr(arr, "with_config"):  # zarr >= 3.1: skip the all-fill-value check, as the store's writers do
+        arr = zarr.create_array(
+            str(path),
+            shape=data.shape,
+            chunks=(chunk_steps, data.shape[1]),
+            dtype=data.dtype,
+            filters=filters,
+            compressors=compressors,
+            fill_value=0,
+        )
+        if hasattr(
+            arr, "with_config"
+        ):  # zarr >= 3.1: skip the all-fill-value check, as the store's writers do
             arr = arr.with_config({"write_empty_chunks": True})
         for i in range(0, data.shape[0], chunk_steps):
-            arr[i:i + chunk_steps] = data[i:i + chunk_steps]
+            arr[i : i + chunk_steps] = data[i : i + chunk_steps]
         writes.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         np.asarray(zarr.open_array(str(path), mode="r")[:]).sum(dtype=np.float64)
@@ -101,19 +117,30 @@ def _measure(data: np.ndarray, codecs: tuple[list, list], chunk_steps: int, fold
 def main() -> None:
     """Measure every codec and chunk length; print the table."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--source", choices=["digits", "resnet20"], default="digits", help="the run to record")
-    ap.add_argument("--chunks", type=_positive, nargs="+", default=[16, 64], help="snapshots per chunk to try")
+    ap.add_argument(
+        "--source", choices=["digits", "resnet20"], default="digits", help="the run to record"
+    )
+    ap.add_argument(
+        "--chunks", type=_positive, nargs="+", default=[16, 64], help="snapshots per chunk to try"
+    )
     args = ap.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="shedding-codecs-"))
     try:
         mag, layers = (_digits if args.source == "digits" else _resnet20)(folder)
-        print(f"{mag.shape[0]} snapshots x {mag.shape[1]:,} weights of a {args.source} run (50% pruned), median of 3")
-        print(f"{'encoding':8} {'codec':32} {'chunk':>5} {'B/weight-step':>13} {'write MB/s':>11} {'read MB/s':>10}")
+        print(
+            f"{mag.shape[0]} snapshots x {mag.shape[1]:,} weights of a {args.source} run (50% pruned), median of 3"
+        )
+        print(
+            f"{'encoding':8} {'codec':32} {'chunk':>5} {'B/weight-step':>13} {'write MB/s':>11} {'read MB/s':>10}"
+        )
         for enc, data in _encodings(mag, layers).items():
             for name, codecs in CANDIDATES.items():
                 for chunk_steps in args.chunks:
                     b, w, r = _measure(data, codecs, chunk_steps, folder)
-                    print(f"{enc:8} {name:32} {chunk_steps:>5} {b:>13.3f} {w:>11.0f} {r:>10.0f}", flush=True)
+                    print(
+                        f"{enc:8} {name:32} {chunk_steps:>5} {b:>13.3f} {w:>11.0f} {r:>10.0f}",
+                        flush=True,
+                    )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -33,9 +33,33 @@ import numpy as np
 
 # What the checked paths import (python -m shedding.cli.main record, tests/e2e/test_gpu.py, benchmarks/recording_overhead.py)
 # beyond the standard library; the ones benchmarks/gpu_wheels.sh carries are marked in its list.
-PACKAGES = ["numpy", "scipy", "pandas", "xarray", "sklearn", "torch", "torchvision", "zarr", "numcodecs",
-            "google_crc32c", "donfig", "dask", "typer", "pydantic", "rich", "yaml", "fsspec", "pytest"]
-MODULES = ["dask.array", "shedding.cli.main", "shedding.experiment", "shedding.analysis", "benchmarks.recording_overhead"]
+PACKAGES = [
+    "numpy",
+    "scipy",
+    "pandas",
+    "xarray",
+    "sklearn",
+    "torch",
+    "torchvision",
+    "zarr",
+    "numcodecs",
+    "google_crc32c",
+    "donfig",
+    "dask",
+    "typer",
+    "pydantic",
+    "rich",
+    "yaml",
+    "fsspec",
+    "pytest",
+]
+MODULES = [
+    "dask.array",
+    "shedding.cli.main",
+    "shedding.experiment",
+    "shedding.analysis",
+    "benchmarks.recording_overhead",
+]
 
 # (case, row of benchmarks/recording_overhead.py, largest ratio an H100/H200 should give)
 TARGETS = [
@@ -44,8 +68,11 @@ TARGETS = [
     ("resnet50", "full every 100, float16 / none: wall", 1.05),
 ]
 # the benchmark variants those rows need, as benchmarks.recording_overhead --variants takes them
-TARGET_VARIANTS = ["resnet56:summary every step", "resnet56:full every step, float16",
-                   "resnet50:full every 100, float16"]
+TARGET_VARIANTS = [
+    "resnet56:summary every step",
+    "resnet56:full every step, float16",
+    "resnet50:full every 100, float16",
+]
 
 PER_STEP = ("shed_count", "shed_events", "recover_events")
 
@@ -72,7 +99,9 @@ def _version(name: str, module: Any) -> str:
 def env(device: str) -> int:
     """Print what this machine has for the check; 1 when something the check needs is missing."""
     problems = []
-    print(f"python {platform.python_version()} at {sys.executable} ({platform.machine()}, {platform.system()})")
+    print(
+        f"python {platform.python_version()} at {sys.executable} ({platform.machine()}, {platform.system()})"
+    )
     for name in PACKAGES + MODULES:
         try:
             mod = importlib.import_module(name)
@@ -85,12 +114,16 @@ def env(device: str) -> int:
         import torch
 
         cuda = torch.cuda.is_available()
-        print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}, "
-              f"cuda available: {cuda}, {torch.get_num_threads()} CPU threads")
+        print(
+            f"torch {torch.__version__}, CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}, "
+            f"cuda available: {cuda}, {torch.get_num_threads()} CPU threads"
+        )
         if cuda:
             props = torch.cuda.get_device_properties(0)
-            print(f"GPU: {props.name}, {props.total_memory / 2**30:.0f} GiB, capability {props.major}.{props.minor}, "
-                  f"{props.multi_processor_count} multiprocessors, {torch.cuda.device_count()} device(s)")
+            print(
+                f"GPU: {props.name}, {props.total_memory / 2**30:.0f} GiB, capability {props.major}.{props.minor}, "
+                f"{props.multi_processor_count} multiprocessors, {torch.cuda.device_count()} device(s)"
+            )
         if device.startswith("cuda") and not cuda:
             problems.append("--device cuda: torch sees no CUDA device")
     except Exception as e:  # noqa: BLE001
@@ -139,8 +172,10 @@ def recount_mismatches(group: Any) -> list[str]:
         elif not np.array_equal(got, expect):
             bad = np.argwhere(got != expect)
             at = tuple(int(i) for i in bad[0])
-            problems.append(f"{var}: {len(bad)} entries differ from numpy's recount, first at {at}: "
-                            f"stored {got[at]}, numpy {expect[at]}")
+            problems.append(
+                f"{var}: {len(bad)} entries differ from numpy's recount, first at {at}: "
+                f"stored {got[at]}, numpy {expect[at]}"
+            )
     return problems
 
 
@@ -160,17 +195,25 @@ def check_store(path: Path, device: str | None = None) -> list[str]:
         problems.append(f"{len(g['event'][:])} prune events: the recount expects one")
         return problems
     record_step, step = np.asarray(g["record_step"][:]), np.asarray(g["step"][:])
-    if len(step) == 0 or not (np.array_equal(record_step, np.arange(len(step) + 1))
-                              and np.array_equal(step, np.arange(1, len(step) + 1))):
-        problems.append("the recount needs a snapshot at every step (record every 1) and at least one step")
+    if len(step) == 0 or not (
+        np.array_equal(record_step, np.arange(len(step) + 1))
+        and np.array_equal(step, np.arange(1, len(step) + 1))
+    ):
+        problems.append(
+            "the recount needs a snapshot at every step (record every 1) and at least one step"
+        )
         return problems
     if attrs.get("last_committed_step") != int(step[-1]):
-        problems.append(f"last_committed_step is {attrs.get('last_committed_step')}, the last step {step[-1]}")
+        problems.append(
+            f"last_committed_step is {attrs.get('last_committed_step')}, the last step {step[-1]}"
+        )
     mag = np.asarray(g["magnitude"][:], dtype=np.float32)
     if not np.isfinite(mag).all() or (mag < 0).any():
         problems.append("magnitudes are not all finite and non-negative")
     problems += recount_mismatches(g)
-    if "magnitude_hist" in g:  # the device's histogram: every non-zero weight in one bin of its layer
+    if (
+        "magnitude_hist" in g
+    ):  # the device's histogram: every non-zero weight in one bin of its layer
         hist_step = np.asarray(g["hist_step"][:])
         rows = np.searchsorted(record_step, hist_step)
         if not np.array_equal(record_step[np.minimum(rows, len(record_step) - 1)], hist_step):
@@ -181,7 +224,9 @@ def check_store(path: Path, device: str | None = None) -> list[str]:
             expect = np.stack([np.bincount(layer_of[mag[r] > 0], minlength=n_layers) for r in rows])
             got = np.asarray(g["magnitude_hist"][:]).sum(axis=2)
             if not np.array_equal(got, expect):
-                problems.append("magnitude_hist does not hold every non-zero weight once in its layer's bins")
+                problems.append(
+                    "magnitude_hist does not hold every non-zero weight once in its layer's bins"
+                )
     for var in ("loss", "train_loss", "test_loss"):
         values = np.asarray(g[var][:], dtype=np.float64)
         if len(values) == 0 or not np.isfinite(values).all():
@@ -216,9 +261,11 @@ def verify(path: Path, device: str | None) -> int:
 
         g = zarr.open_group(str(store), mode="r")
         loss = np.asarray(g["loss"][:])
-        print(f"verify: OK: {path.name}: recorded on {g.attrs['device']}, {len(g['step'][:])} steps, "
-              f"{g['magnitude'].shape[1]} weights, {len(g['layer'][:])} layers; shed counts equal numpy's recount; "
-              f"loss {loss[0]:.4f} -> {loss[-1]:.4f}")
+        print(
+            f"verify: OK: {path.name}: recorded on {g.attrs['device']}, {len(g['step'][:])} steps, "
+            f"{g['magnitude'].shape[1]} weights, {len(g['layer'][:])} layers; shed counts equal numpy's recount; "
+            f"loss {loss[0]:.4f} -> {loss[-1]:.4f}"
+        )
     return 0
 
 
@@ -228,8 +275,10 @@ def report(path: Path) -> int:
     values = {(r["case"], r["what"]): r["value"] for r in data["rows"]}
     labels = {r["case"]: r["label"] for r in data["rows"]}
     gpu = data["device"].startswith("cuda")
-    print(f"targets on {data['device_name']} ({data['device']}, median of {data['repeats']} repeats)"
-          + ("" if gpu else ": not compared, the targets are for H100/H200"))
+    print(
+        f"targets on {data['device_name']} ({data['device']}, median of {data['repeats']} repeats)"
+        + ("" if gpu else ": not compared, the targets are for H100/H200")
+    )
     print(f"{'case':<40}  {'row':<42}  {'wall':>6}  {'own':>6}  {'target':>6}  verdict")
     missing = 0
     for case, what, target in TARGETS:
@@ -241,8 +290,10 @@ def report(path: Path) -> int:
         else:
             verdict = ("meets" if wall <= target else "MISSES") if gpu else "-"
         fmt = lambda v: "-" if v is None or not math.isfinite(v) else f"{v:.3f}"  # noqa: E731
-        print(f"{labels.get(case, case):<40}  {what.removesuffix(': wall'):<42}  {fmt(wall):>6}  {fmt(own):>6}  "
-              f"{target:6.2f}  {verdict}")
+        print(
+            f"{labels.get(case, case):<40}  {what.removesuffix(': wall'):<42}  {fmt(wall):>6}  {fmt(own):>6}  "
+            f"{target:6.2f}  {verdict}"
+        )
     return 1 if missing else 0
 
 
@@ -254,7 +305,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p = sub.add_parser("verify", help="check a recorded store (tarball or .zarr folder)")
     p.add_argument("path", type=Path)
-    p.add_argument("--device", default=None, help="the device kind it must have been recorded on (cpu, cuda)")
+    p.add_argument(
+        "--device", default=None, help="the device kind it must have been recorded on (cpu, cuda)"
+    )
     p = sub.add_parser("report", help="the benchmark's target rows against their targets")
     p.add_argument("path", type=Path)
     args = ap.parse_args(argv)

@@ -58,9 +58,17 @@ from shedding.training.schedules import constant
 
 POOL = 64  # distinct batches at most (the data cycles through them: one epoch)
 
-CPU_VARIANTS = ["summary every step", "sample every step", "full every step, float32", "full every step, float16",
-                "full every step, log8", "full every 10, float16", "full every 10, log8", "torch.save every step",
-                "torch.save every 10"]
+CPU_VARIANTS = [
+    "summary every step",
+    "sample every step",
+    "full every step, float32",
+    "full every step, float16",
+    "full every step, log8",
+    "full every 10, float16",
+    "full every 10, log8",
+    "torch.save every step",
+    "torch.save every 10",
+]
 
 
 @dataclass
@@ -73,7 +81,9 @@ class Case:
     steps: int
     variants: list[str]
     mixed_precision: bool = False
-    peers: list[tuple[str, str]] = field(default_factory=list)  # (ours, torch.save at the same interval)
+    peers: list[tuple[str, str]] = field(
+        default_factory=list
+    )  # (ours, torch.save at the same interval)
     stands_for: str = ""  # the case whose variants a stand-in model times (--model)
 
     @property
@@ -85,20 +95,55 @@ class Case:
 
 
 CASES = {
-    "small_cnn": Case("small_cnn", (1, 8, 8), 128, 300, CPU_VARIANTS,
-                      peers=[("full every step, float16", "torch.save every step"),
-                             ("full every 10, float16", "torch.save every 10")]),
-    "resnet20": Case("resnet20", (3, 32, 32), 128, 64, CPU_VARIANTS,
-                     peers=[("full every step, float16", "torch.save every step"),
-                            ("full every 10, float16", "torch.save every 10")]),
-    "resnet56": Case("resnet56", (3, 32, 32), 128, 200,
-                     ["summary every step", "full every step, float16", "full every step, log8",
-                      "torch.save every step"],
-                     peers=[("full every step, float16", "torch.save every step")]),
-    "resnet50": Case("resnet50", (3, 224, 224), 64, 300,
-                     ["summary every step", "full every 100, float16", "full every 100, log8",
-                      "torch.save every 100"], mixed_precision=True,
-                     peers=[("full every 100, float16", "torch.save every 100")]),
+    "small_cnn": Case(
+        "small_cnn",
+        (1, 8, 8),
+        128,
+        300,
+        CPU_VARIANTS,
+        peers=[
+            ("full every step, float16", "torch.save every step"),
+            ("full every 10, float16", "torch.save every 10"),
+        ],
+    ),
+    "resnet20": Case(
+        "resnet20",
+        (3, 32, 32),
+        128,
+        64,
+        CPU_VARIANTS,
+        peers=[
+            ("full every step, float16", "torch.save every step"),
+            ("full every 10, float16", "torch.save every 10"),
+        ],
+    ),
+    "resnet56": Case(
+        "resnet56",
+        (3, 32, 32),
+        128,
+        200,
+        [
+            "summary every step",
+            "full every step, float16",
+            "full every step, log8",
+            "torch.save every step",
+        ],
+        peers=[("full every step, float16", "torch.save every step")],
+    ),
+    "resnet50": Case(
+        "resnet50",
+        (3, 224, 224),
+        64,
+        300,
+        [
+            "summary every step",
+            "full every 100, float16",
+            "full every 100, log8",
+            "torch.save every 100",
+        ],
+        mixed_precision=True,
+        peers=[("full every 100, float16", "torch.save every 100")],
+    ),
 }
 CPU_CASES = ["small_cnn", "resnet20"]
 GPU_CASES = ["resnet20", "resnet56", "resnet50"]
@@ -144,7 +189,9 @@ class Timed(Callback):
         self._time("on_train_end", state)
 
 
-def _setup(model_name: str, shape: tuple[int, int, int], device: torch.device, batch: int, steps: int):
+def _setup(
+    model_name: str, shape: tuple[int, int, int], device: torch.device, batch: int, steps: int
+):
     torch.manual_seed(0)
     n = batch * min(steps, POOL)
     data = TensorDataset(torch.randn(n, *shape), torch.randint(0, 10, (n,)))
@@ -162,7 +209,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def _run(model, params, masks, loader, steps: int, extra: list[Callback], mixed_precision: bool = False) -> float:
+def _run(
+    model, params, masks, loader, steps: int, extra: list[Callback], mixed_precision: bool = False
+) -> float:
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     callbacks: list[Callback] = [MaskCallback(params, masks), *extra]
     _sync(loader.device)
@@ -172,30 +221,70 @@ def _run(model, params, masks, loader, steps: int, extra: list[Callback], mixed_
     return time.perf_counter() - t0
 
 
-def _recorder(folder: Path, params, masks, weights, steps: int, device: torch.device, every: int = 0,
-              dtype: str = "float32", hist_every: int = 0, sample_every: int = 0, max_pending: int = 8) -> Recorder:
+def _recorder(
+    folder: Path,
+    params,
+    masks,
+    weights,
+    steps: int,
+    device: torch.device,
+    every: int = 0,
+    dtype: str = "float32",
+    hist_every: int = 0,
+    sample_every: int = 0,
+    max_pending: int = 8,
+) -> Recorder:
     layers = build_layers([(k, tuple(p.shape)) for k, p in params.items()])
     timeline = build_timeline(steps, steps, 1, every, steps, False, hist_every, sample_every)
-    store = RunStore.create(folder / "run.zarr", layers, timeline, {}, dtype, 64, overwrite=True,
-                            sample=sample_weights(layers, 256, 0))
+    store = RunStore.create(
+        folder / "run.zarr",
+        layers,
+        timeline,
+        {},
+        dtype,
+        64,
+        overwrite=True,
+        sample=sample_weights(layers, 256, 0),
+    )
     rec = Recorder(store, layers, timeline, params, dtype, device, max_pending)
     tau = gmp_threshold(weights, ones_like(weights), 0.5)
-    rec.begin_event(0, 0, masks, flat(weights).abs(), [0] * len(layers), sparsity_of(masks), tau, tau, float("nan"))
+    rec.begin_event(
+        0,
+        0,
+        masks,
+        flat(weights).abs(),
+        [0] * len(layers),
+        sparsity_of(masks),
+        tau,
+        tau,
+        float("nan"),
+    )
     rec.begin_phase("retrain", 0, 0)
     rec.sync()  # the event's writes are part of setting up, not of the steps timed
     return rec
 
 
-def _variant(name: str, folder: Path, params, masks, weights, steps: int, device: torch.device,
-             max_pending: int = 8) -> Callback:
+def _variant(
+    name: str,
+    folder: Path,
+    params,
+    masks,
+    weights,
+    steps: int,
+    device: torch.device,
+    max_pending: int = 8,
+) -> Callback:
     """The callback a variant name stands for (``summary every step``, ``full every 10, log8``, ...)."""
     what, _, dtype = name.partition(", ")
     words = what.split()
     every = 1 if words[-1] == "step" else int(words[-1])
     if words[0] == "torch.save":
         return TorchSavePeer(folder, every)
-    kw: dict = {"summary": {"hist_every": every}, "sample": {"sample_every": every},
-                "full": {"every": every, "dtype": dtype or "float32"}}[words[0]]
+    kw: dict = {
+        "summary": {"hist_every": every},
+        "sample": {"sample_every": every},
+        "full": {"every": every, "dtype": dtype or "float32"},
+    }[words[0]]
     return _recorder(folder, params, masks, weights, steps, device, max_pending=max_pending, **kw)
 
 
@@ -214,29 +303,41 @@ def _writer_held(rec: Recorder) -> Callable[[], float]:
     return release
 
 
-def measure(case: Case, device: torch.device, repeats: int, steps: int | None = None) -> list[tuple[str, str, float]]:
+def measure(
+    case: Case, device: torch.device, repeats: int, steps: int | None = None
+) -> list[tuple[str, str, float]]:
     """Rows of (case, measurement, value) for one model."""
     steps = steps or case.steps
-    model, params, masks, weights, loader = _setup(case.model, case.shape, device, case.batch, steps)
+    model, params, masks, weights, loader = _setup(
+        case.model, case.shape, device, case.batch, steps
+    )
     tmp = Path(tempfile.mkdtemp(prefix="shedding-bench-"))
     wall: dict[str, list[float]] = {}
     own: dict[str, list[float]] = {}
-    thread: dict[str, list[float]] = {}  # on the training thread alone: hooks, waits for a full queue included
+    thread: dict[
+        str, list[float]
+    ] = {}  # on the training thread alone: hooks, waits for a full queue included
     sizes: dict[str, int] = {}
     make: dict[str, Callable[..., Callback | None]] = {"none": lambda d, **kw: None}
     for name in case.variants:
-        make[name] = lambda d, name=name, **kw: _variant(name, d, params, masks, weights, steps, device, **kw)
+        make[name] = lambda d, name=name, **kw: _variant(
+            name, d, params, masks, weights, steps, device, **kw
+        )
     _run(model, params, masks, loader, min(steps, 5), [], case.mixed_precision)  # warm-up
     for rep in range(repeats):
         order = list(make)
-        random.Random(rep).shuffle(order)  # no variant always runs first, or right after the disk-heavy peer
+        random.Random(rep).shuffle(
+            order
+        )  # no variant always runs first, or right after the disk-heavy peer
         for name in order:
             build = make[name]
             folder = tmp / name.replace(" ", "_").replace(",", "")
             folder.mkdir(parents=True, exist_ok=True)
             cb = build(folder)
             timed = Timed(cb) if cb is not None else None
-            elapsed = _run(model, params, masks, loader, steps, [timed] if timed else [], case.mixed_precision)
+            elapsed = _run(
+                model, params, masks, loader, steps, [timed] if timed else [], case.mixed_precision
+            )
             seconds = timed.seconds if timed else 0.0
             thread.setdefault(name, []).append(seconds)
             if isinstance(cb, Recorder):
@@ -268,15 +369,31 @@ def measure(case: Case, device: torch.device, repeats: int, steps: int | None = 
         for enc in ("float16", "log8"):
             name = ours.replace("float16", enc)
             if name in sizes and peer in sizes:
-                rows.append((case.label, f"own time: {peer} / {name}",
-                             statistics.median(own[peer]) / statistics.median(own[name])))
-                rows.append((case.label, f"training-thread time: {peer} / {name}",
-                             statistics.median(thread[peer]) / statistics.median(thread[name])))
+                rows.append(
+                    (
+                        case.label,
+                        f"own time: {peer} / {name}",
+                        statistics.median(own[peer]) / statistics.median(own[name]),
+                    )
+                )
+                rows.append(
+                    (
+                        case.label,
+                        f"training-thread time: {peer} / {name}",
+                        statistics.median(thread[peer]) / statistics.median(thread[name]),
+                    )
+                )
                 if sizes[peer]:  # a run shorter than the peer's interval saves nothing
                     rows.append((case.label, f"bytes: {name} / {peer}", sizes[name] / sizes[peer]))
     for name in case.variants:
         if name.startswith("full every step"):
-            rows.append((case.label, f"bytes per weight-step, {name}", sizes[name] / (n_weights * (steps + 1))))
+            rows.append(
+                (
+                    case.label,
+                    f"bytes per weight-step, {name}",
+                    sizes[name] / (n_weights * (steps + 1)),
+                )
+            )
     return rows
 
 
@@ -315,11 +432,15 @@ def select_variants(names: list[str], wanted: list[str] | None) -> dict[str, lis
             if hits:
                 keep.append(v)
         if not keep:
-            raise ValueError(f"--variants: none of them is timed in case {n} (it has: {', '.join(CASES[n].variants)})")
+            raise ValueError(
+                f"--variants: none of them is timed in case {n} (it has: {', '.join(CASES[n].variants)})"
+            )
         chosen[n] = keep
     unused = [w for w in wanted if w not in used]
     if unused:
-        raise ValueError(f"--variants: {', '.join(map(repr, unused))} is in none of the cases {', '.join(names)}")
+        raise ValueError(
+            f"--variants: {', '.join(map(repr, unused))} is in none of the cases {', '.join(names)}"
+        )
     return chosen
 
 
@@ -333,17 +454,35 @@ def _write_json(path: Path, meta: dict, rows: list[dict]) -> None:
 def main() -> None:
     """Parse options, measure every case, print the table."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=_positive, default=None, help="steps per run (default: each case's own)")
+    ap.add_argument(
+        "--steps", type=_positive, default=None, help="steps per run (default: each case's own)"
+    )
     ap.add_argument("--repeats", type=_positive, default=3)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--cases", nargs="+", choices=sorted(CASES), default=None,
-                    help=f"models to time (default: {' '.join(CPU_CASES)} on CPU, {' '.join(GPU_CASES)} on CUDA)")
-    ap.add_argument("--variants", nargs="+", default=None, metavar="[CASE:]VARIANT",
-                    help="time only these variants (names as in the table, e.g. 'summary every step' or "
-                         "'resnet50:full every 100, float16'); the run without recording is always timed")
-    ap.add_argument("--model", default=None, help="time the cases' variants on this model instead (a stand-in)")
-    ap.add_argument("--shape", type=_shape, default=None, help="with --model: its input shape C,H,W")
-    ap.add_argument("--batch", type=_positive, default=None, help="batch size (default: each case's own)")
+    ap.add_argument(
+        "--cases",
+        nargs="+",
+        choices=sorted(CASES),
+        default=None,
+        help=f"models to time (default: {' '.join(CPU_CASES)} on CPU, {' '.join(GPU_CASES)} on CUDA)",
+    )
+    ap.add_argument(
+        "--variants",
+        nargs="+",
+        default=None,
+        metavar="[CASE:]VARIANT",
+        help="time only these variants (names as in the table, e.g. 'summary every step' or "
+        "'resnet50:full every 100, float16'); the run without recording is always timed",
+    )
+    ap.add_argument(
+        "--model", default=None, help="time the cases' variants on this model instead (a stand-in)"
+    )
+    ap.add_argument(
+        "--shape", type=_shape, default=None, help="with --model: its input shape C,H,W"
+    )
+    ap.add_argument(
+        "--batch", type=_positive, default=None, help="batch size (default: each case's own)"
+    )
     ap.add_argument("--json", type=Path, default=None, help="also write the rows to this JSON file")
     args = ap.parse_args()
     try:
@@ -360,9 +499,17 @@ def main() -> None:
     except ValueError as e:
         ap.error(str(e))
     name_of = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"device: {device} ({name_of}, {torch.get_num_threads()} threads); median of {args.repeats} "
-          f"interleaved repeats", flush=True)
-    meta = {"device": str(device), "device_name": name_of, "repeats": args.repeats, "torch": torch.__version__}
+    print(
+        f"device: {device} ({name_of}, {torch.get_num_threads()} threads); median of {args.repeats} "
+        f"interleaved repeats",
+        flush=True,
+    )
+    meta = {
+        "device": str(device),
+        "device_name": name_of,
+        "repeats": args.repeats,
+        "torch": torch.__version__,
+    }
     table: list[dict] = []
     for name in names:  # each case's rows as soon as they are measured
         case = dataclasses.replace(CASES[name], variants=variants[name])
@@ -372,8 +519,14 @@ def main() -> None:
             case = dataclasses.replace(case, batch=args.batch)
         for label, what, value in measure(case, device, args.repeats, args.steps):
             print(f"{label:<40}  {what:<72}  {value:8.3f}", flush=True)
-            table.append({"case": name, "label": label, "what": what,
-                          "value": value if math.isfinite(value) else None})
+            table.append(
+                {
+                    "case": name,
+                    "label": label,
+                    "what": what,
+                    "value": value if math.isfinite(value) else None,
+                }
+            )
         if args.json:
             _write_json(args.json, meta, table)
 

@@ -70,8 +70,10 @@ def synthetic_layers(n_weights: int, layers: int = 8) -> list[Layer]:
         lo = (bounds[i - 1] if i else 0) + 1
         bounds[i] = min(max(bounds[i], lo), n_weights - (n_l - 1 - i))
     sizes = np.diff(np.concatenate([[0], bounds]))
-    named = [(f"conv{i + 1}.weight" if i < n_l - 1 else "fc.weight", _shape(int(s), i < n_l - 1))
-             for i, s in enumerate(sizes)]
+    named = [
+        (f"conv{i + 1}.weight" if i < n_l - 1 else "fc.weight", _shape(int(s), i < n_l - 1))
+        for i, s in enumerate(sizes)
+    ]
     return build_layers(named)
 
 
@@ -99,8 +101,17 @@ def _segments(layers: list[Layer], c0: int, c1: int) -> tuple[np.ndarray, np.nda
     return np.maximum(starts[ids], c0) - c0, ids
 
 
-def synthesize(path: str | Path, n_weights: int, n_snapshots: int, layers: int = 8, chunk_steps: int = 64,
-               dtype: str = "float32", seed: int = 0, progress: bool = True, overwrite: bool = False) -> Path:
+def synthesize(
+    path: str | Path,
+    n_weights: int,
+    n_snapshots: int,
+    layers: int = 8,
+    chunk_steps: int = 64,
+    dtype: str = "float32",
+    seed: int = 0,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> Path:
     """Create and fill a complete synthetic run store at ``path``; return the path.
 
     ``n_snapshots`` retraining steps after one GMP event at step 0, every step recorded, so ``magnitude``
@@ -112,19 +123,47 @@ def synthesize(path: str | Path, n_weights: int, n_snapshots: int, layers: int =
     lay = synthetic_layers(n_weights, layers)
     n_l = len(lay)
     ipe = max(1, n_snapshots // 4)
-    tl = build_timeline(T=n_snapshots, t=n_snapshots, rounds=1, every=1, iterations_per_epoch=ipe,
-                        record_pretrain=False)
+    tl = build_timeline(
+        T=n_snapshots,
+        t=n_snapshots,
+        rounds=1,
+        every=1,
+        iterations_per_epoch=ipe,
+        record_pretrain=False,
+    )
     attrs = {
-        "config": {"synthetic": {"n_weights": n_weights, "n_snapshots": n_snapshots, "layers": n_l,
-                                 "chunk_steps": chunk_steps, "dtype": dtype, "seed": seed,
-                                 "sparsity": SPARSITY, "start_median": START_MEDIAN, "start_sigma": START_SIGMA,
-                                 "drift_total": DRIFT_TOTAL, "noise_total": NOISE_TOTAL}},
-        "synthetic": True, "seed": seed, "versions": {}, "device": "none", "iterations_per_epoch": ipe,
-        "T": n_snapshots, "t": n_snapshots, "rounds": 1, "method": "gmp", "technique": "synthetic",
-        "control": False, "alpha": ALPHA, "dataset": "synthetic", "model": "synthetic",
+        "config": {
+            "synthetic": {
+                "n_weights": n_weights,
+                "n_snapshots": n_snapshots,
+                "layers": n_l,
+                "chunk_steps": chunk_steps,
+                "dtype": dtype,
+                "seed": seed,
+                "sparsity": SPARSITY,
+                "start_median": START_MEDIAN,
+                "start_sigma": START_SIGMA,
+                "drift_total": DRIFT_TOTAL,
+                "noise_total": NOISE_TOTAL,
+            }
+        },
+        "synthetic": True,
+        "seed": seed,
+        "versions": {},
+        "device": "none",
+        "iterations_per_epoch": ipe,
+        "T": n_snapshots,
+        "t": n_snapshots,
+        "rounds": 1,
+        "method": "gmp",
+        "technique": "synthetic",
+        "control": False,
+        "alpha": ALPHA,
+        "dataset": "synthetic",
+        "model": "synthetic",
         "schedule_offset": None,
         "shed_definition": "a survivor at or above the line alpha*tau at its event is shed at step s while "
-                           "|w(s)| < alpha*tau; tau is the GMP cut value at the event's sparsity",
+        "|w(s)| < alpha*tau; tau is the GMP cut value at the event's sparsity",
     }
     started = time.time()
     store = RunStore.create(path, lay, tl, attrs, dtype, chunk_steps, overwrite=overwrite)
@@ -134,14 +173,27 @@ def synthesize(path: str | Path, n_weights: int, n_snapshots: int, layers: int =
         store.set_attrs(status="failed", error=f"{type(e).__name__}: {e}".splitlines()[0])
         store.release()
         raise
-    store.set_attrs(status="complete", last_committed_step=int(tl.steps[-1]), final_test_accuracy=float("nan"),
-                    seconds=time.time() - started, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    store.set_attrs(
+        status="complete",
+        last_committed_step=int(tl.steps[-1]),
+        final_test_accuracy=float("nan"),
+        seconds=time.time() - started,
+        finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
     store.release()
     return path
 
 
-def _fill(store: RunStore, lay: list[Layer], tl: Timeline, n_w: int, n_s: int, dtype: np.dtype, seed: int,
-          progress: bool) -> None:
+def _fill(
+    store: RunStore,
+    lay: list[Layer],
+    tl: Timeline,
+    n_w: int,
+    n_s: int,
+    dtype: np.dtype,
+    seed: int,
+    progress: bool,
+) -> None:
     """Write every array of a freshly created store, magnitudes one whole chunk at a time."""
     g = store.group
     arr = g["magnitude"]
@@ -191,8 +243,12 @@ def _fill(store: RunStore, lay: list[Layer], tl: Timeline, n_w: int, n_s: int, d
                 buf[0] = start[c0:c1]  # exactly, not exp(log(.))
             buf *= keep
             block = buf.astype(dtype, copy=False)
-            arr[a:e, c0:c1] = block  # exactly one chunk (the edge chunks: all of their in-bounds part)
-            if elig is None:  # the event's eligible set, from the stored step-0 values as analyses see them
+            arr[a:e, c0:c1] = (
+                block  # exactly one chunk (the edge chunks: all of their in-bounds part)
+            )
+            if (
+                elig is None
+            ):  # the event's eligible set, from the stored step-0 values as analyses see them
                 elig = keep & (block[0] >= line)
                 prev = np.zeros(c1 - c0, dtype=bool)
                 eligible[seg_layer] += np.add.reduceat(elig, seg, dtype=np.int64)
@@ -203,13 +259,20 @@ def _fill(store: RunStore, lay: list[Layer], tl: Timeline, n_w: int, n_s: int, d
             lo = max(a, 1)  # step 0 has no per-step row
             rows = slice(lo - 1, e - 1)
             for out, flags in ((shed, below), (down, below & ~before), (up, before & ~below)):
-                out[rows, seg_layer] += np.add.reduceat(flags[lo - a:], seg, axis=1, dtype=np.int64)
+                out[rows, seg_layer] += np.add.reduceat(
+                    flags[lo - a :], seg, axis=1, dtype=np.int64
+                )
             del buf, block, below, before
             if progress:
                 done = (b + e / n_r) / n_blocks
                 eta = (time.perf_counter() - t0) * (1 - done) / done
-                print(f"\rsynthesizing {store.path.name}: {done:6.1%} of {n_r * n_w * dtype.itemsize / 1e9:.2f} GB, "
-                      f"{eta:5.0f} s left", end="", file=sys.stderr, flush=True)
+                print(
+                    f"\rsynthesizing {store.path.name}: {done:6.1%} of {n_r * n_w * dtype.itemsize / 1e9:.2f} GB, "
+                    f"{eta:5.0f} s left",
+                    end="",
+                    file=sys.stderr,
+                    flush=True,
+                )
     if progress:
         print(file=sys.stderr)
 
@@ -217,10 +280,17 @@ def _fill(store: RunStore, lay: list[Layer], tl: Timeline, n_w: int, n_s: int, d
     steps = np.arange(1, n_s + 1)
     x = steps / n_s
     rng = np.random.default_rng([seed, 2])
-    loss = (0.3 + 1.2 * np.exp(-4 * x) + 0.05 * rng.standard_normal(n_s)).clip(0.01).astype(np.float32)
+    loss = (
+        (0.3 + 1.2 * np.exp(-4 * x) + 0.05 * rng.standard_normal(n_s)).clip(0.01).astype(np.float32)
+    )
     lr = 0.05 * 0.5 * (1 + np.cos(np.pi * (steps - 1) / n_s))  # cosine over the round
-    for name, values in (("loss", loss), ("lr", lr), ("shed_count", shed), ("shed_events", down),
-                         ("recover_events", up)):
+    for name, values in (
+        ("loss", loss),
+        ("lr", lr),
+        ("shed_count", shed),
+        ("shed_events", down),
+        ("recover_events", up),
+    ):
         w = store.writer(name)
         w.append(values.astype(w.array.dtype))
         w.flush()
@@ -247,4 +317,3 @@ def _fill(store: RunStore, lay: list[Layer], tl: Timeline, n_w: int, n_s: int, d
     }
     for name, values in tables.items():
         store.write_whole(name, values)
-

@@ -33,7 +33,10 @@ except ImportError:  # pragma: no cover - an older typer on the real click
 from shedding.storage import as_path
 
 console = Console(stderr=True)
-out_console = Console(width=None if sys.stdout.isatty() else 160)  # files and pipes get the whole table
+out_console = Console(
+    width=None if sys.stdout.isatty() else 160
+)  # files and pipes get the whole table
+
 
 def fail(message: str) -> typer.Exit:
     """Print a one-line error and return the exit to raise."""
@@ -45,8 +48,14 @@ class OneLineUsageErrors(TyperGroup):
     """The root command group: click's own errors (an unknown option, a value of the wrong type, a missing
     argument) print one line starting with ``error:`` like every other user error, instead of a usage box."""
 
-    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
-             standalone_mode: bool = True, **extra: Any) -> Any:
+    def main(
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
         """Run the CLI; see the class docstring. Exits (as click does) unless ``standalone_mode`` is false."""
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
@@ -61,7 +70,9 @@ class OneLineUsageErrors(TyperGroup):
         except typer.Abort:
             console.print("Aborted!", highlight=False)
             sys.exit(1)
-        sys.exit(rv if isinstance(rv, int) else 0)  # in this mode an Exit comes back as its exit code
+        sys.exit(
+            rv if isinstance(rv, int) else 0
+        )  # in this mode an Exit comes back as its exit code
 
 
 @contextmanager
@@ -124,23 +135,35 @@ def run_errors(path: Path | str) -> Iterator[None]:
     try:
         with interrupts.stop_on_signals():
             yield
-            if (signal_name := interrupts.requested()) is not None:  # after the run returned: it is complete
+            if (
+                signal_name := interrupts.requested()
+            ) is not None:  # after the run returned: it is complete
                 raise interrupts.Interrupted(signal_name, status="complete")
     except KeyboardInterrupt as e:
         status = getattr(e, "status", None)
-        where = getattr(e, "path", path)  # the store the run wrote (the demo runs several in one folder)
-        console.print(f"[bold red]interrupted:[/] {escape(_interrupted_line(where, status))}",
-                      highlight=False, soft_wrap=True)
+        where = getattr(
+            e, "path", path
+        )  # the store the run wrote (the demo runs several in one folder)
+        console.print(
+            f"[bold red]interrupted:[/] {escape(_interrupted_line(where, status))}",
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(130) from None
     except (ConfigError, StoreError):
         raise
     except Exception as e:
         if os.environ.get("SHEDDING_DEBUG"):
             raise
-        message = escape(str(e).splitlines()[0]) if str(e) else ""  # e.g. gloo's "[.../pair.cc:561] ..."
-        console.print(f"[bold red]error:[/] run failed: {type(e).__name__}: {message}"
-                      f"; {path} is marked failed (SHEDDING_DEBUG=1 shows the traceback)",
-                      highlight=False, soft_wrap=True)
+        message = (
+            escape(str(e).splitlines()[0]) if str(e) else ""
+        )  # e.g. gloo's "[.../pair.cc:561] ..."
+        console.print(
+            f"[bold red]error:[/] run failed: {type(e).__name__}: {message}"
+            f"; {path} is marked failed (SHEDDING_DEBUG=1 shows the traceback)",
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(1) from None
 
 
@@ -151,8 +174,10 @@ def _interrupted_line(path: Path | str, status: str | None) -> str:
     if status == "complete":
         return f"the run had finished: {path} is complete"
     if status == "interrupted":
-        return (f"{path} is marked interrupted; its committed steps are readable and "
-                f"`shedding record --resume {path}` finishes it")
+        return (
+            f"{path} is marked interrupted; its committed steps are readable and "
+            f"`shedding record --resume {path}` finishes it"
+        )
     if status is not None:
         return f"{path} is marked {status}; `shedding record --resume {path}` finishes it"
     return f"stopped before {path} was created; nothing was written"
@@ -178,8 +203,16 @@ def progress_bars() -> Iterator[Callable[[str, int], Callable[[int], None]]]:
     if console.quiet:  # ranks other than 0 of a torchrun launch
         yield None
         return
-    prog = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
-                    TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False)
+    prog = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("steps"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
 
     def factory(description: str, total: int) -> Callable[[int], None]:
         if not prog.live.is_started:

@@ -32,9 +32,13 @@ from shedding.validate import validate_run_config
 
 DEFAULT_CACHE = "runs/pretrain"
 
-app = typer.Typer(cls=OneLineUsageErrors, add_completion=False, no_args_is_help=True,
-                  pretty_exceptions_enable=False,
-                  help="Record and analyze cascade weight shedding in pruned neural networks.")
+app = typer.Typer(
+    cls=OneLineUsageErrors,
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Record and analyze cascade weight shedding in pruned neural networks.",
+)
 
 
 def _build_config(recipe: str | None, config_file: Path | None, overrides: dict[str, str]):
@@ -48,24 +52,47 @@ def _build_config(recipe: str | None, config_file: Path | None, overrides: dict[
 
 
 def _default_out(cfg) -> Path:
-    return Path("runs") / (f"{cfg.model.name}-{cfg.data.name}-{cfg.prune.method}{cfg.prune.sparsity:g}-"
-                           f"{cfg.retrain.technique}-s{cfg.seed}-{cfg.hash()}.zarr")
+    return Path("runs") / (
+        f"{cfg.model.name}-{cfg.data.name}-{cfg.prune.method}{cfg.prune.sparsity:g}-"
+        f"{cfg.retrain.technique}-s{cfg.seed}-{cfg.hash()}.zarr"
+    )
 
 
 @with_config_options
 def record(
     overrides: dict[str, str],
-    recipe: Annotated[str | None, typer.Option(help="start from a recipe (see `shedding list`)")] = None,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML file of options; "
-                                                "command-line options override it")] = None,
-    out: Annotated[str | None, typer.Option("--out", "-o", help="store path or fsspec URL such as s3://bucket/run.zarr "
-                                            "(default: runs/<name>-<hash>.zarr)")] = None,
-    cache: Annotated[Path, typer.Option(help="folder caching the original training run's checkpoints")] = Path(
-        DEFAULT_CACHE),
+    recipe: Annotated[
+        str | None, typer.Option(help="start from a recipe (see `shedding list`)")
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", help="TOML file of options; command-line options override it"
+        ),
+    ] = None,
+    out: Annotated[
+        str | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="store path or fsspec URL such as s3://bucket/run.zarr "
+            "(default: runs/<name>-<hash>.zarr)",
+        ),
+    ] = None,
+    cache: Annotated[
+        Path, typer.Option(help="folder caching the original training run's checkpoints")
+    ] = Path(DEFAULT_CACHE),
     overwrite: Annotated[bool, typer.Option(help="replace an existing store at --out")] = False,
-    print_config: Annotated[bool, typer.Option(help="print the resolved configuration as TOML and exit")] = False,
-    resume: Annotated[str | None, typer.Option(help="continue this interrupted, failed or crashed store from "
-                                                "its last retraining epoch (its own configuration)")] = None,
+    print_config: Annotated[
+        bool, typer.Option(help="print the resolved configuration as TOML and exit")
+    ] = False,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            help="continue this interrupted, failed or crashed store from "
+            "its last retraining epoch (its own configuration)"
+        ),
+    ] = None,
 ) -> None:
     """Train (or reuse the cached original run), prune, retrain and record into a Zarr store.
 
@@ -84,8 +111,16 @@ def record(
         distributed.cleanup()
 
 
-def _record(overrides: dict[str, str], recipe: str | None, config: Path | None, out: Path | None, cache: Path,
-            overwrite: bool, print_config: bool, resume: Path | None) -> None:
+def _record(
+    overrides: dict[str, str],
+    recipe: str | None,
+    config: Path | None,
+    out: Path | None,
+    cache: Path,
+    overwrite: bool,
+    print_config: bool,
+    resume: Path | None,
+) -> None:
     from shedding.config import to_toml
     from shedding.experiment import record as run_record
     from shedding.experiment import resume as run_resume
@@ -93,8 +128,10 @@ def _record(overrides: dict[str, str], recipe: str | None, config: Path | None, 
     with user_errors():
         if resume is not None:
             if overrides or recipe or config or out:
-                raise ValueError("--resume takes the configuration and the path from the store; "
-                                 "drop the other options")
+                raise ValueError(
+                    "--resume takes the configuration and the path from the store; "
+                    "drop the other options"
+                )
             as_path(resume)
             with progress_bars() as progress, run_errors(resume):
                 run_resume(resume, progress=progress)
@@ -107,7 +144,9 @@ def _record(overrides: dict[str, str], recipe: str | None, config: Path | None, 
             return
         path = out or _default_out(cfg)
         as_path(path)  # an unknown URL scheme is a one-line error (exit 2) before anything runs
-        check_output(path, "--out", None)  # what an existing --out may be: experiment.record's check_path
+        check_output(
+            path, "--out", None
+        )  # what an existing --out may be: experiment.record's check_path
         check_output(cache, "--cache", "folder")
         with progress_bars() as progress, run_errors(path):
             run_record(cfg, path, cache_dir=cache, overwrite=overwrite, progress=progress)
@@ -130,9 +169,20 @@ def _open_all(runs: list[str]) -> dict[str, Any]:
     return opened
 
 
-TABLE_COLUMNS = {"run": "run", "method": "method", "technique": "retraining", "sparsity": "sparsity",
-                 "final_accuracy": "accuracy", "peak_S": "peak S", "peak_step": "at step", "final_S": "final S",
-                 "excess_peak": "excess", "onset_step": "onset", "amplification": "amplif.", "verdict": "verdict"}
+TABLE_COLUMNS = {
+    "run": "run",
+    "method": "method",
+    "technique": "retraining",
+    "sparsity": "sparsity",
+    "final_accuracy": "accuracy",
+    "peak_S": "peak S",
+    "peak_step": "at step",
+    "final_S": "final S",
+    "excess_peak": "excess",
+    "onset_step": "onset",
+    "amplification": "amplif.",
+    "verdict": "verdict",
+}
 
 
 def _print_summary(summary) -> None:
@@ -140,23 +190,63 @@ def _print_summary(summary) -> None:
     conds = summary.condition_table()
     if conds:
         table = Table(title="Conditions: means over seeds (95% bootstrap CI)")
-        for col in ("condition", "seeds", "excess", "95% CI", "peak S", "amplif.", "final excess", "verdict"):
-            table.add_column(col, justify="left" if col in ("condition", "verdict") else "right", overflow="fold")
+        for col in (
+            "condition",
+            "seeds",
+            "excess",
+            "95% CI",
+            "peak S",
+            "amplif.",
+            "final excess",
+            "verdict",
+        ):
+            table.add_column(
+                col, justify="left" if col in ("condition", "verdict") else "right", overflow="fold"
+            )
         for c in conds:
             lo, hi = c["excess_peak_ci"]
-            table.add_row(str(c["condition"]), str(c["seeds"]), fmt(c["excess_peak"]),
-                          "-" if lo != lo else f"[{lo:+.3f}, {hi:+.3f}]", fmt(c["peak_shed_fraction"]),
-                          fmt(c["amplification"]), fmt(c["final_excess"]), str(c["verdict"]))
+            table.add_row(
+                str(c["condition"]),
+                str(c["seeds"]),
+                fmt(c["excess_peak"]),
+                "-" if lo != lo else f"[{lo:+.3f}, {hi:+.3f}]",
+                fmt(c["peak_shed_fraction"]),
+                fmt(c["amplification"]),
+                fmt(c["final_excess"]),
+                str(c["verdict"]),
+            )
         out_console.print(table)
     _print_table(summary.table())
     lines = summary.line_table()
     if summary.lines and len(summary.lines) > 1:
         table = Table(title="Verdicts per line")
-        for col in ("run", "event", "line", "resolution", "peak_S", "excess_peak", "onset_step", "verdict"):
+        for col in (
+            "run",
+            "event",
+            "line",
+            "resolution",
+            "peak_S",
+            "excess_peak",
+            "onset_step",
+            "verdict",
+        ):
             table.add_column(col)
         for r in lines:
-            table.add_row(*[fmt(r[k]) for k in ("run", "event", "line", "resolution", "peak_S", "excess_peak",
-                                                   "onset_step", "verdict")])
+            table.add_row(
+                *[
+                    fmt(r[k])
+                    for k in (
+                        "run",
+                        "event",
+                        "line",
+                        "resolution",
+                        "peak_S",
+                        "excess_peak",
+                        "onset_step",
+                        "verdict",
+                    )
+                ]
+            )
         out_console.print(table)
 
 
@@ -164,8 +254,11 @@ def _print_table(rows: list[dict[str, object]]) -> None:
     table = Table(title="Shedding summary (peak and excess within the cascade window)")
     keys = list(TABLE_COLUMNS)
     for k in keys:
-        table.add_column(TABLE_COLUMNS[k], justify="left" if k in ("run", "method", "technique", "verdict")
-                         else "right", overflow="fold")
+        table.add_column(
+            TABLE_COLUMNS[k],
+            justify="left" if k in ("run", "method", "technique", "verdict") else "right",
+            overflow="fold",
+        )
     for r in rows:
         table.add_row(*[fmt(r[k]) for k in keys])
     out_console.print(table)
@@ -195,15 +288,21 @@ def _summarize_cli(runs: list[str], control: str | None, lines: list[str], **par
     from shedding.validate import check_number
 
     if params.get("denominator") not in ("eligible", "survivors"):
-        raise ValueError(f"--denominator: {params.get('denominator')!r} is not one of eligible, survivors")
+        raise ValueError(
+            f"--denominator: {params.get('denominator')!r} is not one of eligible, survivors"
+        )
     check_number(params["min_excess"], "--min-excess", EXCESS)
     check_number(params["onset_excess"], "--onset-excess", EXCESS)
     if params["window"] != "round" and parse_step(params["window"], "--window").iterations(1) == 0:
-        raise ValueError(f"--window: {params['window']} is an empty window; give a positive length or 'round'")
+        raise ValueError(
+            f"--window: {params['window']} is an empty window; give a positive length or 'round'"
+        )
     parsed = parse_lines(lines)
     opened = _open_all(runs)
     if control is not None and control not in opened:
-        matches = [n for n, ds in opened.items() if str(as_path(ds.attrs["path"])) == str(as_path(control))]
+        matches = [
+            n for n, ds in opened.items() if str(as_path(ds.attrs["path"])) == str(as_path(control))
+        ]
         if not matches:
             raise ValueError(f"--control {control}: not one of the runs given")
         control = matches[0]
@@ -218,30 +317,64 @@ def _check_html(out: Path | None) -> None:
 
 
 def _overlap_json(summary) -> list[dict[str, object]]:
-    return [{"a": a, "b": b, **{k: float(ov[k].sel(scope="all")) for k in
-                                ("jaccard", "jaccard_chance", "p_value", "spearman")}}
-            for (a, b), ov in summary.overlaps.items()]
+    return [
+        {
+            "a": a,
+            "b": b,
+            **{
+                k: float(ov[k].sel(scope="all"))
+                for k in ("jaccard", "jaccard_chance", "p_value", "spearman")
+            },
+        }
+        for (a, b), ov in summary.overlaps.items()
+    ]
 
 
-LINE_HELP = ("a shed line kind:value, repeatable: gmp:ALPHA (ALPHA*tau), std:C (C*layer std), abs:V, next:D "
-             "(the GMP cut at sparsity+D); default: the recorded line; other lines need magnitudes")
+LINE_HELP = (
+    "a shed line kind:value, repeatable: gmp:ALPHA (ALPHA*tau), std:C (C*layer std), abs:V, next:D "
+    "(the GMP cut at sparsity+D); default: the recorded line; other lines need magnitudes"
+)
 
 
 @app.command()
 def analyze(
-    runs: Annotated[list[str], typer.Argument(
-        help="run stores (paths or fsspec URLs) to analyze together (seeds, methods, controls)")],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="write the HTML report here")] = None,
-    control: Annotated[str | None, typer.Option(help="one control run for all (name or path); default: each run's "
-                                                "matched control (--prune-method none, same setting and seed, "
-                                                "its line at the run's first-event sparsity and alpha)")] = None,
+    runs: Annotated[
+        list[str],
+        typer.Argument(
+            help="run stores (paths or fsspec URLs) to analyze together (seeds, methods, controls)"
+        ),
+    ],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="write the HTML report here")
+    ] = None,
+    control: Annotated[
+        str | None,
+        typer.Option(
+            help="one control run for all (name or path); default: each run's "
+            "matched control (--prune-method none, same setting and seed, "
+            "its line at the run's first-event sparsity and alpha)"
+        ),
+    ] = None,
     line: Annotated[list[str] | None, typer.Option("--line", help=LINE_HELP)] = None,
-    min_excess: Annotated[float, typer.Option(help="cascade when S_run - S_control reaches this")] = 0.05,
-    onset_excess: Annotated[float, typer.Option(help="onset: first step the excess reaches this")] = 0.01,
-    window: Annotated[str, typer.Option(help="look for the cascade within this long after the event, as a "
-                                        "step string (5ep, 300it) or 'round' for the whole round")] = "5ep",
-    denominator: Annotated[str, typer.Option(help="S = shed / eligible survivors or / all survivors")] = "eligible",
-    as_json: Annotated[bool, typer.Option("--json", help="print the statistics as JSON instead of tables")] = False,
+    min_excess: Annotated[
+        float, typer.Option(help="cascade when S_run - S_control reaches this")
+    ] = 0.05,
+    onset_excess: Annotated[
+        float, typer.Option(help="onset: first step the excess reaches this")
+    ] = 0.01,
+    window: Annotated[
+        str,
+        typer.Option(
+            help="look for the cascade within this long after the event, as a "
+            "step string (5ep, 300it) or 'round' for the whole round"
+        ),
+    ] = "5ep",
+    denominator: Annotated[
+        str, typer.Option(help="S = shed / eligible survivors or / all survivors")
+    ] = "eligible",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print the statistics as JSON instead of tables")
+    ] = False,
 ) -> None:
     """Cascade verdicts per run, event and line against matched controls, means with bootstrap CIs per
     condition, kept-set overlaps; optional HTML report."""
@@ -249,12 +382,30 @@ def analyze(
 
     with user_errors():
         _check_html(out)
-        summary = _summarize_cli(runs, control, line or [], min_excess=min_excess, onset_excess=onset_excess,
-                                 window=window, denominator=denominator)
+        summary = _summarize_cli(
+            runs,
+            control,
+            line or [],
+            min_excess=min_excess,
+            onset_excess=onset_excess,
+            window=window,
+            denominator=denominator,
+        )
         if as_json:
-            print(json.dumps(_no_nan({"conditions": summary.condition_table(), "runs": summary.table(),
-                                      "lines": summary.line_table(), "overlaps": _overlap_json(summary),
-                                      "rule": next(iter(summary.cascades.values())).attrs["rule"]}), indent=1))
+            print(
+                json.dumps(
+                    _no_nan(
+                        {
+                            "conditions": summary.condition_table(),
+                            "runs": summary.table(),
+                            "lines": summary.line_table(),
+                            "overlaps": _overlap_json(summary),
+                            "rule": next(iter(summary.cascades.values())).attrs["rule"],
+                        }
+                    ),
+                    indent=1,
+                )
+            )
         else:
             _print_summary(summary)
         if out is not None:
@@ -270,19 +421,33 @@ def _check_comparable(opened: dict[str, Any], event: int) -> None:
             raise ValueError(f"{name} has other prunable layers than {first}; not comparable")
         n = ds.sizes["event"]
         if not -n <= event < n:
-            raise ValueError(f"--event: {event} is not an event of {name}, which has {n} (0 to {n - 1}, "
-                             "or -1 for the last)")
+            raise ValueError(
+                f"--event: {event} is not an event of {name}, which has {n} (0 to {n - 1}, "
+                "or -1 for the last)"
+            )
 
 
 @app.command()
 def compare(
-    runs: Annotated[list[str], typer.Argument(
-        help="run stores (paths or URLs) whose kept sets to compare (two or more)")],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="write the HTML report here")] = None,
-    event: Annotated[int, typer.Option(help="compare the masks after this event (-1: the last)")] = -1,
-    effective: Annotated[bool, typer.Option(help="compare effective sets (kept and not shed) in the table")] = False,
-    block: Annotated[str, typer.Option(help="block shape for the semi-structured view, as BHxBW")] = "4x4",
-    as_json: Annotated[bool, typer.Option("--json", help="print the matrices as JSON instead of a table")] = False,
+    runs: Annotated[
+        list[str],
+        typer.Argument(help="run stores (paths or URLs) whose kept sets to compare (two or more)"),
+    ],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="write the HTML report here")
+    ] = None,
+    event: Annotated[
+        int, typer.Option(help="compare the masks after this event (-1: the last)")
+    ] = -1,
+    effective: Annotated[
+        bool, typer.Option(help="compare effective sets (kept and not shed) in the table")
+    ] = False,
+    block: Annotated[
+        str, typer.Option(help="block shape for the semi-structured view, as BHxBW")
+    ] = "4x4",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print the matrices as JSON instead of a table")
+    ] = False,
 ) -> None:
     """Kept-set comparison over runs: Jaccard beside chance, hypergeometric p, Spearman (global and per layer),
     effective sets, convergence of random runs towards GMP's set, block density; optional HTML report."""
@@ -295,22 +460,38 @@ def compare(
             bh, bw = (int(v) for v in block.lower().split("x"))
             assert bh > 0 and bw > 0
         except (ValueError, AssertionError):
-            raise ValueError(f"--block {block!r}: expected BHxBW with positive integers, e.g. 4x4") from None
+            raise ValueError(
+                f"--block {block!r}: expected BHxBW with positive integers, e.g. 4x4"
+            ) from None
         if len(runs) < 2:
             raise ValueError("compare needs at least two runs")
         opened = _open_all(runs)
         _check_comparable(opened, event)
         matrix = kept_matrix(opened, event=event, effective=effective)
         if as_json:
-            print(json.dumps(_no_nan({"effective": effective, "event": event,
-                                      "scopes": [str(s) for s in matrix.scope.values],
-                                      "runs": [str(r) for r in matrix.run_a.values],
-                                      **{k: matrix[k].transpose("scope", "run_a", "run_b").values.tolist()
-                                         for k in ("jaccard", "jaccard_chance", "p_value", "spearman")}}), indent=1))
+            print(
+                json.dumps(
+                    _no_nan(
+                        {
+                            "effective": effective,
+                            "event": event,
+                            "scopes": [str(s) for s in matrix.scope.values],
+                            "runs": [str(r) for r in matrix.run_a.values],
+                            **{
+                                k: matrix[k].transpose("scope", "run_a", "run_b").values.tolist()
+                                for k in ("jaccard", "jaccard_chance", "p_value", "spearman")
+                            },
+                        }
+                    ),
+                    indent=1,
+                )
+            )
         else:
             g = matrix.sel(scope="all")
-            table = Table(title=f"Kept-set overlap ({'effective sets' if effective else 'masks'}), all layers: "
-                                "Jaccard (chance) p")
+            table = Table(
+                title=f"Kept-set overlap ({'effective sets' if effective else 'masks'}), all layers: "
+                "Jaccard (chance) p"
+            )
             names = [str(n) for n in g.run_a.values]
             table.add_column("")
             for n in names:
@@ -319,14 +500,18 @@ def compare(
                 cells = []
                 for b in names:
                     c = g.sel(run_a=a, run_b=b)
-                    cells.append(f"{float(c.jaccard):.3f} ({float(c.jaccard_chance):.3f}) p={float(c.p_value):.1e}")
+                    cells.append(
+                        f"{float(c.jaccard):.3f} ({float(c.jaccard_chance):.3f}) p={float(c.p_value):.1e}"
+                    )
                 table.add_row(a, *cells)
             out_console.print(table)
         if out is not None:
             from shedding.analysis.summary import summarize
 
             summary = summarize(opened)
-            write_report(summary, out, title="Kept-set comparison", kind="comparison", block=(bh, bw))
+            write_report(
+                summary, out, title="Kept-set comparison", kind="comparison", block=(bh, bw)
+            )
             (console if as_json else out_console).print(f"report: {out}")
 
 
@@ -342,31 +527,59 @@ def info(run: Annotated[str, typer.Argument(help="a run store (path or fsspec UR
     status = run_status(run, a)
     if status == "crashed":
         status = "crashed (its writer is gone; `shedding record --resume` continues it)"
-    out_console.print(f"[bold]{run}[/]  status: [bold]{status}[/]  last committed step: "
-                      f"{a.get('last_committed_step')}", highlight=False)
+    out_console.print(
+        f"[bold]{run}[/]  status: [bold]{status}[/]  last committed step: "
+        f"{a.get('last_committed_step')}",
+        highlight=False,
+    )
     if a.get("error"):
         out_console.print(f"error: {a['error']}", highlight=False, markup=False)
     cfg = a.get("config", {})
-    out_console.print(f"model {a.get('model')} on {a.get('dataset')}; prune {cfg.get('prune', {}).get('method')} "
-                      f"to {cfg.get('prune', {}).get('sparsity')} ({cfg.get('prune', {}).get('schedule')}); "
-                      f"retrain {a.get('technique')} for {a.get('t')} steps x {a.get('rounds')} round(s); "
-                      f"T = {a.get('T')} steps; seed {a.get('seed')}; device {a.get('device')}", highlight=False)
-    out_console.print("dimensions: " + ", ".join(f"{k}={v}" for k, v in ds.sizes.items()), highlight=False)
+    out_console.print(
+        f"model {a.get('model')} on {a.get('dataset')}; prune {cfg.get('prune', {}).get('method')} "
+        f"to {cfg.get('prune', {}).get('sparsity')} ({cfg.get('prune', {}).get('schedule')}); "
+        f"retrain {a.get('technique')} for {a.get('t')} steps x {a.get('rounds')} round(s); "
+        f"T = {a.get('T')} steps; seed {a.get('seed')}; device {a.get('device')}",
+        highlight=False,
+    )
+    out_console.print(
+        "dimensions: " + ", ".join(f"{k}={v}" for k, v in ds.sizes.items()), highlight=False
+    )
     table = Table(title="prune events")
-    for col in ("event", "step", "sparsity", "tau", "line", "pruned", "eligible", "below", "acc after",
-                "acc end"):
+    for col in (
+        "event",
+        "step",
+        "sparsity",
+        "tau",
+        "line",
+        "pruned",
+        "eligible",
+        "below",
+        "acc after",
+        "acc end",
+    ):
         table.add_column(col, justify="right")
     for i in range(ds.sizes["event"]):
         e = ds.isel(event=i)
-        table.add_row(str(i), str(int(e.event_step)), f"{float(e.event_sparsity):.4f}", f"{float(e.event_tau):.4g}",
-                      f"{float(e.event_line):.4g}", str(int(e.event_pruned.sum())), str(int(e.event_eligible.sum())),
-                      str(int(e.event_below.sum())), fmt(float(e.event_test_accuracy)),
-                      fmt(float(e.event_final_test_accuracy)))
+        table.add_row(
+            str(i),
+            str(int(e.event_step)),
+            f"{float(e.event_sparsity):.4f}",
+            f"{float(e.event_tau):.4g}",
+            f"{float(e.event_line):.4g}",
+            str(int(e.event_pruned.sum())),
+            str(int(e.event_eligible.sum())),
+            str(int(e.event_below.sum())),
+            fmt(float(e.event_test_accuracy)),
+            fmt(float(e.event_final_test_accuracy)),
+        )
     out_console.print(table)
     layers = Table(title="prunable layers")
     for col in ("layer", "shape", "size"):
         layers.add_column(col)
-    for name, shape, size in zip(ds.layer.values, ds.layer_shape.values, ds.layer_size.values, strict=True):
+    for name, shape, size in zip(
+        ds.layer.values, ds.layer_shape.values, ds.layer_size.values, strict=True
+    ):
         layers.add_row(str(name), str(shape), str(int(size)))
     out_console.print(layers)
 
@@ -381,18 +594,25 @@ def list_registries() -> None:
     from shedding.recipes import RECIPES
     from shedding.retraining import TECHNIQUES
 
-    for title, reg in (("models", MODELS), ("datasets", DATASETS), ("pruning methods", PRUNERS),
-                       ("pruning schedules", SCHEDULES), ("retraining techniques", TECHNIQUES),
-                       ("recipes", RECIPES)):
+    for title, reg in (
+        ("models", MODELS),
+        ("datasets", DATASETS),
+        ("pruning methods", PRUNERS),
+        ("pruning schedules", SCHEDULES),
+        ("retraining techniques", TECHNIQUES),
+        ("recipes", RECIPES),
+    ):
         out_console.print(f"[bold]{title}:[/] {', '.join(reg.names())}", highlight=False)
 
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option("--out", "-o", help="folder for the demo's stores and report")] = Path(
-        "demo_runs"),
-    seeds: Annotated[int, typer.Option(help="number of seeds (0..N-1) of each run, for the confidence "
-                                       "intervals")] = 3,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="folder for the demo's stores and report")
+    ] = Path("demo_runs"),
+    seeds: Annotated[
+        int, typer.Option(help="number of seeds (0..N-1) of each run, for the confidence intervals")
+    ] = 3,
 ) -> None:
     """The main job on embedded data: GMP, random and unpruned-control retraining on digits for several seeds,
     then the analysis and the report.
@@ -409,17 +629,29 @@ def demo(
     with user_errors():
         check_number(seeds, "--seeds", AT_LEAST_1)
         check_output(out, "--out", "folder")
-        configs = {f"{name}-s{seed}": cfg for seed in range(seeds) for name, cfg in demo_configs(seed).items()}
+        configs = {
+            f"{name}-s{seed}": cfg
+            for seed in range(seeds)
+            for name, cfg in demo_configs(seed).items()
+        }
         for cfg in configs.values():
             validate_run_config(cfg)
         out.mkdir(parents=True, exist_ok=True)
         paths = {}
         with progress_bars() as progress, run_errors(out):
             for name, cfg in configs.items():
-                console.print(f"[bold]{name}[/]: {cfg.prune.method} {cfg.prune.sparsity:g}, "
-                              f"{cfg.retrain.technique} {cfg.retrain.duration}, seed {cfg.seed}", highlight=False)
-                paths[name] = run_record(cfg, out / f"{name}.zarr", cache_dir=out / "pretrain", overwrite=True,
-                                         progress=progress)
+                console.print(
+                    f"[bold]{name}[/]: {cfg.prune.method} {cfg.prune.sparsity:g}, "
+                    f"{cfg.retrain.technique} {cfg.retrain.duration}, seed {cfg.seed}",
+                    highlight=False,
+                )
+                paths[name] = run_record(
+                    cfg,
+                    out / f"{name}.zarr",
+                    cache_dir=out / "pretrain",
+                    overwrite=True,
+                    progress=progress,
+                )
         opened = _open_all(list(paths.values()))
         summary = summarize(opened)
         _print_summary(summary)

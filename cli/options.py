@@ -30,17 +30,29 @@ def config_parameters(panel: str = "Configuration") -> list[inspect.Parameter]:
     params = []
     for f in flat_fields():
         if f.type is bool:
-            opt = typer.Option(None, f"{f.cli_name}/{f.cli_name.replace('--', '--no-', 1)}",
-                               help=f"{f.help} [default: {str(f.default).lower()}]", show_default=False,
-                               rich_help_panel=f"{panel}: {f.section or 'run'}")
+            opt = typer.Option(
+                None,
+                f"{f.cli_name}/{f.cli_name.replace('--', '--no-', 1)}",
+                help=f"{f.help} [default: {str(f.default).lower()}]",
+                show_default=False,
+                rich_help_panel=f"{panel}: {f.section or 'run'}",
+            )
             ann: Any = bool | None
         else:
-            opt = typer.Option(None, f.cli_name, help=f"{f.help} [default: {_default_text(f)}]",
-                               metavar=_metavar(f), show_default=False,
-                               rich_help_panel=f"{panel}: {f.section or 'run'}")
+            opt = typer.Option(
+                None,
+                f.cli_name,
+                help=f"{f.help} [default: {_default_text(f)}]",
+                metavar=_metavar(f),
+                show_default=False,
+                rich_help_panel=f"{panel}: {f.section or 'run'}",
+            )
             ann = str | None
-        params.append(inspect.Parameter(f.param_name, inspect.Parameter.KEYWORD_ONLY, default=opt,
-                                        annotation=ann))
+        params.append(
+            inspect.Parameter(
+                f.param_name, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=ann
+            )
+        )
     return params
 
 
@@ -48,14 +60,20 @@ def with_config_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Give ``fn`` (which takes ``overrides: dict[str, str]`` plus its own options) every config option."""
     sig = inspect.signature(fn)
     hints = typing.get_type_hints(fn, include_extras=True)  # real types, not postponed strings
-    own = [p.replace(annotation=hints.get(p.name, p.annotation))
-           for p in sig.parameters.values() if p.name != "overrides"]
+    own = [
+        p.replace(annotation=hints.get(p.name, p.annotation))
+        for p in sig.parameters.values()
+        if p.name != "overrides"
+    ]
     extra = config_parameters()
     keys = {f.param_name: f.key for f in flat_fields()}
 
     def wrapper(**kwargs: Any) -> Any:
-        overrides = {keys[k]: (str(v).lower() if isinstance(v, bool) else v)
-                     for k, v in kwargs.items() if k in keys and v is not None}
+        overrides = {
+            keys[k]: (str(v).lower() if isinstance(v, bool) else v)
+            for k, v in kwargs.items()
+            if k in keys and v is not None
+        }
         rest = {k: v for k, v in kwargs.items() if k not in keys}
         return fn(overrides=overrides, **rest)
 

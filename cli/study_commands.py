@@ -17,9 +17,13 @@ import typer
 from shedding.cli.options import with_config_options
 from shedding.studies import STUDIES, GridRun, Study
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Studies: a grid over (pruning method x sparsity x retraining technique x seed) ending in one "
-                       "report (digits by default; --recipe, --config or options for another model and dataset).")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Studies: a grid over (pruning method x sparsity x retraining technique x seed) ending in one "
+    "report (digits by default; --recipe, --config or options for another model and dataset).",
+)
 
 
 def _check_data(runs: list[GridRun]) -> None:
@@ -71,24 +75,44 @@ def _progress_callback(advance: Callable[[int], None], total: int) -> Callable[.
     return callback
 
 
-def _check_options(out: Path, seeds: int | None, scheduler: str | None, workers: int | None, retries: int) -> None:
+def _check_options(
+    out: Path, seeds: int | None, scheduler: str | None, workers: int | None, retries: int
+) -> None:
     """The study command's own options (the configuration's are checked with the grid's plan)."""
     from shedding.cli.feedback import check_output
     from shedding.config import AT_LEAST_1, NON_NEGATIVE
     from shedding.validate import check_number
 
-    for value, option, within in ((seeds, "--seeds", AT_LEAST_1), (workers, "--workers", AT_LEAST_1),
-                                  (retries, "--retries", NON_NEGATIVE)):
+    for value, option, within in (
+        (seeds, "--seeds", AT_LEAST_1),
+        (workers, "--workers", AT_LEAST_1),
+        (retries, "--retries", NON_NEGATIVE),
+    ):
         if value is not None:
             check_number(value, option, within)
-    if scheduler is not None and scheduler != "sync" and not scheduler.startswith(("tcp://", "tls://")):
-        raise ValueError(f"--scheduler: {scheduler!r} is not 'sync' or a scheduler address like tcp://host:8786")
+    if (
+        scheduler is not None
+        and scheduler != "sync"
+        and not scheduler.startswith(("tcp://", "tls://"))
+    ):
+        raise ValueError(
+            f"--scheduler: {scheduler!r} is not 'sync' or a scheduler address like tcp://host:8786"
+        )
     check_output(out, "--out", "folder")
 
 
-def run_study(study: Study, overrides: dict[str, str], size: str, out: Path, seeds: int | None,
-              recipe: str | None, config: Path | None, scheduler: str | None, workers: int | None,
-              retries: int) -> None:
+def run_study(
+    study: Study,
+    overrides: dict[str, str],
+    size: str,
+    out: Path,
+    seeds: int | None,
+    recipe: str | None,
+    config: Path | None,
+    scheduler: str | None,
+    workers: int | None,
+    retries: int,
+) -> None:
     """Plan, check, run, analyze, report; see the module docstring."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
@@ -104,20 +128,41 @@ def run_study(study: Study, overrides: dict[str, str], size: str, out: Path, see
         _check_data(runs)
     configs = _unique(runs)
     out.mkdir(parents=True, exist_ok=True)
-    console.print(f"[bold]study {study.name}[/] ({size}): {len(runs)} grid entries, "
-                  f"{len(configs)} runs into {out / 'runs'}", highlight=False)
+    console.print(
+        f"[bold]study {study.name}[/] ({size}): {len(runs)} grid entries, "
+        f"{len(configs)} runs into {out / 'runs'}",
+        highlight=False,
+    )
     started = time.time()
     try:
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
-                      TimeElapsedColumn(), console=console, transient=False) as prog:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("runs"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        ) as prog:
             task = prog.add_task(f"study {study.name}", total=len(configs))
             callback = _progress_callback(lambda n: prog.advance(task, n), len(configs))
-            outcomes = run_grid(list(configs.values()), out / "runs", cache_dir=out / "pretrain",
-                                scheduler=scheduler, workers=workers, retries=retries, progress=callback)
+            outcomes = run_grid(
+                list(configs.values()),
+                out / "runs",
+                cache_dir=out / "pretrain",
+                scheduler=scheduler,
+                workers=workers,
+                retries=retries,
+                progress=callback,
+            )
             prog.update(task, completed=len(configs))
     except KeyboardInterrupt:
-        console.print(f"[bold red]interrupted:[/] complete runs stay in {out / 'runs'}; the same command skips them "
-                      "and resumes the others", highlight=False, soft_wrap=True)
+        console.print(
+            f"[bold red]interrupted:[/] complete runs stay in {out / 'runs'}; the same command skips them "
+            "and resumes the others",
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(130) from None
     seconds = time.time() - started
     by_hash = {o.config.hash(): o for o in outcomes}
@@ -126,18 +171,41 @@ def run_study(study: Study, overrides: dict[str, str], size: str, out: Path, see
     for r in runs:
         o = by_hash.get(r.config.hash()) or by_path.get(run_path(out / "runs", r.config).resolve())
         status = o.status if o is not None else "failed"
-        entries.append(Entry(r.label, r.factor_dict(), str(o.path) if o is not None else None, status,
-                             (o.error if o is not None else "the runner returned no outcome for it")
-                             if status != "complete" else None))
+        entries.append(
+            Entry(
+                r.label,
+                r.factor_dict(),
+                str(o.path) if o is not None else None,
+                status,
+                (o.error if o is not None else "the runner returned no outcome for it")
+                if status != "complete"
+                else None,
+            )
+        )
     with user_errors():  # a damaged store or two equal controls: one line, exit 2
         results = study.analyze(collect(entries, out / "pretrain"), grid)
     size_flag = {"quick": ["--quick"], "full": []}.get(size, [f"--size {size}"])
-    command = " ".join([f"shedding study {study.name}", *size_flag, f"--out {out}",
-                        *([f"--recipe {recipe}"] if recipe else []), *([f"--config {config}"] if config else []),
-                        *(f"--{k.replace('.', '-').replace('_', '-')} {v}" for k, v in overrides.items())])
-    context = {"title": study.title, "paper": study.paper, "question": study.question, "grid": grid,
-               "base_toml": to_toml(base), "size": size, "seconds": seconds, "base_schedule": base.train.schedule,
-               "command": command}
+    command = " ".join(
+        [
+            f"shedding study {study.name}",
+            *size_flag,
+            f"--out {out}",
+            *([f"--recipe {recipe}"] if recipe else []),
+            *([f"--config {config}"] if config else []),
+            *(f"--{k.replace('.', '-').replace('_', '-')} {v}" for k, v in overrides.items()),
+        ]
+    )
+    context = {
+        "title": study.title,
+        "paper": study.paper,
+        "question": study.question,
+        "grid": grid,
+        "base_toml": to_toml(base),
+        "size": size,
+        "seconds": seconds,
+        "base_schedule": base.train.schedule,
+        "command": command,
+    }
     report = study.report(results, out / "report.html", context)
     rows = study.table(results)
     if rows:
@@ -150,8 +218,11 @@ def run_study(study: Study, overrides: dict[str, str], size: str, out: Path, see
         out_console.print(table)
     failed = [e for e in entries if e.status != "complete"]
     done = len(entries) - len(failed)
-    out_console.print(f"{done} of {len(entries)} grid entries complete in {seconds:.0f} s; runs: {out / 'runs'}\n"
-                      f"report: {report}", highlight=False)
+    out_console.print(
+        f"{done} of {len(entries)} grid entries complete in {seconds:.0f} s; runs: {out / 'runs'}\n"
+        f"report: {report}",
+        highlight=False,
+    )
     if failed:
         console.print(f"[bold red]{len(failed)} failed:[/]", highlight=False)
         for e in failed:
@@ -163,25 +234,66 @@ def _command(study: Study) -> Callable[..., None]:
     @with_config_options
     def command(
         overrides: dict[str, str],
-        quick: Annotated[bool, typer.Option("--quick", help="the quick grid (digits: at most 10 minutes on 2 CPU "
-                                            "cores, pretraining included)")] = False,
-        out: Annotated[Path, typer.Option("--out", "-o", help="folder: runs in OUT/runs, original training runs in "
-                                          "OUT/pretrain, the report at OUT/report.html")] = Path(f"study_{study.name}"),
-        seeds: Annotated[int | None, typer.Option(help="seeds 0..N-1 (default: the grid's)")] = None,
-        recipe: Annotated[str | None, typer.Option(help="start from a recipe instead of the study's digits setting "
-                                                   "(see `shedding list`)")] = None,
-        config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML file of options on top")] = None,
-        scheduler: Annotated[str | None, typer.Option(help="dask scheduler address (tcp://host:8786), 'sync' for "
-                                                      "in-process, default: a local cluster")] = None,
+        quick: Annotated[
+            bool,
+            typer.Option(
+                "--quick",
+                help="the quick grid (digits: at most 10 minutes on 2 CPU "
+                "cores, pretraining included)",
+            ),
+        ] = False,
+        out: Annotated[
+            Path,
+            typer.Option(
+                "--out",
+                "-o",
+                help="folder: runs in OUT/runs, original training runs in "
+                "OUT/pretrain, the report at OUT/report.html",
+            ),
+        ] = Path(f"study_{study.name}"),
+        seeds: Annotated[
+            int | None, typer.Option(help="seeds 0..N-1 (default: the grid's)")
+        ] = None,
+        recipe: Annotated[
+            str | None,
+            typer.Option(
+                help="start from a recipe instead of the study's digits setting "
+                "(see `shedding list`)"
+            ),
+        ] = None,
+        config: Annotated[
+            Path | None, typer.Option("--config", "-c", help="TOML file of options on top")
+        ] = None,
+        scheduler: Annotated[
+            str | None,
+            typer.Option(
+                help="dask scheduler address (tcp://host:8786), 'sync' for "
+                "in-process, default: a local cluster"
+            ),
+        ] = None,
         workers: Annotated[int | None, typer.Option(help="workers of the local cluster")] = None,
         retries: Annotated[int, typer.Option(help="retries of a failed run")] = 1,
-        size: Annotated[str | None, typer.Option(hidden=True, help="grid size by name (tests: tiny)")] = None,
+        size: Annotated[
+            str | None, typer.Option(hidden=True, help="grid size by name (tests: tiny)")
+        ] = None,
     ) -> None:
-        run_study(study, overrides, size or ("quick" if quick else "full"), out, seeds, recipe, config, scheduler,
-                  workers, retries)
+        run_study(
+            study,
+            overrides,
+            size or ("quick" if quick else "full"),
+            out,
+            seeds,
+            recipe,
+            config,
+            scheduler,
+            workers,
+            retries,
+        )
 
-    command.__doc__ = (f"{study.question} ({study.paper}). Options layer as: the study's digits setting (or "
-                       "--recipe) < --config < options; the grid's factors are set on top.")
+    command.__doc__ = (
+        f"{study.question} ({study.paper}). Options layer as: the study's digits setting (or "
+        "--recipe) < --config < options; the grid's factors are set on top."
+    )
     return command
 
 

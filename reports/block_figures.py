@@ -15,10 +15,12 @@ def _fmt(v: float, spec: str) -> str:
 
 def _title(name: str, result: xr.Dataset, scope: str) -> str:
     r = result.sel(scope=scope)
-    return (f"{name}: kept weights per block ({result.attrs.get('pattern', '?')}, full blocks only), "
-            f"{scope}<br><sub>dispersion {_fmt(float(r.dispersion), '.3g')} (1 = random-like), "
-            f"p = {_fmt(float(r.p_value), '.2g')} (chi-square vs binomial), {int(r.n_blocks)} blocks, "
-            f"density {_fmt(float(r.density), '.3f')}</sub>")
+    return (
+        f"{name}: kept weights per block ({result.attrs.get('pattern', '?')}, full blocks only), "
+        f"{scope}<br><sub>dispersion {_fmt(float(r.dispersion), '.3g')} (1 = random-like), "
+        f"p = {_fmt(float(r.p_value), '.2g')} (chi-square vs binomial), {int(r.n_blocks)} blocks, "
+        f"density {_fmt(float(r.density), '.3f')}</sub>"
+    )
 
 
 def block_density_figure(name: str, result: xr.Dataset, scope: str = "all") -> go.Figure:
@@ -33,21 +35,57 @@ def block_density_figure(name: str, result: xr.Dataset, scope: str = "all") -> g
     fig = go.Figure()
     for s in scopes:
         r = result.sel(scope=s)
-        fig.add_trace(go.Bar(x=x, y=_list(r.observed), name="observed", visible=s == scope,
-                             marker_color=PALETTE[0], meta=s,
-                             hovertemplate=f"{s}<br>%{{x}} kept: %{{y}} blocks<extra>observed</extra>"))
-        fig.add_trace(go.Bar(x=x, y=_list(r.expected), name="binomial (random set, same density)",
-                             visible=s == scope, marker_color=CONTROL_COLOR, opacity=0.6, meta=s,
-                             hovertemplate=f"{s}<br>%{{x}} kept: %{{y:.1f}} blocks<extra>expected</extra>"))
+        fig.add_trace(
+            go.Bar(
+                x=x,
+                y=_list(r.observed),
+                name="observed",
+                visible=s == scope,
+                marker_color=PALETTE[0],
+                meta=s,
+                hovertemplate=f"{s}<br>%{{x}} kept: %{{y}} blocks<extra>observed</extra>",
+            )
+        )
+        fig.add_trace(
+            go.Bar(
+                x=x,
+                y=_list(r.expected),
+                name="binomial (random set, same density)",
+                visible=s == scope,
+                marker_color=CONTROL_COLOR,
+                opacity=0.6,
+                meta=s,
+                hovertemplate=f"{s}<br>%{{x}} kept: %{{y:.1f}} blocks<extra>expected</extra>",
+            )
+        )
     buttons = []
     for i, s in enumerate(scopes):
         visible = [j // 2 == i for j in range(2 * len(scopes))]
-        buttons.append(dict(label=s, method="update",
-                            args=[{"visible": visible}, {"title": {"text": _title(name, result, s)}}]))
+        buttons.append(
+            dict(
+                label=s,
+                method="update",
+                args=[{"visible": visible}, {"title": {"text": _title(name, result, s)}}],
+            )
+        )
     layout = {**LAYOUT, "hovermode": "closest", "margin": dict(l=60, r=20, t=90, b=50)}
-    fig.update_layout(title=_title(name, result, scope), barmode="group", xaxis_title="kept weights in the block",
-                      yaxis_title="blocks", **layout,
-                      updatemenus=[dict(buttons=buttons, active=scopes.index(scope), x=1.0, xanchor="right", y=1.15,
-                                        yanchor="bottom", direction="down")])
+    fig.update_layout(
+        title=_title(name, result, scope),
+        barmode="group",
+        xaxis_title="kept weights in the block",
+        yaxis_title="blocks",
+        **layout,
+        updatemenus=[
+            dict(
+                buttons=buttons,
+                active=scopes.index(scope),
+                x=1.0,
+                xanchor="right",
+                y=1.15,
+                yanchor="bottom",
+                direction="down",
+            )
+        ],
+    )
     fig.update_xaxes(tickmode="array", tickvals=x)
     return fig

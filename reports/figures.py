@@ -12,8 +12,13 @@ from plotly.subplots import make_subplots
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 CONTROL_COLOR = "#555555"
-LAYOUT = dict(template="plotly_white", height=420, margin=dict(l=60, r=20, t=60, b=50),
-              hovermode="x unified", legend=dict(orientation="h", y=-0.2))
+LAYOUT = dict(
+    template="plotly_white",
+    height=420,
+    margin=dict(l=60, r=20, t=60, b=50),
+    hovermode="x unified",
+    legend=dict(orientation="h", y=-0.2),
+)
 
 
 def _list(a: xr.DataArray | np.ndarray) -> list:
@@ -21,30 +26,68 @@ def _list(a: xr.DataArray | np.ndarray) -> list:
     return [None if not np.isfinite(v) else float(v) for v in values.ravel()]
 
 
-def shed_curves(fractions: dict[str, xr.Dataset], controls: set[str],
-                control_of: dict[str, str | None]) -> go.Figure:
+def shed_curves(
+    fractions: dict[str, xr.Dataset], controls: set[str], control_of: dict[str, str | None]
+) -> go.Figure:
     """Global S(t) of every run (controls dashed grey) and, below, each pruned run's excess over its matched
     control (``control_of``, from :func:`shedding.analysis.controls.match_controls`; no excess for a run without one)."""
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.6, 0.4],
-                        subplot_titles=("shed fraction S(t)", "excess over the control S_run - S_control"))
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.08,
+        row_heights=[0.6, 0.4],
+        subplot_titles=("shed fraction S(t)", "excess over the control S_run - S_control"),
+    )
     any_ctrl = False
     for i, (name, f) in enumerate(fractions.items()):
         is_ctrl = name in controls
-        fig.add_trace(go.Scatter(
-            x=_list(f.step), y=_list(f.shed_fraction_global), name=name + (" (control)" if is_ctrl else ""),
-            mode="lines", line=dict(color=CONTROL_COLOR if is_ctrl else PALETTE[i % len(PALETTE)],
-                                    dash="dash" if is_ctrl else "solid")), row=1, col=1)
+        fig.add_trace(
+            go.Scatter(
+                x=_list(f.step),
+                y=_list(f.shed_fraction_global),
+                name=name + (" (control)" if is_ctrl else ""),
+                mode="lines",
+                line=dict(
+                    color=CONTROL_COLOR if is_ctrl else PALETTE[i % len(PALETTE)],
+                    dash="dash" if is_ctrl else "solid",
+                ),
+            ),
+            row=1,
+            col=1,
+        )
         ctrl = fractions.get(control_of.get(name) or "")
         if ctrl is not None and not is_ctrl:
             any_ctrl = True
             common = np.intersect1d(f.step.values, ctrl.step.values)
-            ex = f.shed_fraction_global.sel(step=common) - ctrl.shed_fraction_global.sel(step=common)
-            fig.add_trace(go.Scatter(x=[int(s) for s in common], y=_list(ex), name=f"{name} excess",
-                                     mode="lines", line=dict(color=PALETTE[i % len(PALETTE)])), row=2, col=1)
+            ex = f.shed_fraction_global.sel(step=common) - ctrl.shed_fraction_global.sel(
+                step=common
+            )
+            fig.add_trace(
+                go.Scatter(
+                    x=[int(s) for s in common],
+                    y=_list(ex),
+                    name=f"{name} excess",
+                    mode="lines",
+                    line=dict(color=PALETTE[i % len(PALETTE)]),
+                ),
+                row=2,
+                col=1,
+            )
     if not any_ctrl:
-        fig.add_annotation(text="NO CONTROL RUN: these curves cannot show a cascade", showarrow=False,
-                           xref="x2 domain", yref="y2 domain", x=0.5, y=0.5, font=dict(size=16, color="red"))
-    fig.update_layout(title="Shedding after pruning, against the unpruned control", **LAYOUT, )
+        fig.add_annotation(
+            text="NO CONTROL RUN: these curves cannot show a cascade",
+            showarrow=False,
+            xref="x2 domain",
+            yref="y2 domain",
+            x=0.5,
+            y=0.5,
+            font=dict(size=16, color="red"),
+        )
+    fig.update_layout(
+        title="Shedding after pruning, against the unpruned control",
+        **LAYOUT,
+    )
     fig.update_layout(height=560)
     fig.update_xaxes(title_text="retraining step", row=2, col=1)
     fig.update_yaxes(title_text="S", row=1, col=1)
@@ -55,88 +98,207 @@ def shed_curves(fractions: dict[str, xr.Dataset], controls: set[str],
 def layer_heatmap(name: str, fraction: xr.Dataset, zmax: float | None = None) -> go.Figure:
     """Layer x step heatmap of one run's per-layer shed fraction (``zmax`` shares one scale across runs)."""
     sf = fraction.shed_fraction.transpose("layer", "step")
-    fig = go.Figure(go.Heatmap(
-        z=[_list(row) for row in sf], x=_list(sf.step), y=[str(v) for v in sf.layer.values],
-        colorscale="Viridis", colorbar=dict(title="S"), zmin=0, zmax=zmax,
-        hovertemplate="layer %{y}<br>step %{x}<br>S %{z:.3f}<extra></extra>"))
-    fig.update_layout(title=f"{name}: shed fraction per layer", xaxis_title="retraining step",
-                      **{**LAYOUT, "hovermode": "closest"})
+    fig = go.Figure(
+        go.Heatmap(
+            z=[_list(row) for row in sf],
+            x=_list(sf.step),
+            y=[str(v) for v in sf.layer.values],
+            colorscale="Viridis",
+            colorbar=dict(title="S"),
+            zmin=0,
+            zmax=zmax,
+            hovertemplate="layer %{y}<br>step %{x}<br>S %{z:.3f}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=f"{name}: shed fraction per layer",
+        xaxis_title="retraining step",
+        **{**LAYOUT, "hovermode": "closest"},
+    )
     return fig
 
 
-def magnitude_distribution(name: str, hist: xr.DataArray, lines: list[float] | None = None) -> go.Figure:
+def magnitude_distribution(
+    name: str, hist: xr.DataArray, lines: list[float] | None = None
+) -> go.Figure:
     """Heatmap of the log10|w| histogram (non-zero weights) over snapshot steps, with the shed line(s)."""
     centers = (hist.bin_lo.values + hist.bin_hi.values) / 2
     h = hist.transpose("bin", "record_step")
-    fig = go.Figure(go.Heatmap(
-        z=[[float(v) for v in row] for row in np.log10(1 + np.asarray(h.values, dtype=float))],
-        customdata=[[int(v) for v in row] for row in np.asarray(h.values)],
-        x=_list(h.record_step), y=[float(c) for c in centers], colorscale="Magma",
-        colorbar=dict(title="log10(1+count)"),
-        hovertemplate="step %{x}<br>log10|w| %{y:.2f}<br>count %{customdata}<extra></extra>"))
+    fig = go.Figure(
+        go.Heatmap(
+            z=[[float(v) for v in row] for row in np.log10(1 + np.asarray(h.values, dtype=float))],
+            customdata=[[int(v) for v in row] for row in np.asarray(h.values)],
+            x=_list(h.record_step),
+            y=[float(c) for c in centers],
+            colorscale="Magma",
+            colorbar=dict(title="log10(1+count)"),
+            hovertemplate="step %{x}<br>log10|w| %{y:.2f}<br>count %{customdata}<extra></extra>",
+        )
+    )
     for i, line in enumerate(lines or []):
         if line > 0:
-            fig.add_hline(y=float(np.log10(line)), line=dict(color="cyan", dash="dash", width=1),
-                          annotation_text="shed line" if i == 0 else None, annotation_font_color="cyan")
-    fig.update_layout(title=f"{name}: distribution of surviving |w| over steps", xaxis_title="step",
-                      yaxis_title="log10 |w|", **{**LAYOUT, "hovermode": "closest"})
+            fig.add_hline(
+                y=float(np.log10(line)),
+                line=dict(color="cyan", dash="dash", width=1),
+                annotation_text="shed line" if i == 0 else None,
+                annotation_font_color="cyan",
+            )
+    fig.update_layout(
+        title=f"{name}: distribution of surviving |w| over steps",
+        xaxis_title="step",
+        yaxis_title="log10 |w|",
+        **{**LAYOUT, "hovermode": "closest"},
+    )
     return fig
 
 
 def training_curves(runs: dict[str, xr.Dataset]) -> go.Figure:
     """Loss and LR per step, train and test accuracy per epoch, for every run."""
-    fig = make_subplots(rows=1, cols=3, subplot_titles=("training loss", "learning rate", "accuracy"))
+    fig = make_subplots(
+        rows=1, cols=3, subplot_titles=("training loss", "learning rate", "accuracy")
+    )
     for i, (name, ds) in enumerate(runs.items()):
         color = PALETTE[i % len(PALETTE)]
-        fig.add_trace(go.Scatter(x=_list(ds.step), y=_list(ds.loss), name=f"{name} loss", mode="lines",
-                                 line=dict(color=color, width=1), legendgroup=name), row=1, col=1)
-        fig.add_trace(go.Scatter(x=_list(ds.step), y=_list(ds.lr), name=f"{name} LR", mode="lines",
-                                 line=dict(color=color), legendgroup=name), row=1, col=2)
-        fig.add_trace(go.Scatter(x=_list(ds.epoch_step), y=_list(ds.test_accuracy), name=f"{name} test",
-                                 mode="lines+markers", line=dict(color=color), legendgroup=name), row=1, col=3)
-        fig.add_trace(go.Scatter(x=_list(ds.epoch_step), y=_list(ds.train_accuracy), name=f"{name} train",
-                                 mode="lines", line=dict(color=color, dash="dot"), legendgroup=name),
-                      row=1, col=3)
+        fig.add_trace(
+            go.Scatter(
+                x=_list(ds.step),
+                y=_list(ds.loss),
+                name=f"{name} loss",
+                mode="lines",
+                line=dict(color=color, width=1),
+                legendgroup=name,
+            ),
+            row=1,
+            col=1,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=_list(ds.step),
+                y=_list(ds.lr),
+                name=f"{name} LR",
+                mode="lines",
+                line=dict(color=color),
+                legendgroup=name,
+            ),
+            row=1,
+            col=2,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=_list(ds.epoch_step),
+                y=_list(ds.test_accuracy),
+                name=f"{name} test",
+                mode="lines+markers",
+                line=dict(color=color),
+                legendgroup=name,
+            ),
+            row=1,
+            col=3,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=_list(ds.epoch_step),
+                y=_list(ds.train_accuracy),
+                name=f"{name} train",
+                mode="lines",
+                line=dict(color=color, dash="dot"),
+                legendgroup=name,
+            ),
+            row=1,
+            col=3,
+        )
     fig.update_layout(title="Training", **LAYOUT)
     fig.update_yaxes(type="log", row=1, col=2)
     return fig
 
 
-def overlap_matrix(names: list[str], jaccard: np.ndarray, chance: np.ndarray, p_value: np.ndarray) -> go.Figure:
+def overlap_matrix(
+    names: list[str], jaccard: np.ndarray, chance: np.ndarray, p_value: np.ndarray
+) -> go.Figure:
     """Pairwise Jaccard of the runs' kept sets, with the chance level and p-value on hover."""
-    text = [[f"J={jaccard[i, j]:.3f}<br>chance={chance[i, j]:.3f}" for j in range(len(names))]
-            for i in range(len(names))]
-    fig = go.Figure(go.Heatmap(
-        z=[[float(v) for v in row] for row in jaccard], x=names, y=names, zmin=0, zmax=1,
-        colorscale="Blues", text=text, texttemplate="%{text}",
-        customdata=[[float(v) for v in row] for row in p_value],
-        hovertemplate="%{y} vs %{x}<br>%{text}<br>p=%{customdata:.2e}<extra></extra>"))
-    fig.update_layout(title="Kept-set overlap (Jaccard) beside its chance level", **{**LAYOUT, "hovermode": "closest"})
+    text = [
+        [f"J={jaccard[i, j]:.3f}<br>chance={chance[i, j]:.3f}" for j in range(len(names))]
+        for i in range(len(names))
+    ]
+    fig = go.Figure(
+        go.Heatmap(
+            z=[[float(v) for v in row] for row in jaccard],
+            x=names,
+            y=names,
+            zmin=0,
+            zmax=1,
+            colorscale="Blues",
+            text=text,
+            texttemplate="%{text}",
+            customdata=[[float(v) for v in row] for row in p_value],
+            hovertemplate="%{y} vs %{x}<br>%{text}<br>p=%{customdata:.2e}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title="Kept-set overlap (Jaccard) beside its chance level",
+        **{**LAYOUT, "hovermode": "closest"},
+    )
     return fig
 
 
-def _band_traces(fig: go.Figure, band: xr.Dataset, name: str, color: str, row: int, dash: str = "solid") -> None:
+def _band_traces(
+    fig: go.Figure, band: xr.Dataset, name: str, color: str, row: int, dash: str = "solid"
+) -> None:
     x = [int(s) for s in band.step.values]
     if int(band.attrs.get("n", 1)) >= 2:
-        fig.add_trace(go.Scatter(x=x + x[::-1], y=_list(band.high) + _list(band.low)[::-1], fill="toself",
-                                 fillcolor=_rgba(color, 0.18), line=dict(width=0), hoverinfo="skip",
-                                 name=f"{name} 95% CI", showlegend=False, legendgroup=name), row=row, col=1)
-    fig.add_trace(go.Scatter(x=x, y=_list(band["mean"]), name=name, mode="lines", legendgroup=name,
-                             line=dict(color=color, dash=dash)), row=row, col=1)
+        fig.add_trace(
+            go.Scatter(
+                x=x + x[::-1],
+                y=_list(band.high) + _list(band.low)[::-1],
+                fill="toself",
+                fillcolor=_rgba(color, 0.18),
+                line=dict(width=0),
+                hoverinfo="skip",
+                name=f"{name} 95% CI",
+                showlegend=False,
+                legendgroup=name,
+            ),
+            row=row,
+            col=1,
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=_list(band["mean"]),
+            name=name,
+            mode="lines",
+            legendgroup=name,
+            line=dict(color=color, dash=dash),
+        ),
+        row=row,
+        col=1,
+    )
 
 
 def _rgba(hex_color: str, alpha: float) -> str:
     h = hex_color.lstrip("#")
-    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
+    r, g, b = (int(h[i : i + 2], 16) for i in (0, 2, 4))
     return f"rgba({r},{g},{b},{alpha})"
 
 
-def shed_bands(bands: dict[str, dict[str, xr.Dataset]], controls: set[str], n_seeds: dict[str, int],
-               window: int | None) -> go.Figure:
+def shed_bands(
+    bands: dict[str, dict[str, xr.Dataset]],
+    controls: set[str],
+    n_seeds: dict[str, int],
+    window: int | None,
+) -> go.Figure:
     """Mean S(t) per condition with its 95% bootstrap CI band over seeds, and the excess over the control."""
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.6, 0.4],
-                        subplot_titles=("shed fraction S(t), mean over seeds with 95% CI",
-                                        "excess over the matched control, mean with 95% CI"))
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.08,
+        row_heights=[0.6, 0.4],
+        subplot_titles=(
+            "shed fraction S(t), mean over seeds with 95% CI",
+            "excess over the matched control, mean with 95% CI",
+        ),
+    )
     i = 0
     any_excess = False
     for label, b in bands.items():
@@ -149,45 +311,110 @@ def shed_bands(bands: dict[str, dict[str, xr.Dataset]], controls: set[str], n_se
             any_excess = True
             _band_traces(fig, b["excess"], f"{tag} excess", color, 2)
     if window:
-        fig.add_vline(x=window, line=dict(color="#999", dash="dot"), annotation_text="cascade window")
+        fig.add_vline(
+            x=window, line=dict(color="#999", dash="dot"), annotation_text="cascade window"
+        )
     if not any_excess:
-        fig.add_annotation(text="NO CONTROL RUN: these curves cannot show a cascade", showarrow=False,
-                           xref="x2 domain", yref="y2 domain", x=0.5, y=0.5, font=dict(size=16, color="red"))
-    fig.update_layout(title="Shedding after pruning against the unpruned control (steps since the event)", **LAYOUT)
+        fig.add_annotation(
+            text="NO CONTROL RUN: these curves cannot show a cascade",
+            showarrow=False,
+            xref="x2 domain",
+            yref="y2 domain",
+            x=0.5,
+            y=0.5,
+            font=dict(size=16, color="red"),
+        )
+    fig.update_layout(
+        title="Shedding after pruning against the unpruned control (steps since the event)",
+        **LAYOUT,
+    )
     fig.update_layout(height=600)
     fig.update_xaxes(title_text="steps since the prune event", row=2, col=1)
     return fig
 
 
-def magnitude_animation(hists: dict[str, xr.DataArray], lines: dict[str, float], max_frames: int = 40) -> go.Figure:
+def magnitude_animation(
+    hists: dict[str, xr.DataArray], lines: dict[str, float], max_frames: int = 40
+) -> go.Figure:
     """Histograms of log10|w| (non-zero weights) of every run, animated over snapshot steps with a slider."""
     names = list(hists)
     steps = hists[names[0]].record_step.values
     for h in hists.values():
         steps = np.intersect1d(steps, h.record_step.values)
-    frames_at = steps[np.unique(np.linspace(0, len(steps) - 1, min(max_frames, len(steps))).round().astype(int))]
-    centers = {n: [float(c) for c in (h.bin_lo.values + h.bin_hi.values) / 2] for n, h in hists.items()}
+    frames_at = steps[
+        np.unique(np.linspace(0, len(steps) - 1, min(max_frames, len(steps))).round().astype(int))
+    ]
+    centers = {
+        n: [float(c) for c in (h.bin_lo.values + h.bin_hi.values) / 2] for n, h in hists.items()
+    }
 
     def traces(step: int) -> list[go.Bar]:
-        return [go.Bar(x=centers[n], y=[int(v) for v in hists[n].sel(record_step=step).values], name=n, opacity=0.6,
-                       marker_color=PALETTE[i % len(PALETTE)]) for i, n in enumerate(names)]
+        return [
+            go.Bar(
+                x=centers[n],
+                y=[int(v) for v in hists[n].sel(record_step=step).values],
+                name=n,
+                opacity=0.6,
+                marker_color=PALETTE[i % len(PALETTE)],
+            )
+            for i, n in enumerate(names)
+        ]
 
-    fig = go.Figure(data=traces(int(frames_at[0])),
-                    frames=[go.Frame(data=traces(int(s)), name=str(int(s))) for s in frames_at])
+    fig = go.Figure(
+        data=traces(int(frames_at[0])),
+        frames=[go.Frame(data=traces(int(s)), name=str(int(s))) for s in frames_at],
+    )
     for i, (n, line) in enumerate(lines.items()):
         if line > 0:
-            fig.add_vline(x=float(np.log10(line)), line=dict(color=PALETTE[i % len(PALETTE)], dash="dash"),
-                          annotation_text=f"{n} line" if i == 0 else None)
+            fig.add_vline(
+                x=float(np.log10(line)),
+                line=dict(color=PALETTE[i % len(PALETTE)], dash="dash"),
+                annotation_text=f"{n} line" if i == 0 else None,
+            )
     fig.update_layout(
-        title="Distribution of surviving |w| over steps (press play or drag the slider)", barmode="overlay",
-        xaxis_title="log10 |w|", yaxis_title="weights",
-        updatemenus=[dict(type="buttons", showactive=False, x=0, y=-0.15, xanchor="left", buttons=[
-            dict(label="play", method="animate", args=[None, {"frame": {"duration": 150}, "fromcurrent": True}]),
-            dict(label="pause", method="animate", args=[[None], {"mode": "immediate"}])])],
-        sliders=[dict(active=0, y=-0.1, currentvalue=dict(prefix="step "), steps=[
-            dict(method="animate", label=str(int(s)), args=[[str(int(s))], {"mode": "immediate"}])
-            for s in frames_at])],
-        **{**LAYOUT, "hovermode": "closest", "height": 480, "margin": dict(l=60, r=20, t=60, b=120)})
+        title="Distribution of surviving |w| over steps (press play or drag the slider)",
+        barmode="overlay",
+        xaxis_title="log10 |w|",
+        yaxis_title="weights",
+        updatemenus=[
+            dict(
+                type="buttons",
+                showactive=False,
+                x=0,
+                y=-0.15,
+                xanchor="left",
+                buttons=[
+                    dict(
+                        label="play",
+                        method="animate",
+                        args=[None, {"frame": {"duration": 150}, "fromcurrent": True}],
+                    ),
+                    dict(label="pause", method="animate", args=[[None], {"mode": "immediate"}]),
+                ],
+            )
+        ],
+        sliders=[
+            dict(
+                active=0,
+                y=-0.1,
+                currentvalue=dict(prefix="step "),
+                steps=[
+                    dict(
+                        method="animate",
+                        label=str(int(s)),
+                        args=[[str(int(s))], {"mode": "immediate"}],
+                    )
+                    for s in frames_at
+                ],
+            )
+        ],
+        **{
+            **LAYOUT,
+            "hovermode": "closest",
+            "height": 480,
+            "margin": dict(l=60, r=20, t=60, b=120),
+        },
+    )
     return fig
 
 
@@ -199,16 +426,34 @@ def accuracy_vs_sparsity(points: list[dict[str, object]]) -> go.Figure:
         groups.setdefault(str(p["condition"]), []).append(p)
     for i, (label, pts) in enumerate(groups.items()):
         color = PALETTE[i % len(PALETTE)]
-        fig.add_trace(go.Scatter(x=[float(p["sparsity"]) for p in pts], y=[float(p["final_accuracy"]) for p in pts],
-                                 mode="markers", name=f"{label}: after retraining", marker=dict(color=color, size=10),
-                                 text=[str(p["run"]) for p in pts], hovertemplate="%{text}<br>sparsity %{x:.3f}"
-                                 "<br>accuracy %{y:.4f}<extra></extra>"))
-        fig.add_trace(go.Scatter(x=[float(p["sparsity"]) for p in pts], y=[float(p["pruned_accuracy"]) for p in pts],
-                                 mode="markers", name=f"{label}: right after pruning",
-                                 marker=dict(color=color, size=8, symbol="x"), text=[str(p["run"]) for p in pts],
-                                 hovertemplate="%{text}<br>sparsity %{x:.3f}<br>accuracy %{y:.4f}<extra></extra>"))
-    fig.update_layout(title="Accuracy against sparsity", xaxis_title="sparsity (fraction pruned)",
-                      yaxis_title="test accuracy", **{**LAYOUT, "hovermode": "closest"})
+        fig.add_trace(
+            go.Scatter(
+                x=[float(p["sparsity"]) for p in pts],
+                y=[float(p["final_accuracy"]) for p in pts],
+                mode="markers",
+                name=f"{label}: after retraining",
+                marker=dict(color=color, size=10),
+                text=[str(p["run"]) for p in pts],
+                hovertemplate="%{text}<br>sparsity %{x:.3f}<br>accuracy %{y:.4f}<extra></extra>",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=[float(p["sparsity"]) for p in pts],
+                y=[float(p["pruned_accuracy"]) for p in pts],
+                mode="markers",
+                name=f"{label}: right after pruning",
+                marker=dict(color=color, size=8, symbol="x"),
+                text=[str(p["run"]) for p in pts],
+                hovertemplate="%{text}<br>sparsity %{x:.3f}<br>accuracy %{y:.4f}<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        title="Accuracy against sparsity",
+        xaxis_title="sparsity (fraction pruned)",
+        yaxis_title="test accuracy",
+        **{**LAYOUT, "hovermode": "closest"},
+    )
     return fig
 
 
@@ -218,32 +463,72 @@ def convergence_figure(results: dict[tuple[str, str], xr.Dataset]) -> go.Figure:
     for i, ((run, ref), r) in enumerate(results.items()):
         color = PALETTE[i % len(PALETTE)]
         x = [int(s) for s in r.record_step.values]
-        fig.add_trace(go.Scatter(x=x, y=_list(r.toward_effective), mode="lines", line=dict(color=color),
-                                 name=f"{run} vs {ref}: effective set (kept, not shed)"))
-        fig.add_trace(go.Scatter(x=x, y=_list(r.toward_above_line), mode="lines", line=dict(color=color, dash="dot"),
-                                 name=f"{run} vs {ref}: kept and above the line"))
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=_list(r.toward_effective),
+                mode="lines",
+                line=dict(color=color),
+                name=f"{run} vs {ref}: effective set (kept, not shed)",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=_list(r.toward_above_line),
+                mode="lines",
+                line=dict(color=color, dash="dot"),
+                name=f"{run} vs {ref}: kept and above the line",
+            )
+        )
     fig.add_hline(y=0, line=dict(color="#999"))
-    fig.update_layout(title="Does the random run's kept set move towards GMP's? (Jaccard minus chance)",
-                      xaxis_title="step", yaxis_title="J - J_chance", **LAYOUT)
+    fig.update_layout(
+        title="Does the random run's kept set move towards GMP's? (Jaccard minus chance)",
+        xaxis_title="step",
+        yaxis_title="J - J_chance",
+        **LAYOUT,
+    )
     return fig
 
 
 def overlap_matrices(matrix: xr.Dataset, effective: xr.Dataset | None) -> go.Figure:
     """Pairwise Jaccard minus its chance level, for the kept masks and (if available) the effective sets."""
-    panels = [("kept masks", matrix)] + ([("effective sets (kept, not shed)", effective)] if effective is not None
-                                         else [])
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[p[0] for p in panels], horizontal_spacing=0.15)
+    panels = [("kept masks", matrix)] + (
+        [("effective sets (kept, not shed)", effective)] if effective is not None else []
+    )
+    fig = make_subplots(
+        rows=1, cols=len(panels), subplot_titles=[p[0] for p in panels], horizontal_spacing=0.15
+    )
     for col, (_, m) in enumerate(panels, start=1):
         g = m.sel(scope="all")
         names = [str(n) for n in g.run_a.values]
         jac, chance, p = g.jaccard.values, g.jaccard_chance.values, g.p_value.values
-        text = [[f"J={jac[i, j]:.3f}<br>chance={chance[i, j]:.3f}<br>p={p[i, j]:.1e}" for j in range(len(names))]
-                for i in range(len(names))]
-        fig.add_trace(go.Heatmap(z=[[float(v) for v in row] for row in (jac - chance)], x=names, y=names,
-                                 text=text, texttemplate="%{text}", colorscale="RdBu", zmid=0,
-                                 showscale=col == 1, colorbar=dict(title="J - chance"),
-                                 customdata=[[float(v) for v in row] for row in jac],
-                                 hovertemplate="%{y} vs %{x}<br>%{text}<extra></extra>"), row=1, col=col)
-    fig.update_layout(title="Kept-set overlap: Jaccard beside its chance level (hypergeometric p on hover)",
-                      **{**LAYOUT, "hovermode": "closest", "height": 460})
+        text = [
+            [
+                f"J={jac[i, j]:.3f}<br>chance={chance[i, j]:.3f}<br>p={p[i, j]:.1e}"
+                for j in range(len(names))
+            ]
+            for i in range(len(names))
+        ]
+        fig.add_trace(
+            go.Heatmap(
+                z=[[float(v) for v in row] for row in (jac - chance)],
+                x=names,
+                y=names,
+                text=text,
+                texttemplate="%{text}",
+                colorscale="RdBu",
+                zmid=0,
+                showscale=col == 1,
+                colorbar=dict(title="J - chance"),
+                customdata=[[float(v) for v in row] for row in jac],
+                hovertemplate="%{y} vs %{x}<br>%{text}<extra></extra>",
+            ),
+            row=1,
+            col=col,
+        )
+    fig.update_layout(
+        title="Kept-set overlap: Jaccard beside its chance level (hypergeometric p on hover)",
+        **{**LAYOUT, "hovermode": "closest", "height": 460},
+    )
     return fig

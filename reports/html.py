@@ -70,11 +70,13 @@ def _json_default(o: object) -> object:
 def _fig_block(fig: go.Figure, idx: int, link: bool) -> str:
     payload = json.dumps(fig.to_plotly_json(), default=_json_default).replace("</", "<\\/")
     attr = ' data-link="step"' if link else ""
-    return (f'<div class="figure" id="fig-{idx}"{attr}></div>\n'
-            f'<script type="application/json" id="fig-{idx}-data">{payload}</script>\n'
-            f'<script>(function(){{var s=JSON.parse(document.getElementById("fig-{idx}-data").textContent);'
-            f'Plotly.newPlot("fig-{idx}",s.data,s.layout,{{responsive:true}}).then(function(gd){{'
-            f'if(s.frames){{Plotly.addFrames(gd,s.frames);}}}});}})();</script>')
+    return (
+        f'<div class="figure" id="fig-{idx}"{attr}></div>\n'
+        f'<script type="application/json" id="fig-{idx}-data">{payload}</script>\n'
+        f'<script>(function(){{var s=JSON.parse(document.getElementById("fig-{idx}-data").textContent);'
+        f'Plotly.newPlot("fig-{idx}",s.data,s.layout,{{responsive:true}}).then(function(gd){{'
+        f"if(s.frames){{Plotly.addFrames(gd,s.frames);}}}});}})();</script>"
+    )
 
 
 def _fmt(v: object) -> str:
@@ -91,12 +93,15 @@ def _table(rows: list[dict[str, object]], keys: list[str] | None = None) -> str:
         return ""
     keys = keys or list(rows[0])
     head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
-    body = "".join("<tr>" + "".join(f"<td>{_fmt(r.get(k))}</td>" for k in keys) + "</tr>" for r in rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_fmt(r.get(k))}</td>" for k in keys) + "</tr>" for r in rows
+    )
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def report_figures(summary: Summary, kind: str = "full", block: tuple[int, int] = (4, 4)
-                   ) -> list[tuple[str, go.Figure, bool]]:
+def report_figures(
+    summary: Summary, kind: str = "full", block: tuple[int, int] = (4, 4)
+) -> list[tuple[str, go.Figure, bool]]:
     """The report's figures: (section title, figure, linked on the step axis).
 
     ``kind`` is ``full`` (runs, conditions and comparisons) or ``comparison`` (kept sets only).
@@ -111,100 +116,202 @@ def _run_figures(summary: Summary) -> list[tuple[str, go.Figure, bool]]:
     first = next(iter(runs.values()))
     window = window_steps(first, summary.params.get("window"))
     n_seeds = {label: len(names) for label, names in summary.conditions.items()}
-    control_labels = {label for label, names in summary.conditions.items()
-                      if all(n in summary.controls for n in names)}
+    control_labels = {
+        label
+        for label, names in summary.conditions.items()
+        if all(n in summary.controls for n in names)
+    }
     out: list[tuple[str, go.Figure, bool]] = [
-        ("Shed fraction against the control", figures.shed_bands(summary.bands, control_labels, n_seeds, window), True)]
-    zmax = max(float(np.nanmax(f.shed_fraction.values)) if f.shed_fraction.size else 0.0
-               for f in summary.fractions.values())
+        (
+            "Shed fraction against the control",
+            figures.shed_bands(summary.bands, control_labels, n_seeds, window),
+            True,
+        )
+    ]
+    zmax = max(
+        float(np.nanmax(f.shed_fraction.values)) if f.shed_fraction.size else 0.0
+        for f in summary.fractions.values()
+    )
     for name, f in summary.fractions.items():
-        out.append((f"Per-layer shedding: {name}", figures.layer_heatmap(name, f, zmax or None), True))
+        out.append(
+            (f"Per-layer shedding: {name}", figures.layer_heatmap(name, f, zmax or None), True)
+        )
     firsts = [names[0] for names in summary.conditions.values()]
     with_mags = [n for n in firsts if "magnitude" in runs[n] or "magnitude_hist" in runs[n]][:6]
     if with_mags:
         hists = {n: magnitude_histogram(runs[n], lo=-6.0, hi=1.0).compute() for n in with_mags}
         lines = {n: float(runs[n].event_line.values[0]) for n in with_mags}
-        out.append(("Magnitude distribution over steps", figures.magnitude_animation(hists, lines), False))
+        out.append(
+            ("Magnitude distribution over steps", figures.magnitude_animation(hists, lines), False)
+        )
     out.append(("Loss, learning rate and accuracy", figures.training_curves(runs), True))
-    points = [{"run": n, "condition": condition_label(ds), "sparsity": float(ds.event_sparsity.values[e]),
-               "final_accuracy": float(ds.event_final_test_accuracy.values[e]),
-               "pruned_accuracy": float(ds.event_test_accuracy.values[e])}
-              for n, ds in runs.items() for e in range(ds.sizes["event"])]
+    points = [
+        {
+            "run": n,
+            "condition": condition_label(ds),
+            "sparsity": float(ds.event_sparsity.values[e]),
+            "final_accuracy": float(ds.event_final_test_accuracy.values[e]),
+            "pruned_accuracy": float(ds.event_test_accuracy.values[e]),
+        }
+        for n, ds in runs.items()
+        for e in range(ds.sizes["event"])
+    ]
     out.append(("Accuracy against sparsity", figures.accuracy_vs_sparsity(points), False))
     return out
 
 
-def _comparison_figures(summary: Summary, block: tuple[int, int]) -> list[tuple[str, go.Figure, bool]]:
+def _comparison_figures(
+    summary: Summary, block: tuple[int, int]
+) -> list[tuple[str, go.Figure, bool]]:
     runs = summary.runs
     out: list[tuple[str, go.Figure, bool]] = []
     firsts = [names[0] for names in summary.conditions.values()]
     if summary.overlap is not None:
-        out.append(("Kept-set overlap", figures.overlap_matrices(summary.overlap, summary.overlap_effective), False))
+        out.append(
+            (
+                "Kept-set overlap",
+                figures.overlap_matrices(summary.overlap, summary.overlap_effective),
+                False,
+            )
+        )
     if summary.convergences:
-        out.append(("Does shedding move a random run towards GMP's kept set?",
-                    figures.convergence_figure(summary.convergences), True))
+        out.append(
+            (
+                "Does shedding move a random run towards GMP's kept set?",
+                figures.convergence_figure(summary.convergences),
+                True,
+            )
+        )
     for n in firsts:
         if n in summary.controls:
             continue
         res = block_density(runs[n], block=block)
-        out.append((f"Block density ({block[0]}x{block[1]}) of {n}'s kept set", block_density_figure(n, res), False))
+        out.append(
+            (
+                f"Block density ({block[0]}x{block[1]}) of {n}'s kept set",
+                block_density_figure(n, res),
+                False,
+            )
+        )
     return out
 
 
 def _banners(summary: Summary) -> str:
     parts = []
     if not summary.controls:
-        parts.append('<div class="banner warn">No control run. Retraining alone sheds weights (SCIENCE.md §4), '
-                     "so these shed curves cannot show a cascade. Record the same retraining with "
-                     "<code>--prune-method none</code> and analyze it alongside.</div>")
+        parts.append(
+            '<div class="banner warn">No control run. Retraining alone sheds weights (SCIENCE.md §4), '
+            "so these shed curves cannot show a cascade. Record the same retraining with "
+            "<code>--prune-method none</code> and analyze it alongside.</div>"
+        )
     cascades = summary.cascades
     for label, stats in summary.condition_stats.items():
         verdict = str(stats["verdict"])
-        cls = ("cascade" if verdict.startswith("cascade") else
-               "nocascade" if verdict.startswith("no cascade") else "warn")
+        cls = (
+            "cascade"
+            if verdict.startswith("cascade")
+            else "nocascade"
+            if verdict.startswith("no cascade")
+            else "warn"
+        )
         lo, hi = stats["excess_peak_ci"]
         ci = f" (95% CI [{lo:+.3f}, {hi:+.3f}])" if np.isfinite(lo) else ""
-        runs_txt = "; ".join(f"{html.escape(n)}: {html.escape(cascades[n].attrs['evidence'])}"
-                             for n in summary.conditions[label])
-        parts.append(f'<div class="banner {cls}"><b>{html.escape(label)}: {html.escape(verdict.upper())}</b> — '
-                     f"mean peak excess {float(stats['excess_peak']):+.3f}{ci} over {stats['seeds']} seed(s)<br>"
-                     f"<small>{runs_txt}</small></div>")
+        runs_txt = "; ".join(
+            f"{html.escape(n)}: {html.escape(cascades[n].attrs['evidence'])}"
+            for n in summary.conditions[label]
+        )
+        parts.append(
+            f'<div class="banner {cls}"><b>{html.escape(label)}: {html.escape(verdict.upper())}</b> — '
+            f"mean peak excess {float(stats['excess_peak']):+.3f}{ci} over {stats['seeds']} seed(s)<br>"
+            f"<small>{runs_txt}</small></div>"
+        )
     if cascades:
         rule = next(iter(cascades.values())).attrs["rule"]
-        parts.append(f"<p><small>Rule: {html.escape(rule)}. Across seeds: a cascade when the mean peak excess "
-                     "reaches the threshold and its 95% bootstrap CI lies above 0.</small></p>")
+        parts.append(
+            f"<p><small>Rule: {html.escape(rule)}. Across seeds: a cascade when the mean peak excess "
+            "reaches the threshold and its 95% bootstrap CI lies above 0.</small></p>"
+        )
     return "\n".join(parts)
 
 
-def write_report(summary: Summary, out: str | Path, title: str = "Cascade weight shedding report",
-                 kind: str = "full", block: tuple[int, int] = (4, 4)) -> Path:
+def write_report(
+    summary: Summary,
+    out: str | Path,
+    title: str = "Cascade weight shedding report",
+    kind: str = "full",
+    block: tuple[int, int] = (4, 4),
+) -> Path:
     """Write the report for ``summary`` to ``out`` (atomically: a temporary file renamed at the end).
 
     ``kind='comparison'`` keeps only the kept-set sections (``shedding compare``).
     """
     out = Path(out)
     figs = report_figures(summary, kind, block)
-    run_keys = ["run", "method", "technique", "seed", "sparsity", "final_accuracy", "peak_S", "peak_step", "final_S",
-                "excess_peak", "onset_step", "amplification", "recovered", "verdict"]
-    cond_rows = [{"condition": r["condition"], "seeds": r["seeds"], "excess_peak": r["excess_peak"],
-                  "95% CI": r["excess_peak_ci"], "peak_S": r["peak_shed_fraction"],
-                  "time_to_peak": r["time_to_peak"], "amplification": r["amplification"],
-                  "amplification CI": r["amplification_ci"], "final_excess": r["final_excess"],
-                  "recovered": r["recovered_events"], "verdict": r["verdict"]} for r in summary.condition_table()]
-    overlap_rows = [{"run A": a, "run B": b, **{k: float(ov[k].sel(scope="all")) for k in
-                     ("jaccard", "jaccard_chance", "p_value", "spearman")}} for (a, b), ov in summary.overlaps.items()]
-    conv_rows = [{"run": a, "reference": b, "J-chance at start (above line)": float(r.toward_above_line.values[0]),
-                  "at end": float(r.toward_above_line.values[-1]), "J-chance at start (effective)":
-                  float(r.toward_effective.values[0]), "at end ": float(r.toward_effective.values[-1]),
-                  "half-way step (above line)": r.attrs["half_step_above_line"]}
-                 for (a, b), r in summary.convergences.items()]
+    run_keys = [
+        "run",
+        "method",
+        "technique",
+        "seed",
+        "sparsity",
+        "final_accuracy",
+        "peak_S",
+        "peak_step",
+        "final_S",
+        "excess_peak",
+        "onset_step",
+        "amplification",
+        "recovered",
+        "verdict",
+    ]
+    cond_rows = [
+        {
+            "condition": r["condition"],
+            "seeds": r["seeds"],
+            "excess_peak": r["excess_peak"],
+            "95% CI": r["excess_peak_ci"],
+            "peak_S": r["peak_shed_fraction"],
+            "time_to_peak": r["time_to_peak"],
+            "amplification": r["amplification"],
+            "amplification CI": r["amplification_ci"],
+            "final_excess": r["final_excess"],
+            "recovered": r["recovered_events"],
+            "verdict": r["verdict"],
+        }
+        for r in summary.condition_table()
+    ]
+    overlap_rows = [
+        {
+            "run A": a,
+            "run B": b,
+            **{
+                k: float(ov[k].sel(scope="all"))
+                for k in ("jaccard", "jaccard_chance", "p_value", "spearman")
+            },
+        }
+        for (a, b), ov in summary.overlaps.items()
+    ]
+    conv_rows = [
+        {
+            "run": a,
+            "reference": b,
+            "J-chance at start (above line)": float(r.toward_above_line.values[0]),
+            "at end": float(r.toward_above_line.values[-1]),
+            "J-chance at start (effective)": float(r.toward_effective.values[0]),
+            "at end ": float(r.toward_effective.values[-1]),
+            "half-way step (above line)": r.attrs["half_step_above_line"],
+        }
+        for (a, b), r in summary.convergences.items()
+    ]
     line_rows = summary.line_table() if summary.lines and len(summary.lines) > 1 else []
     configs = "".join(
         f"<details><summary>{html.escape(n)}</summary><pre>"
         f"{html.escape(json.dumps(ds.attrs.get('config'), indent=1))}</pre></details>"
-        for n, ds in summary.runs.items())
-    sections = "".join(f"<h2>{html.escape(h)}</h2>\n{_fig_block(f, i, link)}"
-                       for i, (h, f, link) in enumerate(figs))
+        for n, ds in summary.runs.items()
+    )
+    sections = "".join(
+        f"<h2>{html.escape(h)}</h2>\n{_fig_block(f, i, link)}"
+        for i, (h, f, link) in enumerate(figs)
+    )
     denominator = summary.params.get("denominator", "eligible")
     doc = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">

@@ -49,8 +49,10 @@ class Range:
             if self.lo == 0:
                 return "must be positive" if self.lo_open else "must not be negative"
             return f"must be {'greater than' if self.lo_open else 'at least'} {_num(self.lo)}"
-        return (f"is not in {'(' if self.lo_open else '['}{_num(self.lo)}, {_num(self.hi)}"
-                f"{')' if self.hi_open else ']'}")
+        return (
+            f"is not in {'(' if self.lo_open else '['}{_num(self.lo)}, {_num(self.hi)}"
+            f"{')' if self.hi_open else ']'}"
+        )
 
 
 POSITIVE = Range(0, lo_open=True)
@@ -73,8 +75,11 @@ class ModelConfig:
     """Which network to train."""
 
     name: str = _f("small_cnn", "model name from the model registry (see `shedding list`)")
-    dense_layers: list[str] = _f([], "prunable parameter names to leave dense, e.g. 'fc.weight' (vgg16_bn "
-                                     "prunes its fc.weight unless it is listed here; OpenLTH leaves it dense)")
+    dense_layers: list[str] = _f(
+        [],
+        "prunable parameter names to leave dense, e.g. 'fc.weight' (vgg16_bn "
+        "prunes its fc.weight unless it is listed here; OpenLTH leaves it dense)",
+    )
 
 
 @dataclass
@@ -85,14 +90,19 @@ class DataConfig:
     root: str = _f("", "folder holding the dataset files (CIFAR, ImageFolder)")
     download: bool = _f(False, "allow torchvision to download the dataset into root")
     batch_size: int = _f(128, "training batch size", within=AT_LEAST_1)
-    augment: bool = _f(True, "standard augmentation where the recipe has it (CIFAR crop+flip, ImageNet)")
-    num_workers: int = _f(0, "DataLoader worker processes for on-disk datasets",
-                          within=NON_NEGATIVE)
-    test_fraction: float = _f(0.2, "digits: share of the bundled set held out for testing",
-                                within=OPEN_FRACTION)
+    augment: bool = _f(
+        True, "standard augmentation where the recipe has it (CIFAR crop+flip, ImageNet)"
+    )
+    num_workers: int = _f(
+        0, "DataLoader worker processes for on-disk datasets", within=NON_NEGATIVE
+    )
+    test_fraction: float = _f(
+        0.2, "digits: share of the bundled set held out for testing", within=OPEN_FRACTION
+    )
     split_seed: int = _f(0, "digits: seed of the fixed train/test split", within=SEED)
-    image_shape: list[int] = _f([3, 32, 32], "synthetic: image shape as channels, height, width",
-                                 within=AT_LEAST_1)
+    image_shape: list[int] = _f(
+        [3, 32, 32], "synthetic: image shape as channels, height, width", within=AT_LEAST_1
+    )
     num_classes: int = _f(10, "synthetic: number of classes", within=Range(2))
     train_size: int = _f(1024, "synthetic: number of training examples", within=AT_LEAST_1)
     test_size: int = _f(256, "synthetic: number of test examples", within=AT_LEAST_1)
@@ -102,20 +112,26 @@ class DataConfig:
 class TrainConfig:
     """The original (pre-pruning) training run, whose schedule retraining reuses."""
 
-    duration: str = _f("40ep", "length of the original training run T (e.g. 40ep, 500it, 10ep20it)",
-                         kind=STEP)
+    duration: str = _f(
+        "40ep", "length of the original training run T (e.g. 40ep, 500it, 10ep20it)", kind=STEP
+    )
     optimizer: str = _f("sgd", "sgd or adam")
     lr: float = _f(0.1, "peak learning rate", within=POSITIVE)
     momentum: float = _f(0.9, "SGD momentum", within=FRACTION)
     nesterov: bool = _f(False, "SGD Nesterov momentum")
     weight_decay: float = _f(5e-4, "L2 weight decay", within=NON_NEGATIVE)
     schedule: str = _f("multistep", "learning-rate schedule: constant, step, multistep or cosine")
-    milestones: list[str] = _f([], "multistep: steps where the LR is multiplied by gamma (e.g. 91ep,136ep)",
-                               kind=STEP)
+    milestones: list[str] = _f(
+        [], "multistep: steps where the LR is multiplied by gamma (e.g. 91ep,136ep)", kind=STEP
+    )
     step_size: str = _f("30ep", "step: the LR is multiplied by gamma every step_size", kind=STEP)
     gamma: float = _f(0.1, "step/multistep: LR multiplier", within=POSITIVE)
-    warmup: str = _f("0it", "linear warm-up length W: step k < W (from 0) uses lr*(k+1)/W, so the first step "
-                            "trains at lr/W (OpenLTH's warm-up starts at 0)", kind=STEP)
+    warmup: str = _f(
+        "0it",
+        "linear warm-up length W: step k < W (from 0) uses lr*(k+1)/W, so the first step "
+        "trains at lr/W (OpenLTH's warm-up starts at 0)",
+        kind=STEP,
+    )
     mixed_precision: bool = _f(False, "bf16 autocast on CUDA (ignored on CPU)")
 
 
@@ -123,23 +139,44 @@ class TrainConfig:
 class PruneConfig:
     """How to choose the mask."""
 
-    method: str = _f("gmp", "pruning method: gmp, layerwise, random, random_layerwise, block or none")
-    sparsity: float = _f(0.2, "target fraction of prunable weights removed (none: the line's reference)",
-                         within=FRACTION)
-    schedule: str = _f("oneshot", "oneshot, iterative, gradual (Zhu & Gupta) or cascade (cascade-aware); "
-                                  "SCIENCE.md section 2 and the README")
-    fraction_per_round: float = _f(0.2, "iterative: share of the remaining weights removed per round",
-                                  within=OPEN_FRACTION)
-    interval: str = _f("1ep", "gradual: steps between prune events; cascade: the window each trigger's cascade "
-                              "runs before what it shed is removed (whole epochs)", kind=STEP)
-    gradual_events: int = _f(10, "gradual: number of prune events n from initial_sparsity to the target",
-                             within=AT_LEAST_1)
-    initial_sparsity: float = _f(0.0, "gradual: s_i in s_t = s_f + (s_i - s_f)(1 - (t - t0)/(n dt))^3",
-                                within=FRACTION)
-    cascade_fraction: float = _f(0.05, "cascade: share of the remaining weights each trigger prunes by GMP",
-                                within=OPEN_FRACTION)
-    block_shape: list[int] = _f([1, 1], "block: block height, width over the (out, in*kh*kw) view",
-                                 within=AT_LEAST_1)
+    method: str = _f(
+        "gmp", "pruning method: gmp, layerwise, random, random_layerwise, block or none"
+    )
+    sparsity: float = _f(
+        0.2,
+        "target fraction of prunable weights removed (none: the line's reference)",
+        within=FRACTION,
+    )
+    schedule: str = _f(
+        "oneshot",
+        "oneshot, iterative, gradual (Zhu & Gupta) or cascade (cascade-aware); "
+        "SCIENCE.md section 2 and the README",
+    )
+    fraction_per_round: float = _f(
+        0.2, "iterative: share of the remaining weights removed per round", within=OPEN_FRACTION
+    )
+    interval: str = _f(
+        "1ep",
+        "gradual: steps between prune events; cascade: the window each trigger's cascade "
+        "runs before what it shed is removed (whole epochs)",
+        kind=STEP,
+    )
+    gradual_events: int = _f(
+        10,
+        "gradual: number of prune events n from initial_sparsity to the target",
+        within=AT_LEAST_1,
+    )
+    initial_sparsity: float = _f(
+        0.0, "gradual: s_i in s_t = s_f + (s_i - s_f)(1 - (t - t0)/(n dt))^3", within=FRACTION
+    )
+    cascade_fraction: float = _f(
+        0.05,
+        "cascade: share of the remaining weights each trigger prunes by GMP",
+        within=OPEN_FRACTION,
+    )
+    block_shape: list[int] = _f(
+        [1, 1], "block: block height, width over the (out, in*kh*kw) view", within=AT_LEAST_1
+    )
     block_score: str = _f("mean_abs", "block: block score, mean_abs, l2 or max_abs")
 
 
@@ -150,8 +187,9 @@ class RetrainConfig:
     technique: str = _f(
         "lr_rewind", "finetune, weight_rewind, lr_rewind or reinit (SCIENCE.md section 3)"
     )
-    duration: str = _f("40ep", "retraining budget t per round (at most T for rewinding techniques)",
-                   kind=STEP)
+    duration: str = _f(
+        "40ep", "retraining budget t per round (at most T for rewinding techniques)", kind=STEP
+    )
     finetune_lr: float = _f(-1.0, "finetune: constant LR; negative means the schedule's last LR")
 
 
@@ -159,25 +197,51 @@ class RetrainConfig:
 class RecordConfig:
     """What the recorder writes into the Zarr store."""
 
-    every: int = _f(1, "snapshot every prunable weight's magnitude every N retraining steps (0: none)",
-                    within=NON_NEGATIVE)
-    hist_every: int = _f(0, "per-layer histogram of log10|w|, computed on the device, every N steps (0: none); "
-                            "with every 0, a compact summary-only store", within=NON_NEGATIVE)
+    every: int = _f(
+        1,
+        "snapshot every prunable weight's magnitude every N retraining steps (0: none)",
+        within=NON_NEGATIVE,
+    )
+    hist_every: int = _f(
+        0,
+        "per-layer histogram of log10|w|, computed on the device, every N steps (0: none); "
+        "with every 0, a compact summary-only store",
+        within=NON_NEGATIVE,
+    )
     hist_bins: int = _f(64, "histogram bins, equal in log10|w|", within=AT_LEAST_1)
-    hist_range: list[float] = _f([-8.0, 1.0], "histogram range of log10|w| (values outside go to the end bins)")
-    dtype: str = _f("float32", "magnitude encoding: float32, float16 or log8 (1 byte, <= 1% relative error; "
-                               "see the README)")
-    alpha: float = _f(1.0, "shed line = alpha * tau, tau being the GMP cut value at the event's sparsity",
-                      within=POSITIVE)
-    sample_every: int = _f(0, "full trajectories of a fixed, seeded subset of weights every N steps (0: none)",
-                           within=NON_NEGATIVE)
-    sample_per_layer: int = _f(256, "weights per layer in the sampled subset (all of a smaller layer)",
-                                within=AT_LEAST_1)
-    lines: list[str] = _f([], "extra shed lines counted on the device every step, as kind:value "
-                              "(gmp:A, std:C, abs:V, next:D; see SCIENCE.md section 4)")
+    hist_range: list[float] = _f(
+        [-8.0, 1.0], "histogram range of log10|w| (values outside go to the end bins)"
+    )
+    dtype: str = _f(
+        "float32",
+        "magnitude encoding: float32, float16 or log8 (1 byte, <= 1% relative error; "
+        "see the README)",
+    )
+    alpha: float = _f(
+        1.0,
+        "shed line = alpha * tau, tau being the GMP cut value at the event's sparsity",
+        within=POSITIVE,
+    )
+    sample_every: int = _f(
+        0,
+        "full trajectories of a fixed, seeded subset of weights every N steps (0: none)",
+        within=NON_NEGATIVE,
+    )
+    sample_per_layer: int = _f(
+        256, "weights per layer in the sampled subset (all of a smaller layer)", within=AT_LEAST_1
+    )
+    lines: list[str] = _f(
+        [],
+        "extra shed lines counted on the device every step, as kind:value "
+        "(gmp:A, std:C, abs:V, next:D; see SCIENCE.md section 4)",
+    )
     record_pretrain: bool = _f(False, "also snapshot magnitudes during the original training run")
-    chunk_steps: int = _f(64, "snapshots per Zarr chunk along the step dimension, at most (the run's snapshots "
-                                "are split into chunks of about one length)", within=AT_LEAST_1)
+    chunk_steps: int = _f(
+        64,
+        "snapshots per Zarr chunk along the step dimension, at most (the run's snapshots "
+        "are split into chunks of about one length)",
+        within=AT_LEAST_1,
+    )
 
 
 @dataclass
@@ -218,8 +282,11 @@ def hashed_dict(cfg: RunConfig) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in d.items():
         if isinstance(value, dict):
-            changed = {k: v for k, v in value.items()
-                       if f"{key}.{k}" not in NOT_HASHED and v != default[key].get(k)}
+            changed = {
+                k: v
+                for k, v in value.items()
+                if f"{key}.{k}" not in NOT_HASHED and v != default[key].get(k)
+            }
             if changed:
                 out[key] = changed
         elif value != default[key]:
@@ -241,7 +308,9 @@ def _normal_steps(cfg: RunConfig) -> dict[str, Any]:
         if f.kind == STEP:
             holder = d[f.section] if f.section else d
             value = holder[f.name]
-            holder[f.name] = [normal(v) for v in value] if isinstance(value, list) else normal(value)
+            holder[f.name] = (
+                [normal(v) for v in value] if isinstance(value, list) else normal(value)
+            )
     return d
 
 
@@ -301,7 +370,9 @@ def coerce(value: Any, typ: Any, where: str) -> Any:
     raise ConfigError(f"{where}: unsupported type {typ}")
 
 
-def from_dict(data: dict[str, Any], base: RunConfig | None = None, source: str = "config") -> RunConfig:
+def from_dict(
+    data: dict[str, Any], base: RunConfig | None = None, source: str = "config"
+) -> RunConfig:
     """Overlay a nested dict (TOML layout) onto ``base`` (default: the defaults); unknown keys are errors."""
     cfg = dataclasses.replace(base) if base is not None else RunConfig()
     cfg = _deepcopy(cfg)
@@ -316,7 +387,9 @@ def from_dict(data: dict[str, Any], base: RunConfig | None = None, source: str =
                     raise ConfigError(
                         f"{source}: unknown option {key}.{k}; valid: {', '.join(sorted(names))}"
                     )
-                setattr(section, k, coerce(v, _field_type(type(section), k), f"{source}: {key}.{k}"))
+                setattr(
+                    section, k, coerce(v, _field_type(type(section), k), f"{source}: {key}.{k}")
+                )
         elif key in ("seed", "device"):
             setattr(cfg, key, coerce(value, _field_type(RunConfig, key), f"{source}: {key}"))
         else:
@@ -334,8 +407,12 @@ def from_plain(d: dict[str, Any]) -> RunConfig:
     for f in dataclasses.fields(RunConfig):
         if f.name in SECTIONS:
             cls = typing.get_type_hints(RunConfig)[f.name]
-            kw[f.name] = cls(**{k: (list(v) if isinstance(v, (list, tuple)) else v)
-                                for k, v in d.get(f.name, {}).items()})
+            kw[f.name] = cls(
+                **{
+                    k: (list(v) if isinstance(v, (list, tuple)) else v)
+                    for k, v in d.get(f.name, {}).items()
+                }
+            )
         elif f.name in d:
             kw[f.name] = d[f.name]
     return RunConfig(**kw)
@@ -430,12 +507,29 @@ def flat_fields(cfg: RunConfig | None = None) -> list[FlatField]:
         if f.name in SECTIONS:
             section = getattr(cfg, f.name)
             for g in dataclasses.fields(section):
-                out.append(FlatField(f.name, g.name, _field_type(type(section), g.name),
-                                     getattr(section, g.name), g.metadata.get("help", ""),
-                                     g.metadata.get("within"), g.metadata.get("kind", "")))
+                out.append(
+                    FlatField(
+                        f.name,
+                        g.name,
+                        _field_type(type(section), g.name),
+                        getattr(section, g.name),
+                        g.metadata.get("help", ""),
+                        g.metadata.get("within"),
+                        g.metadata.get("kind", ""),
+                    )
+                )
         else:
-            out.append(FlatField("", f.name, _field_type(RunConfig, f.name), getattr(cfg, f.name),
-                                 f.metadata.get("help", ""), f.metadata.get("within"), f.metadata.get("kind", "")))
+            out.append(
+                FlatField(
+                    "",
+                    f.name,
+                    _field_type(RunConfig, f.name),
+                    getattr(cfg, f.name),
+                    f.metadata.get("help", ""),
+                    f.metadata.get("within"),
+                    f.metadata.get("kind", ""),
+                )
+            )
     return out
 
 

@@ -64,8 +64,10 @@ def init(device: torch.device) -> torch.device:
         return device
     if device.type == "cuda":
         if device.index is not None and device.index != local_rank():
-            raise ConfigError(f"--device: {device} under torchrun; each process uses cuda:LOCAL_RANK, so pass "
-                              "--device cuda or auto")
+            raise ConfigError(
+                f"--device: {device} under torchrun; each process uses cuda:LOCAL_RANK, so pass "
+                "--device cuda or auto"
+            )
         device = torch.device("cuda", local_rank())
         torch.cuda.set_device(device)
     if not dist.is_initialized():
@@ -139,13 +141,20 @@ def wrap(model: torch.nn.Module) -> torch.nn.Module:
     if not active():
         return model
     device = next(model.parameters()).device
-    if device.type == "cuda" and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
-                                     and not isinstance(m, torch.nn.SyncBatchNorm) for m in model.modules()):
+    if device.type == "cuda" and any(
+        isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+        and not isinstance(m, torch.nn.SyncBatchNorm)
+        for m in model.modules()
+    ):
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    return torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    return torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device] if device.type == "cuda" else None
+    )
 
 
-def batch_totals(loss_sum: torch.Tensor, correct: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def batch_totals(
+    loss_sum: torch.Tensor, correct: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Sums over the ranks of a step's summed loss and correct count (for the whole global batch's metrics)."""
     if not active():
         return loss_sum, correct
@@ -162,8 +171,10 @@ def stop_requested(here: bool = False) -> bool:
     rank 0's own request (:func:`shedding.interrupts.requested`), the others' come from :func:`deferred_stop`."""
     if not active():
         return False
-    flag = torch.tensor([float(_stop_requested or here)],
-                        device=torch.device("cuda", local_rank()) if dist.get_backend() == "nccl" else "cpu")
+    flag = torch.tensor(
+        [float(_stop_requested or here)],
+        device=torch.device("cuda", local_rank()) if dist.get_backend() == "nccl" else "cpu",
+    )
     dist.all_reduce(flag)
     return bool(flag.item() > 0)
 

@@ -32,7 +32,12 @@ from shedding.recording.layout import Layer, Timeline, build_layers, build_timel
 from shedding.recording.recorder import NullRecorder, Recorder
 from shedding.recording.store import RunStore, check_path
 from shedding.retraining import TECHNIQUES, RetrainContext, Technique
-from shedding.training.callbacks import CheckpointCallback, EvalCallback, MaskCallback, ProgressCallback
+from shedding.training.callbacks import (
+    CheckpointCallback,
+    EvalCallback,
+    MaskCallback,
+    ProgressCallback,
+)
 from shedding.training.loop import Callback, TrainState, evaluate, train
 from shedding.training.optim import build_optimizer
 from shedding.training.schedules import ScheduleSpec, build_schedule, shifted
@@ -84,7 +89,9 @@ class Prepared:
         """A freshly initialised model (initialisation seeded by ``seed``) on the run's device."""
         torch.manual_seed(seed)
         d = self.data
-        return build_model(self.cfg.model.name, d.in_channels, d.num_classes, d.image_size).to(self.device)
+        return build_model(self.cfg.model.name, d.in_channels, d.num_classes, d.image_size).to(
+            self.device
+        )
 
 
 def prepare(cfg: RunConfig) -> Prepared:
@@ -99,12 +106,26 @@ def prepare(cfg: RunConfig) -> Prepared:
     if world > 1:  # torchrun: data.batch_size is the global batch, split evenly over the processes
         rest = len(data.train) % cfg.data.batch_size
         if cfg.data.batch_size % world or 0 < rest < world:
-            raise ConfigError(f"--data-batch-size: {cfg.data.batch_size} is the global batch, split over the "
-                              f"{world} torchrun processes, so it must be divisible by {world}"
-                              + (f" and the epoch's last batch ({rest} examples) at least {world}" if rest else ""))
+            raise ConfigError(
+                f"--data-batch-size: {cfg.data.batch_size} is the global batch, split over the "
+                f"{world} torchrun processes, so it must be divisible by {world}"
+                + (
+                    f" and the epoch's last batch ({rest} examples) at least {world}"
+                    if rest
+                    else ""
+                )
+            )
         device = distributed.init(device)
-    train_loader = BatchLoader(data.train, cfg.data.batch_size, True, cfg.seed, device, cfg.data.num_workers,
-                               distributed.rank(), world)
+    train_loader = BatchLoader(
+        data.train,
+        cfg.data.batch_size,
+        True,
+        cfg.seed,
+        device,
+        cfg.data.num_workers,
+        distributed.rank(),
+        world,
+    )
     test_loader = BatchLoader(data.test, EVAL_BATCH, False, 0, device, cfg.data.num_workers)
     ipe = len(train_loader)
     T = parse_step(cfg.train.duration, "--train-duration").iterations(ipe)
@@ -115,28 +136,57 @@ def prepare(cfg: RunConfig) -> Prepared:
         raise ConfigError("--retrain-duration: must be at least one step")
     technique = TECHNIQUES.get(cfg.retrain.technique)
     if technique.needs_t_within_T and t > T:
-        raise ConfigError(f"--retrain-duration: {cfg.retrain.duration} ({t} steps) is longer than "
-                          f"--train-duration {cfg.train.duration} ({T} steps); {cfg.retrain.technique} "
-                          "replays the original schedule from T - t, so t must be at most T")
+        raise ConfigError(
+            f"--retrain-duration: {cfg.retrain.duration} ({t} steps) is longer than "
+            f"--train-duration {cfg.train.duration} ({T} steps); {cfg.retrain.technique} "
+            "replays the original schedule from T - t, so t must be at most T"
+        )
     schedule = build_schedule(cfg.train, ipe)
     model = build_model(cfg.model.name, data.in_channels, data.num_classes, data.image_size)
-    known = set(all_prunable_names(model)) | {n.rsplit(".", 1)[0] for n in all_prunable_names(model)}
+    known = set(all_prunable_names(model)) | {
+        n.rsplit(".", 1)[0] for n in all_prunable_names(model)
+    }
     for name in cfg.model.dense_layers:
         if name not in known:
-            raise ConfigError(f"--model-dense-layers: {name!r} is not a Conv/Linear layer of "
-                              f"{cfg.model.name}; prunable: {', '.join(all_prunable_names(model))}")
+            raise ConfigError(
+                f"--model-dense-layers: {name!r} is not a Conv/Linear layer of "
+                f"{cfg.model.name}; prunable: {', '.join(all_prunable_names(model))}"
+            )
     params = prunable_parameters(model, cfg.model.dense_layers)
     if not params:
-        raise ConfigError("--model-dense-layers: every prunable layer is left dense; nothing to prune")
+        raise ConfigError(
+            "--model-dense-layers: every prunable layer is left dense; nothing to prune"
+        )
     layers = build_layers([(k, tuple(p.shape)) for k, p in params.items()])
     rounds = plan_rounds(cfg.prune, t, _check_interval(cfg, ipe, t))
-    return Prepared(cfg, device, data, train_loader, test_loader, T, t, schedule, technique, rounds,
-                    layers, _timeline(cfg, T, t, ipe, rounds))
+    return Prepared(
+        cfg,
+        device,
+        data,
+        train_loader,
+        test_loader,
+        T,
+        t,
+        schedule,
+        technique,
+        rounds,
+        layers,
+        _timeline(cfg, T, t, ipe, rounds),
+    )
 
 
 def _timeline(cfg: RunConfig, T: int, t: int, ipe: int, rounds: list[Round]) -> Timeline:
-    return build_timeline(T, t, len(rounds), cfg.record.every, ipe, cfg.record.record_pretrain,
-                          cfg.record.hist_every, cfg.record.sample_every, lengths=[r.length for r in rounds])
+    return build_timeline(
+        T,
+        t,
+        len(rounds),
+        cfg.record.every,
+        ipe,
+        cfg.record.record_pretrain,
+        cfg.record.hist_every,
+        cfg.record.sample_every,
+        lengths=[r.length for r in rounds],
+    )
 
 
 def _check_interval(cfg: RunConfig, ipe: int, t: int) -> int:
@@ -146,17 +196,26 @@ def _check_interval(cfg: RunConfig, ipe: int, t: int) -> int:
     if pc.method == "none" or pc.schedule not in ("gradual", "cascade"):
         return interval
     if interval < 1 or interval % ipe:
-        raise ConfigError(f"--prune-interval: {pc.interval} ({interval} steps) must be a whole number of epochs "
-                          f"({ipe} steps each) so that resume checkpoints fall between events")
+        raise ConfigError(
+            f"--prune-interval: {pc.interval} ({interval} steps) must be a whole number of epochs "
+            f"({ipe} steps each) so that resume checkpoints fall between events"
+        )
     if pc.schedule == "gradual" and (pc.gradual_events - 1) * interval >= t:
-        raise ConfigError(f"--prune-gradual-events: {pc.gradual_events} events every {pc.interval} do not fit in "
-                          f"--retrain-duration {cfg.retrain.duration} ({t} steps)")
+        raise ConfigError(
+            f"--prune-gradual-events: {pc.gradual_events} events every {pc.interval} do not fit in "
+            f"--retrain-duration {cfg.retrain.duration} ({t} steps)"
+        )
     if pc.schedule == "cascade":
-        for name, every in (("--record-every", cfg.record.every), ("--record-hist-every", cfg.record.hist_every),
-                            ("--record-sample-every", cfg.record.sample_every)):
+        for name, every in (
+            ("--record-every", cfg.record.every),
+            ("--record-hist-every", cfg.record.hist_every),
+            ("--record-sample-every", cfg.record.sample_every),
+        ):
             if every and (interval % every or t % every):
-                raise ConfigError(f"{name}: {every} must divide --prune-interval ({interval} steps) and "
-                                  f"--retrain-duration ({t} steps) with the cascade schedule")
+                raise ConfigError(
+                    f"{name}: {every} must divide --prune-interval ({interval} steps) and "
+                    f"--retrain-duration ({t} steps) with the cascade schedule"
+                )
     return interval
 
 
@@ -169,8 +228,13 @@ def pretrain_dir(cache_dir: Path, cfg: RunConfig) -> Path:
     return Path(cache_dir) / f"pretrain-{cfg.model.name}-{cfg.data.name}-s{cfg.seed}-{key}"
 
 
-def pretrain(p: Prepared, cache_dir: Path | None, needed: set[int], recorder: Recorder | None = None,
-             progress: ProgressFactory | None = None) -> dict[int, StateDict]:
+def pretrain(
+    p: Prepared,
+    cache_dir: Path | None,
+    needed: set[int],
+    recorder: Recorder | None = None,
+    progress: ProgressFactory | None = None,
+) -> dict[int, StateDict]:
     """Train for T steps with the original schedule, keeping the state at each step in ``needed``.
 
     With a cache folder, checkpoints found there are reused (unless the run records the original
@@ -179,9 +243,15 @@ def pretrain(p: Prepared, cache_dir: Path | None, needed: set[int], recorder: Re
     folder = pretrain_dir(cache_dir, p.cfg) if cache_dir is not None else None
     if folder is not None and recorder is None:
         found = {s: folder / f"step_{s}.pt" for s in needed}
-        if distributed.from_main(lambda: all(f.exists() for f in found.values())):  # rank 0 reads, sends
-            loaded = distributed.from_main(lambda: {s: torch.load(f, map_location="cpu", weights_only=True)
-                                                    for s, f in found.items()})
+        if distributed.from_main(
+            lambda: all(f.exists() for f in found.values())
+        ):  # rank 0 reads, sends
+            loaded = distributed.from_main(
+                lambda: {
+                    s: torch.load(f, map_location="cpu", weights_only=True)
+                    for s, f in found.items()
+                }
+            )
             return {s: {k: v.to(p.device) for k, v in sd.items()} for s, sd in loaded.items()}
     model = p.new_model(p.cfg.seed)
     optimizer = build_optimizer(model.parameters(), p.cfg.train)
@@ -192,15 +262,25 @@ def pretrain(p: Prepared, cache_dir: Path | None, needed: set[int], recorder: Re
         callbacks += [EvalCallback(p.test_loader), recorder]
     if progress is not None:
         callbacks.append(ProgressCallback(progress("original training", p.T)))
-    train(model, p.train_loader, optimizer, p.schedule, p.T, callbacks, phase="pretrain",
-          mixed_precision=p.cfg.train.mixed_precision)
+    train(
+        model,
+        p.train_loader,
+        optimizer,
+        p.schedule,
+        p.T,
+        callbacks,
+        phase="pretrain",
+        mixed_precision=p.cfg.train.mixed_precision,
+    )
     if folder is not None and distributed.is_main():
         folder.mkdir(parents=True, exist_ok=True)
         for s, sd in ckpts.items():
             storage.save_atomic(sd, folder / f"step_{s}.pt")
         acc, _ = evaluate(model, p.test_loader)
-        storage.write_text_atomic(folder / "meta.json", json.dumps(
-            {"config": to_dict(p.cfg), "T": p.T, "test_accuracy": acc}, indent=1))
+        storage.write_text_atomic(
+            folder / "meta.json",
+            json.dumps({"config": to_dict(p.cfg), "T": p.T, "test_accuracy": acc}, indent=1),
+        )
     return {s: {k: v.to(p.device) for k, v in sd.items()} for s, sd in ckpts.items()}
 
 
@@ -213,8 +293,14 @@ def _versions() -> dict[str, str]:
 
     from shedding import __version__
 
-    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "zarr": zarr.__version__, "xarray": xarray.__version__, "shedding": __version__}
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "zarr": zarr.__version__,
+        "xarray": xarray.__version__,
+        "shedding": __version__,
+    }
 
 
 def _clone(sd: StateDict) -> StateDict:
@@ -232,16 +318,22 @@ def _atomic_save(obj: Any, path: Path) -> None:
 class ResumeCallback(Callback):
     """After the recorder's flush at each retraining epoch end: an atomic checkpoint to resume from."""
 
-    def __init__(self, folder: Path, round: int, recorder: Recorder, masks: dict[str, torch.Tensor]) -> None:
+    def __init__(
+        self, folder: Path, round: int, recorder: Recorder, masks: dict[str, torch.Tensor]
+    ) -> None:
         self.folder, self.round, self.recorder = folder, round, recorder
         self.masks = {k: m.detach().cpu() for k, m in masks.items()}
 
     def on_epoch_end(self, state: TrainState) -> None:
         # copies taken now; written by the store's writer after the epoch's data (its queue keeps the order)
-        ckpt = {"round": self.round, "step": state.step,
-                "model": {k: v.detach().clone() for k, v in state.model.state_dict().items()},
-                "optimizer": copy.deepcopy(state.optimizer.state_dict()), "masks": self.masks,
-                "recorder": self.recorder.state_dict()}
+        ckpt = {
+            "round": self.round,
+            "step": state.step,
+            "model": {k: v.detach().clone() for k, v in state.model.state_dict().items()},
+            "optimizer": copy.deepcopy(state.optimizer.state_dict()),
+            "masks": self.masks,
+            "recorder": self.recorder.state_dict(),
+        }
         self.recorder.io.submit(_atomic_save, ckpt, self.folder / "checkpoint.pt")
 
 
@@ -256,8 +348,14 @@ def _signals_stop_the_run() -> Iterator[None]:
         yield
 
 
-def record(cfg: RunConfig, out: str | Path, *, cache_dir: str | Path | None = None, overwrite: bool = False,
-           progress: ProgressFactory | None = None) -> Path:
+def record(
+    cfg: RunConfig,
+    out: str | Path,
+    *,
+    cache_dir: str | Path | None = None,
+    overwrite: bool = False,
+    progress: ProgressFactory | None = None,
+) -> Path:
     """Run ``cfg`` and record it into a new Zarr store at ``out``; return the store path.
 
     Bad configurations raise :class:`ConfigError` and an unusable ``out`` raises ``StoreError``, both
@@ -270,7 +368,9 @@ def record(cfg: RunConfig, out: str | Path, *, cache_dir: str | Path | None = No
     with _signals_stop_the_run():
         out = storage.as_path(out)
         p = prepare(cfg)
-        distributed.on_main(check_path, out, overwrite)  # fail early, before training; nothing is removed yet
+        distributed.on_main(
+            check_path, out, overwrite
+        )  # fail early, before training; nothing is removed yet
         cache = _check_cache(cache_dir)
         interrupts.check()  # a signal before the store exists: nothing was written
         with interrupts.shielded():  # a second signal can't leave a half-made store
@@ -278,13 +378,20 @@ def record(cfg: RunConfig, out: str | Path, *, cache_dir: str | Path | None = No
         try:
             model = p.new_model(cfg.seed)
             params = prunable_parameters(model, cfg.model.dense_layers)
-            recorder = (Recorder(store, p.layers, p.timeline, params, cfg.record.dtype, p.device)
-                        if distributed.is_main() else NullRecorder(p.timeline))  # torchrun: only rank 0 records
+            recorder = (
+                Recorder(store, p.layers, p.timeline, params, cfg.record.dtype, p.device)
+                if distributed.is_main()
+                else NullRecorder(p.timeline)
+            )  # torchrun: only rank 0 records
         except BaseException as e:
             _abandon(store, e)
             raise
-        return _run_recorded(out, model, recorder,
-                             lambda: _original_then_retrain(p, out, cache, model, params, recorder, progress))
+        return _run_recorded(
+            out,
+            model,
+            recorder,
+            lambda: _original_then_retrain(p, out, cache, model, params, recorder, progress),
+        )
 
 
 def _abandon(store: RunStore | None, error: BaseException) -> None:
@@ -302,36 +409,65 @@ def _abandon(store: RunStore | None, error: BaseException) -> None:
 def _check_cache(cache_dir: str | Path | None) -> Path | None:
     cache = Path(cache_dir) if cache_dir is not None else None
     if cache is not None and cache.exists() and not cache.is_dir():
-        raise ConfigError(f"--cache: {cache} is a file, not a folder for the original run's checkpoints")
+        raise ConfigError(
+            f"--cache: {cache} is a file, not a folder for the original run's checkpoints"
+        )
     return cache
 
 
 def _create_store(p: Prepared, out: Path, overwrite: bool) -> RunStore:
     cfg = p.cfg
     attrs: dict[str, Any] = {
-        "config": to_dict(cfg), "seed": cfg.seed, "versions": _versions(), "device": str(p.device),
+        "config": to_dict(cfg),
+        "seed": cfg.seed,
+        "versions": _versions(),
+        "device": str(p.device),
         "world_size": distributed.world_size(),  # torchrun processes that trained it (1 without torchrun)
-        "iterations_per_epoch": p.ipe, "T": p.T, "t": p.t, "rounds": len(p.rounds),
+        "iterations_per_epoch": p.ipe,
+        "T": p.T,
+        "t": p.t,
+        "rounds": len(p.rounds),
         "schedule": cfg.prune.schedule if cfg.prune.method != "none" else "oneshot",
-        "method": cfg.prune.method, "technique": cfg.retrain.technique, "control": cfg.prune.method == "none",
-        "alpha": cfg.record.alpha, "dataset": cfg.data.name, "model": cfg.model.name,
+        "method": cfg.prune.method,
+        "technique": cfg.retrain.technique,
+        "control": cfg.prune.method == "none",
+        "alpha": cfg.record.alpha,
+        "dataset": cfg.data.name,
+        "model": cfg.model.name,
         "shed_definition": "a survivor at or above the line alpha*tau at its event is shed at step s while "
-                           "|w(s)| < alpha*tau; tau is the GMP cut value at the event's sparsity",
+        "|w(s)| < alpha*tau; tau is the GMP cut value at the event's sparsity",
     }
-    return RunStore.create(out, p.layers, p.timeline, attrs, cfg.record.dtype, cfg.record.chunk_steps,
-                           overwrite=overwrite, hist_bins=cfg.record.hist_bins,
-                           hist_range=tuple(cfg.record.hist_range), lines=cfg.record.lines,
-                           sample=sample_weights(p.layers, cfg.record.sample_per_layer, cfg.seed))
+    return RunStore.create(
+        out,
+        p.layers,
+        p.timeline,
+        attrs,
+        cfg.record.dtype,
+        cfg.record.chunk_steps,
+        overwrite=overwrite,
+        hist_bins=cfg.record.hist_bins,
+        hist_range=tuple(cfg.record.hist_range),
+        lines=cfg.record.lines,
+        sample=sample_weights(p.layers, cfg.record.sample_per_layer, cfg.seed),
+    )
 
 
-def _original_then_retrain(p: Prepared, out: Path, cache: Path | None, model: torch.nn.Module,
-                           params: dict[str, torch.nn.Parameter], recorder: Recorder,
-                           progress: ProgressFactory | None, checkpoints: dict[int, StateDict] | None = None
-                           ) -> float:
+def _original_then_retrain(
+    p: Prepared,
+    out: Path,
+    cache: Path | None,
+    model: torch.nn.Module,
+    params: dict[str, torch.nn.Parameter],
+    recorder: Recorder,
+    progress: ProgressFactory | None,
+    checkpoints: dict[int, StateDict] | None = None,
+) -> float:
     """The original run (from ``checkpoints``, the cache or trained now), kept for resume, then retraining."""
     if checkpoints is None:
         needed = p.technique.checkpoints_needed(p.T, p.t)
-        checkpoints = pretrain(p, cache, needed, recorder if p.cfg.record.record_pretrain else None, progress)
+        checkpoints = pretrain(
+            p, cache, needed, recorder if p.cfg.record.record_pretrain else None, progress
+        )
     resume_dir = out / RESUME_DIR if distributed.is_main() else None
     if resume_dir is not None:
         resume_dir.mkdir(exist_ok=True)
@@ -339,7 +475,9 @@ def _original_then_retrain(p: Prepared, out: Path, cache: Path | None, model: to
     return _retrain(p, model, params, checkpoints, recorder, progress, resume_dir)
 
 
-def _run_recorded(out: Path, model: torch.nn.Module, recorder: Recorder, body: Callable[[], float]) -> Path:
+def _run_recorded(
+    out: Path, model: torch.nn.Module, recorder: Recorder, body: Callable[[], float]
+) -> Path:
     """Run ``body`` and close the store with the status it earned (complete, interrupted or failed).
 
     Whatever happens, the store is closed exactly once, shielded from signals, and its lock released. The
@@ -364,10 +502,14 @@ def _run_recorded(out: Path, model: torch.nn.Module, recorder: Recorder, body: C
         if status == "complete" and distributed.is_main():
             storage.rmtree(out / RESUME_DIR)
     if error is not None:
-        if isinstance(error, KeyboardInterrupt):  # what the store was left as, for the one line the CLI prints
+        if isinstance(
+            error, KeyboardInterrupt
+        ):  # what the store was left as, for the one line the CLI prints
             error.status, error.path = "interrupted", out
         raise error
-    if (signal_name := interrupts.requested()) is not None:  # it came while the finished run was closing
+    if (
+        signal_name := interrupts.requested()
+    ) is not None:  # it came while the finished run was closing
         stop = interrupts.Interrupted(signal_name, status="complete")
         stop.path = out
         raise stop
@@ -396,7 +538,9 @@ def resume(out: str | Path, *, progress: ProgressFactory | None = None) -> Path:
         recorder = None
         try:  # nothing in the store changes until the recorder holds what the store had committed
             n_events = store.group["event"].shape[0]
-            if n_events < len(p.rounds):  # a cascade-aware run cut its store when it reached the target
+            if n_events < len(
+                p.rounds
+            ):  # a cascade-aware run cut its store when it reached the target
                 p.rounds = _cut_rounds(p, n_events - 1)
                 p.timeline = _timeline(cfg, p.T, p.t, p.ipe, p.rounds)
             model = p.new_model(cfg.seed)
@@ -404,7 +548,9 @@ def resume(out: str | Path, *, progress: ProgressFactory | None = None) -> Path:
             recorder = Recorder(store, p.layers, p.timeline, params, cfg.record.dtype, p.device)
             if state is not None:
                 step = _state_step(p, state)
-                resuming.verify_committed(store, recorder.rows_at(state["recorder"], step), int(state["round"]) + 1)
+                resuming.verify_committed(
+                    store, recorder.rows_at(state["recorder"], step), int(state["round"]) + 1
+                )
                 recorder.load_state_dict(state["recorder"], step=step)
             interrupts.check()
         except BaseException:
@@ -414,10 +560,22 @@ def resume(out: str | Path, *, progress: ProgressFactory | None = None) -> Path:
             raise
         store.set_attrs(status="running", error=None, resumed=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         if state is None:
-            return _run_recorded(out, model, recorder, lambda: _original_then_retrain(
-                p, out, None, model, params, recorder, progress, checkpoints))
-        return _run_recorded(out, model, recorder, lambda: _retrain(p, model, params, checkpoints, recorder,
-                                                                    progress, out / RESUME_DIR, state))
+            return _run_recorded(
+                out,
+                model,
+                recorder,
+                lambda: _original_then_retrain(
+                    p, out, None, model, params, recorder, progress, checkpoints
+                ),
+            )
+        return _run_recorded(
+            out,
+            model,
+            recorder,
+            lambda: _retrain(
+                p, model, params, checkpoints, recorder, progress, out / RESUME_DIR, state
+            ),
+        )
 
 
 def _state_step(p: Prepared, state: dict[str, Any]) -> int:
@@ -435,25 +593,45 @@ def _event_steps(rounds: list[Round]) -> list[int]:
 
 
 @torch.no_grad()
-def _cascade_masks(p: Prepared, weights: StateDict, masks: StateDict, shed_flat: torch.Tensor, prune_fn: Any,
-                   generator: torch.Generator) -> tuple[StateDict, float, bool]:
+def _cascade_masks(
+    p: Prepared,
+    weights: StateDict,
+    masks: StateDict,
+    shed_flat: torch.Tensor,
+    prune_fn: Any,
+    generator: torch.Generator,
+) -> tuple[StateDict, float, bool]:
     """Cascade-aware event: remove what the cascade shed since the previous event (``shed_flat``, the recorder's
     shed set), then trigger again; returns the new masks, their target sparsity and whether it is the last."""
     cfg = p.cfg.prune
-    shed = {k: v.bool() for k, v in unflat(shed_flat.to(next(iter(masks.values())).device), masks).items()}
+    shed = {
+        k: v.bool()
+        for k, v in unflat(shed_flat.to(next(iter(masks.values())).device), masks).items()
+    }
     n_shed = int(shed_flat.sum())
     total = sum(m.numel() for m in masks.values())
     target, final = cascade_target(sparsity_of(masks), n_shed, total, cfg)
     base = {k: masks[k] * (~shed[k]).to(masks[k].dtype) for k in masks}
-    if sparsity_of(base) > target:  # more was shed than the target allows: drop only the smallest shed weights
-        only_shed = {k: torch.where(shed[k], w, torch.full_like(w, float("inf"))) for k, w in weights.items()}
+    if (
+        sparsity_of(base) > target
+    ):  # more was shed than the target allows: drop only the smallest shed weights
+        only_shed = {
+            k: torch.where(shed[k], w, torch.full_like(w, float("inf"))) for k, w in weights.items()
+        }
         return PRUNERS.get("gmp")(only_shed, masks, target, cfg, generator), target, final
     return prune_fn(weights, base, target, cfg, generator), target, final
 
 
-def _retrain(p: Prepared, model: torch.nn.Module, params: dict[str, torch.nn.Parameter],
-             checkpoints: dict[int, StateDict], recorder: Recorder, progress: ProgressFactory | None,
-             resume_dir: Path | None = None, resume_state: dict[str, Any] | None = None) -> float:
+def _retrain(
+    p: Prepared,
+    model: torch.nn.Module,
+    params: dict[str, torch.nn.Parameter],
+    checkpoints: dict[int, StateDict],
+    recorder: Recorder,
+    progress: ProgressFactory | None,
+    resume_dir: Path | None = None,
+    resume_state: dict[str, Any] | None = None,
+) -> float:
     """All prune events and retraining rounds (from a resume checkpoint when given); final test accuracy.
 
     A round with ``restart`` gets a new optimizer and the technique's LR schedule from its start (and, with
@@ -466,18 +644,30 @@ def _retrain(p: Prepared, model: torch.nn.Module, params: dict[str, torch.nn.Par
     prune_fn = PRUNERS.get(cfg.prune.method)
     dynamic = cfg.prune.schedule in DYNAMIC and cfg.prune.method != "none"
     rounds = list(p.rounds)
-    if dynamic and recorder.tl.n_events < len(rounds):  # resuming a cascade that had reached its target
+    if dynamic and recorder.tl.n_events < len(
+        rounds
+    ):  # resuming a cascade that had reached its target
         rounds = _cut_rounds(p, recorder.tl.n_events - 1)
-    advance = progress("retraining", sum(r.length for r in rounds)) if progress is not None else None
+    advance = (
+        progress("retraining", sum(r.length for r in rounds)) if progress is not None else None
+    )
     final_acc = float("nan")
 
     def fresh_init() -> StateDict:
         return _clone(p.new_model(cfg.seed + 1_000_003).state_dict())
 
     def plan_for(trained: StateDict):
-        return p.technique.plan(RetrainContext(
-            trained=trained, checkpoints=checkpoints, schedule=p.schedule, T=p.T, t=p.t,
-            finetune_lr=cfg.retrain.finetune_lr, fresh_init=fresh_init))
+        return p.technique.plan(
+            RetrainContext(
+                trained=trained,
+                checkpoints=checkpoints,
+                schedule=p.schedule,
+                T=p.T,
+                t=p.t,
+                finetune_lr=cfg.retrain.finetune_lr,
+                fresh_init=fresh_init,
+            )
+        )
 
     epoch_index = len([e for e in p.timeline.epoch if e <= 0])
     first_round = resume_state["round"] if resume_state else 0
@@ -496,7 +686,9 @@ def _retrain(p: Prepared, model: torch.nn.Module, params: dict[str, torch.nn.Par
             optimizer = build_optimizer(model.parameters(), cfg.train)
             model.load_state_dict(resume_state["model"])
             optimizer.load_state_dict(resume_state["optimizer"])
-            start = int(resume_state["step"])  # resume() has loaded the recorder's state at b + start
+            start = int(
+                resume_state["step"]
+            )  # resume() has loaded the recorder's state at b + start
             epoch_index = recorder.epoch_index
             if advance is not None:
                 advance(b + start)
@@ -506,11 +698,17 @@ def _retrain(p: Prepared, model: torch.nn.Module, params: dict[str, torch.nn.Par
             generator = torch.Generator().manual_seed(cfg.seed * 7919 + r + 1)
             target = rd.target
             if dynamic and r > 0:
-                shed = distributed.from_main(lambda: recorder.shed_now().cpu())  # torchrun: rank 0's count
-                new_masks, target, final = _cascade_masks(p, weights, masks, shed, prune_fn, generator)
+                shed = distributed.from_main(
+                    lambda: recorder.shed_now().cpu()
+                )  # torchrun: rank 0's count
+                new_masks, target, final = _cascade_masks(
+                    p, weights, masks, shed, prune_fn, generator
+                )
                 if final and len(rounds) != r + 1:
                     if advance is not None:
-                        advance(sum(x.length for x in rounds) - sum(x.length for x in rounds[:r]) - p.t)
+                        advance(
+                            sum(x.length for x in rounds) - sum(x.length for x in rounds[:r]) - p.t
+                        )
                     rounds = _cut_rounds(p, r)
                     recorder.set_timeline(_timeline(cfg, p.T, p.t, p.ipe, rounds))
                     recorder.io.submit(recorder.store.set_attrs, {"rounds": len(rounds)})
@@ -526,22 +724,48 @@ def _retrain(p: Prepared, model: torch.nn.Module, params: dict[str, torch.nn.Par
                 if rd.rewind:
                     model.load_state_dict(plan.start)
             apply_masks(params, new_masks)
-            if r == 0:  # where the retraining LR trace starts in the original schedule (null: constant LR)
-                recorder.io.submit(recorder.store.set_attrs, {"schedule_offset": plan.schedule_offset})
+            if (
+                r == 0
+            ):  # where the retraining LR trace starts in the original schedule (null: constant LR)
+                recorder.io.submit(
+                    recorder.store.set_attrs, {"schedule_offset": plan.schedule_offset}
+                )
             acc, _ = evaluate(model, p.test_loader)
-            recorder.begin_event(r, r, new_masks, flat(weights).abs(), pruned, sparsity_of(new_masks), tau,
-                                 cfg.record.alpha * tau, acc)
+            recorder.begin_event(
+                r,
+                r,
+                new_masks,
+                flat(weights).abs(),
+                pruned,
+                sparsity_of(new_masks),
+                tau,
+                cfg.record.alpha * tau,
+                acc,
+            )
         recorder.begin_phase("retrain", step_base=b, epoch_index=epoch_index)
-        callbacks: list[Callback] = [MaskCallback(params, new_masks), EvalCallback(p.test_loader), recorder]
+        callbacks: list[Callback] = [
+            MaskCallback(params, new_masks),
+            EvalCallback(p.test_loader),
+            recorder,
+        ]
         if resume_dir is not None:
             callbacks.append(ResumeCallback(resume_dir, r, recorder, new_masks))
         if advance is not None:
             callbacks.append(ProgressCallback(advance))
         offset = b - starts[phase]  # steps of this phase before the round
-        train(model, p.train_loader, optimizer, shifted(plan.schedule, offset) if offset else plan.schedule,
-              rd.length, callbacks, phase="retrain", round=r,
-              data_epoch_offset=RETRAIN_DATA_EPOCH_OFFSET * (phase + 1) + offset // p.ipe,
-              mixed_precision=cfg.train.mixed_precision, start_step=start)
+        train(
+            model,
+            p.train_loader,
+            optimizer,
+            shifted(plan.schedule, offset) if offset else plan.schedule,
+            rd.length,
+            callbacks,
+            phase="retrain",
+            round=r,
+            data_epoch_offset=RETRAIN_DATA_EPOCH_OFFSET * (phase + 1) + offset // p.ipe,
+            mixed_precision=cfg.train.mixed_precision,
+            start_step=start,
+        )
         epoch_index = recorder.epoch_index
         final_acc, _ = evaluate(model, p.test_loader)
         recorder.end_round(r, final_acc)

@@ -56,8 +56,10 @@ def _handler(signum: int, frame: Any) -> None:
     elif _state.shield == 0:
         raise Interrupted(f"{name} (a second signal: stopped at once)")
     elif _state.count >= 3:
-        sys.stderr.write("interrupted: a third signal while the store was closing; it was left unfinished "
-                         "(`shedding record --resume` finishes it)\n")
+        sys.stderr.write(
+            "interrupted: a third signal while the store was closing; it was left unfinished "
+            "(`shedding record --resume` finishes it)\n"
+        )
         sys.stderr.flush()
         os._exit(130)
 

@@ -32,7 +32,9 @@ class Line:
         """Parse ``'gmp:1.0'``, ``'std:0.5'``, ``'abs:1e-3'`` or ``'next:0.1'``; ValueError otherwise."""
         kind, _, value = str(text).partition(":")
         if kind not in KINDS or not value:
-            raise ValueError(f"bad line {text!r}: expected one of {', '.join(k + ':X' for k in KINDS)}")
+            raise ValueError(
+                f"bad line {text!r}: expected one of {', '.join(k + ':X' for k in KINDS)}"
+            )
         try:
             v = float(value)
         except ValueError:
@@ -47,8 +49,15 @@ class Line:
     def label(self) -> str:
         return f"{self.kind}:{self.value:g}"
 
-    def layer_values(self, magnitude: Any, mask: Any, starts: list[int], sizes: list[int], tau: float,
-                     sparsity: float) -> np.ndarray:
+    def layer_values(
+        self,
+        magnitude: Any,
+        mask: Any,
+        starts: list[int],
+        sizes: list[int],
+        tau: float,
+        sparsity: float,
+    ) -> np.ndarray:
         """The line of each layer from the flat magnitudes and mask at an event (numpy or torch, any device)."""
         n_layers = len(sizes)
         if self.kind == "gmp":
@@ -62,8 +71,10 @@ class Line:
         if self.kind == "std":
             out = []
             for s, n in zip(starts, sizes, strict=True):
-                w = mag[s:s + n][keep[s:s + n]]
-                out.append(self.value * float(torch.sqrt(torch.mean(w**2))) if w.numel() else np.nan)
+                w = mag[s : s + n][keep[s : s + n]]
+                out.append(
+                    self.value * float(torch.sqrt(torch.mean(w**2))) if w.numel() else np.nan
+                )
             return np.asarray(out)
         scores = torch.sort((mag * keep).reshape(-1)).values  # next: GMP cut at sparsity + D
         k = int(round(min(sparsity + self.value, 1.0) * scores.numel()))

@@ -29,8 +29,10 @@ class Step:
         """Parse ``'40ep'``, ``'500it'`` or ``'10ep20it'``; raise :class:`StepError` otherwise."""
         m = _PATTERN.fullmatch(str(text).strip())
         if not m or (m.group(1) is None and m.group(2) is None):
-            raise StepError(f"bad step string {text!r}: expected forms like '40ep', '500it' or '10ep20it' "
-                            "(ASCII digits, no spaces inside)")
+            raise StepError(
+                f"bad step string {text!r}: expected forms like '40ep', '500it' or '10ep20it' "
+                "(ASCII digits, no spaces inside)"
+            )
         return cls(int(m.group(1) or 0), int(m.group(2) or 0))
 
     def iterations(self, iterations_per_epoch: int) -> int:

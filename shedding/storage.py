@@ -42,7 +42,11 @@ def as_path(where: str | os.PathLike[str]) -> AnyPath:
 
 def is_local(path: AnyPath) -> bool:
     """True for a path on this machine's filesystem."""
-    return type(path).__module__.startswith("pathlib") or getattr(path, "protocol", "") in ("", "file", "local")
+    return type(path).__module__.startswith("pathlib") or getattr(path, "protocol", "") in (
+        "",
+        "file",
+        "local",
+    )
 
 
 def zarr_location(path: AnyPath) -> str:

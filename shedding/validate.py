@@ -76,25 +76,40 @@ def _check_choices(cfg: RunConfig) -> None:
 
 def _check_relations(cfg: RunConfig) -> None:
     """Checks that involve more than one option, or one option's value beyond its range."""
-    for name, text in [("--train-duration", cfg.train.duration), ("--retrain-duration", cfg.retrain.duration)]:
+    for name, text in [
+        ("--train-duration", cfg.train.duration),
+        ("--retrain-duration", cfg.retrain.duration),
+    ]:
         if parse_step(text, name) == parse_step("0it", name):
             raise ConfigError(f"{name}: {text} is no training at all; give a positive length")
-    if cfg.train.schedule == "step" and parse_step(cfg.train.step_size, "") == parse_step("0it", ""):
+    if cfg.train.schedule == "step" and parse_step(cfg.train.step_size, "") == parse_step(
+        "0it", ""
+    ):
         raise ConfigError("--train-step-size: must be longer than 0 for the step schedule")
     if cfg.prune.method == "none" and cfg.prune.schedule != "oneshot":
         raise ConfigError("--prune-schedule: the unpruned control (method none) is one-shot only")
     if cfg.prune.initial_sparsity > cfg.prune.sparsity:
-        raise ConfigError(f"--prune-initial-sparsity: {cfg.prune.initial_sparsity} is not in [0, --prune-sparsity]")
+        raise ConfigError(
+            f"--prune-initial-sparsity: {cfg.prune.initial_sparsity} is not in [0, --prune-sparsity]"
+        )
     if len(cfg.prune.block_shape) != 2:
-        raise ConfigError(f"--prune-block-shape: expected two positive integers, got {cfg.prune.block_shape}")
+        raise ConfigError(
+            f"--prune-block-shape: expected two positive integers, got {cfg.prune.block_shape}"
+        )
     if cfg.prune.method != "block" and cfg.prune.block_shape != [1, 1]:
         raise ConfigError("--prune-block-shape: only used with --prune-method block")
     if len(cfg.data.image_shape) != 3:
-        raise ConfigError(f"--data-image-shape: expected three sizes C,H,W, got {cfg.data.image_shape}")
+        raise ConfigError(
+            f"--data-image-shape: expected three sizes C,H,W, got {cfg.data.image_shape}"
+        )
     if len(cfg.record.hist_range) != 2 or not cfg.record.hist_range[0] < cfg.record.hist_range[1]:
-        raise ConfigError(f"--record-hist-range: expected LO,HI with LO < HI, got {cfg.record.hist_range}")
+        raise ConfigError(
+            f"--record-hist-range: expected LO,HI with LO < HI, got {cfg.record.hist_range}"
+        )
     if cfg.retrain.finetune_lr == 0:
-        raise ConfigError("--retrain-finetune-lr: 0 would not train; use a positive LR or -1 for the default")
+        raise ConfigError(
+            "--retrain-finetune-lr: 0 would not train; use a positive LR or -1 for the default"
+        )
     _check_lines(cfg.record.lines)
 
 

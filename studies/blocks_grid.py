@@ -32,14 +32,28 @@ class BlocksGrid:
     block_score: str = "mean_abs"
 
 
-QUICK = BlocksGrid(techniques=("finetune", "weight_rewind", "reinit"), block_shapes=((1, 1), (2, 2), (4, 4), (8, 8)),
-                   sparsities=(0.8, 0.9), budget=0.75, seeds=2)
-FULL = BlocksGrid(techniques=("finetune", "weight_rewind", "reinit"),
-                  block_shapes=((1, 1), (1, 4), (2, 2), (4, 4), (8, 8), (16, 16)),
-                  sparsities=(0.5, 0.8, 0.9, 0.95), budget=0.75, seeds=3)
+QUICK = BlocksGrid(
+    techniques=("finetune", "weight_rewind", "reinit"),
+    block_shapes=((1, 1), (2, 2), (4, 4), (8, 8)),
+    sparsities=(0.8, 0.9),
+    budget=0.75,
+    seeds=2,
+)
+FULL = BlocksGrid(
+    techniques=("finetune", "weight_rewind", "reinit"),
+    block_shapes=((1, 1), (1, 4), (2, 2), (4, 4), (8, 8), (16, 16)),
+    sparsities=(0.5, 0.8, 0.9, 0.95),
+    budget=0.75,
+    seeds=3,
+)
 
-TINY = BlocksGrid(techniques=("finetune", "reinit"), block_shapes=((1, 1), (4, 4)), sparsities=(0.8,), budget=1.0,
-                  seeds=2)
+TINY = BlocksGrid(
+    techniques=("finetune", "reinit"),
+    block_shapes=((1, 1), (4, 4)),
+    sparsities=(0.8,),
+    budget=1.0,
+    seeds=2,
+)
 
 
 @dataclass(frozen=True)
@@ -59,8 +73,10 @@ class Blocks(Study):
     title = "Block sparsity and weight initialisation (Siswanto 2021)"
     paper = "Siswanto: Block sparsity and weight initialization in neural network pruning (MIT M.Eng thesis, 2021)"
     sizes = {"quick": QUICK, "full": FULL, "tiny": TINY}
-    question = ("Accuracy against block size at fixed sparsity for fine-tuning, weight rewinding and random "
-                "re-initialisation")
+    question = (
+        "Accuracy against block size at fixed sparsity for fine-tuning, weight rewinding and random "
+        "re-initialisation"
+    )
 
     def setting(self, size: str) -> RunConfig:
         cfg = renda_setting("40ep" if size == "full" else "12ep")
@@ -72,8 +88,9 @@ class Blocks(Study):
 
     def runs(self, base: RunConfig, grid: BlocksGrid) -> list[GridRun]:
         out = []
-        for sparsity, (bh, bw), technique, seed in itertools.product(grid.sparsities, grid.block_shapes,
-                                                                     grid.techniques, seeds_of(grid.seeds)):
+        for sparsity, (bh, bw), technique, seed in itertools.product(
+            grid.sparsities, grid.block_shapes, grid.techniques, seeds_of(grid.seeds)
+        ):
             cfg = copy_config(base)
             cfg.seed = seed
             cfg.prune.method = "block"

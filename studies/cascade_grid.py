@@ -48,12 +48,26 @@ class Condition:
             cfg.retrain.finetune_lr = self.finetune_lr
 
 
-HIGH_LR = Condition("sgd_high_lr", "SGD with weight decay at the base's high LR, LR rewinding (digits: constant LR "
-                    "0.1, weight decay 5e-4)", expectation="sheds (SCIENCE.md section 4)")
-SMALL_LR = Condition("sgd_small_lr", "SGD with weight decay, fine-tuned at a small constant LR 0.001",
-                     expectation="little shedding (SCIENCE.md section 4)", technique="finetune", finetune_lr=1e-3)
-ADAM = Condition("adam", "Adam (LR 0.001, the base's L2 weight decay) for training and retraining, LR rewinding",
-                 expectation="not stated: shedding depends on the optimizer", optimizer="adam", lr=1e-3)
+HIGH_LR = Condition(
+    "sgd_high_lr",
+    "SGD with weight decay at the base's high LR, LR rewinding (digits: constant LR "
+    "0.1, weight decay 5e-4)",
+    expectation="sheds (SCIENCE.md section 4)",
+)
+SMALL_LR = Condition(
+    "sgd_small_lr",
+    "SGD with weight decay, fine-tuned at a small constant LR 0.001",
+    expectation="little shedding (SCIENCE.md section 4)",
+    technique="finetune",
+    finetune_lr=1e-3,
+)
+ADAM = Condition(
+    "adam",
+    "Adam (LR 0.001, the base's L2 weight decay) for training and retraining, LR rewinding",
+    expectation="not stated: shedding depends on the optimizer",
+    optimizer="adam",
+    lr=1e-3,
+)
 CONDITIONS = (HIGH_LR, SMALL_LR, ADAM)
 
 
@@ -66,17 +80,32 @@ class CascadeGrid:
     sparsities: tuple[float, ...]
     seeds: int
     window: str = "5ep"  # the cascade window after the prune event
-    min_excess: float = 0.05  # a cascade when the excess over the control reaches this within the window
+    min_excess: float = (
+        0.05  # a cascade when the excess over the control reaches this within the window
+    )
     aware_sparsity: float = 0.8  # cascade-aware part: the final sparsity of every schedule compared
     aware_schedules: tuple[str, ...] = ("oneshot", "iterative", "cascade")
 
 
-QUICK = CascadeGrid(conditions=CONDITIONS, methods=("gmp", "random"), sparsities=(0.2, 0.5), seeds=3,
-                    aware_sparsity=0.5)  # iterative: 4 rounds of t; cascade-aware: at most 13 windows + t
-FULL = CascadeGrid(conditions=CONDITIONS, methods=("gmp", "random"), sparsities=(0.2, 0.5, 0.8), seeds=5)
+QUICK = CascadeGrid(
+    conditions=CONDITIONS,
+    methods=("gmp", "random"),
+    sparsities=(0.2, 0.5),
+    seeds=3,
+    aware_sparsity=0.5,
+)  # iterative: 4 rounds of t; cascade-aware: at most 13 windows + t
+FULL = CascadeGrid(
+    conditions=CONDITIONS, methods=("gmp", "random"), sparsities=(0.2, 0.5, 0.8), seeds=5
+)
 
-TINY = CascadeGrid(conditions=(HIGH_LR, SMALL_LR), methods=("gmp", "random"), sparsities=(0.5,), seeds=2,
-                   window="1ep", aware_sparsity=0.36)
+TINY = CascadeGrid(
+    conditions=(HIGH_LR, SMALL_LR),
+    methods=("gmp", "random"),
+    sparsities=(0.5,),
+    seeds=2,
+    window="1ep",
+    aware_sparsity=0.36,
+)
 
 
 @dataclass(frozen=True)
@@ -94,14 +123,20 @@ class CascadeFactors:
 class Cascade(Study):
     name = "cascade"
     title = "Cascade weight shedding (Azarian & Porikli 2021)"
-    paper = ("Azarian, Porikli: Cascade Weight Shedding in Deep Neural Networks: Benefits and Pitfalls for "
-             "Network Pruning (arXiv 2103.10629, 2021)")
+    paper = (
+        "Azarian, Porikli: Cascade Weight Shedding in Deep Neural Networks: Benefits and Pitfalls for "
+        "Network Pruning (arXiv 2103.10629, 2021)"
+    )
     sizes = {"quick": QUICK, "full": FULL, "tiny": TINY}
-    question = ("Shedding with and without the conditions that cause it, random pruning with and without a cascade "
-                "against GMP, and the convergence of random pruning's kept set towards GMP's")
+    question = (
+        "Shedding with and without the conditions that cause it, random pruning with and without a cascade "
+        "against GMP, and the convergence of random pruning's kept set towards GMP's"
+    )
 
     def setting(self, size: str) -> RunConfig:
-        cfg = RECIPES.get("digits")()  # the demo's setting: SGD 0.9, constant LR 0.1, wd 5e-4, LR rewinding
+        cfg = RECIPES.get(
+            "digits"
+        )()  # the demo's setting: SGD 0.9, constant LR 0.1, wd 5e-4, LR rewinding
         cfg.retrain.duration = "40ep" if size == "full" else "10ep"
         self.recording(cfg)
         return cfg
@@ -115,8 +150,9 @@ class Cascade(Study):
     def runs(self, base: RunConfig, grid: CascadeGrid) -> list[GridRun]:
         out = []
         methods = (*grid.methods, "none")
-        for cond, sparsity, method, seed in itertools.product(grid.conditions, grid.sparsities, methods,
-                                                              seeds_of(grid.seeds)):
+        for cond, sparsity, method, seed in itertools.product(
+            grid.conditions, grid.sparsities, methods, seeds_of(grid.seeds)
+        ):
             cfg = copy_config(base)
             cond.apply(cfg)
             cfg.seed = seed
@@ -132,7 +168,9 @@ class Cascade(Study):
             cfg.prune.method = "gmp"
             cfg.prune.schedule = schedule
             cfg.prune.sparsity = grid.aware_sparsity
-            f = CascadeFactors("aware", grid.conditions[0].name, "gmp", grid.aware_sparsity, schedule, seed)
+            f = CascadeFactors(
+                "aware", grid.conditions[0].name, "gmp", grid.aware_sparsity, schedule, seed
+            )
             out.append(GridRun(f"aware-{schedule}-sp{grid.aware_sparsity:g}-s{seed}", f, cfg))
         return out
 

@@ -39,18 +39,34 @@ class RewindingGrid:
     method: str = "gmp"
 
 
-QUICK = RewindingGrid(techniques=("finetune", "weight_rewind", "lr_rewind"),
-                      oneshot_sparsities=density_lattice(7, 10, 14), oneshot_budgets=(0.5, 1.0),
-                      iterative_sparsity=density_lattice(15)[0], iterative_fraction=density_lattice(3)[0],
-                      iterative_budgets=(1.0,), seeds=2)
-FULL = RewindingGrid(techniques=("finetune", "weight_rewind", "lr_rewind"),
-                     oneshot_sparsities=density_lattice(2, 4, 7, 10, 12, 14, 17, 20),
-                     oneshot_budgets=(0.25, 0.5, 0.75, 1.0), iterative_sparsity=density_lattice(20)[0],
-                     iterative_fraction=0.2, iterative_budgets=(0.5, 1.0), seeds=3)
+QUICK = RewindingGrid(
+    techniques=("finetune", "weight_rewind", "lr_rewind"),
+    oneshot_sparsities=density_lattice(7, 10, 14),
+    oneshot_budgets=(0.5, 1.0),
+    iterative_sparsity=density_lattice(15)[0],
+    iterative_fraction=density_lattice(3)[0],
+    iterative_budgets=(1.0,),
+    seeds=2,
+)
+FULL = RewindingGrid(
+    techniques=("finetune", "weight_rewind", "lr_rewind"),
+    oneshot_sparsities=density_lattice(2, 4, 7, 10, 12, 14, 17, 20),
+    oneshot_budgets=(0.25, 0.5, 0.75, 1.0),
+    iterative_sparsity=density_lattice(20)[0],
+    iterative_fraction=0.2,
+    iterative_budgets=(0.5, 1.0),
+    seeds=3,
+)
 
-TINY = RewindingGrid(techniques=("finetune", "lr_rewind"), oneshot_sparsities=density_lattice(3, 7),
-                     oneshot_budgets=(1.0,), iterative_sparsity=density_lattice(2)[0], iterative_fraction=0.2,
-                     iterative_budgets=(1.0,), seeds=2)
+TINY = RewindingGrid(
+    techniques=("finetune", "lr_rewind"),
+    oneshot_sparsities=density_lattice(3, 7),
+    oneshot_budgets=(1.0,),
+    iterative_sparsity=density_lattice(2)[0],
+    iterative_fraction=0.2,
+    iterative_budgets=(1.0,),
+    seeds=2,
+)
 
 
 @dataclass(frozen=True)
@@ -77,8 +93,14 @@ def renda_setting(T: str) -> RunConfig:
 
 def follow_duration(cfg: RunConfig, setting: RunConfig) -> None:
     """Milestones at T/2 and 3T/4 of a changed --train-duration, unless the user gave milestones too."""
-    if cfg.train.duration != setting.train.duration and cfg.train.milestones == setting.train.milestones:
-        cfg.train.milestones = [fraction_of(cfg.train.duration, 0.5), fraction_of(cfg.train.duration, 0.75)]
+    if (
+        cfg.train.duration != setting.train.duration
+        and cfg.train.milestones == setting.train.milestones
+    ):
+        cfg.train.milestones = [
+            fraction_of(cfg.train.duration, 0.5),
+            fraction_of(cfg.train.duration, 0.75),
+        ]
 
 
 class Rewinding(Study):
@@ -86,8 +108,10 @@ class Rewinding(Study):
     title = "Rewinding against fine-tuning (Renda, Frankle & Carbin 2020)"
     paper = "Renda, Frankle, Carbin: Comparing Rewinding and Fine-tuning in Neural Network Pruning (ICLR 2020)"
     sizes = {"quick": QUICK, "full": FULL, "tiny": TINY}
-    question = ("Accuracy against compression for fine-tuning, weight rewinding and LR rewinding, one-shot and "
-                "iterative, across retraining budgets t")
+    question = (
+        "Accuracy against compression for fine-tuning, weight rewinding and LR rewinding, one-shot and "
+        "iterative, across retraining budgets t"
+    )
 
     def setting(self, size: str) -> RunConfig:
         cfg = renda_setting("40ep" if size == "full" else "12ep")
@@ -103,7 +127,9 @@ class Rewinding(Study):
         plan = [("oneshot", s, b) for s in grid.oneshot_sparsities for b in grid.oneshot_budgets]
         if grid.iterative_sparsity > 0:
             plan += [("iterative", grid.iterative_sparsity, b) for b in grid.iterative_budgets]
-        for (schedule, sparsity, budget), technique, seed in itertools.product(plan, grid.techniques, seeds):
+        for (schedule, sparsity, budget), technique, seed in itertools.product(
+            plan, grid.techniques, seeds
+        ):
             cfg = copy_config(base)
             cfg.seed = seed
             cfg.prune.method = grid.method
@@ -114,7 +140,9 @@ class Rewinding(Study):
             cfg.retrain.technique = technique
             cfg.retrain.duration = fraction_of(cfg.train.duration, budget)
             f = RewindingFactors(technique, schedule, sparsity, budget, seed)
-            out.append(GridRun(f"{schedule}-{technique}-sp{sparsity:.4f}-t{budget:g}-s{seed}", f, cfg))
+            out.append(
+                GridRun(f"{schedule}-{technique}-sp{sparsity:.4f}-t{budget:g}-s{seed}", f, cfg)
+            )
         return out
 
     def analyze(self, runs: Any, grid: Any) -> Any:

@@ -71,12 +71,16 @@ class Study:
 
     # ---------------------------------------------------------------- the grid
 
-    sizes: dict[str, Any] = {}  # "quick", "full" (and "tiny", for the tests): the grid options of each size
+    sizes: dict[
+        str, Any
+    ] = {}  # "quick", "full" (and "tiny", for the tests): the grid options of each size
 
     def grid(self, size: str) -> Any:
         """The grid options (a dataclass) of a size."""
         if size not in self.sizes:
-            raise ConfigError(f"study {self.name}: unknown size {size!r}; choose one of {', '.join(self.sizes)}")
+            raise ConfigError(
+                f"study {self.name}: unknown size {size!r}; choose one of {', '.join(self.sizes)}"
+            )
         return self.sizes[size]
 
     def setting(self, size: str) -> RunConfig:
@@ -100,8 +104,13 @@ class Study:
 
     # ---------------------------------------------------------------- configuration
 
-    def base_config(self, size: str, recipe: str | None = None, config_file: str | Path | None = None,
-                    overrides: dict[str, str] | None = None) -> RunConfig:
+    def base_config(
+        self,
+        size: str,
+        recipe: str | None = None,
+        config_file: str | Path | None = None,
+        overrides: dict[str, str] | None = None,
+    ) -> RunConfig:
         """The base configuration: defaults < (--recipe or the study's setting) < --config file < options.
 
         The study's recording needs are set before the file and the options, so a user can change them too.
@@ -128,9 +137,14 @@ class Study:
     def adapt(self, cfg: RunConfig, setting: RunConfig) -> None:
         """Keep the study's setting consistent after the user's changes to it (default: nothing); changes ``cfg``."""
 
-    def plan(self, size: str, seeds: int | None = None, recipe: str | None = None,
-             config_file: str | Path | None = None, overrides: dict[str, str] | None = None
-             ) -> tuple[RunConfig, Any, list[GridRun]]:
+    def plan(
+        self,
+        size: str,
+        seeds: int | None = None,
+        recipe: str | None = None,
+        config_file: str | Path | None = None,
+        overrides: dict[str, str] | None = None,
+    ) -> tuple[RunConfig, Any, list[GridRun]]:
         """(base configuration, grid options, validated grid runs): everything checked before anything runs."""
         grid = self.with_seeds(self.grid(size), seeds)
         base = self.base_config(size, recipe, config_file, overrides)

@@ -65,8 +65,11 @@ class StudyResults:
     def failed(self) -> list[dict[str, str]]:
         """Label and error of every run that did not complete."""
         r = self.runs
-        return [{"run": str(lbl), "error": str(err)} for lbl, st, err in
-                zip(r.run.values, r.status.values, r.error.values, strict=True) if st != "complete"]
+        return [
+            {"run": str(lbl), "error": str(err)}
+            for lbl, st, err in zip(r.run.values, r.status.values, r.error.values, strict=True)
+            if st != "complete"
+        ]
 
 
 # --------------------------------------------------------------------------- the only I/O
@@ -94,8 +97,11 @@ def collect(entries: list[Entry], cache_dir: str | Path | None = None) -> StudyR
             continue
         ds = open_run(e.path)
         runs[e.label] = ds
-        dense[e.label] = (read_dense_accuracy(cache_dir, ds.attrs["config"]) if cache_dir is not None
-                          else float("nan"))
+        dense[e.label] = (
+            read_dense_accuracy(cache_dir, ds.attrs["config"])
+            if cache_dir is not None
+            else float("nan")
+        )
     return StudyRuns(list(entries), runs, dense)
 
 
@@ -107,7 +113,9 @@ def results_dataset(study_runs: StudyRuns) -> xr.Dataset:
     entries = study_runs.entries
     n_rounds = max([int(ds.sizes["event"]) for ds in study_runs.runs.values()] or [1])
     shape = (len(entries), n_rounds)
-    acc, pruned_acc, sparsity = (np.full(shape, np.nan) for _ in range(3))  # sparsity: as recorded per event
+    acc, pruned_acc, sparsity = (
+        np.full(shape, np.nan) for _ in range(3)
+    )  # sparsity: as recorded per event
     final, dense = np.full(len(entries), np.nan), np.full(len(entries), np.nan)
     steps, T, t, rounds = (np.full(len(entries), -1, dtype=np.int64) for _ in range(4))
     collapsed = np.full(shape, -1, dtype=np.int64)
@@ -125,37 +133,49 @@ def results_dataset(study_runs: StudyRuns) -> xr.Dataset:
         T[i], t[i], rounds[i] = int(ds.attrs["T"]), int(ds.attrs["t"]), k
         collapsed[i, :k] = (np.asarray(ds.event_survivors.values) == 0).sum(axis=1)
     coords: dict[str, Any] = {"run": [e.label for e in entries], "round": np.arange(n_rounds)}
-    for name in (entries[0].factors if entries else {}):
+    for name in entries[0].factors if entries else {}:
         coords[name] = ("run", [e.factors[name] for e in entries])
     coords["status"] = ("run", [e.status for e in entries])
     coords["error"] = ("run", [e.error or "" for e in entries])
     coords["path"] = ("run", [e.path or "" for e in entries])
     with np.errstate(divide="ignore", invalid="ignore"):
         compression = 1.0 / (1.0 - sparsity)
-    out = xr.Dataset({
-        "accuracy": (("run", "round"), acc),
-        "pruned_accuracy": (("run", "round"), pruned_acc),
-        "recorded_sparsity": (("run", "round"), sparsity),
-        "compression": (("run", "round"), compression),
-        "delta": (("run", "round"), acc - dense[:, None]),
-        "final_accuracy": ("run", final),
-        "dense_accuracy": ("run", dense),
-        "retrain_steps": ("run", steps),
-        "T": ("run", T),
-        "t": ("run", t),
-        "rounds": ("run", rounds),
-        "collapsed_layers": (("run", "round"), collapsed),
-    }, coords=coords)
+    out = xr.Dataset(
+        {
+            "accuracy": (("run", "round"), acc),
+            "pruned_accuracy": (("run", "round"), pruned_acc),
+            "recorded_sparsity": (("run", "round"), sparsity),
+            "compression": (("run", "round"), compression),
+            "delta": (("run", "round"), acc - dense[:, None]),
+            "final_accuracy": ("run", final),
+            "dense_accuracy": ("run", dense),
+            "retrain_steps": ("run", steps),
+            "T": ("run", T),
+            "t": ("run", t),
+            "rounds": ("run", rounds),
+            "collapsed_layers": (("run", "round"), collapsed),
+        },
+        coords=coords,
+    )
     first = next(iter(study_runs.runs.values()), None)
     if first is not None:
-        out.attrs.update(model=str(first.attrs.get("model")), dataset=str(first.attrs.get("dataset")),
-                         iterations_per_epoch=int(first.attrs.get("iterations_per_epoch", 0)))
-    out["accuracy"].attrs["long_name"] = "test accuracy at the end of the round (event_final_test_accuracy)"
+        out.attrs.update(
+            model=str(first.attrs.get("model")),
+            dataset=str(first.attrs.get("dataset")),
+            iterations_per_epoch=int(first.attrs.get("iterations_per_epoch", 0)),
+        )
+    out["accuracy"].attrs["long_name"] = (
+        "test accuracy at the end of the round (event_final_test_accuracy)"
+    )
     out["pruned_accuracy"].attrs["long_name"] = "test accuracy right after the round's prune event"
-    out["delta"].attrs["long_name"] = "accuracy - dense accuracy (the original training's test accuracy)"
+    out["delta"].attrs["long_name"] = (
+        "accuracy - dense accuracy (the original training's test accuracy)"
+    )
     out["compression"].attrs["long_name"] = "1 / (1 - recorded event sparsity)"
     out["retrain_steps"].attrs["long_name"] = "retraining steps recorded in the store (step > 0)"
-    out["collapsed_layers"].attrs["long_name"] = "prunable layers with no surviving weight after the event"
+    out["collapsed_layers"].attrs["long_name"] = (
+        "prunable layers with no surviving weight after the event"
+    )
     return out
 
 
@@ -168,12 +188,20 @@ def points(ds: xr.Dataset, factors: list[str]) -> pd.DataFrame:
         if str(r.status.values) != "complete":
             continue
         for k in range(int(r.rounds)):
-            rows.append({**{f: r[f].values.item() for f in factors}, "seed": int(r.seed), "round": k,
-                         "recorded_sparsity": float(r.recorded_sparsity.values[k]),
-                         "compression": float(r.compression.values[k]),
-                         "accuracy": float(r.accuracy.values[k]), "delta": float(r.delta.values[k]),
-                         "pruned_accuracy": float(r.pruned_accuracy.values[k]), "run": str(r.run.values),
-                         "collapsed_layers": int(r.collapsed_layers.values[k])})
+            rows.append(
+                {
+                    **{f: r[f].values.item() for f in factors},
+                    "seed": int(r.seed),
+                    "round": k,
+                    "recorded_sparsity": float(r.recorded_sparsity.values[k]),
+                    "compression": float(r.compression.values[k]),
+                    "accuracy": float(r.accuracy.values[k]),
+                    "delta": float(r.delta.values[k]),
+                    "pruned_accuracy": float(r.pruned_accuracy.values[k]),
+                    "run": str(r.run.values),
+                    "collapsed_layers": int(r.collapsed_layers.values[k]),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -182,8 +210,12 @@ def _ci(values: np.ndarray) -> tuple[float, float, float]:
     return float(mean[0]), float(low[0]), float(high[0])
 
 
-def seed_reduce(table: pd.DataFrame, by: list[str], values: tuple[str, ...] = ("accuracy", "delta"),
-                key: str | None = "compression") -> xr.Dataset:
+def seed_reduce(
+    table: pd.DataFrame,
+    by: list[str],
+    values: tuple[str, ...] = ("accuracy", "delta"),
+    key: str | None = "compression",
+) -> xr.Dataset:
     """Over seeds, per group of ``by`` (and ``key`` rounded to ROUND_DECIMALS): n, median, mean, 95% CI, min, max.
 
     Returns a Dataset over dim ``group`` with the group's factors (and the mean ``key``) as coordinates and
@@ -208,18 +240,31 @@ def seed_reduce(table: pd.DataFrame, by: list[str], values: tuple[str, ...] = ("
             x = g[v].to_numpy(dtype=float)
             mean, low, high = _ci(x)
             finite = x[np.isfinite(x)]
-            row.update({f"{v}_median": float(np.median(finite)) if finite.size else np.nan, f"{v}_mean": mean,
-                        f"{v}_low": low, f"{v}_high": high,
-                        f"{v}_min": float(finite.min()) if finite.size else np.nan,
-                        f"{v}_max": float(finite.max()) if finite.size else np.nan})
+            row.update(
+                {
+                    f"{v}_median": float(np.median(finite)) if finite.size else np.nan,
+                    f"{v}_mean": mean,
+                    f"{v}_low": low,
+                    f"{v}_high": high,
+                    f"{v}_min": float(finite.min()) if finite.size else np.nan,
+                    f"{v}_max": float(finite.max()) if finite.size else np.nan,
+                }
+            )
         rows.append(row)
     df = pd.DataFrame(rows)
     coord_names = list(by) + ([key] if key is not None else []) + ["n"]
-    return xr.Dataset({c: ("group", df[c].to_numpy()) for c in df.columns if c not in coord_names},
-                      coords={"group": np.arange(len(df)), **{c: ("group", df[c].to_numpy()) for c in coord_names}})
+    return xr.Dataset(
+        {c: ("group", df[c].to_numpy()) for c in df.columns if c not in coord_names},
+        coords={
+            "group": np.arange(len(df)),
+            **{c: ("group", df[c].to_numpy()) for c in coord_names},
+        },
+    )
 
 
-def max_compression_at_parity(reduced: xr.Dataset, by: list[str], stat: str = "delta_median") -> xr.Dataset:
+def max_compression_at_parity(
+    reduced: xr.Dataset, by: list[str], stat: str = "delta_median"
+) -> xr.Dataset:
     """Renda et al.'s table metric per group of ``by``: the largest compression whose ``stat`` is >= 0.
 
     Returns dim ``group`` with ``max_compression`` (NaN when no tested compression reaches parity),
@@ -236,19 +281,31 @@ def max_compression_at_parity(reduced: xr.Dataset, by: list[str], stat: str = "d
         d = g[stat].to_numpy(dtype=float)
         ok = np.flatnonzero(d >= 0)
         row: dict[str, Any] = dict(zip(by, group, strict=True))
-        row.update(largest_tested=float(c.max()), max_compression=np.nan, delta_at_max=np.nan,
-                   next_compression=np.nan, delta_next=np.nan, censored=False)
+        row.update(
+            largest_tested=float(c.max()),
+            max_compression=np.nan,
+            delta_at_max=np.nan,
+            next_compression=np.nan,
+            delta_next=np.nan,
+            censored=False,
+        )
         if ok.size:
             i = int(ok[-1])
-            row.update(max_compression=float(c[i]), delta_at_max=float(d[i]), censored=bool(i == c.size - 1))
+            row.update(
+                max_compression=float(c[i]),
+                delta_at_max=float(d[i]),
+                censored=bool(i == c.size - 1),
+            )
             if i + 1 < c.size:
                 row.update(next_compression=float(c[i + 1]), delta_next=float(d[i + 1]))
         elif c.size:
             row.update(next_compression=float(c[0]), delta_next=float(d[0]))
         rows.append(row)
     out = pd.DataFrame(rows)
-    return xr.Dataset({k: ("group", out[k].to_numpy()) for k in out.columns if k not in by},
-                      coords={"group": np.arange(len(out)), **{k: ("group", out[k].to_numpy()) for k in by}})
+    return xr.Dataset(
+        {k: ("group", out[k].to_numpy()) for k in out.columns if k not in by},
+        coords={"group": np.arange(len(out)), **{k: ("group", out[k].to_numpy()) for k in by}},
+    )
 
 
 def _rows(ds: xr.Dataset, dim: str = "group") -> list[dict[str, Any]]:
@@ -273,29 +330,43 @@ def rewinding_results(study_runs: StudyRuns) -> StudyResults:
     table = points(ds, REWINDING_BY)
     reduced = seed_reduce(table, REWINDING_BY)
     parity = max_compression_at_parity(reduced, REWINDING_BY) if reduced.sizes["group"] else reduced
-    return StudyResults("rewinding", ds, {"points": reduced, "parity": parity},
-                        {"dense": _dense_summary(ds)})
+    return StudyResults(
+        "rewinding", ds, {"points": reduced, "parity": parity}, {"dense": _dense_summary(ds)}
+    )
 
 
 def parity_table(results: StudyResults) -> list[dict[str, Any]]:
     """One row per technique, schedule and budget: the largest compression with median delta >= 0."""
     rows = _rows(results.tables["parity"]) if "parity" in results.tables else []
-    return [{"technique": r["technique"], "schedule": r["schedule"], "t/T": r["budget"],
-             "max compression at parity": r["max_compression"], "median delta at it": r["delta_at_max"],
-             "next compression": r["next_compression"], "median delta at next": r["delta_next"],
-             "censored": r["censored"]} for r in rows]
+    return [
+        {
+            "technique": r["technique"],
+            "schedule": r["schedule"],
+            "t/T": r["budget"],
+            "max compression at parity": r["max_compression"],
+            "median delta at it": r["delta_at_max"],
+            "next compression": r["next_compression"],
+            "median delta at next": r["delta_next"],
+            "censored": r["censored"],
+        }
+        for r in rows
+    ]
 
 
 def _dense_summary(ds: xr.Dataset) -> dict[str, Any]:
     done = ds.status == "complete"
     per_seed = {}
     if "seed" in ds.coords:
-        for seed, dense in zip(ds.seed.values[done.values], ds.dense_accuracy.values[done.values], strict=True):
+        for seed, dense in zip(
+            ds.seed.values[done.values], ds.dense_accuracy.values[done.values], strict=True
+        ):
             if np.isfinite(dense):
                 per_seed.setdefault(int(seed), set()).add(round(float(dense), 6))
     values = [v for s in per_seed.values() for v in s]
-    return {"per_seed": {k: sorted(v) for k, v in per_seed.items()},
-            "median": float(np.median(values)) if values else float("nan")}
+    return {
+        "per_seed": {k: sorted(v) for k, v in per_seed.items()},
+        "median": float(np.median(values)) if values else float("nan"),
+    }
 
 
 # --------------------------------------------------------------------------- blocks (Siswanto)
@@ -307,23 +378,45 @@ def blocks_results(study_runs: StudyRuns) -> StudyResults:
     """Accuracy over seeds per (technique, target sparsity, block shape), with the recorded sparsity."""
     ds = results_dataset(study_runs)
     table = points(ds, BLOCKS_BY)
-    reduced = seed_reduce(table, BLOCKS_BY, values=("accuracy", "delta", "pruned_accuracy", "recorded_sparsity",
-                                                    "collapsed_layers"), key=None)
+    reduced = seed_reduce(
+        table,
+        BLOCKS_BY,
+        values=("accuracy", "delta", "pruned_accuracy", "recorded_sparsity", "collapsed_layers"),
+        key=None,
+    )
     return StudyResults("blocks", ds, {"blocks": reduced}, {"dense": _dense_summary(ds)})
 
 
 def blocks_table(results: StudyResults) -> list[dict[str, Any]]:
     """One row per technique, sparsity and block shape: accuracy mean [CI] over seeds."""
-    return [{"technique": r["technique"], "sparsity": r["sparsity"], "block": r["block"], "seeds": r["n"],
-             "accuracy": r["accuracy_mean"], "CI low": r["accuracy_low"], "CI high": r["accuracy_high"],
-             "delta vs dense": r["delta_mean"], "collapsed layers": r["collapsed_layers_max"]}
-            for r in _rows(results.tables["blocks"])]
+    return [
+        {
+            "technique": r["technique"],
+            "sparsity": r["sparsity"],
+            "block": r["block"],
+            "seeds": r["n"],
+            "accuracy": r["accuracy_mean"],
+            "CI low": r["accuracy_low"],
+            "CI high": r["accuracy_high"],
+            "delta vs dense": r["delta_mean"],
+            "collapsed layers": r["collapsed_layers_max"],
+        }
+        for r in _rows(results.tables["blocks"])
+    ]
 
 
 # --------------------------------------------------------------------------- cascade (Azarian & Porikli)
 
-CASCADE_VARS = ("excess_peak", "peak_shed_fraction", "amplification", "final_excess", "final_shed_fraction",
-                "time_to_peak", "onset_step", "control_peak_shed_fraction")
+CASCADE_VARS = (
+    "excess_peak",
+    "peak_shed_fraction",
+    "amplification",
+    "final_excess",
+    "final_shed_fraction",
+    "time_to_peak",
+    "onset_step",
+    "control_peak_shed_fraction",
+)
 
 
 def _relative_curve(ds: xr.Dataset) -> xr.DataArray:
@@ -331,13 +424,20 @@ def _relative_curve(ds: xr.Dataset) -> xr.DataArray:
     from shedding.analysis.shed import shed_curves
 
     c = shed_curves(ds, 0).shed_fraction_global.compute()
-    return xr.DataArray(np.asarray(c.values, dtype=float), dims="since",
-                        coords={"since": np.asarray(c.step.values) - int(ds.event_step.values[0])})
+    return xr.DataArray(
+        np.asarray(c.values, dtype=float),
+        dims="since",
+        coords={"since": np.asarray(c.step.values) - int(ds.event_step.values[0])},
+    )
 
 
 def _stack(curves: dict[str, xr.DataArray], labels: list[str], dim: str) -> xr.DataArray:
     """Curves keyed by run label, stacked over ``run`` (NaN where a run has none or lacks a step)."""
-    index = np.unique(np.concatenate([c[dim].values for c in curves.values()])) if curves else np.arange(0)
+    index = (
+        np.unique(np.concatenate([c[dim].values for c in curves.values()]))
+        if curves
+        else np.arange(0)
+    )
     out = np.full((len(labels), index.size), np.nan)
     for i, lbl in enumerate(labels):
         if lbl in curves:
@@ -351,8 +451,12 @@ def _mean_ci_row(prefix: str, values: list[float]) -> dict[str, float]:
     return {f"{prefix}": mean, f"{prefix}_low": low, f"{prefix}_high": high}
 
 
-def cascade_results(study_runs: StudyRuns, window: str | int | None = "5ep", min_excess: float = 0.05,
-                    onset_excess: float = 0.01) -> StudyResults:
+def cascade_results(
+    study_runs: StudyRuns,
+    window: str | int | None = "5ep",
+    min_excess: float = 0.05,
+    onset_excess: float = 0.01,
+) -> StudyResults:
     """Shedding statistics of the cascade study; see the module docstring.
 
     Per main-part run: the :func:`shedding.analysis.cascade.cascade_summary` variables against its control (matched by
@@ -378,20 +482,37 @@ def cascade_results(study_runs: StudyRuns, window: str | int | None = "5ep", min
         return (f["condition"], f["sparsity"], f["seed"], method or f["method"])
 
     by_key = {key(lbl): lbl for lbl in main}
-    matched = match_controls({lbl: runs[lbl] for lbl in main})  # the one rule: same setting, seed and line
+    matched = match_controls(
+        {lbl: runs[lbl] for lbl in main}
+    )  # the one rule: same setting, seed and line
     control_of = {lbl: matched[lbl] for lbl in main if fac[lbl]["method"] != "none"}
     scalars = {v: np.full(len(labels), np.nan) for v in CASCADE_VARS}
     verdict = np.full(len(labels), "", dtype=object)
     curves, excess, conv_curves = {}, {}, {}
-    conv = {v: np.full(len(labels), np.nan) for v in
-            ("conv_toward_start", "conv_toward_end", "conv_jaccard_start", "conv_jaccard_end", "conv_chance_start",
-             "conv_chance_end", "conv_effective_toward_start", "conv_effective_toward_end")}
+    conv = {
+        v: np.full(len(labels), np.nan)
+        for v in (
+            "conv_toward_start",
+            "conv_toward_end",
+            "conv_jaccard_start",
+            "conv_jaccard_end",
+            "conv_chance_start",
+            "conv_chance_end",
+            "conv_effective_toward_start",
+            "conv_effective_toward_end",
+        )
+    }
     for lbl in main:
         curves[lbl] = _relative_curve(runs[lbl])
     for lbl, ctrl in control_of.items():
         i = labels.index(lbl)
-        s = cascade_summary(runs[lbl], runs[ctrl] if ctrl else None, window=window, min_excess=min_excess,
-                            onset_excess=onset_excess)
+        s = cascade_summary(
+            runs[lbl],
+            runs[ctrl] if ctrl else None,
+            window=window,
+            min_excess=min_excess,
+            onset_excess=onset_excess,
+        )
         for v in CASCADE_VARS:
             scalars[v][i] = float(s[v])
         verdict[i] = s.attrs["verdict"]
@@ -403,9 +524,15 @@ def cascade_results(study_runs: StudyRuns, window: str | int | None = "5ep", min
             if ref is not None and "magnitude" in runs[lbl] and "magnitude" in runs[ref]:
                 c = convergence(runs[lbl], runs[ref])
                 rel = c.record_step.values - int(c.attrs["event_step"])
-                conv_curves[lbl] = xr.DataArray(c.toward_above_line.values, dims="conv_step", coords={"conv_step": rel})
-                for name, var in (("toward", "toward_above_line"), ("jaccard", "jaccard_above_line"),
-                                  ("chance", "chance_above_line"), ("effective_toward", "toward_effective")):
+                conv_curves[lbl] = xr.DataArray(
+                    c.toward_above_line.values, dims="conv_step", coords={"conv_step": rel}
+                )
+                for name, var in (
+                    ("toward", "toward_above_line"),
+                    ("jaccard", "jaccard_above_line"),
+                    ("chance", "chance_above_line"),
+                    ("effective_toward", "toward_effective"),
+                ):
                     conv[f"conv_{name}_start"][i] = float(c[var].values[0])
                     conv[f"conv_{name}_end"][i] = float(c[var].values[-1])
     for lbl in main:
@@ -416,17 +543,32 @@ def cascade_results(study_runs: StudyRuns, window: str | int | None = "5ep", min
     ds["shed_fraction"] = _stack(curves, labels, "since")
     ds["excess"] = _stack(excess, labels, "since")
     ds["convergence"] = _stack(conv_curves, labels, "conv_step")
-    ds["shed_fraction"].attrs["long_name"] = "S(t): shed / eligible survivors, recorded line, steps since the event"
+    ds["shed_fraction"].attrs["long_name"] = (
+        "S(t): shed / eligible survivors, recorded line, steps since the event"
+    )
     ds["excess"].attrs["long_name"] = "S_run - S_control (matched control), steps since the event"
-    ds["convergence"].attrs["long_name"] = ("Jaccard minus chance of the random run's kept-and-above-the-line set "
-                                            "with the GMP run's kept set")
+    ds["convergence"].attrs["long_name"] = (
+        "Jaccard minus chance of the random run's kept-and-above-the-line set "
+        "with the GMP run's kept set"
+    )
     tables, bands = _cascade_tables(ds, entries, runs, control_of, curves, excess, min_excess)
     tables.update(_aware_table(ds))
-    rule = (f"a condition shows a cascade when the mean over seeds of the peak excess S_run - S_control within "
-            f"{window} of pruning reaches {min_excess:g} and its 95% bootstrap CI lies above 0")
-    return StudyResults("cascade", ds, {k: v for k, v in tables.items() if v is not None},
-                        {"bands": bands, "rule": rule, "window": window, "min_excess": min_excess,
-                         "dense": _dense_summary(ds)})
+    rule = (
+        f"a condition shows a cascade when the mean over seeds of the peak excess S_run - S_control within "
+        f"{window} of pruning reaches {min_excess:g} and its 95% bootstrap CI lies above 0"
+    )
+    return StudyResults(
+        "cascade",
+        ds,
+        {k: v for k, v in tables.items() if v is not None},
+        {
+            "bands": bands,
+            "rule": rule,
+            "window": window,
+            "min_excess": min_excess,
+            "dense": _dense_summary(ds),
+        },
+    )
 
 
 def _verdict(values: list[float], n_controls: int, min_excess: float) -> str:
@@ -438,14 +580,21 @@ def _verdict(values: list[float], n_controls: int, min_excess: float) -> str:
     return "cascade" if mean >= min_excess and low > 0 else "no cascade"
 
 
-def _cascade_tables(ds: xr.Dataset, entries: list[Entry], runs: dict[str, xr.Dataset],
-                    control_of: dict[str, str | None], curves: dict[str, xr.DataArray],
-                    excess: dict[str, xr.DataArray], min_excess: float
-                    ) -> tuple[dict[str, xr.Dataset | None], dict[tuple, dict[str, xr.Dataset]]]:
+def _cascade_tables(
+    ds: xr.Dataset,
+    entries: list[Entry],
+    runs: dict[str, xr.Dataset],
+    control_of: dict[str, str | None],
+    curves: dict[str, xr.DataArray],
+    excess: dict[str, xr.DataArray],
+    min_excess: float,
+) -> tuple[dict[str, xr.Dataset | None], dict[tuple, dict[str, xr.Dataset]]]:
     groups: dict[tuple, list[str]] = {}
     for e in entries:
         if e.factors["part"] == "main" and e.label in runs:
-            groups.setdefault((e.factors["condition"], e.factors["sparsity"], e.factors["method"]), []).append(e.label)
+            groups.setdefault(
+                (e.factors["condition"], e.factors["sparsity"], e.factors["method"]), []
+            ).append(e.label)
     cond_rows, ctrl_rows, rvg_rows, conv_rows = [], [], [], []
     bands: dict[tuple, dict[str, xr.Dataset]] = {}
     sel = {str(r): i for i, r in enumerate(ds.run.values)}
@@ -456,63 +605,127 @@ def _cascade_tables(ds: xr.Dataset, entries: list[Entry], runs: dict[str, xr.Dat
     for (cond, sp, method), names in groups.items():
         b = {"S": curve_band([curves[n] for n in names], dim="since")}
         if method == "none":
-            ctrl_rows.append({"condition": cond, "sparsity": sp, "seeds": len(names),
-                              **_mean_ci_row("final_shed_fraction", [float(curves[n].values[-1]) for n in names]),
-                              **_mean_ci_row("final_accuracy", vals(names, "final_accuracy"))})
+            ctrl_rows.append(
+                {
+                    "condition": cond,
+                    "sparsity": sp,
+                    "seeds": len(names),
+                    **_mean_ci_row(
+                        "final_shed_fraction", [float(curves[n].values[-1]) for n in names]
+                    ),
+                    **_mean_ci_row("final_accuracy", vals(names, "final_accuracy")),
+                }
+            )
             bands[(cond, sp, method)] = b
             continue
         with_ctrl = [n for n in names if control_of.get(n)]
         if with_ctrl:
             b["excess"] = curve_band([excess[n] for n in with_ctrl], dim="since")
         bands[(cond, sp, method)] = b
-        row = {"condition": cond, "sparsity": sp, "method": method, "seeds": len(names),
-               "controls": len(with_ctrl)}
-        for v in ("excess_peak", "amplification", "final_excess", "peak_shed_fraction", "control_peak_shed_fraction",
-                  "final_accuracy"):
+        row = {
+            "condition": cond,
+            "sparsity": sp,
+            "method": method,
+            "seeds": len(names),
+            "controls": len(with_ctrl),
+        }
+        for v in (
+            "excess_peak",
+            "amplification",
+            "final_excess",
+            "peak_shed_fraction",
+            "control_peak_shed_fraction",
+            "final_accuracy",
+        ):
             row.update(_mean_ci_row(v, vals(names, v)))
-        row["pruned_accuracy"] = float(np.nanmean([float(ds.pruned_accuracy.values[sel[n], 0]) for n in names]))
+        row["pruned_accuracy"] = float(
+            np.nanmean([float(ds.pruned_accuracy.values[sel[n], 0]) for n in names])
+        )
         row["verdict"] = _verdict(vals(names, "excess_peak"), len(with_ctrl), min_excess)
         cond_rows.append(row)
         if method in ("random", "random_layerwise"):
-            pairs = [(n, m) for n in names for m in groups.get((cond, sp, "gmp"), [])
-                     if ds.seed.values[sel[n]] == ds.seed.values[sel[m]]]
+            pairs = [
+                (n, m)
+                for n in names
+                for m in groups.get((cond, sp, "gmp"), [])
+                if ds.seed.values[sel[n]] == ds.seed.values[sel[m]]
+            ]
             if pairs:
-                diff = [float(ds.final_accuracy.values[sel[n]] - ds.final_accuracy.values[sel[m]]) for n, m in pairs]
-                pdiff = [float(ds.pruned_accuracy.values[sel[n], 0] - ds.pruned_accuracy.values[sel[m], 0])
-                         for n, m in pairs]
-                rvg_rows.append({"condition": cond, "sparsity": sp, "pairs": len(pairs),
-                                 "random_cascade": row["verdict"],
-                                 **_mean_ci_row("random_accuracy", [float(ds.final_accuracy.values[sel[n]])
-                                                                    for n, _ in pairs]),
-                                 **_mean_ci_row("gmp_accuracy", [float(ds.final_accuracy.values[sel[m]])
-                                                                 for _, m in pairs]),
-                                 **_mean_ci_row("random_minus_gmp", diff),
-                                 **_mean_ci_row("random_minus_gmp_after_pruning", pdiff)})
+                diff = [
+                    float(ds.final_accuracy.values[sel[n]] - ds.final_accuracy.values[sel[m]])
+                    for n, m in pairs
+                ]
+                pdiff = [
+                    float(
+                        ds.pruned_accuracy.values[sel[n], 0] - ds.pruned_accuracy.values[sel[m], 0]
+                    )
+                    for n, m in pairs
+                ]
+                rvg_rows.append(
+                    {
+                        "condition": cond,
+                        "sparsity": sp,
+                        "pairs": len(pairs),
+                        "random_cascade": row["verdict"],
+                        **_mean_ci_row(
+                            "random_accuracy",
+                            [float(ds.final_accuracy.values[sel[n]]) for n, _ in pairs],
+                        ),
+                        **_mean_ci_row(
+                            "gmp_accuracy",
+                            [float(ds.final_accuracy.values[sel[m]]) for _, m in pairs],
+                        ),
+                        **_mean_ci_row("random_minus_gmp", diff),
+                        **_mean_ci_row("random_minus_gmp_after_pruning", pdiff),
+                    }
+                )
             conv_names = [n for n in names if np.isfinite(ds.conv_toward_start.values[sel[n]])]
             if conv_names:
-                start, end = vals(conv_names, "conv_toward_start"), vals(conv_names, "conv_toward_end")
+                start, end = (
+                    vals(conv_names, "conv_toward_start"),
+                    vals(conv_names, "conv_toward_end"),
+                )
                 change = [b_ - a_ for a_, b_ in zip(start, end, strict=True)]
-                c_row = {"condition": cond, "sparsity": sp, "seeds": len(conv_names),
-                         "jaccard_start": float(np.mean(vals(conv_names, "conv_jaccard_start"))),
-                         "chance_start": float(np.mean(vals(conv_names, "conv_chance_start"))),
-                         "jaccard_end": float(np.mean(vals(conv_names, "conv_jaccard_end"))),
-                         "chance_end": float(np.mean(vals(conv_names, "conv_chance_end"))),
-                         **_mean_ci_row("toward_change", change),
-                         **_mean_ci_row("effective_toward_end", vals(conv_names, "conv_effective_toward_end"))}
+                c_row = {
+                    "condition": cond,
+                    "sparsity": sp,
+                    "seeds": len(conv_names),
+                    "jaccard_start": float(np.mean(vals(conv_names, "conv_jaccard_start"))),
+                    "chance_start": float(np.mean(vals(conv_names, "conv_chance_start"))),
+                    "jaccard_end": float(np.mean(vals(conv_names, "conv_jaccard_end"))),
+                    "chance_end": float(np.mean(vals(conv_names, "conv_chance_end"))),
+                    **_mean_ci_row("toward_change", change),
+                    **_mean_ci_row(
+                        "effective_toward_end", vals(conv_names, "conv_effective_toward_end")
+                    ),
+                }
                 lo, hi = c_row["toward_change_low"], c_row["toward_change_high"]
-                c_row["converges"] = ("towards GMP's set" if c_row["toward_change"] > 0 and lo > 0 else
-                                      "away from GMP's set" if c_row["toward_change"] < 0 and hi < 0 else
-                                      "no clear change")
+                c_row["converges"] = (
+                    "towards GMP's set"
+                    if c_row["toward_change"] > 0 and lo > 0
+                    else "away from GMP's set"
+                    if c_row["toward_change"] < 0 and hi < 0
+                    else "no clear change"
+                )
                 conv_rows.append(c_row)
-    return ({"conditions": _frame(cond_rows), "controls": _frame(ctrl_rows), "random_vs_gmp": _frame(rvg_rows),
-             "convergence": _frame(conv_rows)}, bands)
+    return (
+        {
+            "conditions": _frame(cond_rows),
+            "controls": _frame(ctrl_rows),
+            "random_vs_gmp": _frame(rvg_rows),
+            "convergence": _frame(conv_rows),
+        },
+        bands,
+    )
 
 
 def _frame(rows: list[dict[str, Any]]) -> xr.Dataset | None:
     if not rows:
         return None
     df = pd.DataFrame(rows)
-    return xr.Dataset({c: ("group", df[c].to_numpy()) for c in df.columns}, coords={"group": np.arange(len(df))})
+    return xr.Dataset(
+        {c: ("group", df[c].to_numpy()) for c in df.columns}, coords={"group": np.arange(len(df))}
+    )
 
 
 def _aware_table(ds: xr.Dataset) -> dict[str, xr.Dataset | None]:
@@ -526,19 +739,39 @@ def _aware_table(ds: xr.Dataset) -> dict[str, xr.Dataset | None]:
     rows = []
     for schedule in dict.fromkeys(str(s) for s in sub.schedule.values):
         s = sub.sel(run=(sub.schedule == schedule).values)
-        last = [float(s.recorded_sparsity.values[i, int(s.rounds.values[i]) - 1]) for i in range(s.sizes["run"])]
-        rows.append({"schedule": schedule, "seeds": int(s.sizes["run"]),
-                     **_mean_ci_row("final_accuracy", list(map(float, s.final_accuracy.values))),
-                     "final_sparsity": float(np.mean(last)), "events": float(s.rounds.mean()),
-                     "retrain_steps": float(s.retrain_steps.mean()),
-                     "total_steps": float((s.retrain_steps + s["T"]).mean())})
+        last = [
+            float(s.recorded_sparsity.values[i, int(s.rounds.values[i]) - 1])
+            for i in range(s.sizes["run"])
+        ]
+        rows.append(
+            {
+                "schedule": schedule,
+                "seeds": int(s.sizes["run"]),
+                **_mean_ci_row("final_accuracy", list(map(float, s.final_accuracy.values))),
+                "final_sparsity": float(np.mean(last)),
+                "events": float(s.rounds.mean()),
+                "retrain_steps": float(s.retrain_steps.mean()),
+                "total_steps": float((s.retrain_steps + s["T"]).mean()),
+            }
+        )
     return {"aware": _frame(rows)}
 
 
 def cascade_table(results: StudyResults) -> list[dict[str, Any]]:
     """One row per condition, sparsity and pruned method: excess [CI], amplification, accuracy, verdict."""
     t = results.tables.get("conditions")
-    return [{"condition": r["condition"], "sparsity": r["sparsity"], "method": r["method"], "seeds": r["seeds"],
-             "peak excess": r["excess_peak"], "CI low": r["excess_peak_low"], "CI high": r["excess_peak_high"],
-             "amplification": r["amplification"], "accuracy": r["final_accuracy"], "verdict": r["verdict"]}
-            for r in (_rows(t) if t is not None else [])]
+    return [
+        {
+            "condition": r["condition"],
+            "sparsity": r["sparsity"],
+            "method": r["method"],
+            "seeds": r["seeds"],
+            "peak excess": r["excess_peak"],
+            "CI low": r["excess_peak_low"],
+            "CI high": r["excess_peak_high"],
+            "amplification": r["amplification"],
+            "accuracy": r["final_accuracy"],
+            "verdict": r["verdict"],
+        }
+        for r in (_rows(t) if t is not None else [])
+    ]

@@ -12,7 +12,9 @@ from shedding.config import RunConfig
 torch.set_num_threads(1)
 
 
-def tiny_config(method: str = "gmp", sparsity: float = 0.5, technique: str = "lr_rewind", **kw) -> RunConfig:
+def tiny_config(
+    method: str = "gmp", sparsity: float = 0.5, technique: str = "lr_rewind", **kw
+) -> RunConfig:
     """A few-step digits run with every snapshot recorded (float32)."""
     cfg = RunConfig()
     cfg.train.duration = "3ep"
@@ -55,7 +57,9 @@ def recorded_seeds(tmp_path_factory) -> dict[str, Path]:
         for name, method in (("gmp", "gmp"), ("random", "random"), ("control", "none")):
             cfg = tiny_config(method)
             cfg.seed = seed
-            out[f"{name}-s{seed}"] = record(cfg, root / f"{name}-s{seed}.zarr", cache_dir=root / "cache")
+            out[f"{name}-s{seed}"] = record(
+                cfg, root / f"{name}-s{seed}.zarr", cache_dir=root / "cache"
+            )
     return out
 
 
@@ -69,7 +73,11 @@ STUDY_OVERRIDES = {
 
 def study_args(name: str) -> list[str]:
     """STUDY_OVERRIDES of a study as command-line options."""
-    return [a for k, v in STUDY_OVERRIDES[name].items() for a in ("--" + k.replace(".", "-").replace("_", "-"), v)]
+    return [
+        a
+        for k, v in STUDY_OVERRIDES[name].items()
+        for a in ("--" + k.replace(".", "-").replace("_", "-"), v)
+    ]
 
 
 def run_study_cli(name: str, out: Path, *extra: str):
@@ -78,7 +86,18 @@ def run_study_cli(name: str, out: Path, *extra: str):
 
     from shedding.cli.main import app
 
-    args = ["study", name, "--size", "tiny", "--scheduler", "sync", "--out", str(out), *study_args(name), *extra]
+    args = [
+        "study",
+        name,
+        "--size",
+        "tiny",
+        "--scheduler",
+        "sync",
+        "--out",
+        str(out),
+        *study_args(name),
+        *extra,
+    ]
     return CliRunner().invoke(app, args)
 
 

@@ -12,7 +12,9 @@ from pathlib import Path
 
 from shedding.retraining import TECHNIQUES, RetrainContext, RetrainPlan, Technique, lr_rewind
 
-FLAKY_STEP = 15  # digits: 12 steps per epoch, so the first retraining epoch's checkpoint exists by then
+FLAKY_STEP = (
+    15  # digits: 12 steps per epoch, so the first retraining epoch's checkpoint exists by then
+)
 BROKEN_STEP = 2
 
 

@@ -13,7 +13,9 @@ WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 
 def _guarded(path: object) -> bool:
     try:
-        return isinstance(path, str | bytes | os.PathLike) and Path(os.fsdecode(path)).resolve().is_relative_to(GUARDED)
+        return isinstance(path, str | bytes | os.PathLike) and Path(
+            os.fsdecode(path)
+        ).resolve().is_relative_to(GUARDED)
     except (OSError, ValueError):
         return False
 
@@ -21,7 +23,11 @@ def _guarded(path: object) -> bool:
 def _hook(event: str, args: tuple) -> None:
     if event == "open":
         path, mode, flags = args
-        writes = any(c in mode for c in "wax+") if isinstance(mode, str) else bool((flags or 0) & WRITE_FLAGS)
+        writes = (
+            any(c in mode for c in "wax+")
+            if isinstance(mode, str)
+            else bool((flags or 0) & WRITE_FLAGS)
+        )
         paths = [path] if writes else []
     elif event in ("os.rename", "os.link", "os.symlink"):
         paths = list(args[:2])
@@ -31,7 +37,11 @@ def _hook(event: str, args: tuple) -> None:
         return
     for p in paths:
         if _guarded(p):
-            print(f"guard: rank {os.environ.get('RANK')} tried {event} on {p}", file=sys.stderr, flush=True)
+            print(
+                f"guard: rank {os.environ.get('RANK')} tried {event} on {p}",
+                file=sys.stderr,
+                flush=True,
+            )
             raise PermissionError(f"rank {os.environ.get('RANK')} must not write {p}")
 
 

@@ -73,10 +73,18 @@ def _wrap(owner: object, name: str, before: bool, when) -> None:
     setattr(owner, name, wrapper)
 
 
-COUNTED = [(recorder.Recorder, "on_step_end"), (recorder.Recorder, "_flush_writers"),
-           (recorder.Recorder, "close"), (store.ChunkWriter, "flush"), (store.ChunkWriter, "append"),
-           (store.RunStore, "set_attrs"), (store.RunStore, "create"), (storage, "save_atomic"),
-           (storage, "rmtree"), (experiment, "prepare")]
+COUNTED = [
+    (recorder.Recorder, "on_step_end"),
+    (recorder.Recorder, "_flush_writers"),
+    (recorder.Recorder, "close"),
+    (store.ChunkWriter, "flush"),
+    (store.ChunkWriter, "append"),
+    (store.RunStore, "set_attrs"),
+    (store.RunStore, "create"),
+    (storage, "save_atomic"),
+    (storage, "rmtree"),
+    (experiment, "prepare"),
+]
 
 
 def _count(*args, **kwargs) -> bool:
@@ -101,8 +109,12 @@ def install() -> None:
 
         recorder.Recorder.__init__ = init
         original_train = experiment.train
-        experiment.train = lambda *a, **k: original_train(*a[:5], [*a[5], _at_step(WHERE)], *a[6:], **k)
-    elif WHERE == "flush":  # training waits at each epoch end for that flush, so the signal lands mid-run
+        experiment.train = lambda *a, **k: original_train(
+            *a[:5], [*a[5], _at_step(WHERE)], *a[6:], **k
+        )
+    elif (
+        WHERE == "flush"
+    ):  # training waits at each epoch end for that flush, so the signal lands mid-run
         _wrap(recorder.Recorder, "_flush_writers", True, lambda *a, **k: _count())
         original_epoch_end = recorder.Recorder.on_epoch_end
 

@@ -20,16 +20,25 @@ CIFAR100_MEAN = (0.5071, 0.4865, 0.4409)
 CIFAR100_STD = (0.2673, 0.2564, 0.2762)
 
 
-def cifar_transforms(mean: tuple[float, ...], std: tuple[float, ...],
-                     augment: bool) -> tuple[transforms.Compose, transforms.Compose]:
+def cifar_transforms(
+    mean: tuple[float, ...], std: tuple[float, ...], augment: bool
+) -> tuple[transforms.Compose, transforms.Compose]:
     """Train and test transforms: ToTensor + Normalize, with crop + flip before them when ``augment``."""
     base = [transforms.ToTensor(), transforms.Normalize(mean, std)]
-    extra = [transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip()] if augment else []
+    extra = (
+        [transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip()] if augment else []
+    )
     return transforms.Compose(extra + base), transforms.Compose(base)
 
 
-def _load(name: str, cls: type[torchvision.datasets.CIFAR10], num_classes: int,
-          mean: tuple[float, ...], std: tuple[float, ...], cfg: DataConfig) -> DataBundle:
+def _load(
+    name: str,
+    cls: type[torchvision.datasets.CIFAR10],
+    num_classes: int,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    cfg: DataConfig,
+) -> DataBundle:
     if not cfg.root:
         raise FileNotFoundError(
             f"{name}: no data folder given; pass --data-root DIR (and --data-download to fetch it there)"
@@ -45,7 +54,9 @@ def _load(name: str, cls: type[torchvision.datasets.CIFAR10], num_classes: int,
         raise FileNotFoundError(
             f"{name}: dataset files not found or corrupted in {where}; pass --data-download to fetch them"
         ) from None
-    return DataBundle(name, train, test, in_channels=3, num_classes=num_classes, image_size=(32, 32))
+    return DataBundle(
+        name, train, test, in_channels=3, num_classes=num_classes, image_size=(32, 32)
+    )
 
 
 @DATASETS.register("cifar10")

@@ -22,7 +22,11 @@ def imagenet_transforms(augment: bool) -> tuple[transforms.Compose, transforms.C
     Resize(256) + CenterCrop(224); then ToTensor + Normalize with the ImageNet mean and std."""
     norm = [transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
     center = [transforms.Resize(256), transforms.CenterCrop(224)]
-    train = [transforms.RandomResizedCrop(224), transforms.RandomHorizontalFlip()] if augment else center
+    train = (
+        [transforms.RandomResizedCrop(224), transforms.RandomHorizontalFlip()]
+        if augment
+        else center
+    )
     return transforms.Compose(train + norm), transforms.Compose(center + norm)
 
 
@@ -48,5 +52,11 @@ def imagefolder(cfg: DataConfig) -> DataBundle:
             f"imagefolder: class folders differ between {train_dir} ({len(train.classes)}) "
             f"and {test_dir} ({len(test.classes)})"
         )
-    return DataBundle("imagefolder", train, test, in_channels=3, num_classes=len(train.classes),
-                      image_size=(224, 224))
+    return DataBundle(
+        "imagefolder",
+        train,
+        test,
+        in_channels=3,
+        num_classes=len(train.classes),
+        image_size=(224, 224),
+    )

@@ -29,8 +29,17 @@ class BatchLoader:
     With ``world_size`` > 1 it yields rank ``rank``'s shard of each global batch of ``batch_size``.
     """
 
-    def __init__(self, dataset: Dataset, batch_size: int, shuffle: bool, seed: int,
-                 device: torch.device, num_workers: int = 0, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self,
+        dataset: Dataset,
+        batch_size: int,
+        shuffle: bool,
+        seed: int,
+        device: torch.device,
+        num_workers: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
         self.dataset = dataset
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -53,7 +62,9 @@ class BatchLoader:
 
     def shard(self, batch: torch.Tensor) -> torch.Tensor:
         """This rank's contiguous part of one global batch's indices."""
-        return torch.tensor_split(batch, self.world_size)[self.rank] if self.world_size > 1 else batch
+        return (
+            torch.tensor_split(batch, self.world_size)[self.rank] if self.world_size > 1 else batch
+        )
 
     def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The batches of epoch ``epoch`` (0-based), in an order fixed by (seed, epoch)."""
@@ -70,9 +81,14 @@ class BatchLoader:
         if self.world_size > 1:
             yield from self._sharded_epoch(gen)
             return
-        loader = DataLoader(self.dataset, batch_size=self.batch_size, shuffle=self.shuffle,
-                            generator=gen, num_workers=self.num_workers,
-                            pin_memory=self.device.type == "cuda")
+        loader = DataLoader(
+            self.dataset,
+            batch_size=self.batch_size,
+            shuffle=self.shuffle,
+            generator=gen,
+            num_workers=self.num_workers,
+            pin_memory=self.device.type == "cuda",
+        )
         for x, y in loader:
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
@@ -86,9 +102,17 @@ class BatchLoader:
         n = len(self.dataset)  # type: ignore[arg-type]
         base_seed = int(torch.empty((), dtype=torch.int64).random_(generator=gen).item())
         order = torch.randperm(n, generator=gen) if self.shuffle else torch.arange(n)
-        shards = [self.shard(order[i : i + self.batch_size]).tolist() for i in range(0, n, self.batch_size)]
+        shards = [
+            self.shard(order[i : i + self.batch_size]).tolist()
+            for i in range(0, n, self.batch_size)
+        ]
         workers = torch.Generator().manual_seed((base_seed + 7919 * self.rank) % (2**63 - 1))
-        loader = DataLoader(self.dataset, batch_sampler=shards, num_workers=self.num_workers, generator=workers,
-                            pin_memory=self.device.type == "cuda")
+        loader = DataLoader(
+            self.dataset,
+            batch_sampler=shards,
+            num_workers=self.num_workers,
+            generator=workers,
+            pin_memory=self.device.type == "cuda",
+        )
         for x, y in loader:
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)

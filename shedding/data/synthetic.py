@@ -20,7 +20,9 @@ def synthetic(cfg: DataConfig) -> DataBundle:
     """``cfg.train_size`` + ``cfg.test_size`` random ``cfg.image_shape`` images in ``cfg.num_classes``
     classes, generated from ``cfg.split_seed``."""
     if len(cfg.image_shape) != 3 or min(cfg.image_shape) < 1:
-        raise ValueError(f"synthetic: image_shape must be three positive sizes C,H,W, got {cfg.image_shape}")
+        raise ValueError(
+            f"synthetic: image_shape must be three positive sizes C,H,W, got {cfg.image_shape}"
+        )
     if cfg.num_classes < 2 or cfg.train_size < 1 or cfg.test_size < 1:
         raise ValueError("synthetic: need num_classes >= 2 and train_size, test_size >= 1")
     c, h, w = (int(s) for s in cfg.image_shape)
@@ -31,5 +33,7 @@ def synthetic(cfg: DataConfig) -> DataBundle:
     projection = torch.randn(coarse.shape[1], cfg.num_classes, generator=gen)
     y = (coarse @ projection).argmax(dim=1)
     train = TensorDataset(x[: cfg.train_size], y[: cfg.train_size])
-    test = TensorDataset(x[cfg.train_size:], y[cfg.train_size:])
-    return DataBundle("synthetic", train, test, in_channels=c, num_classes=cfg.num_classes, image_size=(h, w))
+    test = TensorDataset(x[cfg.train_size :], y[cfg.train_size :])
+    return DataBundle(
+        "synthetic", train, test, in_channels=c, num_classes=cfg.num_classes, image_size=(h, w)
+    )

@@ -30,7 +30,13 @@ def run_name(cfg: RunConfig) -> str:
     ``{method}-{schedule}-{technique}-s{seed}-{hash}``; every option enters the hash, so two configurations
     that differ in any option get different names.
     """
-    parts = [cfg.prune.method, cfg.prune.schedule, cfg.retrain.technique, f"s{cfg.seed}", cfg.hash()]
+    parts = [
+        cfg.prune.method,
+        cfg.prune.schedule,
+        cfg.retrain.technique,
+        f"s{cfg.seed}",
+        cfg.hash(),
+    ]
     return "-".join(re.sub(r"[^A-Za-z0-9_.+]", "_", str(p)) for p in parts)
 
 
@@ -73,10 +79,14 @@ def plan_run(cfg: RunConfig, path: Path) -> str:
         return "record"
     attrs = _store_attrs(path)
     if attrs is None or "config" not in attrs:
-        return "overwrite"  # died while the store was being created (record refuses a foreign folder)
+        return (
+            "overwrite"  # died while the store was being created (record refuses a foreign folder)
+        )
     if from_plain(attrs["config"]).hash() != cfg.hash():
-        raise StoreError(f"{path} holds a run of another configuration (hash "
-                         f"{from_plain(attrs['config']).hash()}, expected {cfg.hash()}); move it away")
+        raise StoreError(
+            f"{path} holds a run of another configuration (hash "
+            f"{from_plain(attrs['config']).hash()}, expected {cfg.hash()}); move it away"
+        )
     status = run_status(path, attrs)
     if status == COMPLETE:
         return "skip"
@@ -90,8 +100,13 @@ def plan_run(cfg: RunConfig, path: Path) -> str:
 ACTIONS = {"skip": SKIPPED, "resume": RESUMED, "record": RECORDED, "overwrite": RECORDED}
 
 
-def execute_plan(cfg: RunConfig, path: Path, plan: str, cache_dir: str | Path | None = None,
-                 progress: ProgressFactory | None = None) -> None:
+def execute_plan(
+    cfg: RunConfig,
+    path: Path,
+    plan: str,
+    cache_dir: str | Path | None = None,
+    progress: ProgressFactory | None = None,
+) -> None:
     """Carry out :func:`plan_run`'s ``plan`` for ``cfg`` at ``path`` (exceptions propagate)."""
     from shedding.experiment import record, resume
 
@@ -103,8 +118,13 @@ def execute_plan(cfg: RunConfig, path: Path, plan: str, cache_dir: str | Path | 
         raise ValueError(f"unknown plan {plan!r}")
 
 
-def ensure_run(cfg: RunConfig, root: str | Path, *, cache_dir: str | Path | None = None,
-               progress: ProgressFactory | None = None) -> RunOutcome:
+def ensure_run(
+    cfg: RunConfig,
+    root: str | Path,
+    *,
+    cache_dir: str | Path | None = None,
+    progress: ProgressFactory | None = None,
+) -> RunOutcome:
     """Make sure ``cfg``'s store at :func:`run_path` is complete, doing only the work that is missing.
 
     A complete store is ``skipped`` (nothing is trained or written); an interrupted, failed or crashed

@@ -63,8 +63,9 @@ def _set_threads(threads: int | None) -> None:
 # --------------------------------------------------------------------------- tasks (run on the workers)
 
 
-def _run_task(cfg: RunConfig, root: str, cache_dir: str | None,
-              threads: int | None) -> tuple[RunOutcome, bool, str | None]:
+def _run_task(
+    cfg: RunConfig, root: str, cache_dir: str | None, threads: int | None
+) -> tuple[RunOutcome, bool, str | None]:
     """One attempt at one run: (outcome, whether a failure is worth retrying, traceback of a failure)."""
     _set_threads(threads)
     t0 = time.perf_counter()
@@ -193,8 +194,9 @@ def _reachable(address: str) -> None:
         pass
 
 
-def _open_executor(stack: ExitStack, scheduler: str | None, workers: int | None,
-                   runs: list[RunConfig]) -> tuple[_SyncExecutor | _DaskExecutor, int | None]:
+def _open_executor(
+    stack: ExitStack, scheduler: str | None, workers: int | None, runs: list[RunConfig]
+) -> tuple[_SyncExecutor | _DaskExecutor, int | None]:
     """The executor and the torch thread count its tasks should set (None: leave the workers' own)."""
     if scheduler == SYNC or workers == 0:
         return _SyncExecutor(), None
@@ -205,23 +207,37 @@ def _open_executor(stack: ExitStack, scheduler: str | None, workers: int | None,
         # non-daemonic workers, so that runs with DataLoader worker processes can start them
         stack.enter_context(dask.config.set({"distributed.worker.daemon": False}))
         try:
-            cluster = stack.enter_context(LocalCluster(
-                n_workers=_local_workers(workers, runs), threads_per_worker=1, processes=True,
-                dashboard_address=":0", memory_limit=0, silence_logs=logging.ERROR))
+            cluster = stack.enter_context(
+                LocalCluster(
+                    n_workers=_local_workers(workers, runs),
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=":0",
+                    memory_limit=0,
+                    silence_logs=logging.ERROR,
+                )
+            )
         except Exception as e:  # noqa: BLE001
-            raise RuntimeError(f"cannot start a local dask cluster ({_error_line(e)}; the log above says why); "
-                               "note that a script must call run_grid under `if __name__ == \"__main__\":`") from e
+            raise RuntimeError(
+                f"cannot start a local dask cluster ({_error_line(e)}; the log above says why); "
+                'note that a script must call run_grid under `if __name__ == "__main__":`'
+            ) from e
         client = stack.enter_context(Client(cluster))
         return _DaskExecutor(client), 1
     try:
-        _reachable(scheduler)  # before any Client exists: a half-built one that fails is collected later, and
-        client = Client(scheduler)  # its __del__ can then deadlock a LocalCluster starting at that moment
+        _reachable(
+            scheduler
+        )  # before any Client exists: a half-built one that fails is collected later, and
+        client = Client(
+            scheduler
+        )  # its __del__ can then deadlock a LocalCluster starting at that moment
     except (OSError, TimeoutError, ValueError) as e:
         import gc
 
         gc.collect()  # collect a half-built Client now, while no event loop is starting
-        raise ConfigError(f"--scheduler: cannot connect to the dask scheduler at {scheduler!r} "
-                          f"({_error_line(e)})") from None
+        raise ConfigError(
+            f"--scheduler: cannot connect to the dask scheduler at {scheduler!r} ({_error_line(e)})"
+        ) from None
     stack.enter_context(client)
     return _DaskExecutor(client), None
 
@@ -240,30 +256,55 @@ class _Manifest:
             self.runs = {}
 
     def pending(self, cfg: RunConfig) -> None:
-        self.runs[cfg.hash()] = {"name": run_name(cfg), "path": run_path("", cfg).name, "status": "pending",
-                                 "action": None, "error": None, "attempts": 0, "seconds": 0.0}
+        self.runs[cfg.hash()] = {
+            "name": run_name(cfg),
+            "path": run_path("", cfg).name,
+            "status": "pending",
+            "action": None,
+            "error": None,
+            "attempts": 0,
+            "seconds": 0.0,
+        }
 
     def finish(self, outcome: RunOutcome, tb: str | None = None) -> None:
-        entry = {"name": run_name(outcome.config), "path": outcome.path.name, "status": outcome.status,
-                 "action": outcome.action, "error": outcome.error, "attempts": outcome.attempts,
-                 "seconds": round(outcome.seconds, 3), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        entry = {
+            "name": run_name(outcome.config),
+            "path": outcome.path.name,
+            "status": outcome.status,
+            "action": outcome.action,
+            "error": outcome.error,
+            "attempts": outcome.attempts,
+            "seconds": round(outcome.seconds, 3),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
         if tb:
             entry["traceback"] = tb
         self.runs[outcome.config.hash()] = entry
 
     def write(self) -> None:
         statuses = [r["status"] for r in self.runs.values()]
-        data = {"format": "shedding-grid", "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "counts": {s: statuses.count(s) for s in sorted(set(statuses))}, "runs": self.runs}
+        data = {
+            "format": "shedding-grid",
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "counts": {s: statuses.count(s) for s in sorted(set(statuses))},
+            "runs": self.runs,
+        }
         write_text_atomic(self.path, json.dumps(data, indent=1))
 
 
 # --------------------------------------------------------------------------- the grid
 
 
-def run_grid(configs: Sequence[RunConfig], root: str | Path, *, cache_dir: str | Path | None = None,
-             scheduler: str | None = None, workers: int | None = None, retries: int = 1,
-             progress: Callable[[RunOutcome], None] | None = None) -> list[RunOutcome]:
+def run_grid(
+    configs: Sequence[RunConfig],
+    root: str | Path,
+    *,
+    cache_dir: str | Path | None = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    retries: int = 1,
+    progress: Callable[[RunOutcome], None] | None = None,
+) -> list[RunOutcome]:
     """Bring every run of ``configs`` to a complete store under ``root``; return outcomes in their order.
 
     Each run's store is ``run_path(root, cfg)``: complete runs are skipped, interrupted ones resumed,
@@ -349,7 +390,9 @@ def run_grid(configs: Sequence[RunConfig], root: str | Path, *, cache_dir: str |
             attempts[h] += 1
             key = f"shedding-run-{run_name(unique[h])}-{attempts[h]}-{token}"
             tasks[key] = ("run", h)
-            executor.submit(key, _run_task, unique[h], str(root), str(cache) if cache else None, threads)
+            executor.submit(
+                key, _run_task, unique[h], str(root), str(cache) if cache else None, threads
+            )
 
         for i, (group, hs) in enumerate(groups.items()):
             key = f"shedding-pretrain-{i}-{token}"
@@ -364,8 +407,11 @@ def run_grid(configs: Sequence[RunConfig], root: str | Path, *, cache_dir: str |
             if kind == "pretrain":
                 problem = error and _error_line(error) or result
                 if problem:
-                    log.warning("original training for %s failed (%s); its runs train it themselves",
-                                ident, problem)
+                    log.warning(
+                        "original training for %s failed (%s); its runs train it themselves",
+                        ident,
+                        problem,
+                    )
                 for h in groups[ident]:
                     submit_run(h)
                 continue
@@ -373,7 +419,9 @@ def run_grid(configs: Sequence[RunConfig], root: str | Path, *, cache_dir: str |
             tb = None
             if error is not None:  # the task itself did not come back (a lost worker, say)
                 cfg = unique[h]
-                outcome = RunOutcome(cfg, run_path(root, cfg), FAILED, ACTIONS[plans[h]], _error_line(error), 1, 0.0)
+                outcome = RunOutcome(
+                    cfg, run_path(root, cfg), FAILED, ACTIONS[plans[h]], _error_line(error), 1, 0.0
+                )
                 retry = True
             else:
                 outcome, retry, tb = result

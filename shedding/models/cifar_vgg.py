@@ -16,7 +16,23 @@ from shedding.models.cifar_resnet import openlth_init
 from shedding.models.factories import MODELS
 
 VGG16_PLAN: list[int | str] = [
-    64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512
+    64,
+    64,
+    "M",
+    128,
+    128,
+    "M",
+    256,
+    256,
+    256,
+    "M",
+    512,
+    512,
+    512,
+    "M",
+    512,
+    512,
+    512,
 ]
 
 
@@ -35,12 +51,15 @@ class ConvModule(nn.Module):
 class CifarVGG(nn.Module):
     """A VGG network built from ``plan`` (ints are conv widths, ``'M'`` a 2x2 max-pool)."""
 
-    def __init__(self, plan: list[int | str], in_channels: int, num_classes: int,
-                 image_size: tuple[int, int]):
+    def __init__(
+        self, plan: list[int | str], in_channels: int, num_classes: int, image_size: tuple[int, int]
+    ):
         super().__init__()
         pools = sum(1 for spec in plan if spec == "M")
         if min(image_size) < 2**pools:
-            raise ValueError(f"this VGG needs images of at least {2**pools}x{2**pools}, got {image_size}")
+            raise ValueError(
+                f"this VGG needs images of at least {2**pools}x{2**pools}, got {image_size}"
+            )
         layers: list[nn.Module] = []
         filters = in_channels
         for spec in plan:

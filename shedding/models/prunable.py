@@ -9,7 +9,9 @@ from torch import nn
 PRUNABLE_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 
-def prunable_parameters(model: nn.Module, dense_layers: Iterable[str] = ()) -> dict[str, nn.Parameter]:
+def prunable_parameters(
+    model: nn.Module, dense_layers: Iterable[str] = ()
+) -> dict[str, nn.Parameter]:
     """Ordered ``{parameter name: weight}`` of every Conv/Linear weight not listed in ``dense_layers``.
 
     ``dense_layers`` holds parameter names (``'fc.weight'``) or module names (``'fc'``); the model's
@@ -28,4 +30,8 @@ def prunable_parameters(model: nn.Module, dense_layers: Iterable[str] = ()) -> d
 
 def all_prunable_names(model: nn.Module) -> list[str]:
     """Names of every Conv/Linear weight, ignoring dense settings (used to validate ``dense_layers``)."""
-    return [f"{n}.weight" if n else "weight" for n, m in model.named_modules() if isinstance(m, PRUNABLE_TYPES)]
+    return [
+        f"{n}.weight" if n else "weight"
+        for n, m in model.named_modules()
+        if isinstance(m, PRUNABLE_TYPES)
+    ]

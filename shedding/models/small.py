@@ -11,7 +11,9 @@ from shedding.models.factories import MODELS
 class SmallCNN(nn.Module):
     """Three 3x3 conv layers with batch norm and ReLU, two max-pools, and a linear classifier."""
 
-    def __init__(self, in_channels: int, num_classes: int, image_size: tuple[int, int], width: int = 32):
+    def __init__(
+        self, in_channels: int, num_classes: int, image_size: tuple[int, int], width: int = 32
+    ):
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, width, 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
@@ -35,11 +37,18 @@ class SmallCNN(nn.Module):
 class MLP(nn.Module):
     """Two hidden ReLU layers of 128 and 64 units (LeNet-300-100 style, sized for 8x8 inputs)."""
 
-    def __init__(self, in_channels: int, num_classes: int, image_size: tuple[int, int],
-                 hidden: tuple[int, ...] = (128, 64)):
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        image_size: tuple[int, int],
+        hidden: tuple[int, ...] = (128, 64),
+    ):
         super().__init__()
         sizes = [in_channels * image_size[0] * image_size[1], *hidden]
-        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+        self.hidden = nn.ModuleList(
+            nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True)
+        )
         self.fc = nn.Linear(sizes[-1], num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -21,13 +21,23 @@ def replace_first_conv(model: nn.Module, in_channels: int) -> nn.Module:
     """Swap the model's first ``Conv2d`` for an identical one taking ``in_channels`` inputs (in place)."""
     first = next(((n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)), None)
     if first is None:
-        raise ValueError(f"{type(model).__name__} has no Conv2d to adapt to {in_channels} input channels")
+        raise ValueError(
+            f"{type(model).__name__} has no Conv2d to adapt to {in_channels} input channels"
+        )
     name, module = first
     if module.in_channels == in_channels:
         return model
-    new = nn.Conv2d(in_channels, module.out_channels, module.kernel_size, stride=module.stride,
-                    padding=module.padding, dilation=module.dilation, groups=module.groups,
-                    bias=module.bias is not None, padding_mode=module.padding_mode)
+    new = nn.Conv2d(
+        in_channels,
+        module.out_channels,
+        module.kernel_size,
+        stride=module.stride,
+        padding=module.padding,
+        dilation=module.dilation,
+        groups=module.groups,
+        bias=module.bias is not None,
+        padding_mode=module.padding_mode,
+    )
     # torchvision initialises these stems with Kaiming normal (fan_out) and zero bias.
     nn.init.kaiming_normal_(new.weight, mode="fan_out", nonlinearity="relu")
     if new.bias is not None:

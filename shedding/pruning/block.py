@@ -36,8 +36,9 @@ def _untile(tiles: torch.Tensor, shape2d: tuple[int, int], bh: int, bw: int) -> 
     return x[:r, :c]
 
 
-def block_scores(w: torch.Tensor, mask: torch.Tensor, bh: int, bw: int, score: str
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def block_scores(
+    w: torch.Tensor, mask: torch.Tensor, bh: int, bw: int, score: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-block (score, alive count, real size) of one weight tensor's (out, rest) view."""
     w2 = (w.detach().abs().float() * mask.float()).reshape(w.shape[0], -1)
     m2 = mask.float().reshape(w.shape[0], -1)
@@ -57,8 +58,13 @@ def block_scores(w: torch.Tensor, mask: torch.Tensor, bh: int, bw: int, score: s
 
 
 @PRUNERS.register("block")
-def block_pruning(weights: dict[str, torch.Tensor], masks: Masks, sparsity: float,
-                  cfg: PruneConfig, generator: torch.Generator) -> Masks:
+def block_pruning(
+    weights: dict[str, torch.Tensor],
+    masks: Masks,
+    sparsity: float,
+    cfg: PruneConfig,
+    generator: torch.Generator,
+) -> Masks:
     """Global block pruning with blocks of ``cfg.block_shape`` scored by ``cfg.block_score``."""
     bh, bw = cfg.block_shape
     names = list(weights)
@@ -72,7 +78,9 @@ def block_pruning(weights: dict[str, torch.Tensor], masks: Masks, sparsity: floa
     if need > 0:
         order = torch.argsort(scores, stable=True)
         cum = torch.cumsum(alive[order], 0)
-        count = int(torch.searchsorted(cum, torch.tensor(float(need), device=cum.device)).item()) + 1
+        count = (
+            int(torch.searchsorted(cum, torch.tensor(float(need), device=cum.device)).item()) + 1
+        )
         remove[order[:count]] = True
     out, start = {}, 0
     for k, (s, _, _) in zip(names, per, strict=True):
@@ -80,6 +88,8 @@ def block_pruning(weights: dict[str, torch.Tensor], masks: Masks, sparsity: floa
         keep_block = (~remove[start : start + nb]).float()
         start += nb
         w2shape = (weights[k].shape[0], weights[k].numel() // weights[k].shape[0])
-        keep = _untile(keep_block[:, None].expand(nb, bh * bw), w2shape, bh, bw).reshape(weights[k].shape)
+        keep = _untile(keep_block[:, None].expand(nb, bh * bw), w2shape, bh, bw).reshape(
+            weights[k].shape
+        )
         out[k] = (keep * masks[k].float()).to(weights[k].dtype)
     return out

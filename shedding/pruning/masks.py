@@ -41,7 +41,9 @@ def smallest_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
     return keep
 
 
-def prune_lowest(scores: dict[str, torch.Tensor], masks: Masks, sparsity: float, per_layer: bool) -> Masks:
+def prune_lowest(
+    scores: dict[str, torch.Tensor], masks: Masks, sparsity: float, per_layer: bool
+) -> Masks:
     """Masks removing the lowest scores until ``sparsity``, over all tensors together or per tensor.
 
     Already-pruned weights must score below every live one (the callers give them -1), so they are removed
@@ -49,11 +51,15 @@ def prune_lowest(scores: dict[str, torch.Tensor], masks: Masks, sparsity: float,
     sparsity. Ties are broken by position. Returned masks have the dtype of ``masks``.
     """
     if per_layer:
-        keep = {k: smallest_k_mask(s.reshape(-1), target_count(sparsity, s.numel())).reshape(s.shape)
-                for k, s in scores.items()}
+        keep = {
+            k: smallest_k_mask(s.reshape(-1), target_count(sparsity, s.numel())).reshape(s.shape)
+            for k, s in scores.items()
+        }
     else:
         flat_scores = flat(scores)
-        keep = unflat(smallest_k_mask(flat_scores, target_count(sparsity, flat_scores.numel())), scores)
+        keep = unflat(
+            smallest_k_mask(flat_scores, target_count(sparsity, flat_scores.numel())), scores
+        )
     return {k: (keep[k] * (masks[k] > 0)).to(masks[k].dtype) for k in scores}
 
 

@@ -10,7 +10,12 @@ from shedding.pruning.pruners import PRUNERS
 
 
 @PRUNERS.register("none")
-def no_pruning(weights: dict[str, torch.Tensor], masks: Masks, sparsity: float,
-               cfg: PruneConfig, generator: torch.Generator) -> Masks:
+def no_pruning(
+    weights: dict[str, torch.Tensor],
+    masks: Masks,
+    sparsity: float,
+    cfg: PruneConfig,
+    generator: torch.Generator,
+) -> Masks:
     """Return the masks unchanged (the unpruned control run)."""
     return {k: m.clone() for k, m in masks.items()}

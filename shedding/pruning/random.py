@@ -19,14 +19,24 @@ def random_scores(masks: Masks, generator: torch.Generator) -> dict[str, torch.T
 
 
 @PRUNERS.register("random")
-def random_global(weights: dict[str, torch.Tensor], masks: Masks, sparsity: float,
-                  cfg: PruneConfig, generator: torch.Generator) -> Masks:
+def random_global(
+    weights: dict[str, torch.Tensor],
+    masks: Masks,
+    sparsity: float,
+    cfg: PruneConfig,
+    generator: torch.Generator,
+) -> Masks:
     """Uniformly random subset over all prunable tensors together."""
     return prune_lowest(random_scores(masks, generator), masks, sparsity, per_layer=False)
 
 
 @PRUNERS.register("random_layerwise")
-def random_layerwise(weights: dict[str, torch.Tensor], masks: Masks, sparsity: float,
-                     cfg: PruneConfig, generator: torch.Generator) -> Masks:
+def random_layerwise(
+    weights: dict[str, torch.Tensor],
+    masks: Masks,
+    sparsity: float,
+    cfg: PruneConfig,
+    generator: torch.Generator,
+) -> Masks:
     """Uniformly random subset of each tensor, every tensor at the same sparsity."""
     return prune_lowest(random_scores(masks, generator), masks, sparsity, per_layer=True)

@@ -38,7 +38,9 @@ class Round:
 
     target: float  # overall sparsity after the event (cascade: decided at the event, this is an upper bound)
     length: int  # retraining steps after the event
-    restart: bool  # a new optimizer and the technique's LR schedule from its start (else both continue)
+    restart: (
+        bool  # a new optimizer and the technique's LR schedule from its start (else both continue)
+    )
     rewind: bool  # start from the technique's start weights (else keep the current weights)
 
 
@@ -83,7 +85,10 @@ def gradual(cfg: PruneConfig, t: int, interval: int) -> list[Round]:
     targets = gradual_targets(cfg)
     n = len(targets)
     lengths = [interval] * (n - 1) + [t - (n - 1) * interval]
-    return [Round(s, length, j == 0, j == 0) for j, (s, length) in enumerate(zip(targets, lengths, strict=True))]
+    return [
+        Round(s, length, j == 0, j == 0)
+        for j, (s, length) in enumerate(zip(targets, lengths, strict=True))
+    ]
 
 
 @SCHEDULES.register("cascade")
@@ -117,4 +122,6 @@ def plan_rounds(cfg: PruneConfig, t: int, interval: int) -> list[Round]:
 
 def sparsity_targets(cfg: PruneConfig) -> list[float]:
     """Overall sparsity after each planned event, ending exactly at ``cfg.sparsity``."""
-    return [r.target for r in plan_rounds(cfg, 1, 1)]  # the targets do not depend on the round lengths
+    return [
+        r.target for r in plan_rounds(cfg, 1, 1)
+    ]  # the targets do not depend on the round lengths

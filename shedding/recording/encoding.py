@@ -26,7 +26,9 @@ MISSING = 255
 SMALLEST_NORMAL = 2.0**-126  # float32: below it values are spaced 2**-149 apart
 
 
-def _codes(mag: torch.Tensor, top_w: torch.Tensor, layer_top: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+def _codes(
+    mag: torch.Tensor, top_w: torch.Tensor, layer_top: torch.Tensor, out: torch.Tensor
+) -> torch.Tensor:
     """Codes (as float32, in ``out``) of magnitudes ``mag`` given each weight's ``top`` (and every layer's); in place,
     with no boolean indexing (it would sync on CUDA) and no masked fills (slow on the CPU).
 
@@ -55,7 +57,9 @@ def _top(layer_max: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def encode_log8(magnitude: torch.Tensor, layer_ids: torch.Tensor, n_layers: int) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_log8(
+    magnitude: torch.Tensor, layer_ids: torch.Tensor, n_layers: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(codes uint8 per weight, top float32 per layer) of flat magnitudes, computed where they are (CPU or GPU).
 
     ``magnitude`` holds magnitudes (>= 0; +inf and NaN code as missing, anything negative as 0). ``layer_ids`` may
@@ -63,7 +67,9 @@ def encode_log8(magnitude: torch.Tensor, layer_ids: torch.Tensor, n_layers: int)
     """
     mag = magnitude.float()
     finite = torch.nan_to_num(mag, nan=0.0, posinf=0.0, neginf=0.0)
-    layer_max = torch.zeros(n_layers, device=mag.device).scatter_reduce(0, layer_ids, finite, reduce="amax")
+    layer_max = torch.zeros(n_layers, device=mag.device).scatter_reduce(
+        0, layer_ids, finite, reduce="amax"
+    )
     top = _top(layer_max)
     return _codes(mag, top[layer_ids], top, torch.empty_like(mag)).to(torch.uint8), top
 

@@ -23,7 +23,9 @@ class IOThread:
     """One worker thread executing submitted callables in order, with a bounded queue."""
 
     def __init__(self, max_pending: int = 8, name: str = "shedding-store-writer") -> None:
-        self._queue: queue.Queue[tuple[Callable[..., Any], tuple[Any, ...]] | None] = queue.Queue(max_pending)
+        self._queue: queue.Queue[tuple[Callable[..., Any], tuple[Any, ...]] | None] = queue.Queue(
+            max_pending
+        )
         self.error: BaseException | None = None
         self.wait_seconds = 0.0  # time training spent blocked on a full queue
         self.busy_seconds = 0.0  # time the writer spent writing
@@ -49,12 +51,16 @@ class IOThread:
     def _raise(self) -> None:
         if self.error is not None:
             e = self.error
-            raise RecorderIOError(f"the store writer failed: {type(e).__name__}: {e}".splitlines()[0]) from e
+            raise RecorderIOError(
+                f"the store writer failed: {type(e).__name__}: {e}".splitlines()[0]
+            ) from e
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
         """Queue ``fn(*args)``; blocks while the queue is full (back-pressure)."""
         self._raise()
-        if not self._thread.is_alive():  # after close: nothing would ever run it (and a full queue would hang)
+        if (
+            not self._thread.is_alive()
+        ):  # after close: nothing would ever run it (and a full queue would hang)
             raise RecorderIOError("the store writer is closed; nothing more can be written")
         t0 = time.perf_counter()
         self._queue.put((fn, args))

@@ -45,9 +45,13 @@ class Timeline:
     T: int
     t: int
     iterations_per_epoch: int
-    hist_steps: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # histogram steps
+    hist_steps: np.ndarray = field(
+        default_factory=lambda: np.zeros(0, dtype=np.int64)
+    )  # histogram steps
     hist_round: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int16))
-    sample_steps: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # sampled-subset steps
+    sample_steps: np.ndarray = field(
+        default_factory=lambda: np.zeros(0, dtype=np.int64)
+    )  # sampled-subset steps
     sample_round: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int16))
 
     @property
@@ -55,8 +59,9 @@ class Timeline:
         return len(self.event_step)
 
 
-def _periodic_steps(T: int, starts: np.ndarray, lengths: np.ndarray, every: int, record_pretrain: bool
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def _periodic_steps(
+    T: int, starts: np.ndarray, lengths: np.ndarray, every: int, record_pretrain: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """Steps every ``every`` steps of each round, each event step and the last step (none when ``every`` is 0),
     and their rounds."""
     if every <= 0:
@@ -68,13 +73,23 @@ def _periodic_steps(T: int, starts: np.ndarray, lengths: np.ndarray, every: int,
     rec.add(int(starts[-1] + lengths[-1]))
     steps = np.array(sorted(rec), dtype=np.int64)
     # A row's round: the last event at or before it (an event step belongs to the round it starts).
-    rnd = np.where(steps < 0, -1, np.clip(np.searchsorted(starts, steps, side="right") - 1, 0, None))
+    rnd = np.where(
+        steps < 0, -1, np.clip(np.searchsorted(starts, steps, side="right") - 1, 0, None)
+    )
     return steps, rnd.astype(np.int16)
 
 
-def build_timeline(T: int, t: int, rounds: int, every: int, iterations_per_epoch: int,
-                   record_pretrain: bool, hist_every: int = 0, sample_every: int = 0,
-                   lengths: list[int] | None = None) -> Timeline:
+def build_timeline(
+    T: int,
+    t: int,
+    rounds: int,
+    every: int,
+    iterations_per_epoch: int,
+    record_pretrain: bool,
+    hist_every: int = 0,
+    sample_every: int = 0,
+    lengths: list[int] | None = None,
+) -> Timeline:
     """Every coordinate for ``rounds`` rounds of ``t`` retraining steps (or rounds of the given ``lengths``;
     optionally T original-training steps before): magnitude snapshots every ``every`` steps, per-layer
     histograms every ``hist_every`` steps and sampled weights every ``sample_every`` steps (0: none)."""
@@ -110,22 +125,40 @@ def build_timeline(T: int, t: int, rounds: int, every: int, iterations_per_epoch
         epoch_step=np.array(ep_step, dtype=np.int64),
         epoch_round=np.array(ep_round, dtype=np.int16),
         event_step=events,
-        T=T, t=t, iterations_per_epoch=ipe, hist_steps=hist_steps, hist_round=hist_round,
-        sample_steps=sample_steps, sample_round=sample_round,
+        T=T,
+        t=t,
+        iterations_per_epoch=ipe,
+        hist_steps=hist_steps,
+        hist_round=hist_round,
+        sample_steps=sample_steps,
+        sample_round=sample_round,
     )
 
 
 def is_prefix(short: Timeline, long: Timeline) -> bool:
     """True when every coordinate of ``short`` is a prefix of ``long``'s (a store of ``long`` can be cut to it)."""
-    return all(np.array_equal(getattr(short, k), getattr(long, k)[: len(getattr(short, k))])
-               for k in ("steps", "record_steps", "epoch", "epoch_step", "event_step", "hist_steps", "sample_steps"))
+    return all(
+        np.array_equal(getattr(short, k), getattr(long, k)[: len(getattr(short, k))])
+        for k in (
+            "steps",
+            "record_steps",
+            "epoch",
+            "epoch_step",
+            "event_step",
+            "hist_steps",
+            "sample_steps",
+        )
+    )
 
 
 def sample_weights(layers: list[Layer], per_layer: int, seed: int) -> np.ndarray:
     """Flat indices of a fixed random subset: ``per_layer`` weights of each layer (all of a smaller one), sorted."""
     rng = np.random.default_rng(seed)
-    out = [layer.start + np.sort(rng.choice(layer.size, size=min(per_layer, layer.size), replace=False))
-           for layer in layers]
+    out = [
+        layer.start
+        + np.sort(rng.choice(layer.size, size=min(per_layer, layer.size), replace=False))
+        for layer in layers
+    ]
     return np.concatenate(out).astype(np.int64) if out else np.zeros(0, dtype=np.int64)
 
 
@@ -150,7 +183,10 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "weight": ("prunable weight, layers concatenated in model order", "1"),
     "weight_layer": ("index into layer of the weight's tensor", "1"),
     "weight_index": ("flat position of the weight inside its tensor", "1"),
-    "step": ("retraining updates done (0: right after the first prune event; < 0: original training)", "steps"),
+    "step": (
+        "retraining updates done (0: right after the first prune event; < 0: original training)",
+        "steps",
+    ),
     "step_round": ("round of the step (-1: original training)", "1"),
     "record_step": ("step of the magnitude snapshot", "steps"),
     "record_round": ("round of the snapshot (-1: original training)", "1"),
@@ -176,23 +212,37 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "shed_count": ("eligible survivors below the shed line after the step", "1"),
     "shed_events": ("weights crossing below the line during the step", "1"),
     "recover_events": ("weights crossing back above the line during the step", "1"),
-    "line_shed_count": ("eligible survivors below the line after the step, for each extra line (counted on the "
-                        "device)", "1"),
-    "line_shed_events": ("crossings below the line during the step, for each extra line (counted on the device)",
-                         "1"),
-    "line_recover_events": ("crossings back above the line during the step, for each extra line (counted on the "
-                            "device)", "1"),
+    "line_shed_count": (
+        "eligible survivors below the line after the step, for each extra line (counted on the "
+        "device)",
+        "1",
+    ),
+    "line_shed_events": (
+        "crossings below the line during the step, for each extra line (counted on the device)",
+        "1",
+    ),
+    "line_recover_events": (
+        "crossings back above the line during the step, for each extra line (counted on the "
+        "device)",
+        "1",
+    ),
     # snapshots
     "magnitude": ("|w| after the step (pruned weights are 0)", "1"),
     "magnitude_code": ("|w| after the step, log8-coded", "1"),
     "magnitude_top": ("log2 of the layer's largest |w| after the step", "1"),
-    "magnitude_hist": ("non-zero weights per log10|w| bin after the step (computed on the device; values outside "
-                       "the range counted in the end bins)", "1"),
+    "magnitude_hist": (
+        "non-zero weights per log10|w| bin after the step (computed on the device; values outside "
+        "the range counted in the end bins)",
+        "1",
+    ),
     "sample_magnitude": ("|w| of the sampled weights after the step", "1"),
     # events
     "mask": ("1 = weight kept after the event", "1"),
-    "pre_prune_magnitude": ("|w| the event's mask was computed from (float16 when the snapshots use a compact "
-                            "encoding: the mask itself is exact)", "1"),
+    "pre_prune_magnitude": (
+        "|w| the event's mask was computed from (float16 when the snapshots use a compact "
+        "encoding: the mask itself is exact)",
+        "1",
+    ),
     "event_round": ("round the event starts", "1"),
     "event_sparsity": ("overall fraction of prunable weights pruned after the event", "1"),
     "event_tau": ("GMP cut value at the event's sparsity (tau)", "1"),

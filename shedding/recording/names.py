@@ -38,7 +38,11 @@ def encode_names(names: Sequence[str]) -> tuple[np.ndarray, dict[str, Any]]:
 def _strings(labels: Sequence[str], codes: Any) -> np.ndarray:
     """The names of ``codes`` in numpy's variable-length string dtype (what zarr-python's ``string`` reads as)."""
     table = np.asarray(list(labels), dtype=np.dtypes.StringDType())
-    return table[np.asarray(codes, dtype=np.int64)] if len(table) else np.asarray([], dtype=table.dtype)
+    return (
+        table[np.asarray(codes, dtype=np.int64)]
+        if len(table)
+        else np.asarray([], dtype=table.dtype)
+    )
 
 
 def is_coded(attrs: dict[str, Any], dtype: Any) -> bool:

@@ -30,7 +30,9 @@ from shedding.training.loop import Callback, TrainState
 EPOCH_VARS = ("train_accuracy", "train_loss", "test_accuracy", "test_loss")
 _TORCH_DTYPES = {np.dtype(k): getattr(torch, k) for k in ("float32", "float16", "uint8", "int32")}
 _NOT_YET = object()  # no last_committed_step written yet by this recorder
-STAGE_BYTES = 4 << 20  # rows of a periodic recording wait on the device until a chunk is full or they reach this
+STAGE_BYTES = (
+    4 << 20
+)  # rows of a periodic recording wait on the device until a chunk is full or they reach this
 
 
 class _Periodic:
@@ -41,7 +43,9 @@ class _Periodic:
     block. The writers' own positions belong to that thread.
     """
 
-    def __init__(self, writers: list[ChunkWriter], steps: np.ndarray, dtypes: list[np.dtype]) -> None:
+    def __init__(
+        self, writers: list[ChunkWriter], steps: np.ndarray, dtypes: list[np.dtype]
+    ) -> None:
         self.writers = writers
         self.steps = steps
         self.dtypes = dtypes
@@ -74,51 +78,83 @@ class _Periodic:
 class Recorder(Callback):
     """Writes loss, LR, shed crossings, magnitude snapshots, events and epoch metrics."""
 
-    def __init__(self, store: RunStore, layers: list[Layer], timeline: Timeline,
-                 params: dict[str, torch.nn.Parameter], magnitude_dtype: str, device: torch.device,
-                 max_pending: int = 8) -> None:
+    def __init__(
+        self,
+        store: RunStore,
+        layers: list[Layer],
+        timeline: Timeline,
+        params: dict[str, torch.nn.Parameter],
+        magnitude_dtype: str,
+        device: torch.device,
+        max_pending: int = 8,
+    ) -> None:
         self.store = store
         self.tl = timeline
         self.params = params
         self.log8 = magnitude_dtype == "log8"
         self.np_dtype = np.dtype("float16" if self.log8 else magnitude_dtype)
         self.device = device
-        layer_ids = torch.cat([torch.full((layer.size,), i, dtype=torch.int64)
-                               for i, layer in enumerate(layers)]).to(device)
+        layer_ids = torch.cat(
+            [torch.full((layer.size,), i, dtype=torch.int64) for i, layer in enumerate(layers)]
+        ).to(device)
         self.layer_ids = layer_ids
         self.counter = ShedCounter(layer_ids, len(layers))
         self.n_layers = len(layers)
         self.layer_starts = [layer.start for layer in layers]
         self.layer_sizes = [layer.size for layer in layers]
-        self.extra_lines = [Line.parse(t) for t in read_names(store.group["line"])] if "line" in store.group else []
+        self.extra_lines = (
+            [Line.parse(t) for t in read_names(store.group["line"])]
+            if "line" in store.group
+            else []
+        )
         self.extra_counters = [ShedCounter(layer_ids, len(layers)) for _ in self.extra_lines]
         self._event_steps = set(int(s) for s in timeline.event_step)
         self.w_loss = store.writer("loss")
         self.w_lr = store.writer("lr")
         self.w_counts = [store.writer(n) for n in ("shed_count", "shed_events", "recover_events")]
-        self.w_line_counts = ([store.writer(n) for n in ("line_shed_count", "line_shed_events", "line_recover_events")]
-                              if self.extra_lines else [])
+        self.w_line_counts = (
+            [
+                store.writer(n)
+                for n in ("line_shed_count", "line_shed_events", "line_recover_events")
+            ]
+            if self.extra_lines
+            else []
+        )
         # the periodic recordings this run has, each with its writers (log8 adds the per-layer tops)
         self.snapshots = self.hist = self.samples = None
         if len(timeline.record_steps):
             self._encoder = Log8Encoder(self.layer_sizes, layer_ids) if self.log8 else None
             names = ["magnitude_code", "magnitude_top"] if self.log8 else ["magnitude"]
             dtypes = [np.dtype(np.uint8), np.dtype(np.float32)] if self.log8 else [self.np_dtype]
-            self.snapshots = _Periodic([store.writer(n) for n in names], timeline.record_steps, dtypes)
+            self.snapshots = _Periodic(
+                [store.writer(n) for n in names], timeline.record_steps, dtypes
+            )
         if len(timeline.hist_steps):
-            self.hist = _Periodic([store.writer("magnitude_hist")], timeline.hist_steps, [np.dtype(np.int32)])
+            self.hist = _Periodic(
+                [store.writer("magnitude_hist")], timeline.hist_steps, [np.dtype(np.int32)]
+            )
         if "sample_magnitude" in store.group:
-            self.samples = _Periodic([store.writer("sample_magnitude")], timeline.sample_steps, [self.np_dtype])
-            self._sample_index = torch.as_tensor(np.asarray(store.group["sample_weight"][:]), device=device)
+            self.samples = _Periodic(
+                [store.writer("sample_magnitude")], timeline.sample_steps, [self.np_dtype]
+            )
+            self._sample_index = torch.as_tensor(
+                np.asarray(store.group["sample_weight"][:]), device=device
+            )
         self.periodic = [p for p in (self.snapshots, self.hist, self.samples) if p is not None]
         if self.hist is not None:
             lo = float(store.group["hist_bin_lo"][0])
             hi = float(store.group["hist_bin_hi"][-1])
-            self._hist = (lo, store.group["hist_bin"].shape[0] / (hi - lo), store.group["hist_bin"].shape[0])
+            self._hist = (
+                lo,
+                store.group["hist_bin"].shape[0] / (hi - lo),
+                store.group["hist_bin"].shape[0],
+            )
             self._hist_over(None)
         n_weights = sum(self.layer_sizes)
         same_dtype = all(p.dtype == torch.float32 for p in params.values())
-        self._flat = torch.empty(n_weights, dtype=torch.float32, device=device) if same_dtype else None
+        self._flat = (
+            torch.empty(n_weights, dtype=torch.float32, device=device) if same_dtype else None
+        )
         self._staged_loss: list[torch.Tensor] = []
         self._staged_counts: list[torch.Tensor] = []
         self._staged_line_counts: list[torch.Tensor] = []
@@ -130,7 +166,8 @@ class Recorder(Callback):
         n_ev, n_ep = timeline.n_events, len(timeline.epoch)
         self.events: dict[str, np.ndarray] = {
             "event_round": np.full(n_ev, -1, np.int16),
-            "event_sparsity": np.full(n_ev, np.nan), "event_tau": np.full(n_ev, np.nan),
+            "event_sparsity": np.full(n_ev, np.nan),
+            "event_tau": np.full(n_ev, np.nan),
             "event_line": np.full(n_ev, np.nan),
             "event_pruned": np.full((n_ev, self.n_layers), -1, np.int64),
             "event_survivors": np.full((n_ev, self.n_layers), -1, np.int64),
@@ -141,7 +178,9 @@ class Recorder(Callback):
         }
         if self.extra_lines:
             shape = (n_ev, len(self.extra_lines), self.n_layers)
-            self.events.update(line_value=np.full(shape, np.nan), line_eligible=np.full(shape, -1, np.int64))
+            self.events.update(
+                line_value=np.full(shape, np.nan), line_eligible=np.full(shape, -1, np.int64)
+            )
         self.epochs: dict[str, np.ndarray] = {k: np.full(n_ep, np.nan) for k in EPOCH_VARS}
         self.io = IOThread(max_pending)
         self._tables_written: dict[str, np.ndarray] = {}  # the tables as last handed to the writer
@@ -158,9 +197,18 @@ class Recorder(Callback):
         self.counting = phase == "retrain"
 
     @torch.no_grad()
-    def begin_event(self, index: int, round: int, masks: dict[str, torch.Tensor], pre_prune: torch.Tensor,
-                    pruned_per_layer: np.ndarray, sparsity: float, tau: float, line: float,
-                    test_accuracy: float) -> None:
+    def begin_event(
+        self,
+        index: int,
+        round: int,
+        masks: dict[str, torch.Tensor],
+        pre_prune: torch.Tensor,
+        pruned_per_layer: np.ndarray,
+        sparsity: float,
+        tau: float,
+        line: float,
+        test_accuracy: float,
+    ) -> None:
         """Record prune event ``index`` from the model's current (post-prune, start-of-round) weights."""
         step = int(self.tl.event_step[index])
         mag = self._flat_abs()
@@ -178,7 +226,9 @@ class Recorder(Callback):
         ev["event_test_accuracy"][index] = test_accuracy
         for j, (ln, counter) in enumerate(zip(self.extra_lines, self.extra_counters, strict=True)):
             values = ln.layer_values(mag, alive, self.layer_starts, self.layer_sizes, tau, sparsity)
-            per_weight = torch.as_tensor(values, dtype=torch.float32, device=self.device)[self.counter.layer_ids]
+            per_weight = torch.as_tensor(values, dtype=torch.float32, device=self.device)[
+                self.counter.layer_ids
+            ]
             _, elig, _ = counter.start(mag, alive, per_weight)
             ev["line_value"][index, j] = values
             ev["line_eligible"][index, j] = elig.cpu().numpy()
@@ -186,8 +236,12 @@ class Recorder(Callback):
             self._hist_over(alive.bool())
         self.io.submit(self.store.write_rows, "mask", index, alive.bool().cpu().numpy())
         pre_dtype = self.store.group["pre_prune_magnitude"].dtype
-        self.io.submit(self.store.write_rows, "pre_prune_magnitude", index,
-                       pre_prune.float().cpu().numpy().astype(pre_dtype))
+        self.io.submit(
+            self.store.write_rows,
+            "pre_prune_magnitude",
+            index,
+            pre_prune.float().cpu().numpy().astype(pre_dtype),
+        )
         self._write_tables()
         self._snapshot(step, mag)
 
@@ -209,15 +263,21 @@ class Recorder(Callback):
         self._drain_steps()
         self.tl = timeline
         self._event_steps = set(int(s) for s in timeline.event_step)
-        for p, steps in ((self.snapshots, timeline.record_steps), (self.hist, timeline.hist_steps),
-                         (self.samples, timeline.sample_steps)):
+        for p, steps in (
+            (self.snapshots, timeline.record_steps),
+            (self.hist, timeline.hist_steps),
+            (self.samples, timeline.sample_steps),
+        ):
             if p is not None:
                 p.steps = steps
                 p.rows = {int(s): i for i, s in enumerate(steps)}
         n_ev, n_ep = timeline.n_events, len(timeline.epoch)
         self.events = {k: v[:n_ev] for k, v in self.events.items()}
         self.epochs = {k: v[:n_ep] for k, v in self.epochs.items()}
-        sizes = [(w, len(timeline.steps)) for w in (self.w_loss, self.w_lr, *self.w_counts, *self.w_line_counts)]
+        sizes = [
+            (w, len(timeline.steps))
+            for w in (self.w_loss, self.w_lr, *self.w_counts, *self.w_line_counts)
+        ]
         for p in self.periodic:
             sizes += [(w, len(p.steps)) for w in p.writers]
 
@@ -252,12 +312,23 @@ class Recorder(Callback):
             mag = self._flat_abs()
             self._staged_counts.append(self.counter.update(mag))
             if self.extra_lines:
-                self._staged_line_counts.append(torch.stack([c.update(mag) for c in self.extra_counters]))
+                self._staged_line_counts.append(
+                    torch.stack([c.update(mag) for c in self.extra_counters])
+                )
         else:
-            self._staged_counts.append(torch.zeros(3, self.n_layers, dtype=torch.int64, device=self.device))
+            self._staged_counts.append(
+                torch.zeros(3, self.n_layers, dtype=torch.int64, device=self.device)
+            )
             if self.extra_lines:
-                self._staged_line_counts.append(torch.zeros(len(self.extra_lines), 3, self.n_layers,
-                                                            dtype=torch.int64, device=self.device))
+                self._staged_line_counts.append(
+                    torch.zeros(
+                        len(self.extra_lines),
+                        3,
+                        self.n_layers,
+                        dtype=torch.int64,
+                        device=self.device,
+                    )
+                )
         if self._wants(g):
             self._snapshot(g, mag if mag is not None else self._flat_abs())
         end = self._steps_next + len(self._staged_lr)
@@ -282,7 +353,9 @@ class Recorder(Callback):
     def _to_host(self, tensor: torch.Tensor, dtype: np.dtype) -> Any:
         """The writer's host copy of ``tensor``, a fresh one (a stack of staged rows, never a reused buffer): on
         CUDA a non-blocking copy into pinned memory and the event to wait on."""
-        tensor = tensor.to(_TORCH_DTYPES[dtype])  # cast where the data is (fast, halves a float16 copy)
+        tensor = tensor.to(
+            _TORCH_DTYPES[dtype]
+        )  # cast where the data is (fast, halves a float16 copy)
         if tensor.device.type == "cuda":
             host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
             host.copy_(tensor, non_blocking=True)
@@ -303,7 +376,10 @@ class Recorder(Callback):
         dtype = key_dtype(self.n_layers * nb + 1, sync_free=self.device.type == "cuda")
         self._hist_index = index
         self._hist_offset = (layers * nb).to(dtype)
-        self._hist_buf = (torch.empty(n, device=self.device), torch.empty(n, dtype=dtype, device=self.device))
+        self._hist_buf = (
+            torch.empty(n, device=self.device),
+            torch.empty(n, dtype=dtype, device=self.device),
+        )
 
     @torch.no_grad()
     def _histogram(self, step: int, mag: torch.Tensor) -> None:
@@ -338,17 +414,26 @@ class Recorder(Callback):
         """Keep one row per writer of ``p`` (copied, cast to the store's dtype, on the device); hand the staged
         rows over once their chunk is complete, the recording is done, or they pass ``STAGE_BYTES``."""
         for staged, row, dtype in zip(p.staged, rows, p.dtypes, strict=True):
-            staged.append(row.to(_TORCH_DTYPES[dtype], copy=True))  # the recorder's buffers are reused
+            staged.append(
+                row.to(_TORCH_DTYPES[dtype], copy=True)
+            )  # the recorder's buffers are reused
             p.staged_bytes += staged[-1].numel() * staged[-1].element_size()
         p.next += 1
-        if p.next % p.writers[0].chunk == 0 or p.next == len(p.steps) or p.staged_bytes >= STAGE_BYTES:
+        if (
+            p.next % p.writers[0].chunk == 0
+            or p.next == len(p.steps)
+            or p.staged_bytes >= STAGE_BYTES
+        ):
             self._drain(p)
 
     def _drain(self, p: _Periodic) -> None:
         """Hand ``p``'s staged rows to the writer thread as one block per writer."""
         if not p.staged[0]:
             return
-        hosts = [self._to_host(torch.stack(staged), dtype) for staged, dtype in zip(p.staged, p.dtypes, strict=True)]
+        hosts = [
+            self._to_host(torch.stack(staged), dtype)
+            for staged, dtype in zip(p.staged, p.dtypes, strict=True)
+        ]
         writers = p.writers
         self.io.submit(lambda: [w.append(h()) for w, h in zip(writers, hosts, strict=True)])
         p.staged = [[] for _ in writers]
@@ -363,13 +448,23 @@ class Recorder(Callback):
         loss = self._to_host(torch.stack(self._staged_loss), np.dtype(np.float32))
         lr = np.asarray(self._staged_lr, dtype=np.float64)
         counts = self._to_host(torch.stack(self._staged_counts), np.dtype(np.int32))  # (n, 3, L)
-        line_counts = (self._to_host(torch.stack(self._staged_line_counts), np.dtype(np.int32))
-                       if self.extra_lines else None)  # (n, lines, 3, L)
+        line_counts = (
+            self._to_host(torch.stack(self._staged_line_counts), np.dtype(np.int32))
+            if self.extra_lines
+            else None
+        )  # (n, lines, 3, L)
         self.io.submit(self._append_steps, loss, lr, counts, line_counts)
         self._steps_next += len(lr)
-        self._staged_loss, self._staged_lr, self._staged_counts, self._staged_line_counts = [], [], [], []
+        self._staged_loss, self._staged_lr, self._staged_counts, self._staged_line_counts = (
+            [],
+            [],
+            [],
+            [],
+        )
 
-    def _append_steps(self, loss: Any, lr: np.ndarray, counts: Any, line_counts: Any) -> None:  # writer thread
+    def _append_steps(
+        self, loss: Any, lr: np.ndarray, counts: Any, line_counts: Any
+    ) -> None:  # writer thread
         loss, counts = loss(), counts()
         line_counts = line_counts() if line_counts is not None else None
         self.w_loss.append(loss)
@@ -383,11 +478,16 @@ class Recorder(Callback):
         """Hand the event and epoch tables that changed since this recorder last handed them over to the writer
         (each rewritten whole; a flush at an epoch's end and another at close used to rewrite all of them twice)."""
         last = self._tables_written
-        tables = {k: v.copy() for k, v in (*self.events.items(), *self.epochs.items())  # frozen for the writer
-                  if k not in last or not _same(last[k], v)}
+        tables = {
+            k: v.copy()
+            for k, v in (*self.events.items(), *self.epochs.items())  # frozen for the writer
+            if k not in last or not _same(last[k], v)
+        }
         if tables:
             self.io.submit(lambda: [self.store.write_whole(k, v) for k, v in tables.items()])
-            last.update(tables)  # only once handed over: Ctrl-C may interrupt a submit waiting on a full queue
+            last.update(
+                tables
+            )  # only once handed over: Ctrl-C may interrupt a submit waiting on a full queue
 
     def committed_step(self) -> int | None:
         """Largest step up to which every per-step row and snapshot is on disk (call in the writer thread)."""
@@ -400,11 +500,18 @@ class Recorder(Callback):
         return frontier
 
     def _flush_writers(self) -> None:  # writer thread
-        for w in (self.w_loss, self.w_lr, *self.w_counts, *self.w_line_counts,
-                  *(w for p in self.periodic for w in p.writers)):
+        for w in (
+            self.w_loss,
+            self.w_lr,
+            *self.w_counts,
+            *self.w_line_counts,
+            *(w for p in self.periodic for w in p.writers),
+        ):
             w.flush()
         committed = self.committed_step()
-        if committed != self._committed_written:  # each write of the root attributes rewrites all the metadata
+        if (
+            committed != self._committed_written
+        ):  # each write of the root attributes rewrites all the metadata
             self.store.set_attrs(last_committed_step=committed)
             self._committed_written = committed
 
@@ -422,36 +529,52 @@ class Recorder(Callback):
     def state_dict(self) -> dict[str, Any]:
         """What a resumed run needs to continue recording bitwise as an uninterrupted one would."""
         self._drain_steps()  # everything produced so far goes to the writer before the checkpoint that follows
-        return {"counters": [c.state_dict() for c in (self.counter, *self.extra_counters)],
-                "epoch_index": self.epoch_index,
-                # rows produced so far: a row at the checkpoint's own step may come after it (an event's snapshot)
-                "steps_next": self._steps_next, "periodic_next": [p.next for p in self.periodic],
-                "events": {k: v.copy() for k, v in self.events.items()},
-                "epochs": {k: v.copy() for k, v in self.epochs.items()}}
+        return {
+            "counters": [c.state_dict() for c in (self.counter, *self.extra_counters)],
+            "epoch_index": self.epoch_index,
+            # rows produced so far: a row at the checkpoint's own step may come after it (an event's snapshot)
+            "steps_next": self._steps_next,
+            "periodic_next": [p.next for p in self.periodic],
+            "events": {k: v.copy() for k, v in self.events.items()},
+            "epochs": {k: v.copy() for k, v in self.epochs.items()},
+        }
 
     def _positions(self, state: dict[str, Any], step: int) -> tuple[int, list[int]]:
         """(per-step rows, each periodic recording's rows) produced up to global ``step`` by :meth:`state_dict`
         ``state`` (older checkpoints without the counts: the rows up to ``step``)."""
-        steps_next = state.get("steps_next", int(np.searchsorted(self.tl.steps, step, side="right")))
-        periodic = state.get("periodic_next") or [int(np.searchsorted(p.steps, step, side="right"))
-                                                  for p in self.periodic]
+        steps_next = state.get(
+            "steps_next", int(np.searchsorted(self.tl.steps, step, side="right"))
+        )
+        periodic = state.get("periodic_next") or [
+            int(np.searchsorted(p.steps, step, side="right")) for p in self.periodic
+        ]
         return steps_next, list(periodic)
 
     def rows_at(self, state: dict[str, Any], step: int) -> dict[str, int]:
         """Rows of each array that a resume from :meth:`state_dict` ``state`` at global ``step`` keeps."""
         steps_next, periodic = self._positions(state, step)
-        rows = {w.array.basename: steps_next for w in (self.w_loss, self.w_lr, *self.w_counts, *self.w_line_counts)}
+        rows = {
+            w.array.basename: steps_next
+            for w in (self.w_loss, self.w_lr, *self.w_counts, *self.w_line_counts)
+        }
         for p, n in zip(self.periodic, periodic, strict=True):
             rows.update({w.array.basename: n for w in p.writers})
         return rows
 
     def load_state_dict(self, state: dict[str, Any], step: int) -> None:
         """Restore :meth:`state_dict` and put every writer just after global ``step``."""
-        for counter, saved in zip((self.counter, *self.extra_counters), state["counters"], strict=True):
+        for counter, saved in zip(
+            (self.counter, *self.extra_counters), state["counters"], strict=True
+        ):
             counter.load_state_dict(saved, self.device)
         self.epoch_index = state["epoch_index"]
         self.events, self.epochs = state["events"], state["epochs"]
-        self._staged_loss, self._staged_lr, self._staged_counts, self._staged_line_counts = [], [], [], []
+        self._staged_loss, self._staged_lr, self._staged_counts, self._staged_line_counts = (
+            [],
+            [],
+            [],
+            [],
+        )
         self._steps_next, periodic = self._positions(state, step)
         for p, n in zip(self.periodic, periodic, strict=True):
             p.seek(step)
@@ -483,11 +606,16 @@ class Recorder(Callback):
                 self.io.sync()
         finally:
             self.io.close()
-            extra = {"writer_wait_seconds": self.io.wait_seconds, "recorder_flush_seconds": self.io.busy_seconds}
+            extra = {
+                "writer_wait_seconds": self.io.wait_seconds,
+                "recorder_flush_seconds": self.io.busy_seconds,
+            }
             if self.io.error is not None and status == "complete":
                 status = "failed"
             try:
-                self.store.set_attrs(status=status, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra, **attrs)
+                self.store.set_attrs(
+                    status=status, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra, **attrs
+                )
             finally:
                 self.store.release()
 
@@ -506,7 +634,9 @@ class NullRecorder(Callback):
     def __init__(self, timeline: Timeline | None = None) -> None:
         self.epoch_index = 0
         self.tl = timeline
-        self.io = self.store = self  # recorder.io.submit(...) and recorder.store.set_attrs(...) do nothing
+        self.io = self.store = (
+            self  # recorder.io.submit(...) and recorder.store.set_attrs(...) do nothing
+        )
 
     def set_timeline(self, timeline: Timeline) -> None:
         """Follows rank 0's timeline (a cascade-aware run cut to the events it used)."""

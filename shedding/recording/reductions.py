@@ -14,7 +14,9 @@ import torch
 def key_dtype(n_keys: int, sync_free: bool) -> torch.dtype:
     """The integer dtype to build keys ``0..n_keys-1`` in for :func:`key_counts`: int16 where they fit and
     ``bincount`` counts them (a quarter of int64's memory traffic), else int64 (``index_add_`` takes no int16)."""
-    return torch.int16 if not sync_free and n_keys - 1 <= torch.iinfo(torch.int16).max else torch.int64
+    return (
+        torch.int16 if not sync_free and n_keys - 1 <= torch.iinfo(torch.int16).max else torch.int64
+    )
 
 
 def key_counts(keys: torch.Tensor, n: int, sync_free: bool | None = None) -> torch.Tensor:
@@ -27,7 +29,11 @@ def key_counts(keys: torch.Tensor, n: int, sync_free: bool | None = None) -> tor
     if not sync_free:
         return torch.bincount(keys, minlength=n)[:n]
     ones = torch.ones(1, dtype=torch.int32, device=keys.device).expand(keys.numel())
-    return torch.zeros(n, dtype=torch.int32, device=keys.device).index_add_(0, keys, ones).to(torch.int64)
+    return (
+        torch.zeros(n, dtype=torch.int32, device=keys.device)
+        .index_add_(0, keys, ones)
+        .to(torch.int64)
+    )
 
 
 def segment_sums(values: torch.Tensor, bounds: torch.Tensor) -> torch.Tensor:
@@ -35,6 +41,8 @@ def segment_sums(values: torch.Tensor, bounds: torch.Tensor) -> torch.Tensor:
 
     One ``cumsum`` and two gathers, so nothing is read back to the host; empty segments sum to 0.
     """
-    total = torch.zeros(values.shape[0] + 1, values.shape[1], dtype=torch.int64, device=values.device)
+    total = torch.zeros(
+        values.shape[0] + 1, values.shape[1], dtype=torch.int64, device=values.device
+    )
     torch.cumsum(values, 0, out=total[1:])
     return total[bounds[1:]] - total[bounds[:-1]]

@@ -34,14 +34,18 @@ def check_resumable(out: Path) -> RunConfig:
             warnings.simplefilter("ignore")
             attrs = dict(xr.open_zarr(storage.zarr_location(out)).attrs)
     except Exception as e:  # noqa: BLE001 - any unreadable metadata is a damaged store
-        raise StoreError(f"{out}: its metadata can't be read ({type(e).__name__}); {AGAIN}") from None
+        raise StoreError(
+            f"{out}: its metadata can't be read ({type(e).__name__}); {AGAIN}"
+        ) from None
     status = run_status(out, attrs)
     if status == "complete":
         raise StoreError(f"{out} is complete; there is nothing to resume")
     if status == "running":
         raise held_error(out, read_lock(out))
     if "config" not in attrs:
-        raise StoreError(f"{out} was never fully created (stopped while it was being made); {AGAIN}")
+        raise StoreError(
+            f"{out} was never fully created (stopped while it was being made); {AGAIN}"
+        )
     return from_plain(attrs["config"])
 
 
@@ -49,7 +53,9 @@ def _load(path: Path, weights_only: bool) -> Any:
     try:
         return storage.load(path, map_location="cpu", weights_only=weights_only)
     except Exception as e:  # noqa: BLE001 - a file that does not load is damaged, whatever the reason
-        raise StoreError(f"{path} is damaged and can't be loaded ({type(e).__name__}); {AGAIN}") from None
+        raise StoreError(
+            f"{path} is damaged and can't be loaded ({type(e).__name__}); {AGAIN}"
+        ) from None
 
 
 def load_resume_files(folder: Path, T: int) -> tuple[dict[str, Any] | None, dict[int, Any] | None]:
@@ -59,12 +65,16 @@ def load_resume_files(folder: Path, T: int) -> tuple[dict[str, Any] | None, dict
     """
     ckpt, original = folder / "checkpoint.pt", folder / "original_run.pt"
     state = _load(ckpt, weights_only=False) if ckpt.exists() else None
-    if state is not None and not (isinstance(state, dict) and {"round", "step", "model", "optimizer", "masks",
-                                                               "recorder"} <= state.keys()):
+    if state is not None and not (
+        isinstance(state, dict)
+        and {"round", "step", "model", "optimizer", "masks", "recorder"} <= state.keys()
+    ):
         raise StoreError(f"{ckpt} is damaged (not a resume checkpoint); {AGAIN}")
     checkpoints = _load(original, weights_only=True) if original.exists() else None
     if checkpoints is not None and not (isinstance(checkpoints, dict) and T in checkpoints):
-        raise StoreError(f"{original} is damaged (no state at the original run's step {T}); {AGAIN}")
+        raise StoreError(
+            f"{original} is damaged (no state at the original run's step {T}); {AGAIN}"
+        )
     if state is not None and checkpoints is None:
         raise StoreError(f"{original} is missing, and the checkpoint in {folder} needs it; {AGAIN}")
     return state, checkpoints
@@ -73,17 +83,30 @@ def load_resume_files(folder: Path, T: int) -> tuple[dict[str, Any] | None, dict
 def _chunk_slices(array: Any, rows: int) -> list[tuple[tuple[int, ...], tuple[slice, ...]]]:
     """(chunk index, selection) of every chunk holding any of the first ``rows`` rows of ``array``."""
     ranges = [range(math.ceil(rows / array.chunks[0]))]
-    ranges += [range(math.ceil(n / c)) for n, c in zip(array.shape[1:], array.chunks[1:], strict=True)]
+    ranges += [
+        range(math.ceil(n / c)) for n, c in zip(array.shape[1:], array.chunks[1:], strict=True)
+    ]
     out = []
     for idx in itertools.product(*ranges):
-        sel = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(idx, array.chunks, array.shape,
-                                                                           strict=True))
+        sel = tuple(
+            slice(i * c, min((i + 1) * c, n))
+            for i, c, n in zip(idx, array.chunks, array.shape, strict=True)
+        )
         out.append((idx, sel))
     return out
 
 
-STATIC_DIMS = ("layer", "weight", "sample", "line", "hist_bin")  # written once, when the store was made
-KEPT_EVENT_ARRAYS = ("mask", "pre_prune_magnitude")  # written at each event, never rewritten by a resume
+STATIC_DIMS = (
+    "layer",
+    "weight",
+    "sample",
+    "line",
+    "hist_bin",
+)  # written once, when the store was made
+KEPT_EVENT_ARRAYS = (
+    "mask",
+    "pre_prune_magnitude",
+)  # written at each event, never rewritten by a resume
 
 
 def verify_committed(store: Any, rows: dict[str, int], events: int) -> None:

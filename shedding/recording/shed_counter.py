@@ -20,7 +20,9 @@ from shedding.recording.reductions import key_counts, key_dtype, segment_sums
 class ShedCounter:
     """Holds the eligible set and the previous below-line state of one event, over a flat weight vector."""
 
-    def __init__(self, layer_ids: torch.Tensor, n_layers: int, sync_free: bool | None = None) -> None:
+    def __init__(
+        self, layer_ids: torch.Tensor, n_layers: int, sync_free: bool | None = None
+    ) -> None:
         self.layer_ids = layer_ids  # (n_weights,) int64 on the device
         self.n_layers = n_layers
         self.sync_free = layer_ids.device.type == "cuda" if sync_free is None else sync_free
@@ -39,7 +41,9 @@ class ShedCounter:
         n = self.index.numel()
         self._line = self.line[self.index] if isinstance(self.line, torch.Tensor) else self.line
         self._mag = torch.empty(n, dtype=torch.float32, device=eligible.device)
-        self._spare = torch.empty(n, dtype=torch.bool, device=eligible.device)  # the next step's state
+        self._spare = torch.empty(
+            n, dtype=torch.bool, device=eligible.device
+        )  # the next step's state
         self._prev = prev_below[self.index].clone()
         if self.sync_free:  # segment bounds of each layer inside the eligible subset
             sizes = torch.bincount(layers, minlength=self.n_layers)
@@ -49,8 +53,9 @@ class ShedCounter:
             self._key_base = (layers * 4).to(dtype)
             self._key = torch.empty(n, dtype=dtype, device=eligible.device)
 
-    def start(self, magnitude: torch.Tensor, alive: torch.Tensor, line: float | torch.Tensor
-              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def start(
+        self, magnitude: torch.Tensor, alive: torch.Tensor, line: float | torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Begin an event from the post-prune magnitudes; return per-layer (survivors, eligible, below).
 
         ``line`` is one value or one per weight (a per-layer line broadcast over the layer's weights).
@@ -74,7 +79,9 @@ class ShedCounter:
         else:
             key = torch.add(self._key_base, prev, alpha=2, out=self._key).add_(below)
             c = key_counts(key, 4 * self.n_layers, sync_free=False).view(self.n_layers, 4)
-            out = torch.stack([c[:, 1] + c[:, 3], c[:, 1], c[:, 2]])  # (prev, now): (0,1) down, (1,0) up
+            out = torch.stack(
+                [c[:, 1] + c[:, 3], c[:, 1], c[:, 2]]
+            )  # (prev, now): (0,1) down, (1,0) up
         self._spare, self._prev = prev, below  # swap: this step's state is the next one's previous
         return out
 
@@ -90,8 +97,11 @@ class ShedCounter:
             prev_below = torch.zeros_like(self.eligible)
             prev_below[self.index] = self._prev
             prev_below = prev_below.cpu()
-        return {"eligible": None if self.eligible is None else self.eligible.cpu(), "prev_below": prev_below,
-                "line": self.line.cpu() if isinstance(self.line, torch.Tensor) else self.line}
+        return {
+            "eligible": None if self.eligible is None else self.eligible.cpu(),
+            "prev_below": prev_below,
+            "line": self.line.cpu() if isinstance(self.line, torch.Tensor) else self.line,
+        }
 
     def load_state_dict(self, state: dict, device: torch.device) -> None:
         """Restore :meth:`state_dict` onto ``device``."""

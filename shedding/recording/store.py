@@ -78,13 +78,17 @@ def held_error(path: str | Path, holder: dict[str, Any] | None) -> StoreError:
     """
     path = as_path(path)
     if not holder:
-        return StoreError(f"{path} was being written a moment ago and its writer has let go of it now; retry")
+        return StoreError(
+            f"{path} was being written a moment ago and its writer has let go of it now; retry"
+        )
     try:
         since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(holder["time"])))
     except (KeyError, TypeError, ValueError, OverflowError, OSError):
         since = "?"
-    text = (f"{path} is being written by process {holder.get('pid', '?')} on {holder.get('host', '?')} "
-            f"(locked {since}); one writer per store")
+    text = (
+        f"{path} is being written by process {holder.get('pid', '?')} on {holder.get('host', '?')} "
+        f"(locked {since}); one writer per store"
+    )
     if not _checkable(holder):
         text += f"; it can't be checked from this machine: if that process is gone, remove {path / LOCK_NAME} and retry"
     return StoreError(" ".join(text.split("\n")))
@@ -104,7 +108,9 @@ def check_path(path: Path, overwrite: bool) -> None:
         if holder is not None:
             raise held_error(path, holder)
         if not overwrite:
-            raise StoreError(f"{path} already exists; pass --overwrite to replace it or choose another --out")
+            raise StoreError(
+                f"{path} already exists; pass --overwrite to replace it or choose another --out"
+            )
         if not path.is_dir() or (not (path / "zarr.json").exists() and any(path.iterdir())):
             raise StoreError(f"{path} exists and is not a Zarr store; refusing to remove it")
 
@@ -141,16 +147,26 @@ class ArraySpec:
     dtype: Any
     fill_value: Any = None
     attrs: dict[str, Any] | None = None
-    compressor: Any = None  # a bytes-to-bytes codec (None: DEFAULT_CODEC); CHECKSUM always follows it
+    compressor: Any = (
+        None  # a bytes-to-bytes codec (None: DEFAULT_CODEC); CHECKSUM always follows it
+    )
     filters: Any = None  # array-to-array codecs before compression (None: none)
     data: Any = None
 
 
-DEFAULT_CODEC = ZstdCodec(level=0)  # what zarr's "auto" picks for numbers: small tables and coordinates
-MAGNITUDE_CODEC = ZstdCodec(level=3)  # rows written one at a time (the magnitudes a prune event saw)
+DEFAULT_CODEC = ZstdCodec(
+    level=0
+)  # what zarr's "auto" picks for numbers: small tables and coordinates
+MAGNITUDE_CODEC = ZstdCodec(
+    level=3
+)  # rows written one at a time (the magnitudes a prune event saw)
 SNAPSHOT_CODEC = ZstdCodec(level=1)  # snapshots (magnitude, magnitude_code, sample_magnitude)
-TIME_MAJOR = [TransposeCodec(order=(1, 0))]  # float snapshots: each weight's run of steps side by side in a chunk
-CHECKSUM = Crc32cCodec()  # last codec of every array: each chunk carries a CRC32C that readers verify on decode
+TIME_MAJOR = [
+    TransposeCodec(order=(1, 0))
+]  # float snapshots: each weight's run of steps side by side in a chunk
+CHECKSUM = (
+    Crc32cCodec()
+)  # last codec of every array: each chunk carries a CRC32C that readers verify on decode
 CODEC_CHOICE = (
     "snapshots: chunks of at most 64 snapshots x 262144 weights, balanced (a run's snapshots and weights split into"
     " chunks of about one length: zarr pads an edge chunk to the full shape); float16/float32 transposed (each "
@@ -160,7 +176,8 @@ CODEC_CHOICE = (
     "0.45 / 0.82 at 186 / 149 with zstd 3 untransposed (the choice before); float32 1.76 / 1.78 at 378 / 351, "
     "against 2.09 / 1.96 at 186 / 185; log8 0.037 / 0.034 at 819 / 460 (transposed: 0.064 / 0.066). Reading float16"
     " is slower transposed (112-294 MB/s against 211-349). Blosc with bitshuffle or lz4 was larger; 64-snapshot "
-    "chunks compress better than 16. Every array ends with a crc32c checksum codec (4 bytes a chunk)")
+    "chunks compress better than 16. Every array ends with a crc32c checksum codec (4 bytes a chunk)"
+)
 WEIGHT_CHUNK = 1 << 18  # weights per chunk along the flat weight dimension, at most
 
 
@@ -173,13 +190,21 @@ def balanced_chunk(n: int, most: int) -> int:
     return -(-n // k)
 
 
-def _table(name: str, dims: tuple[str, ...], shape: tuple[int, ...], dtype: Any, fill: Any = None,
-           **kw: Any) -> ArraySpec:
+def _table(
+    name: str,
+    dims: tuple[str, ...],
+    shape: tuple[int, ...],
+    dtype: Any,
+    fill: Any = None,
+    **kw: Any,
+) -> ArraySpec:
     """A small array stored as one chunk."""
     return ArraySpec(name, dims, shape, tuple(max(n, 1) for n in shape), dtype, fill, **kw)
 
 
-def _coord(name: str, values: Any, dtype: Any, dim: str | None = None, chunk: int | None = None) -> ArraySpec:
+def _coord(
+    name: str, values: Any, dtype: Any, dim: str | None = None, chunk: int | None = None
+) -> ArraySpec:
     """A one-dimensional coordinate along ``dim`` (default: its own name) holding ``values``."""
     values = np.asarray(values, dtype=dtype)
     n = len(values)
@@ -214,94 +239,185 @@ def _layer_specs(layers: list[Layer], wchunk: int) -> list[ArraySpec]:
 def _timeline_specs(tl: Timeline, samples: bool) -> list[ArraySpec]:
     """The step, epoch and event coordinates, and the snapshot, histogram and (``samples``) sample steps the run
     has."""
-    out = [_coord("step", tl.steps, "int64"), _coord("step_round", tl.step_round, "int16", "step"),
-           _coord("epoch", tl.epoch, "int64"), _coord("epoch_step", tl.epoch_step, "int64", "epoch"),
-           _coord("epoch_round", tl.epoch_round, "int16", "epoch"),
-           _coord("event", np.arange(tl.n_events), "int64"), _coord("event_step", tl.event_step, "int64", "event")]
-    for kind, steps, rounds in (("record", tl.record_steps, tl.record_round), ("hist", tl.hist_steps, tl.hist_round),
-                                ("sample", tl.sample_steps if samples else [], tl.sample_round)):
+    out = [
+        _coord("step", tl.steps, "int64"),
+        _coord("step_round", tl.step_round, "int16", "step"),
+        _coord("epoch", tl.epoch, "int64"),
+        _coord("epoch_step", tl.epoch_step, "int64", "epoch"),
+        _coord("epoch_round", tl.epoch_round, "int16", "epoch"),
+        _coord("event", np.arange(tl.n_events), "int64"),
+        _coord("event_step", tl.event_step, "int64", "event"),
+    ]
+    for kind, steps, rounds in (
+        ("record", tl.record_steps, tl.record_round),
+        ("hist", tl.hist_steps, tl.hist_round),
+        ("sample", tl.sample_steps if samples else [], tl.sample_round),
+    ):
         if len(steps):
-            out += [_coord(f"{kind}_step", steps, "int64"), _coord(f"{kind}_round", rounds, "int16", f"{kind}_step")]
+            out += [
+                _coord(f"{kind}_step", steps, "int64"),
+                _coord(f"{kind}_round", rounds, "int16", f"{kind}_step"),
+            ]
     return out
 
 
-def _run_specs(n_s: int, n_l: int, n_ev: int, n_e: int, n_w: int, wchunk: int, pre_dtype: str) -> list[ArraySpec]:
+def _run_specs(
+    n_s: int, n_l: int, n_ev: int, n_e: int, n_w: int, wchunk: int, pre_dtype: str
+) -> list[ArraySpec]:
     """The per-step, per-event and per-epoch variables."""
     schunk = max(1, min(4096, n_s))
-    step = [ArraySpec("loss", ("step",), (n_s,), (schunk,), "float32", np.nan),
-            ArraySpec("lr", ("step",), (n_s,), (schunk,), "float64", np.nan)]
-    step += [ArraySpec(k, ("step", "layer"), (n_s, n_l), (schunk, n_l), "int32", -1)
-             for k in ("shed_count", "shed_events", "recover_events")]
+    step = [
+        ArraySpec("loss", ("step",), (n_s,), (schunk,), "float32", np.nan),
+        ArraySpec("lr", ("step",), (n_s,), (schunk,), "float64", np.nan),
+    ]
+    step += [
+        ArraySpec(k, ("step", "layer"), (n_s, n_l), (schunk, n_l), "int32", -1)
+        for k in ("shed_count", "shed_events", "recover_events")
+    ]
     event = [
         ArraySpec("mask", ("event", "weight"), (n_ev, n_w), (1, wchunk), "bool", False),
-        ArraySpec("pre_prune_magnitude", ("event", "weight"), (n_ev, n_w), (1, wchunk), pre_dtype, np.nan,
-                  compressor=MAGNITUDE_CODEC),
+        ArraySpec(
+            "pre_prune_magnitude",
+            ("event", "weight"),
+            (n_ev, n_w),
+            (1, wchunk),
+            pre_dtype,
+            np.nan,
+            compressor=MAGNITUDE_CODEC,
+        ),
         _table("event_round", ("event",), (n_ev,), "int16", -1),
     ]
-    event += [_table(k, ("event",), (n_ev,), "float64", np.nan)
-              for k in ("event_sparsity", "event_tau", "event_line", "event_test_accuracy",
-                        "event_final_test_accuracy")]
-    event += [_table(k, ("event", "layer"), (n_ev, n_l), "int64", -1)
-              for k in ("event_pruned", "event_survivors", "event_eligible", "event_below")]
-    epoch = [_table(k, ("epoch",), (n_e,), "float64", np.nan)
-             for k in ("train_accuracy", "train_loss", "test_accuracy", "test_loss")]
+    event += [
+        _table(k, ("event",), (n_ev,), "float64", np.nan)
+        for k in (
+            "event_sparsity",
+            "event_tau",
+            "event_line",
+            "event_test_accuracy",
+            "event_final_test_accuracy",
+        )
+    ]
+    event += [
+        _table(k, ("event", "layer"), (n_ev, n_l), "int64", -1)
+        for k in ("event_pruned", "event_survivors", "event_eligible", "event_below")
+    ]
+    epoch = [
+        _table(k, ("epoch",), (n_e,), "float64", np.nan)
+        for k in ("train_accuracy", "train_loss", "test_accuracy", "test_loss")
+    ]
     return step + event + epoch
 
 
-def _snapshot_specs(n_r: int, n_l: int, n_w: int, wchunk: int, magnitude_dtype: str,
-                    chunk_steps: int) -> list[ArraySpec]:
+def _snapshot_specs(
+    n_r: int, n_l: int, n_w: int, wchunk: int, magnitude_dtype: str, chunk_steps: int
+) -> list[ArraySpec]:
     """The magnitude snapshots: float ``magnitude``, or log8 ``magnitude_code`` and ``magnitude_top``."""
     if not n_r:
         return []
     rchunk = balanced_chunk(n_r, chunk_steps)
     dims, shape, chunks = ("record_step", "weight"), (n_r, n_w), (rchunk, wchunk)
     if magnitude_dtype != "log8":
-        return [ArraySpec("magnitude", dims, shape, chunks, magnitude_dtype, np.nan, compressor=SNAPSHOT_CODEC,
-                          filters=TIME_MAJOR)]
+        return [
+            ArraySpec(
+                "magnitude",
+                dims,
+                shape,
+                chunks,
+                magnitude_dtype,
+                np.nan,
+                compressor=SNAPSHOT_CODEC,
+                filters=TIME_MAJOR,
+            )
+        ]
     from shedding.recording import encoding as enc
 
-    log8 = {"encoding": "log8", "decode": "|w| = 0 if code == 0; NaN if code == 255; else "
-                                          "2 ** (magnitude_top[layer of the weight] - (254 - code) * step)",
-            "step": enc.STEP, "levels": enc.LEVELS, "relative_error_bound": enc.RELATIVE_ERROR,
-            "floor_ratio": enc.FLOOR_RATIO}
-    return [ArraySpec("magnitude_code", dims, shape, chunks, "uint8", enc.MISSING, log8, compressor=SNAPSHOT_CODEC),
-            ArraySpec("magnitude_top", ("record_step", "layer"), (n_r, n_l), (rchunk, n_l), "float32", np.nan)]
+    log8 = {
+        "encoding": "log8",
+        "decode": "|w| = 0 if code == 0; NaN if code == 255; else "
+        "2 ** (magnitude_top[layer of the weight] - (254 - code) * step)",
+        "step": enc.STEP,
+        "levels": enc.LEVELS,
+        "relative_error_bound": enc.RELATIVE_ERROR,
+        "floor_ratio": enc.FLOOR_RATIO,
+    }
+    return [
+        ArraySpec(
+            "magnitude_code",
+            dims,
+            shape,
+            chunks,
+            "uint8",
+            enc.MISSING,
+            log8,
+            compressor=SNAPSHOT_CODEC,
+        ),
+        ArraySpec(
+            "magnitude_top", ("record_step", "layer"), (n_r, n_l), (rchunk, n_l), "float32", np.nan
+        ),
+    ]
 
 
-def _hist_specs(n_h: int, n_l: int, bins: int, hist_range: tuple[float, float], chunk_steps: int
-                ) -> list[ArraySpec]:
+def _hist_specs(
+    n_h: int, n_l: int, bins: int, hist_range: tuple[float, float], chunk_steps: int
+) -> list[ArraySpec]:
     """The per-layer histograms and their bins."""
     if not n_h:
         return []
     edges = np.linspace(hist_range[0], hist_range[1], bins + 1)
-    return [_coord("hist_bin", np.arange(bins), "int64"), _coord("hist_bin_lo", edges[:-1], "float64", "hist_bin"),
-            _coord("hist_bin_hi", edges[1:], "float64", "hist_bin"),
-            ArraySpec("magnitude_hist", ("hist_step", "layer", "hist_bin"), (n_h, n_l, bins),
-                      (balanced_chunk(n_h, chunk_steps), n_l, bins), "int32", -1)]
+    return [
+        _coord("hist_bin", np.arange(bins), "int64"),
+        _coord("hist_bin_lo", edges[:-1], "float64", "hist_bin"),
+        _coord("hist_bin_hi", edges[1:], "float64", "hist_bin"),
+        ArraySpec(
+            "magnitude_hist",
+            ("hist_step", "layer", "hist_bin"),
+            (n_h, n_l, bins),
+            (balanced_chunk(n_h, chunk_steps), n_l, bins),
+            "int32",
+            -1,
+        ),
+    ]
 
 
-def _sample_specs(n_ss: int, sample: np.ndarray, layers: list[Layer], dtype: str, chunk_steps: int
-                  ) -> list[ArraySpec]:
+def _sample_specs(
+    n_ss: int, sample: np.ndarray, layers: list[Layer], dtype: str, chunk_steps: int
+) -> list[ArraySpec]:
     """The sampled weights and their trajectories."""
     n_sa = len(sample)
     starts = np.array([layer.start for layer in layers])
     which = np.searchsorted(starts, sample, side="right") - 1
-    return [_coord("sample", np.arange(n_sa), "int64"), _coord("sample_weight", sample, "int64", "sample"),
-            _coord("sample_layer", which, "int32", "sample"),
-            ArraySpec("sample_magnitude", ("sample_step", "sample"), (n_ss, n_sa),
-                      (balanced_chunk(n_ss, chunk_steps * 8), n_sa), dtype, np.nan, compressor=SNAPSHOT_CODEC,
-                      filters=TIME_MAJOR)]
+    return [
+        _coord("sample", np.arange(n_sa), "int64"),
+        _coord("sample_weight", sample, "int64", "sample"),
+        _coord("sample_layer", which, "int32", "sample"),
+        ArraySpec(
+            "sample_magnitude",
+            ("sample_step", "sample"),
+            (n_ss, n_sa),
+            (balanced_chunk(n_ss, chunk_steps * 8), n_sa),
+            dtype,
+            np.nan,
+            compressor=SNAPSHOT_CODEC,
+            filters=TIME_MAJOR,
+        ),
+    ]
 
 
 def _line_specs(lines: list[str], n_s: int, n_ev: int, n_l: int) -> list[ArraySpec]:
     """The extra lines and their per-event and per-step counts."""
     n_li = len(lines)
     schunk = max(1, min(4096, n_s))
-    return [_names("line", lines),
-            _table("line_value", ("event", "line", "layer"), (n_ev, n_li, n_l), "float64", np.nan),
-            _table("line_eligible", ("event", "line", "layer"), (n_ev, n_li, n_l), "int64", -1),
-            *[ArraySpec(k, ("step", "line", "layer"), (n_s, n_li, n_l), (schunk, n_li, n_l), "int32", -1)
-              for k in ("line_shed_count", "line_shed_events", "line_recover_events")]]
+    return [
+        _names("line", lines),
+        _table("line_value", ("event", "line", "layer"), (n_ev, n_li, n_l), "float64", np.nan),
+        _table("line_eligible", ("event", "line", "layer"), (n_ev, n_li, n_l), "int64", -1),
+        *[
+            ArraySpec(
+                k, ("step", "line", "layer"), (n_s, n_li, n_l), (schunk, n_li, n_l), "int32", -1
+            )
+            for k in ("line_shed_count", "line_shed_events", "line_recover_events")
+        ],
+    ]
 
 
 def cf_attrs(spec: ArraySpec) -> dict[str, Any]:
@@ -317,31 +433,54 @@ def cf_attrs(spec: ArraySpec) -> dict[str, Any]:
 def create_array(group: zarr.Group, spec: ArraySpec) -> zarr.Array:
     """Create ``spec``'s array in ``group`` (its codecs end with :data:`CHECKSUM`) and write its ``data``."""
     kw: dict[str, Any] = {} if spec.fill_value is None else {"fill_value": spec.fill_value}
-    arr = group.create_array(spec.name, shape=spec.shape, chunks=spec.chunks, dtype=spec.dtype,
-                             dimension_names=list(spec.dims), filters=spec.filters or (),
-                             compressors=(spec.compressor or DEFAULT_CODEC, CHECKSUM), attributes=cf_attrs(spec),
-                             **kw)
+    arr = group.create_array(
+        spec.name,
+        shape=spec.shape,
+        chunks=spec.chunks,
+        dtype=spec.dtype,
+        dimension_names=list(spec.dims),
+        filters=spec.filters or (),
+        compressors=(spec.compressor or DEFAULT_CODEC, CHECKSUM),
+        attributes=cf_attrs(spec),
+        **kw,
+    )
     if spec.data is not None and np.size(spec.data):
         arr[...] = spec.data
     return arr
 
 
-def store_specs(layers: list[Layer], tl: Timeline, magnitude_dtype: str, chunk_steps: int, hist_bins: int = 64,
-                hist_range: tuple[float, float] = (-8.0, 1.0), lines: list[str] | None = None,
-                sample: np.ndarray | None = None) -> list[ArraySpec]:
+def store_specs(
+    layers: list[Layer],
+    tl: Timeline,
+    magnitude_dtype: str,
+    chunk_steps: int,
+    hist_bins: int = 64,
+    hist_range: tuple[float, float] = (-8.0, 1.0),
+    lines: list[str] | None = None,
+    sample: np.ndarray | None = None,
+) -> list[ArraySpec]:
     """Every array of a run store for ``layers`` and timeline ``tl`` (see :meth:`RunStore.create`)."""
     n_w, n_l = sum(layer.size for layer in layers), len(layers)
     n_s, n_ev, n_ss = len(tl.steps), tl.n_events, len(tl.sample_steps)
     wchunk = balanced_chunk(n_w, WEIGHT_CHUNK)
     pre_dtype = "float32" if magnitude_dtype == "float32" else "float16"
-    sample = np.zeros(0, dtype=np.int64) if sample is None or not n_ss else np.asarray(sample, dtype=np.int64)
+    sample = (
+        np.zeros(0, dtype=np.int64)
+        if sample is None or not n_ss
+        else np.asarray(sample, dtype=np.int64)
+    )
     specs = _layer_specs(layers, wchunk) + _timeline_specs(tl, samples=len(sample) > 0)
     specs += _run_specs(n_s, n_l, n_ev, len(tl.epoch), n_w, wchunk, pre_dtype)
     specs += _snapshot_specs(len(tl.record_steps), n_l, n_w, wchunk, magnitude_dtype, chunk_steps)
     specs += _hist_specs(len(tl.hist_steps), n_l, hist_bins, hist_range, chunk_steps)
     if len(sample):
-        specs += _sample_specs(n_ss, sample, layers, "float16" if magnitude_dtype == "log8" else magnitude_dtype,
-                               chunk_steps)
+        specs += _sample_specs(
+            n_ss,
+            sample,
+            layers,
+            "float16" if magnitude_dtype == "log8" else magnitude_dtype,
+            chunk_steps,
+        )
     if lines:
         specs += _line_specs(list(lines), n_s, n_ev, n_l)
     return specs
@@ -396,13 +535,17 @@ class ChunkWriter:
         self._buf = self._alloc(self._start)
         keep = pos - self._start
         if keep > 0:
-            self._buf[:keep] = np.asarray(self.array[self._start:self._start + keep])
-        self._dirty = keep < len(self._buf)  # stale rows of a crashed run get cleared on the next write
+            self._buf[:keep] = np.asarray(self.array[self._start : self._start + keep])
+        self._dirty = keep < len(
+            self._buf
+        )  # stale rows of a crashed run get cleared on the next write
 
     def truncate(self, rows: int) -> None:
         """The array now has ``rows`` rows (:meth:`RunStore.truncate`); none of them is written yet past ``pos``."""
         if rows < self.pos:
-            raise IndexError(f"{self.array.name}: cannot cut to {rows} rows, {self.pos} are written")
+            raise IndexError(
+                f"{self.array.name}: cannot cut to {rows} rows, {self.pos} are written"
+            )
         self.rows = rows
         self._buf = self._buf[: max(0, min(self.chunk, rows - self._start))]
 
@@ -422,10 +565,20 @@ class RunStore:
 
     # ------------------------------------------------------------------ creation
     @classmethod
-    def create(cls, path: str | Path, layers: list[Layer], timeline: Timeline, attrs: dict[str, Any],
-               magnitude_dtype: str, chunk_steps: int, overwrite: bool = False, hist_bins: int = 64,
-               hist_range: tuple[float, float] = (-8.0, 1.0), lines: list[str] | None = None,
-               sample: np.ndarray | None = None) -> RunStore:
+    def create(
+        cls,
+        path: str | Path,
+        layers: list[Layer],
+        timeline: Timeline,
+        attrs: dict[str, Any],
+        magnitude_dtype: str,
+        chunk_steps: int,
+        overwrite: bool = False,
+        hist_bins: int = 64,
+        hist_range: tuple[float, float] = (-8.0, 1.0),
+        lines: list[str] | None = None,
+        sample: np.ndarray | None = None,
+    ) -> RunStore:
         """Create every array and coordinate for ``layers`` and ``timeline``, and take the writer lock."""
         path = as_path(path)
         prepare_path(path, overwrite)
@@ -433,19 +586,25 @@ class RunStore:
         group = zarr.open_group(zarr_location(path), mode="w", zarr_format=3)
         store = cls(path, group)
         store._lock()
-        specs = store_specs(layers, timeline, magnitude_dtype, chunk_steps, hist_bins, hist_range, lines, sample)
+        specs = store_specs(
+            layers, timeline, magnitude_dtype, chunk_steps, hist_bins, hist_range, lines, sample
+        )
         for spec in specs:
             create_array(group, spec)
-        group.attrs.update({
-            **attrs,
-            "format": "shedding-run",
-            "format_version": FORMAT_VERSION,
-            "coordinates": " ".join(s.name for s in specs if s.data is not None and s.name not in s.dims),
-            "status": "running",
-            "codec_choice": CODEC_CHOICE,
-            "last_committed_step": None,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        })
+        group.attrs.update(
+            {
+                **attrs,
+                "format": "shedding-run",
+                "format_version": FORMAT_VERSION,
+                "coordinates": " ".join(
+                    s.name for s in specs if s.data is not None and s.name not in s.dims
+                ),
+                "status": "running",
+                "codec_choice": CODEC_CHOICE,
+                "last_committed_step": None,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            }
+        )
         store.consolidate()
         return store
 
@@ -487,19 +646,30 @@ class RunStore:
         """Cut the store to ``timeline``, a prefix of the one it was created for (a cascade-aware run that
         reached its target in fewer events than planned): every timeline dimension is resized and the round
         coordinates are rewritten. Rows already written are kept."""
-        sizes = {"step": len(timeline.steps), "record_step": len(timeline.record_steps),
-                 "hist_step": len(timeline.hist_steps), "sample_step": len(timeline.sample_steps),
-                 "epoch": len(timeline.epoch), "event": timeline.n_events}
+        sizes = {
+            "step": len(timeline.steps),
+            "record_step": len(timeline.record_steps),
+            "hist_step": len(timeline.hist_steps),
+            "sample_step": len(timeline.sample_steps),
+            "epoch": len(timeline.epoch),
+            "event": timeline.n_events,
+        }
         # the array metadata itself, not the consolidated copy, which goes stale as arrays are resized
-        self.group = zarr.open_group(zarr_location(self.path), mode="r+", zarr_format=3, use_consolidated=False)
+        self.group = zarr.open_group(
+            zarr_location(self.path), mode="r+", zarr_format=3, use_consolidated=False
+        )
         for _, arr in self.group.arrays():
             dims = arr.metadata.dimension_names or ()
             shape = tuple(sizes.get(d, n) for d, n in zip(dims, arr.shape, strict=True))
             if shape != arr.shape:
                 arr.resize(shape)
-        for name, values in (("step_round", timeline.step_round), ("record_round", timeline.record_round),
-                             ("hist_round", timeline.hist_round), ("sample_round", timeline.sample_round),
-                             ("epoch_round", timeline.epoch_round)):
+        for name, values in (
+            ("step_round", timeline.step_round),
+            ("record_round", timeline.record_round),
+            ("hist_round", timeline.hist_round),
+            ("sample_round", timeline.sample_round),
+            ("epoch_round", timeline.epoch_round),
+        ):
             if name in self.group and len(values):
                 self.group[name][:] = values
         self.consolidate()
@@ -521,8 +691,10 @@ class RunStore:
 
     # ------------------------------------------------------------------ lock
     def _lock(self) -> None:
-        create_exclusive(self.path / LOCK_NAME,
-                         json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "time": time.time()}))
+        create_exclusive(
+            self.path / LOCK_NAME,
+            json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "time": time.time()}),
+        )
 
     def release(self) -> None:
         """Drop the writer lock."""

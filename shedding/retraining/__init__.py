@@ -5,7 +5,13 @@ from (before the mask is applied) and the learning rate for each of the round's 
 computed from the weights the round prunes (theta_T in round 0); momentum always starts empty.
 """
 
-from shedding.retraining.techniques import TECHNIQUES, RetrainContext, RetrainPlan, Technique, StateDict
+from shedding.retraining.techniques import (
+    TECHNIQUES,
+    RetrainContext,
+    RetrainPlan,
+    Technique,
+    StateDict,
+)
 
 from shedding.retraining import finetune
 from shedding.retraining import lr_rewind

@@ -32,7 +32,9 @@ class RetrainPlan:
 
     start: StateDict
     schedule: LRSchedule
-    schedule_offset: int | None  # step of the original schedule the round starts at (None: constant LR)
+    schedule_offset: (
+        int | None
+    )  # step of the original schedule the round starts at (None: constant LR)
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,13 @@ from shedding.training.schedules import shifted
 def plan(ctx: RetrainContext) -> RetrainPlan:
     """theta_{T-t} ⊙ m (saved during the original run), LR at round step k = schedule(T - t + k)."""
     offset = ctx.T - ctx.t
-    return RetrainPlan(start=ctx.checkpoints[offset], schedule=shifted(ctx.schedule, offset),
-                       schedule_offset=offset)
+    return RetrainPlan(
+        start=ctx.checkpoints[offset],
+        schedule=shifted(ctx.schedule, offset),
+        schedule_offset=offset,
+    )
 
 
-TECHNIQUES.register("weight_rewind")(Technique(plan, lambda T, t: {T, T - t}, needs_t_within_T=True))
+TECHNIQUES.register("weight_rewind")(
+    Technique(plan, lambda T, t: {T, T - t}, needs_t_within_T=True)
+)

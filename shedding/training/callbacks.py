@@ -31,7 +31,10 @@ class MaskCallback(Callback):
         if distributed.active():
             for m in self.masks.values():
                 torch.distributed.broadcast(m, src=0)
-        for k, p in self.params.items():  # weights start masked, so weight decay never fills momentum
+        for (
+            k,
+            p,
+        ) in self.params.items():  # weights start masked, so weight decay never fills momentum
             p.mul_(self.masks[k])
 
     def before_optimizer_step(self, state: TrainState) -> None:
@@ -68,22 +71,30 @@ class EvalCallback(Callback):
             self._reset()
             return
         acc, loss = evaluate(state.model, self.test_loader)
-        state.metrics.update(test_accuracy=acc, test_loss=loss,
-                             train_accuracy=float(self._correct) / max(self._n, 1),
-                             train_loss=float(self._loss) / max(self._n, 1))
+        state.metrics.update(
+            test_accuracy=acc,
+            test_loss=loss,
+            train_accuracy=float(self._correct) / max(self._n, 1),
+            train_loss=float(self._loss) / max(self._n, 1),
+        )
         self._reset()
 
 
 class CheckpointCallback(Callback):
     """Keeps copies of the model state at the given step counts (0 = before training)."""
 
-    def __init__(self, steps: set[int], sink: Callable[[int, dict[str, torch.Tensor]], None]) -> None:
+    def __init__(
+        self, steps: set[int], sink: Callable[[int, dict[str, torch.Tensor]], None]
+    ) -> None:
         self.steps = set(steps)
         self.sink = sink
 
     def _save(self, state: TrainState) -> None:
         if state.step in self.steps:
-            self.sink(state.step, {k: v.detach().clone().cpu() for k, v in state.model.state_dict().items()})
+            self.sink(
+                state.step,
+                {k: v.detach().clone().cpu() for k, v in state.model.state_dict().items()},
+            )
 
     def on_train_start(self, state: TrainState) -> None:
         self._save(state)

@@ -67,10 +67,20 @@ class Callback:
         """After the last step."""
 
 
-def train(model: torch.nn.Module, loader: BatchLoader, optimizer: torch.optim.Optimizer,
-          schedule: LRSchedule, num_steps: int, callbacks: Sequence[Callback] = (), *,
-          phase: str = "train", round: int = -1, data_epoch_offset: int = 0,
-          mixed_precision: bool = False, start_step: int = 0) -> TrainState:
+def train(
+    model: torch.nn.Module,
+    loader: BatchLoader,
+    optimizer: torch.optim.Optimizer,
+    schedule: LRSchedule,
+    num_steps: int,
+    callbacks: Sequence[Callback] = (),
+    *,
+    phase: str = "train",
+    round: int = -1,
+    data_epoch_offset: int = 0,
+    mixed_precision: bool = False,
+    start_step: int = 0,
+) -> TrainState:
     """Train ``model`` for ``num_steps`` steps with cross-entropy; return the final state.
 
     ``start_step`` (a multiple of the epoch length) resumes a run: the steps before it count as done, so the
@@ -78,9 +88,19 @@ def train(model: torch.nn.Module, loader: BatchLoader, optimizer: torch.optim.Op
     """
     ipe = len(loader)
     if start_step % ipe:
-        raise ValueError(f"start_step {start_step} is not at an epoch boundary (epochs of {ipe} steps)")
-    state = TrainState(model, optimizer, num_steps, ipe, phase=phase, round=round, step=start_step,
-                       epoch=start_step // ipe)
+        raise ValueError(
+            f"start_step {start_step} is not at an epoch boundary (epochs of {ipe} steps)"
+        )
+    state = TrainState(
+        model,
+        optimizer,
+        num_steps,
+        ipe,
+        phase=phase,
+        round=round,
+        step=start_step,
+        epoch=start_step // ipe,
+    )
     device_type = loader.device.type
     amp = mixed_precision and device_type == "cuda"
     world = loader.world_size
@@ -95,10 +115,18 @@ def train(model: torch.nn.Module, loader: BatchLoader, optimizer: torch.optim.Op
             lr = schedule(state.step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            ctx = torch.autocast(device_type, dtype=torch.bfloat16) if amp else contextlib.nullcontext()
+            ctx = (
+                torch.autocast(device_type, dtype=torch.bfloat16)
+                if amp
+                else contextlib.nullcontext()
+            )
             with ctx:
                 out = net(x)
-                loss = F.cross_entropy(out, y) if world == 1 else F.cross_entropy(out, y, reduction="sum")
+                loss = (
+                    F.cross_entropy(out, y)
+                    if world == 1
+                    else F.cross_entropy(out, y, reduction="sum")
+                )
             n = loader.global_batch_size(batches)
             optimizer.zero_grad(set_to_none=True)
             (loss if world == 1 else loss * (world / n)).backward()
@@ -129,7 +157,9 @@ def train(model: torch.nn.Module, loader: BatchLoader, optimizer: torch.optim.Op
         for cb in callbacks:
             cb.on_epoch_end(state)
         if world > 1 and distributed.stop_requested(interrupts.requested() is not None):
-            raise KeyboardInterrupt("a stop was requested on one of the ranks")  # every rank stops here
+            raise KeyboardInterrupt(
+                "a stop was requested on one of the ranks"
+            )  # every rank stops here
         model.train()
     finite.finish(state)
     for cb in callbacks:
@@ -155,8 +185,11 @@ class _FiniteWatch:
             if not bool(torch.isfinite(loss)):
                 raise DivergedError(_diverged(state, state.step, float(loss)))
             return
-        bad = torch.where(torch.isfinite(loss), torch.zeros((), dtype=torch.int64, device=loss.device),
-                          torch.full((), state.step, dtype=torch.int64, device=loss.device))
+        bad = torch.where(
+            torch.isfinite(loss),
+            torch.zeros((), dtype=torch.int64, device=loss.device),
+            torch.full((), state.step, dtype=torch.int64, device=loss.device),
+        )
         self.flag = bad if self.flag is None else torch.where(self.flag > 0, self.flag, bad)
         if loss.device.type != "cuda" or not (self.copied is None or self.copied.query()):
             return
@@ -176,9 +209,13 @@ class _FiniteWatch:
 
 def _diverged(state: TrainState, step: int, value: float) -> str:
     what = f"became {value}" if value == value else "became NaN or infinite"
-    phase = "original training" if state.phase == "pretrain" else f"{state.phase} (round {state.round})"
-    return (f"the training loss {what} at step {step} of {phase}: the run diverged; "
-            "lower the learning rate")
+    phase = (
+        "original training" if state.phase == "pretrain" else f"{state.phase} (round {state.round})"
+    )
+    return (
+        f"the training loss {what} at step {step} of {phase}: the run diverged; "
+        "lower the learning rate"
+    )
 
 
 @torch.no_grad()

@@ -15,7 +15,9 @@ from shedding.pruning.block import block_pruning
 from shedding.reports.block_figures import block_density_figure
 
 
-def store_like(layers: list[tuple[str, tuple[int, ...], np.ndarray]], n_events: int = 1) -> xr.Dataset:
+def store_like(
+    layers: list[tuple[str, tuple[int, ...], np.ndarray]], n_events: int = 1
+) -> xr.Dataset:
     """A store-shaped Dataset: ``mask(event, weight)`` and the layer coordinates, from per-layer masks."""
     flat = [np.asarray(m, dtype=np.uint8).reshape(-1) for _, _, m in layers]
     sizes = np.array([f.size for f in flat], dtype=np.int64)
@@ -23,9 +25,13 @@ def store_like(layers: list[tuple[str, tuple[int, ...], np.ndarray]], n_events: 
     mask = np.broadcast_to(np.concatenate(flat), (n_events, int(sizes.sum())))
     return xr.Dataset(
         {"mask": (("event", "weight"), mask.copy())},
-        coords={"layer": [n for n, _, _ in layers], "layer_size": ("layer", sizes),
-                "layer_start": ("layer", starts),
-                "layer_shape": ("layer", ["x".join(map(str, s)) for _, s, _ in layers])})
+        coords={
+            "layer": [n for n, _, _ in layers],
+            "layer_size": ("layer", sizes),
+            "layer_start": ("layer", starts),
+            "layer_shape": ("layer", ["x".join(map(str, s)) for _, s, _ in layers]),
+        },
+    )
 
 
 def np_block_counts(mask: np.ndarray, shape: tuple[int, ...], bh: int, bw: int) -> list[int]:
@@ -34,11 +40,13 @@ def np_block_counts(mask: np.ndarray, shape: tuple[int, ...], bh: int, bw: int) 
     out = []
     for i in range(0, m2.shape[0] - bh + 1, bh):
         for j in range(0, m2.shape[1] - bw + 1, bw):
-            out.append(int(m2[i:i + bh, j:j + bw].sum()))
+            out.append(int(m2[i : i + bh, j : j + bw].sum()))
     return out
 
 
-def block_mask(shape: tuple[int, ...], bh: int, bw: int, p: float, rng: np.random.Generator) -> np.ndarray:
+def block_mask(
+    shape: tuple[int, ...], bh: int, bw: int, p: float, rng: np.random.Generator
+) -> np.ndarray:
     """Whole (bh x bw) blocks kept with probability p (shape's 2-D view a multiple of the block)."""
     r, c = shape[0], int(np.prod(shape[1:]))
     keep = rng.random((r // bh, c // bw)) < p
@@ -50,8 +58,10 @@ def block_mask(shape: tuple[int, ...], bh: int, bw: int, p: float, rng: np.rando
 
 def test_block_pruned_mask_is_all_or_nothing_and_clustered():
     rng = np.random.default_rng(0)
-    layers = [("conv.weight", (16, 8, 3, 3), block_mask((16, 8, 3, 3), 2, 2, 0.5, rng)),
-              ("fc.weight", (10, 64), block_mask((10, 64), 2, 2, 0.3, rng))]
+    layers = [
+        ("conv.weight", (16, 8, 3, 3), block_mask((16, 8, 3, 3), 2, 2, 0.5, rng)),
+        ("fc.weight", (10, 64), block_mask((10, 64), 2, 2, 0.3, rng)),
+    ]
     res = block_density(store_like(layers), block=(2, 2))
     assert list(res.scope.values) == ["all", "conv.weight", "fc.weight"]
     assert list(res.kept_count.values) == [0, 1, 2, 3, 4]
@@ -75,7 +85,11 @@ def test_mask_from_the_block_pruner_with_partial_edges():
     layers = [(k, tuple(weights[k].shape), out[k].numpy()) for k in weights]
     res = block_density(store_like(layers), block=(3, 4))
     assert (res.observed.sel(kept_count=slice(1, 11)) == 0).all()
-    assert res.n_blocks.values.tolist() == [3 * 6 + 2 * 7, 3 * 6, 2 * 7]  # 10x27 and 7x30 views, full blocks
+    assert res.n_blocks.values.tolist() == [
+        3 * 6 + 2 * 7,
+        3 * 6,
+        2 * 7,
+    ]  # 10x27 and 7x30 views, full blocks
     assert res.n_weights_dropped.values.tolist() == [270 - 216 + 210 - 168, 270 - 216, 210 - 168]
     np.testing.assert_allclose(res.dispersion.values, 12.0, rtol=1e-12)
 
@@ -83,7 +97,9 @@ def test_mask_from_the_block_pruner_with_partial_edges():
 # --------------------------------------------------------------------------- (b) i.i.d. random masks
 
 
-@pytest.mark.parametrize(("block", "nm", "d"), [((2, 2), None, 0.3), ((1, 1), None, 0.5), (None, (2, 4), 0.6)])
+@pytest.mark.parametrize(
+    ("block", "nm", "d"), [((2, 2), None, 0.3), ((1, 1), None, 0.5), (None, (2, 4), 0.6)]
+)
 def test_random_mask_is_binomial(block, nm, d):
     rng = np.random.default_rng(1)
     shape = (200, 50, 2, 2)  # 20,000 full 2x2 blocks, 50,000 groups of 4, 40,000 single weights
@@ -92,7 +108,9 @@ def test_random_mask_is_binomial(block, nm, d):
     k = int(res.kept_count.max())
     n, dh = int(res.n_blocks), float(res.density)
     assert abs(dh - d) < 5 * np.sqrt(d * (1 - d) / (n * k))
-    if k == 1:  # a single weight per block: the count is Bernoulli and the dispersion is 1 identically
+    if (
+        k == 1
+    ):  # a single weight per block: the count is Bernoulli and the dispersion is 1 identically
         assert float(res.dispersion) == pytest.approx(1.0) and np.isnan(float(res.p_value))
         return
     # Standard error of the sample variance of n binomial(k, d) counts: sqrt((mu4 - sigma^4) / n), with
@@ -115,12 +133,20 @@ def test_random_mask_is_binomial(block, nm, d):
 # --------------------------------------------------------------------------- (c) against plain numpy
 
 
-@pytest.mark.parametrize(("block", "nm"), [((2, 4), None), (None, (2, 4)), ((3, 5), None), ((1, 1), None)])
+@pytest.mark.parametrize(
+    ("block", "nm"), [((2, 4), None), (None, (2, 4)), ((3, 5), None), ((1, 1), None)]
+)
 def test_counts_match_numpy_with_partial_edges(block, nm):
     rng = np.random.default_rng(2)
-    layers = [("a", (5, 3, 3, 3), rng.random((5, 3, 3, 3)) < 0.4),   # 5x27: partial bottom row and right column
-              ("b", (7, 10), rng.random((7, 10)) < 0.7),
-              ("tiny", (1, 3), np.ones((1, 3), dtype=bool))]         # no full block for most shapes
+    layers = [
+        (
+            "a",
+            (5, 3, 3, 3),
+            rng.random((5, 3, 3, 3)) < 0.4,
+        ),  # 5x27: partial bottom row and right column
+        ("b", (7, 10), rng.random((7, 10)) < 0.7),
+        ("tiny", (1, 3), np.ones((1, 3), dtype=bool)),
+    ]  # no full block for most shapes
     ds = store_like(layers)
     res = block_density(ds, block=block, nm=nm)
     bh, bw = block if block is not None else (1, nm[1])
@@ -145,7 +171,9 @@ def test_counts_match_numpy_with_partial_edges(block, nm):
             assert float(r.frac_full_observed) == pytest.approx(counts.count(k) / len(counts))
         else:
             assert np.isnan(float(r.density)) and float(r.expected.sum()) == 0
-    assert res.sel(scope="all").observed.values.tolist() == [all_counts.count(i) for i in range(k + 1)]
+    assert res.sel(scope="all").observed.values.tolist() == [
+        all_counts.count(i) for i in range(k + 1)
+    ]
     if (bh, bw) == (2, 4):
         assert int(res.sel(scope="a").n_blocks) == (2 * 6 if block else 5 * 6)
 
@@ -172,10 +200,14 @@ def test_real_stores_totals(recorded, name, block, nm):
     np.testing.assert_array_equal(res.observed.sum("kept_count"), res.n_blocks)
     np.testing.assert_allclose(res.expected.sum("kept_count"), res.n_blocks, rtol=1e-9)
     assert int(res.n_blocks.sel(scope="all")) == int(res.n_blocks.drop_sel(scope="all").sum())
-    np.testing.assert_array_equal(res.observed.sel(scope="all"), res.observed.drop_sel(scope="all").sum("scope"))
+    np.testing.assert_array_equal(
+        res.observed.sel(scope="all"), res.observed.drop_sel(scope="all").sum("scope")
+    )
     k = int(res.kept_count.max())
     kept = int((res.observed.sel(scope="all") * res.kept_count).sum())
-    assert float(res.density.sel(scope="all")) == pytest.approx(kept / (k * int(res.n_blocks.sel(scope="all"))))
+    assert float(res.density.sel(scope="all")) == pytest.approx(
+        kept / (k * int(res.n_blocks.sel(scope="all")))
+    )
     # with 1x1 blocks every weight counts: the density is the mask's own
     one = block_density(ds, block=(1, 1)).sel(scope="all")
     assert float(one.density) == pytest.approx(float(ds["mask"].isel(event=-1).mean()))
@@ -193,10 +225,19 @@ def test_effective_set_differs_from_mask(recorded):
     given = block_density(ds, kept=kept_set(ds, effective=True), nm=(2, 4))
     eff_nm = block_density(ds, nm=(2, 4), effective=True)
     xr.testing.assert_equal(given.drop_attrs(), eff_nm.drop_attrs())
-    for name, start, size, shape in zip(ds.layer.values, ds.layer_start.values, ds.layer_size.values,
-                                        ds.layer_shape.values, strict=True):
-        counts = np_block_counts(kept[start:start + size], tuple(int(s) for s in shape.split("x")), 1, 4)
-        assert eff_nm.observed.sel(scope=name).values.tolist() == [counts.count(i) for i in range(5)]
+    for name, start, size, shape in zip(
+        ds.layer.values,
+        ds.layer_start.values,
+        ds.layer_size.values,
+        ds.layer_shape.values,
+        strict=True,
+    ):
+        counts = np_block_counts(
+            kept[start : start + size], tuple(int(s) for s in shape.split("x")), 1, 4
+        )
+        assert eff_nm.observed.sel(scope=name).values.tolist() == [
+            counts.count(i) for i in range(5)
+        ]
     assert not (eff_nm.observed == block_density(ds, nm=(2, 4)).observed).all()
 
 
@@ -222,8 +263,10 @@ def test_exactly_one_of_block_or_nm():
 
 def test_figure_data_equals_result():
     rng = np.random.default_rng(3)
-    layers = [("conv.weight", (8, 4, 3, 3), block_mask((8, 4, 3, 3), 2, 2, 0.5, rng)),
-              ("fc.weight", (10, 20), rng.random((10, 20)) < 0.4)]
+    layers = [
+        ("conv.weight", (8, 4, 3, 3), block_mask((8, 4, 3, 3), 2, 2, 0.5, rng)),
+        ("fc.weight", (10, 20), rng.random((10, 20)) < 0.4),
+    ]
     res = block_density(store_like(layers), block=(2, 2))
     fig = block_density_figure("demo", res, scope="fc.weight")
     scopes = list(res.scope.values)
@@ -240,7 +283,9 @@ def test_figure_data_equals_result():
     assert [b.label for b in menu.buttons] == scopes and menu.active == scopes.index("fc.weight")
     assert menu.buttons[0].args[0]["visible"] == [True, True] + [False] * (2 * len(scopes) - 2)
     title = fig.layout.title.text
-    assert "2x2 blocks" in title and "fc.weight" in title and "dispersion" in title and "p =" in title
+    assert (
+        "2x2 blocks" in title and "fc.weight" in title and "dispersion" in title and "p =" in title
+    )
     assert f"{float(res.dispersion.sel(scope='fc.weight')):.3g}" in title
     assert '"y": [' in fig.to_json().replace(":[", ": [") and "bdata" not in fig.to_json()
     with pytest.raises(ValueError, match="unknown scope"):

@@ -22,7 +22,11 @@ def _raw(path):
 
 def test_line_parsing():
     assert parse_lines(["gmp:1", "std:0.5", "abs:1e-3", "next:0.1"]) == [
-        Line("gmp", 1.0), Line("std", 0.5), Line("abs", 1e-3), Line("next", 0.1)]
+        Line("gmp", 1.0),
+        Line("std", 0.5),
+        Line("abs", 1e-3),
+        Line("next", 0.1),
+    ]
     for bad in ("gmp", "foo:1", "abs:-1", "next:1.5", "std:x"):
         with pytest.raises(ValueError, match="bad line"):
             Line.parse(bad)
@@ -34,7 +38,7 @@ def test_line_values_match_numpy(recorded):
     start, mask = raw["magnitude"][0].astype(np.float64), raw["mask"][0].astype(bool)
     std = Line("std", 0.5).values(ds)
     for i, (s, n) in enumerate(zip(raw["layer_start"], raw["layer_size"], strict=True)):
-        w = start[s:s + n][mask[s:s + n]]
+        w = start[s : s + n][mask[s : s + n]]
         assert std[i] == pytest.approx(0.5 * np.sqrt(np.mean(w**2)))
     srt = np.sort(start * mask)
     k = int(round((float(raw["event_sparsity"][0]) + 0.1) * srt.size))
@@ -45,11 +49,18 @@ def test_line_values_match_numpy(recorded):
 def test_recount_from_magnitudes_equals_recorded_counts(recorded):
     ds = open_run(recorded["gmp"])
     recorded_line = shed_curves(ds).compute()
-    same_values = Line("gmp", 1.0).values(ds)  # the recorded line's values, forced through the recount path
+    same_values = Line("gmp", 1.0).values(
+        ds
+    )  # the recorded line's values, forced through the recount path
     recount = shed_curves(ds, line_values=same_values).compute()
-    assert recorded_line.attrs["resolution"] == "every step" and recount.attrs["resolution"] == "snapshots"
+    assert (
+        recorded_line.attrs["resolution"] == "every step"
+        and recount.attrs["resolution"] == "snapshots"
+    )
     for var in ("shed_count", "shed_events", "recover_events"):
-        np.testing.assert_array_equal(recount[var].sel(step=recorded_line.step).values, recorded_line[var].values)
+        np.testing.assert_array_equal(
+            recount[var].sel(step=recorded_line.step).values, recorded_line[var].values
+        )
     np.testing.assert_array_equal(recount.eligible.values, recorded_line.eligible.values)
 
 
@@ -61,10 +72,12 @@ def test_other_line_counts_match_numpy(recorded):
     elig = mask & (raw["magnitude"][0] >= 0.02)
     for k in (1, 5, raw["magnitude"].shape[0] - 1):
         below = elig & (raw["magnitude"][k] < 0.02)
-        np.testing.assert_array_equal(c.shed_count.sel(step=k).values,
-                                      np.bincount(raw["weight_layer"][below], minlength=4))
+        np.testing.assert_array_equal(
+            c.shed_count.sel(step=k).values, np.bincount(raw["weight_layer"][below], minlength=4)
+        )
     assert float(c.shed_fraction_global.sel(step=5)) == pytest.approx(
-        (elig & (raw["magnitude"][5] < 0.02)).sum() / elig.sum())
+        (elig & (raw["magnitude"][5] < 0.02)).sum() / elig.sum()
+    )
 
 
 def test_detect_cascades_over_lines_uses_the_runs_line_for_the_control(recorded):
@@ -100,8 +113,10 @@ def test_seed_grouping_and_condition_statistics(recorded_seeds):
     per_seed = []
     for s in (0, 1):
         r, c = _raw(recorded_seeds[f"random-s{s}"]), _raw(recorded_seeds[f"control-s{s}"])
-        ex = (r["shed_count"].sum(1) / r["event_eligible"][0].sum()
-              - c["shed_count"].sum(1) / c["event_eligible"][0].sum())
+        ex = (
+            r["shed_count"].sum(1) / r["event_eligible"][0].sum()
+            - c["shed_count"].sum(1) / c["event_eligible"][0].sum()
+        )
         per_seed.append(ex.max())
     stats = summary.condition_stats[label]
     assert stats["excess_peak"] == pytest.approx(np.mean(per_seed))
@@ -115,7 +130,9 @@ def test_mean_ci_properties():
     mean, lo, hi = mean_ci(x)
     np.testing.assert_allclose(mean, x.mean(0))
     se = x.std(0, ddof=1) / np.sqrt(40)
-    assert ((hi - lo) > 2.5 * se).all() and ((hi - lo) < 5.5 * se).all()  # about 2 x 1.96 standard errors
+    assert ((hi - lo) > 2.5 * se).all() and (
+        (hi - lo) < 5.5 * se
+    ).all()  # about 2 x 1.96 standard errors
     assert mean_ci(np.full((3, 1), 7.0))[1][0] == 7.0
     assert np.isnan(mean_ci(np.ones((1, 1)))[1][0])  # one seed: no interval
 
@@ -127,9 +144,13 @@ def test_kept_matrix_is_pairwise_compare_kept(recorded):
     for a in names:
         assert float(m.jaccard.sel(run_a=a, run_b=a, scope="all")) == 1.0
         for b in names:
-            np.testing.assert_allclose(m.jaccard.sel(run_a=a, run_b=b).values, m.jaccard.sel(run_a=b, run_b=a).values)
+            np.testing.assert_allclose(
+                m.jaccard.sel(run_a=a, run_b=b).values, m.jaccard.sel(run_a=b, run_b=a).values
+            )
     direct = compare_kept(runs["gmp"], runs["random"])
-    np.testing.assert_allclose(m.sel(run_a="gmp", run_b="random").p_value.values, direct.p_value.values)
+    np.testing.assert_allclose(
+        m.sel(run_a="gmp", run_b="random").p_value.values, direct.p_value.values
+    )
 
 
 def test_convergence_matches_numpy(recorded):
@@ -140,8 +161,10 @@ def test_convergence_matches_numpy(recorded):
     line = float(raw["event_line"][0])
     elig = mask & (raw["magnitude"][0] >= line)
     k = raw["magnitude"].shape[0] - 1
-    for name, kept in (("effective", mask & ~(elig & (raw["magnitude"][k] < line))),
-                       ("above_line", mask & (raw["magnitude"][k] >= line))):
+    for name, kept in (
+        ("effective", mask & ~(elig & (raw["magnitude"][k] < line))),
+        ("above_line", mask & (raw["magnitude"][k] >= line)),
+    ):
         j = (kept & ref_kept).sum() / (kept | ref_kept).sum()
         d, dr = kept.mean(), ref_kept.mean()
         assert float(res[f"jaccard_{name}"].values[-1]) == pytest.approx(j)
@@ -154,18 +177,27 @@ def test_extra_lines_counted_on_device_equal_magnitude_recounts(tmp_path):
     from shedding.experiment import record
 
     extra = ["gmp:0.5", "abs:0.02", "std:0.5", "next:0.1"]
-    path = record(tiny_config("random", record__lines=extra), tmp_path / "r.zarr", cache_dir=tmp_path / "c")
+    path = record(
+        tiny_config("random", record__lines=extra), tmp_path / "r.zarr", cache_dir=tmp_path / "c"
+    )
     ds = open_run(path)
     assert [str(v) for v in ds.line.values] == extra
     for text in extra:
         line = Line.parse(text)
         device = shed_curves(ds, line=line).compute()
         assert device.attrs["resolution"] == "every step"
-        recount = shed_curves(ds, line_values=line.values(ds)).compute()  # forced through the magnitudes
+        recount = shed_curves(
+            ds, line_values=line.values(ds)
+        ).compute()  # forced through the magnitudes
         np.testing.assert_allclose(device.line_value.values, recount.line_value.values, rtol=1e-12)
         for var in ("shed_count", "shed_events", "recover_events", "eligible"):
-            np.testing.assert_array_equal(device[var].values, recount[var].sel(step=device.step).values
-                                          if "step" in recount[var].dims else recount[var].values, err_msg=text)
+            np.testing.assert_array_equal(
+                device[var].values,
+                recount[var].sel(step=device.step).values
+                if "step" in recount[var].dims
+                else recount[var].values,
+                err_msg=text,
+            )
 
 
 def test_summary_store_verdicts_on_extra_lines(tmp_path):
@@ -174,10 +206,16 @@ def test_summary_store_verdicts_on_extra_lines(tmp_path):
     from shedding.experiment import record
 
     kw = dict(record__lines=["gmp:0.5", "std:0.5"], record__every=0, record__hist_every=0)
-    run = open_run(record(tiny_config("random", **kw), tmp_path / "r.zarr", cache_dir=tmp_path / "c"))
-    ctrl = open_run(record(tiny_config("none", **kw), tmp_path / "c.zarr", cache_dir=tmp_path / "c"))
+    run = open_run(
+        record(tiny_config("random", **kw), tmp_path / "r.zarr", cache_dir=tmp_path / "c")
+    )
+    ctrl = open_run(
+        record(tiny_config("none", **kw), tmp_path / "c.zarr", cache_dir=tmp_path / "c")
+    )
     det = detect_cascades(run, ctrl, [Line("gmp", 0.5)], window="round")
-    assert str(det.verdict.values[0, 0]) in ("cascade", "no cascade") and np.isfinite(float(det.excess_peak[0, 0]))
+    assert str(det.verdict.values[0, 0]) in ("cascade", "no cascade") and np.isfinite(
+        float(det.excess_peak[0, 0])
+    )
     # the control's std line differs from the run's (its layers are not pruned): it would need magnitudes
     with pytest.raises(ValueError, match="needs magnitude snapshots"):
         detect_cascades(run, ctrl, [Line("std", 0.5)])

@@ -32,7 +32,10 @@ def extra_control(recorded_seeds, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def opened(recorded_seeds, extra_control) -> dict[str, xr.Dataset]:
-    return {**{n: open_run(p) for n, p in recorded_seeds.items()}, "control20-s0": open_run(extra_control)}
+    return {
+        **{n: open_run(p) for n, p in recorded_seeds.items()},
+        "control20-s0": open_run(extra_control),
+    }
 
 
 def _fake(method: str, **prune) -> xr.Dataset:
@@ -40,26 +43,38 @@ def _fake(method: str, **prune) -> xr.Dataset:
     cfg = tiny_config(method)
     for k, v in prune.items():
         setattr(cfg.prune, k, v)
-    return xr.Dataset(attrs={"config": to_dict(cfg), "control": method == "none", "alpha": cfg.record.alpha})
+    return xr.Dataset(
+        attrs={"config": to_dict(cfg), "control": method == "none", "alpha": cfg.record.alpha}
+    )
 
 
 def test_a_control_of_another_sparsity_changes_nothing(opened):
     base = {n: ds for n, ds in opened.items() if n != "control20-s0"}
     without, with_extra = summarize(base), summarize(opened)
-    assert with_extra.control_of["gmp-s0"] == "control-s0" and with_extra.control_of["random-s0"] == "control-s0"
+    assert (
+        with_extra.control_of["gmp-s0"] == "control-s0"
+        and with_extra.control_of["random-s0"] == "control-s0"
+    )
     assert {n: with_extra.control_of[n] for n in base} == without.control_of
     rows = {r["run"]: r for r in with_extra.table()}
     for r in without.table():
         assert r.keys() == rows[r["run"]].keys()
         for k, v in r.items():  # exactly equal (NaN where both are NaN)
-            assert v == rows[r["run"]][k] or (v != v and rows[r["run"]][k] != rows[r["run"]][k]), (r["run"], k)
+            assert v == rows[r["run"]][k] or (v != v and rows[r["run"]][k] != rows[r["run"]][k]), (
+                r["run"],
+                k,
+            )
     for n in base:
         assert with_extra.detections[n].identical(without.detections[n]), n
-    assert [c["condition"] for c in with_extra.condition_table()] == [c["condition"] for c in without.condition_table()]
+    assert [c["condition"] for c in with_extra.condition_table()] == [
+        c["condition"] for c in without.condition_table()
+    ]
     for label, bands in without.bands.items():
         for k, band in bands.items():
             assert with_extra.bands[label][k].identical(band), (label, k)
-    assert "control 0.2 (lr_rewind)" in with_extra.conditions  # its own condition, not merged into the 0.5 one
+    assert (
+        "control 0.2 (lr_rewind)" in with_extra.conditions
+    )  # its own condition, not merged into the 0.5 one
     assert with_extra.conditions["control 0.2 (lr_rewind)"] == ["control20-s0"]
 
 
@@ -68,7 +83,11 @@ def test_no_control_unless_setting_seed_and_line_agree(opened):
     other_alpha = opened["control-s0"].copy()
     other_alpha.attrs = copy.deepcopy(other_alpha.attrs)
     other_alpha.attrs["alpha"] = other_alpha.attrs["config"]["record"]["alpha"] = 0.5
-    for ctrl in (opened["control20-s0"], other_alpha, opened["control-s1"]):  # sparsity, alpha, seed
+    for ctrl in (
+        opened["control20-s0"],
+        other_alpha,
+        opened["control-s1"],
+    ):  # sparsity, alpha, seed
         assert match_controls({"gmp-s0": gmp, "ctrl": ctrl}) == {"gmp-s0": None, "ctrl": None}
     summary = summarize({"gmp-s0": gmp, "control20-s0": opened["control20-s0"]})
     assert summary.control_of["gmp-s0"] is None  # never the one control there is, as before
@@ -80,11 +99,17 @@ def test_line_sparsity_is_the_first_events():
     assert line_sparsity(_fake("gmp", sparsity=0.5)) == 0.5
     assert line_sparsity(_fake("none", sparsity=0.2)) == 0.2
     assert line_sparsity(_fake("gmp", sparsity=0.5, schedule="iterative")) == pytest.approx(0.2)
-    assert line_sparsity(_fake("gmp", sparsity=0.8, schedule="cascade", cascade_fraction=0.05)) == pytest.approx(0.05)
+    assert line_sparsity(
+        _fake("gmp", sparsity=0.8, schedule="cascade", cascade_fraction=0.05)
+    ) == pytest.approx(0.05)
     gradual = line_sparsity(_fake("gmp", sparsity=0.5, schedule="gradual", gradual_events=4))
-    assert gradual == pytest.approx(0.5 * (1 - 0.75 ** 3))
-    runs = {"it": _fake("gmp", sparsity=0.5, schedule="iterative"), "c20": _fake("none", sparsity=0.2),
-            "c50": _fake("none", sparsity=0.5), "shot": _fake("random", sparsity=0.5)}
+    assert gradual == pytest.approx(0.5 * (1 - 0.75**3))
+    runs = {
+        "it": _fake("gmp", sparsity=0.5, schedule="iterative"),
+        "c20": _fake("none", sparsity=0.2),
+        "c50": _fake("none", sparsity=0.5),
+        "shot": _fake("random", sparsity=0.5),
+    }
     assert match_controls(runs) == {"it": "c20", "c20": None, "c50": None, "shot": "c50"}
 
 
@@ -94,14 +119,31 @@ def test_two_equal_controls_are_an_error(recorded_seeds, opened, tmp_path):
     with pytest.raises(ValueError) as err:
         summarize(runs)
     message = str(err.value)
-    assert "\n" not in message and str(recorded_seeds["control-s0"]) in message and str(twin) in message
-    assert summarize(runs, control="twin").control_of["gmp-s0"] == "twin"  # --control still decides alone
+    assert (
+        "\n" not in message
+        and str(recorded_seeds["control-s0"]) in message
+        and str(twin) in message
+    )
+    assert (
+        summarize(runs, control="twin").control_of["gmp-s0"] == "twin"
+    )  # --control still decides alone
 
-    res = CliRunner().invoke(app, ["analyze", str(recorded_seeds["gmp-s0"]), str(recorded_seeds["control-s0"]),
-                                   str(twin), "--out", str(tmp_path / "r.html")])
+    res = CliRunner().invoke(
+        app,
+        [
+            "analyze",
+            str(recorded_seeds["gmp-s0"]),
+            str(recorded_seeds["control-s0"]),
+            str(twin),
+            "--out",
+            str(tmp_path / "r.html"),
+        ],
+    )
     assert res.exit_code == 2, res.output
     lines = [line for line in res.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and str(twin) in lines[0] and str(recorded_seeds["control-s0"]) in lines[0], res.stderr
+    assert (
+        len(lines) == 1 and str(twin) in lines[0] and str(recorded_seeds["control-s0"]) in lines[0]
+    ), res.stderr
     assert not (tmp_path / "r.html").exists()
 
 
@@ -111,12 +153,20 @@ def test_cascade_study_matches_by_the_same_rule(opened):
     entries, runs = [], {}
     for name, ds in opened.items():
         p = ds.attrs["config"]["prune"]
-        factors = {"part": "main", "condition": "c", "method": p["method"], "sparsity": p["sparsity"],
-                   "schedule": "oneshot", "seed": int(ds.attrs["seed"])}
+        factors = {
+            "part": "main",
+            "condition": "c",
+            "method": p["method"],
+            "sparsity": p["sparsity"],
+            "schedule": "oneshot",
+            "seed": int(ds.attrs["seed"]),
+        }
         entries.append(Entry(name, factors, ds.attrs["path"], "complete"))
         runs[name] = ds
     res = cascade_results(StudyRuns(entries, runs, {n: float("nan") for n in runs}))
     det = summarize(opened).detections
     for name in ("gmp-s0", "random-s0", "gmp-s1"):
-        assert float(res.runs.excess_peak.sel(run=name)) == float(det[name].isel(event=0, line=0).excess_peak)
+        assert float(res.runs.excess_peak.sel(run=name)) == float(
+            det[name].isel(event=0, line=0).excess_peak
+        )
     assert str(res.runs.verdict.sel(run="control20-s0").values) == "control"

@@ -75,7 +75,9 @@ def test_intact_stores_open_and_only_committed_rows_are_required(recorded, tmp_p
     assert len(chunks) > 1
     g = zarr.open_group(str(store), mode="r+")
     first_chunk_rows = g["magnitude"].chunks[0]
-    last = int(g["record_step"][first_chunk_rows - 1])  # committed: the first snapshot chunk's steps only
+    last = int(
+        g["record_step"][first_chunk_rows - 1]
+    )  # committed: the first snapshot chunk's steps only
     g.attrs.update(status="failed", last_committed_step=last)
     later = [c for c in chunks if c.relative_to(store / "magnitude" / "c").parts[0] != "0"]
     for c in later:
@@ -91,15 +93,27 @@ def test_intact_stores_open_and_only_committed_rows_are_required(recorded, tmp_p
 def test_an_event_out_of_range_is_one_line(recorded, tmp_path):
     runs = {n: open_run(recorded[n]) for n in ("gmp", "random")}
     for event in (7, 1, -2):
-        with pytest.raises(ValueError, match=r"out of range: gmp has 1 prune event \(valid: 0 to 0, or -1 to -1"):
+        with pytest.raises(
+            ValueError, match=r"out of range: gmp has 1 prune event \(valid: 0 to 0, or -1 to -1"
+        ):
             kept_matrix(runs, event=event)
         with pytest.raises(ValueError, match="out of range"):
             compare_kept(runs["gmp"], runs["random"], event=event)
         with pytest.raises(ValueError, match="out of range"):
             cascade_summary(runs["gmp"], open_run(recorded["control"]), event=event)
     assert kept_matrix(runs, event=-1).sizes["run_a"] == 2  # -1 (the last) and 0 are the one event
-    res = CliRunner().invoke(app, ["compare", str(recorded["gmp"]), str(recorded["random"]), "--event", "7",
-                                   "--out", str(tmp_path / "c.html")])
+    res = CliRunner().invoke(
+        app,
+        [
+            "compare",
+            str(recorded["gmp"]),
+            str(recorded["random"]),
+            "--event",
+            "7",
+            "--out",
+            str(tmp_path / "c.html"),
+        ],
+    )
     assert res.exit_code == 2, res.output
     lines = [line for line in res.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "7" in lines[0] and "0 to 0" in lines[0], res.stderr

@@ -43,9 +43,13 @@ def test_open_run_is_lazy_and_checks_format(recorded, tmp_path):
 def test_shed_fraction_matches_numpy(recorded, denominator):
     for name in ("gmp", "random", "control"):
         raw = _raw(recorded[name])
-        den = raw["event_eligible" if denominator == "eligible" else "event_survivors"][0].astype(float)
+        den = raw["event_eligible" if denominator == "eligible" else "event_survivors"][0].astype(
+            float
+        )
         f = shed_fraction(open_run(recorded[name]), denominator).compute()
-        np.testing.assert_allclose(f.shed_fraction_global.values, raw["shed_count"].sum(1) / den.sum())
+        np.testing.assert_allclose(
+            f.shed_fraction_global.values, raw["shed_count"].sum(1) / den.sum()
+        )
         with np.errstate(invalid="ignore", divide="ignore"):
             expect = np.where(den > 0, raw["shed_count"] / den, np.nan)
         np.testing.assert_allclose(f.shed_fraction.values, expect)
@@ -57,14 +61,18 @@ def test_shed_from_magnitude_equals_recorded_counts_and_other_lines(recorded):
     raw = _raw(recorded["random"])
     same = shed_from_magnitude(ds).compute()
     # record every step: snapshots 1..t hold the same state as the per-step counts
-    np.testing.assert_array_equal(same.shed_count.transpose("record_step", "layer").values[1:], raw["shed_count"])
+    np.testing.assert_array_equal(
+        same.shed_count.transpose("record_step", "layer").values[1:], raw["shed_count"]
+    )
     np.testing.assert_array_equal(same.eligible.values, raw["event_eligible"][0])
     np.testing.assert_array_equal(same.below.values, raw["event_below"][0])
     half = shed_from_magnitude(ds, alpha=0.5).compute()
     line = 0.5 * float(raw["event_tau"][0])
     mask = raw["mask"][0].astype(bool)
     elig = mask & (raw["magnitude"][0] >= line)
-    counts = np.stack([np.bincount(raw["weight_layer"][elig & (m < line)], minlength=4) for m in raw["magnitude"]])
+    counts = np.stack(
+        [np.bincount(raw["weight_layer"][elig & (m < line)], minlength=4) for m in raw["magnitude"]]
+    )
     np.testing.assert_array_equal(half.shed_count.transpose("record_step", "layer").values, counts)
     assert half.attrs["line"] == pytest.approx(line)
 
@@ -77,27 +85,41 @@ def test_amplification_matches_numpy(recorded):
     assert int(a.peak_step) == int(raw["step"][np.argmax(total)])
     window = 5
     aw = amplification(open_run(recorded["gmp"]), window=window)
-    assert float(aw.amplification) == pytest.approx(total[:window].max() / raw["event_pruned"][0].sum())
+    assert float(aw.amplification) == pytest.approx(
+        total[:window].max() / raw["event_pruned"][0].sum()
+    )
     assert np.isnan(float(amplification(open_run(recorded["control"])).amplification))
 
 
-def _synthetic(s_values: np.ndarray, eligible: int = 1000, pruned: int = 250, ipe: int = 10) -> xr.Dataset:
+def _synthetic(
+    s_values: np.ndarray, eligible: int = 1000, pruned: int = 250, ipe: int = 10
+) -> xr.Dataset:
     """A store-shaped Dataset with a planted global shed-fraction curve on two layers."""
     n = len(s_values)
     counts = np.round(np.asarray(s_values) * eligible).astype(int)
     per_layer = np.stack([counts // 2, counts - counts // 2], axis=1)
     zeros = np.zeros_like(per_layer)
     return xr.Dataset(
-        {"shed_count": (("step", "layer"), per_layer), "shed_events": (("step", "layer"), zeros),
-         "recover_events": (("step", "layer"), zeros),
-         "event_eligible": (("event", "layer"), [[eligible // 2, eligible - eligible // 2]]),
-         "event_below": (("event", "layer"), [[0, 0]]), "event_line": ("event", [0.01]),
-         "event_tau": ("event", [0.01]),
-         "event_survivors": (("event", "layer"), [[eligible // 2, eligible - eligible // 2]]),
-         "event_pruned": (("event", "layer"), [[pruned // 2, pruned - pruned // 2]])},
-        coords={"step": np.arange(1, n + 1), "step_round": ("step", np.zeros(n, int)), "layer": ["a", "b"],
-                "event": [0], "event_step": ("event", [0])},
-        attrs={"iterations_per_epoch": ipe, "alpha": 1.0})
+        {
+            "shed_count": (("step", "layer"), per_layer),
+            "shed_events": (("step", "layer"), zeros),
+            "recover_events": (("step", "layer"), zeros),
+            "event_eligible": (("event", "layer"), [[eligible // 2, eligible - eligible // 2]]),
+            "event_below": (("event", "layer"), [[0, 0]]),
+            "event_line": ("event", [0.01]),
+            "event_tau": ("event", [0.01]),
+            "event_survivors": (("event", "layer"), [[eligible // 2, eligible - eligible // 2]]),
+            "event_pruned": (("event", "layer"), [[pruned // 2, pruned - pruned // 2]]),
+        },
+        coords={
+            "step": np.arange(1, n + 1),
+            "step_round": ("step", np.zeros(n, int)),
+            "layer": ["a", "b"],
+            "event": [0],
+            "event_step": ("event", [0]),
+        },
+        attrs={"iterations_per_epoch": ipe, "alpha": 1.0},
+    )
 
 
 def test_cascade_summary_on_planted_cascade():
@@ -105,7 +127,9 @@ def test_cascade_summary_on_planted_cascade():
     control = 0.1 + 0.001 * steps  # slow drift
     bump = 0.3 * np.exp(-0.5 * ((steps - 20) / 4.0) ** 2)  # a cascade peaking at step 20
     run = control + bump
-    res = cascade_summary(_synthetic(run), _synthetic(control), min_excess=0.05, onset_excess=0.01, window="5ep")
+    res = cascade_summary(
+        _synthetic(run), _synthetic(control), min_excess=0.05, onset_excess=0.01, window="5ep"
+    )
     rounded = np.round(run * 1000) / 1000 - np.round(control * 1000) / 1000
     assert res.attrs["verdict"] == "cascade"
     assert int(res.peak_step) == 20 and int(res.time_to_peak) == 20
@@ -126,13 +150,21 @@ def test_cascade_summary_real_runs_against_numpy(recorded):
     s_run = run["shed_count"].sum(1) / run["event_eligible"][0].sum()
     s_ctrl = ctrl["shed_count"].sum(1) / ctrl["event_eligible"][0].sum()
     ex = s_run - s_ctrl
-    res = cascade_summary(open_run(recorded["random"]), open_run(recorded["control"]), window="round",
-                          min_excess=float(ex.max()) - 1e-9)
+    res = cascade_summary(
+        open_run(recorded["random"]),
+        open_run(recorded["control"]),
+        window="round",
+        min_excess=float(ex.max()) - 1e-9,
+    )
     assert float(res.excess_peak) == pytest.approx(ex.max())
     assert int(res.excess_peak_step) == int(run["step"][ex.argmax()])
     assert res.attrs["verdict"] == "cascade"
-    strict = cascade_summary(open_run(recorded["random"]), open_run(recorded["control"]), window="round",
-                             min_excess=float(ex.max()) + 1e-9)
+    strict = cascade_summary(
+        open_run(recorded["random"]),
+        open_run(recorded["control"]),
+        window="round",
+        min_excess=float(ex.max()) + 1e-9,
+    )
     assert strict.attrs["verdict"] == "no cascade"
 
 
@@ -146,8 +178,10 @@ def test_compare_kept_matches_numpy(recorded):
     ra, rb = _raw(recorded["gmp"]), _raw(recorded["random"])
     res = compare_kept(a, b)
     ka, kb = ra["mask"][-1].astype(bool), rb["mask"][-1].astype(bool)
-    scopes = [("all", slice(None))] + [(str(n), slice(int(s), int(s + z))) for n, s, z in
-                                       zip(a.layer.values, ra["layer_start"], ra["layer_size"], strict=True)]
+    scopes = [("all", slice(None))] + [
+        (str(n), slice(int(s), int(s + z)))
+        for n, s, z in zip(a.layer.values, ra["layer_start"], ra["layer_size"], strict=True)
+    ]
     for scope, sl in scopes:
         x, y = ka[sl], kb[sl]
         r = res.sel(scope=scope)
@@ -188,14 +222,22 @@ def test_magnitude_histogram_matches_numpy(recorded):
     assert int(h.sum()) == int((mag > 0).sum())
 
 
-def _planted_masks(kept_a: np.ndarray, kept_b: np.ndarray, layer_sizes: list[int]) -> tuple[xr.Dataset, xr.Dataset]:
+def _planted_masks(
+    kept_a: np.ndarray, kept_b: np.ndarray, layer_sizes: list[int]
+) -> tuple[xr.Dataset, xr.Dataset]:
     starts = np.cumsum([0, *layer_sizes[:-1]])
 
     def ds(kept):
-        return xr.Dataset({"mask": (("event", "weight"), kept[None, :])},
-                          coords={"layer": [f"l{i}" for i in range(len(layer_sizes))],
-                                  "layer_size": ("layer", layer_sizes), "layer_start": ("layer", starts),
-                                  "event": [0]})
+        return xr.Dataset(
+            {"mask": (("event", "weight"), kept[None, :])},
+            coords={
+                "layer": [f"l{i}" for i in range(len(layer_sizes))],
+                "layer_size": ("layer", layer_sizes),
+                "layer_start": ("layer", starts),
+                "event": [0],
+            },
+        )
+
     return ds(kept_a), ds(kept_b)
 
 

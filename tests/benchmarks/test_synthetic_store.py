@@ -28,8 +28,16 @@ def synthetic(request, tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setattr(store_module, "WEIGHT_CHUNK", 256)
     try:
-        path = synthesize(tmp_path_factory.mktemp("syn") / "syn.zarr", n_weights=1000, n_snapshots=21,
-                          layers=5, chunk_steps=8, dtype=request.param, seed=3, progress=False)
+        path = synthesize(
+            tmp_path_factory.mktemp("syn") / "syn.zarr",
+            n_weights=1000,
+            n_snapshots=21,
+            layers=5,
+            chunk_steps=8,
+            dtype=request.param,
+            seed=3,
+            progress=False,
+        )
     finally:
         mp.undo()
     return path, request.param
@@ -41,7 +49,9 @@ def test_layers_sum_to_n_weights():
         assert len(layers) == min(n, n_l)
         assert sum(layer.size for layer in layers) == n
         assert all(layer.size >= 1 for layer in layers)
-        assert [layer.start for layer in layers] == list(np.cumsum([0] + [la.size for la in layers])[:-1])
+        assert [layer.start for layer in layers] == list(
+            np.cumsum([0] + [la.size for la in layers])[:-1]
+        )
 
 
 def test_store_is_complete_and_valid(synthetic):
@@ -52,10 +62,21 @@ def test_store_is_complete_and_valid(synthetic):
     assert ds.magnitude.dtype == np.dtype(dtype)
     # 22 x 1000 in balanced chunks of at most 8 x 256
     assert ds.magnitude.shape == (22, 1000) and ds.magnitude.data.chunksize == (8, 250)
-    assert list(ds.record_step.values) == list(range(22)) and list(ds.step.values) == list(range(1, 22))
+    assert list(ds.record_step.values) == list(range(22)) and list(ds.step.values) == list(
+        range(1, 22)
+    )
     raw = _raw(path)
-    for name in ("loss", "lr", "shed_count", "shed_events", "recover_events", "event_tau", "event_eligible",
-                 "train_accuracy", "test_loss"):
+    for name in (
+        "loss",
+        "lr",
+        "shed_count",
+        "shed_events",
+        "recover_events",
+        "event_tau",
+        "event_eligible",
+        "train_accuracy",
+        "test_loss",
+    ):
         assert np.all(np.isfinite(raw[name])) and np.all(raw[name] >= 0), name
 
 
@@ -70,11 +91,17 @@ def test_magnitudes_mask_and_tau(synthetic):
     assert mask.sum() == 500 and raw["event_sparsity"][0] == 0.5  # exactly half pruned
     assert pre[~mask].max() < tau < pre[mask].min()  # GMP: tau separates pruned and kept
     assert line == tau  # alpha = 1
-    assert np.all(mag[:, ~mask] == 0) and np.all(mag[:, mask] > 0)  # pruned stay 0, survivors stay alive
-    np.testing.assert_array_equal(raw["magnitude"][0], (pre * mask).astype(dtype))  # step 0 = post-prune
+    assert np.all(mag[:, ~mask] == 0) and np.all(
+        mag[:, mask] > 0
+    )  # pruned stay 0, survivors stay alive
+    np.testing.assert_array_equal(
+        raw["magnitude"][0], (pre * mask).astype(dtype)
+    )  # step 0 = post-prune
     sizes = raw["layer_size"]
     np.testing.assert_array_equal(raw["event_survivors"][0] + raw["event_pruned"][0], sizes)
-    np.testing.assert_array_equal(raw["event_survivors"][0], np.bincount(raw["weight_layer"][mask], minlength=5))
+    np.testing.assert_array_equal(
+        raw["event_survivors"][0], np.bincount(raw["weight_layer"][mask], minlength=5)
+    )
 
 
 def test_counts_equal_numpy_recount(synthetic):
@@ -88,10 +115,18 @@ def test_counts_equal_numpy_recount(synthetic):
     assert counts[0].sum() == 0 and counts[-1].sum() > 0  # the drift sheds some eligible survivors
     assert 0 < counts[-1].sum() < elig.sum()
     np.testing.assert_array_equal(raw["shed_count"], counts[1:])
-    np.testing.assert_array_equal(raw["shed_events"], _per_layer(below[1:] & ~below[:-1], layer_of, 5))
-    np.testing.assert_array_equal(raw["recover_events"], _per_layer(below[:-1] & ~below[1:], layer_of, 5))
-    np.testing.assert_array_equal(raw["event_eligible"][0], np.bincount(layer_of[elig], minlength=5))
-    np.testing.assert_array_equal(raw["event_below"][0], np.bincount(layer_of[mask & ~elig], minlength=5))
+    np.testing.assert_array_equal(
+        raw["shed_events"], _per_layer(below[1:] & ~below[:-1], layer_of, 5)
+    )
+    np.testing.assert_array_equal(
+        raw["recover_events"], _per_layer(below[:-1] & ~below[1:], layer_of, 5)
+    )
+    np.testing.assert_array_equal(
+        raw["event_eligible"][0], np.bincount(layer_of[elig], minlength=5)
+    )
+    np.testing.assert_array_equal(
+        raw["event_below"][0], np.bincount(layer_of[mask & ~elig], minlength=5)
+    )
 
     ds = open_run(path)
     got = shed_from_magnitude(ds).compute()
@@ -110,8 +145,16 @@ def test_deterministic_for_a_seed(synthetic, tmp_path):
     mp = pytest.MonkeyPatch()
     mp.setattr(store_module, "WEIGHT_CHUNK", 256)
     try:
-        again = synthesize(tmp_path / "again.zarr", 1000, 21, layers=5, chunk_steps=8, dtype=dtype, seed=3,
-                           progress=False)
+        again = synthesize(
+            tmp_path / "again.zarr",
+            1000,
+            21,
+            layers=5,
+            chunk_steps=8,
+            dtype=dtype,
+            seed=3,
+            progress=False,
+        )
     finally:
         mp.undo()
     np.testing.assert_array_equal(_raw(again)["magnitude"], _raw(path)["magnitude"])

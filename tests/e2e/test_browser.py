@@ -16,7 +16,11 @@ from shedding.reports import write_report
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 HAVE_BROWSER = Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()
-SCREENSHOTS = Path(os.environ.get("SHEDDING_SCREENSHOTS", "")) if os.environ.get("SHEDDING_SCREENSHOTS") else None
+SCREENSHOTS = (
+    Path(os.environ.get("SHEDDING_SCREENSHOTS", ""))
+    if os.environ.get("SHEDDING_SCREENSHOTS")
+    else None
+)
 
 REASON = "needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver; .ci/run does)"
 if not HAVE_BROWSER and os.environ.get("SHEDDING_REQUIRE_BROWSER"):
@@ -31,10 +35,19 @@ def browser(tmp_path_factory):
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--window-size=1280,900",
-                f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+    for arg in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,900",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+    ):
         opts.add_argument(arg)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=opts, service=Service(executable_path=CHROMEDRIVER))
@@ -46,14 +59,18 @@ def _check(driver, path: Path, shot: Path) -> dict[str, int]:
     from selenium.webdriver.support.ui import WebDriverWait
 
     driver.get(path.resolve().as_uri())
-    WebDriverWait(driver, 60).until(lambda d: d.execute_script(
-        "return Array.from(document.querySelectorAll('div.figure')).every(d => d.querySelector('.main-svg'))"))
+    WebDriverWait(driver, 60).until(
+        lambda d: d.execute_script(
+            "return Array.from(document.querySelectorAll('div.figure')).every(d => d.querySelector('.main-svg'))"
+        )
+    )
     counts = driver.execute_script(
         "return {figures: document.querySelectorAll('div.figure').length,"
         " rendered: document.querySelectorAll('div.figure .main-svg').length > 0 ?"
         "   Array.from(document.querySelectorAll('div.figure')).filter(d => d.querySelector('.main-svg')).length : 0,"
         " traces: Array.from(document.querySelectorAll('div.figure')).map(d => (d.data || []).length)"
-        "   .reduce((a, b) => a + b, 0)}")
+        "   .reduce((a, b) => a + b, 0)}"
+    )
     errors = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
     assert errors == [], errors
     driver.save_screenshot(str(shot))
@@ -68,8 +85,11 @@ def _check(driver, path: Path, shot: Path) -> dict[str, int]:
 def test_report_renders_in_chromium(browser, recorded_seeds, tmp_path, kind):
     names = list(recorded_seeds) if kind != "no-control" else ["gmp-s0", "random-s0"]
     runs = {n: open_run(recorded_seeds[n]) for n in names}
-    path = write_report(summarize(runs), tmp_path / f"{kind}.html",
-                        kind="comparison" if kind == "comparison" else "full")
+    path = write_report(
+        summarize(runs),
+        tmp_path / f"{kind}.html",
+        kind="comparison" if kind == "comparison" else "full",
+    )
     counts = _check(browser, path, tmp_path / f"{kind}.png")
     assert counts["figures"] >= 3 and counts["rendered"] == counts["figures"]
     assert counts["traces"] > counts["figures"]  # every figure drew data, not an empty frame
@@ -85,8 +105,12 @@ def test_linked_hover_reaches_other_figures(browser, recorded_seeds, tmp_path):
         // what a mouse hover on the first figure emits (plotly emits plotly_hover only for pointer events)
         linked[0].emit('plotly_hover', {points: [{x: 10}]});
         return linked.slice(1).filter(d => d._hoverdata && d._hoverdata.some(p => p.x === 10)).length;""")
-    n_linked = browser.execute_script("return document.querySelectorAll('.figure[data-link=\"step\"]').length;")
-    assert n_linked >= 3 and hovered >= n_linked - 2  # the others now show step 10 (a figure may lack it)
+    n_linked = browser.execute_script(
+        "return document.querySelectorAll('.figure[data-link=\"step\"]').length;"
+    )
+    assert (
+        n_linked >= 3 and hovered >= n_linked - 2
+    )  # the others now show step 10 (a figure may lack it)
 
 
 @pytest.mark.parametrize("name", ["rewinding", "blocks", "cascade"])
@@ -95,4 +119,6 @@ def test_study_report_renders_in_chromium(browser, studies, tmp_path, name):
     assert counts["figures"] >= 1 and counts["rendered"] == counts["figures"]
     assert counts["traces"] >= counts["figures"]  # every figure drew data
     if name == "cascade":
-        assert counts["figures"] >= 5  # S(t) per condition, excess bars, accuracy, controls, convergence
+        assert (
+            counts["figures"] >= 5
+        )  # S(t) per condition, excess bars, accuracy, controls, convergence

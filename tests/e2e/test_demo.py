@@ -18,9 +18,14 @@ def test_demo_configs_differ_only_in_pruning_method():
     assert set(cfgs) == {"gmp", "random", "control"}
     methods = {n: c.prune.method for n, c in cfgs.items()}
     assert methods == {"gmp": "gmp", "random": "random", "control": "none"}
-    plain = [json.dumps({**c.__dict__, "prune": None}, default=str, sort_keys=True) for c in cfgs.values()]
+    plain = [
+        json.dumps({**c.__dict__, "prune": None}, default=str, sort_keys=True)
+        for c in cfgs.values()
+    ]
     assert len(set(plain)) == 1  # same model, data, training, retraining, recording and seed
-    assert all(c.seed == 3 and c.prune.sparsity == cfgs["gmp"].prune.sparsity for c in cfgs.values())
+    assert all(
+        c.seed == 3 and c.prune.sparsity == cfgs["gmp"].prune.sparsity for c in cfgs.values()
+    )
 
 
 @pytest.mark.slow
@@ -33,7 +38,11 @@ def test_demo_end_to_end(tmp_path):
             assert ds.attrs["status"] == "complete" and ds.attrs["seed"] == seed
             assert ds.attrs["last_committed_step"] == int(ds.step.values[-1])
     html = (tmp_path / "demo" / "report.html").read_text()
-    verdicts = dict(re.findall(r"<b>(gmp 0\.5, lr_rewind|random 0\.5, lr_rewind): (CASCADE|NO CASCADE)</b>", html))
+    verdicts = dict(
+        re.findall(
+            r"<b>(gmp 0\.5, lr_rewind|random 0\.5, lr_rewind): (CASCADE|NO CASCADE)</b>", html
+        )
+    )
     assert set(verdicts) == {"gmp 0.5, lr_rewind", "random 0.5, lr_rewind"}
     assert "95% CI" in html and "Kept-set overlap" in html
     assert "report:" in res.stdout and "Conditions: means over seeds" in res.stdout
@@ -53,4 +62,6 @@ def _tensorstore_reads_every_demo_array(stores: list) -> None:
         for name in group.array_keys():
             ours = np.ascontiguousarray(group[name][...])
             theirs = np.ascontiguousarray(_tensorstore(path / name))
-            assert theirs.dtype == ours.dtype and theirs.tobytes() == ours.tobytes(), f"{path.name}/{name}"
+            assert theirs.dtype == ours.dtype and theirs.tobytes() == ours.tobytes(), (
+                f"{path.name}/{name}"
+            )

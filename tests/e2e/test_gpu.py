@@ -20,8 +20,18 @@ def _recorder(tmp_path, dtype: str, steps: int):
 
     device = torch.device("cuda")
     model, params, masks, weights, loader = _setup("resnet20", (3, 32, 32), device, 8, steps)
-    rec = _recorder(tmp_path, params, masks, weights, steps, device, every=1, dtype=dtype, hist_every=1,
-                    sample_every=1)
+    rec = _recorder(
+        tmp_path,
+        params,
+        masks,
+        weights,
+        steps,
+        device,
+        every=1,
+        dtype=dtype,
+        hist_every=1,
+        sample_every=1,
+    )
     return rec, params
 
 
@@ -43,7 +53,9 @@ def test_recording_steps_never_sync_the_device(tmp_path, dtype):
     try:
         for step in range(1, steps + 1):
             with torch.no_grad():
-                for p in params.values():  # a step's worth of change, some weights crossing the line
+                for (
+                    p
+                ) in params.values():  # a step's worth of change, some weights crossing the line
                     p.mul_(1 + 0.05 * torch.randn(p.shape, device="cuda", generator=gen))
             state.step, state.loss, state.lr = step, torch.ones((), device="cuda"), 0.1
             rec.on_step_end(state)

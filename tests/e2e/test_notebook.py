@@ -25,7 +25,9 @@ def _kernel_path(tmp: Path) -> str:
     from jupyter_client.kernelspec import KernelSpecManager
 
     prefix = tmp / "jupyter"
-    install(kernel_name="python3", prefix=str(prefix))  # argv: sys.executable -m ipykernel_launcher ...
+    install(
+        kernel_name="python3", prefix=str(prefix)
+    )  # argv: sys.executable -m ipykernel_launcher ...
     data = prefix / "share" / "jupyter"
     spec = KernelSpecManager(kernel_dirs=[str(data / "kernels")]).get_kernel_spec("python3")
     assert spec.argv[0] == sys.executable
@@ -44,15 +46,18 @@ def executed(recorded, tmp_path_factory):
         except OSError:
             shutil.copytree(path, runs / f"{name}-s0.zarr")  # the names shedding demo writes
     out = tmp / "summary.json"
-    root = str(NOTEBOOK.parents[1])  # makes `analysis` importable in the kernel even without an install
+    root = str(
+        NOTEBOOK.parents[1]
+    )  # makes `analysis` importable in the kernel even without an install
     nb = nbformat.read(NOTEBOOK, as_version=4)
     with pytest.MonkeyPatch.context() as mp:  # the kernel inherits this process's environment
         mp.setenv("SHEDDING_RUNS", str(runs))
         mp.setenv("SHEDDING_NOTEBOOK_OUT", str(out))
         mp.setenv("JUPYTER_PATH", _kernel_path(tmp))
         mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
-        nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
-                                resources={"metadata": {"path": str(tmp)}}).execute()
+        nbclient.NotebookClient(
+            nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp)}}
+        ).execute()
     return nb, json.loads(out.read_text())
 
 
@@ -118,8 +123,12 @@ def test_notebook_numbers_match_an_independent_computation(executed, recorded):
     in_layer = np.asarray(gmp["weight_layer"][:]) == 1
     kept = in_layer & a
     assert summary["layer"] == str(np.asarray(gmp["layer"][:])[1])
-    assert summary["layer_mean_abs_w_first"] == pytest.approx(mag[0][kept].astype(np.float64).mean(), rel=1e-9)
-    assert summary["layer_mean_abs_w_last"] == pytest.approx(mag[-1][kept].astype(np.float64).mean(), rel=1e-9)
+    assert summary["layer_mean_abs_w_first"] == pytest.approx(
+        mag[0][kept].astype(np.float64).mean(), rel=1e-9
+    )
+    assert summary["layer_mean_abs_w_last"] == pytest.approx(
+        mag[-1][kept].astype(np.float64).mean(), rel=1e-9
+    )
 
     # (d) the cascade verdicts: excess of S = shed / eligible over the control's, within 5 epochs of the event
     def s_of(g):
@@ -133,4 +142,3 @@ def test_notebook_numbers_match_an_independent_computation(executed, recorded):
         assert got["excess_peak"] == pytest.approx(excess.max(), abs=1e-12)
         assert got["excess_peak_step"] == int(steps[in_window][np.argmax(excess)])
         assert got["verdict"] == ("cascade" if excess.max() >= 0.05 else "no cascade")
-

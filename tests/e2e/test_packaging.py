@@ -92,13 +92,28 @@ def test_a_cycle_is_found(tmp_path: Path) -> None:
 def test_installed_copy_has_one_import_name(tmp_path: Path) -> None:
     """``pip install .`` (not editable) into a folder outside the checkout: the four layers import under
     ``shedding``, and their folder names are not importable on their own."""
-    source, target = tmp_path / "source", tmp_path / "site"  # a copy: the build writes into its source
+    source, target = (
+        tmp_path / "source",
+        tmp_path / "site",
+    )  # a copy: the build writes into its source
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
     for folder in ("shedding", "analysis", "reports", "studies", "cli"):
-        shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(source)]
+        shutil.copytree(
+            ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    pip = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--no-deps",
+        "--target",
+        str(target),
+        str(source),
+    ]
     res = subprocess.run(pip, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     packages = [p.name for p in target.iterdir() if p.suffix != ".dist-info" and p.name != "bin"]
@@ -115,6 +130,12 @@ def test_installed_copy_has_one_import_name(tmp_path: Path) -> None:
         "print('ok')\n"
     ) % str(target)
     env = {**os.environ, "PYTHONPATH": str(target)}
-    res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stdout + res.stderr

@@ -80,19 +80,22 @@ def test_load_toml_overlays_a_partial_file_on_a_base(tmp_path: Path) -> None:
     assert load_toml(path).prune.method == "gmp"
 
 
-@pytest.mark.parametrize(("text", "needle"), [
-    ("[foo]\nx = 1\n", "'foo'"),
-    ("bogus = 1\n", "'bogus'"),
-    ("[prune]\nbogus = 1\n", "prune.bogus"),
-    ('[prune]\nsparsity = "abc"\n', "prune.sparsity"),
-    ('[train]\nnesterov = "maybe"\n', "train.nesterov"),
-    ("[data]\nbatch_size = 1.5\n", "data.batch_size"),
-    ("[data]\nbatch_size = true\n", "data.batch_size"),
-    ("[train]\nmilestones = 5\n", "train.milestones"),
-    ("[model]\nname = [1]\n", "model.name"),
-    ("prune = 1\n", "[prune]"),
-    ("[prune\n", "invalid TOML"),
-])
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("[foo]\nx = 1\n", "'foo'"),
+        ("bogus = 1\n", "'bogus'"),
+        ("[prune]\nbogus = 1\n", "prune.bogus"),
+        ('[prune]\nsparsity = "abc"\n', "prune.sparsity"),
+        ('[train]\nnesterov = "maybe"\n', "train.nesterov"),
+        ("[data]\nbatch_size = 1.5\n", "data.batch_size"),
+        ("[data]\nbatch_size = true\n", "data.batch_size"),
+        ("[train]\nmilestones = 5\n", "train.milestones"),
+        ("[model]\nname = [1]\n", "model.name"),
+        ("prune = 1\n", "[prune]"),
+        ("[prune\n", "invalid TOML"),
+    ],
+)
 def test_bad_toml_raises_a_one_line_config_error(tmp_path: Path, text: str, needle: str) -> None:
     path = tmp_path / "bad.toml"
     path.write_text(text)
@@ -107,9 +110,14 @@ def test_missing_toml_file(tmp_path: Path) -> None:
     _one_line(e)
 
 
-@pytest.mark.parametrize(("name", "needle"), [
-    ("folder", "is a folder"), ("file/c.toml", "cannot be read: Not a directory"), ("binary.toml", "not UTF-8"),
-])
+@pytest.mark.parametrize(
+    ("name", "needle"),
+    [
+        ("folder", "is a folder"),
+        ("file/c.toml", "cannot be read: Not a directory"),
+        ("binary.toml", "not UTF-8"),
+    ],
+)
 def test_unreadable_toml_is_a_one_line_config_error(tmp_path: Path, name: str, needle: str) -> None:
     (tmp_path / "folder").mkdir()
     (tmp_path / "file").write_text("x")
@@ -121,8 +129,11 @@ def test_unreadable_toml_is_a_one_line_config_error(tmp_path: Path, name: str, n
 
 def test_non_finite_toml_values_fail_validation_naming_the_option(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
-    for text, option in [("[train]\nlr = nan\n", "--train-lr"), ("[record]\nalpha = -inf\n", "--record-alpha"),
-                         ("[record]\nhist_range = [-8.0, +inf]\n", "--record-hist-range")]:
+    for text, option in [
+        ("[train]\nlr = nan\n", "--train-lr"),
+        ("[record]\nalpha = -inf\n", "--record-alpha"),
+        ("[record]\nhist_range = [-8.0, +inf]\n", "--record-hist-range"),
+    ]:
         path.write_text(text)
         cfg = load_toml(path)
         with pytest.raises(ConfigError) as e:
@@ -135,15 +146,27 @@ def test_non_finite_toml_values_fail_validation_naming_the_option(tmp_path: Path
 
 def test_apply_overrides_coerces_strings() -> None:
     base = RunConfig()
-    cfg = apply_overrides(base, {
-        "prune.sparsity": "0.5", "train.nesterov": "true", "train.milestones": "91ep, 136ep",
-        "prune.block_shape": "2,3", "data.batch_size": "64", "seed": "3", "device": "cpu",
-        "data.download": "off", "model.dense_layers": "", "train.lr": "1e-3",
-    })
+    cfg = apply_overrides(
+        base,
+        {
+            "prune.sparsity": "0.5",
+            "train.nesterov": "true",
+            "train.milestones": "91ep, 136ep",
+            "prune.block_shape": "2,3",
+            "data.batch_size": "64",
+            "seed": "3",
+            "device": "cpu",
+            "data.download": "off",
+            "model.dense_layers": "",
+            "train.lr": "1e-3",
+        },
+    )
     assert cfg.prune.sparsity == 0.5 and isinstance(cfg.prune.sparsity, float)
     assert cfg.train.nesterov is True and cfg.data.download is False
     assert cfg.train.milestones == ["91ep", "136ep"]
-    assert cfg.prune.block_shape == [2, 3] and all(isinstance(v, int) for v in cfg.prune.block_shape)
+    assert cfg.prune.block_shape == [2, 3] and all(
+        isinstance(v, int) for v in cfg.prune.block_shape
+    )
     assert cfg.data.batch_size == 64 and cfg.seed == 3 and cfg.device == "cpu"
     assert cfg.model.dense_layers == [] and cfg.train.lr == 0.001
     assert base == RunConfig()  # a copy: the base is untouched
@@ -151,16 +174,19 @@ def test_apply_overrides_coerces_strings() -> None:
         assert apply_overrides(base, {"train.nesterov": text}).train.nesterov is value
 
 
-@pytest.mark.parametrize(("overrides", "needle"), [
-    ({"foo.bar": "1"}, "'foo'"),
-    ({"prune.bogus": "1"}, "prune.bogus"),
-    ({"bogus": "1"}, "'bogus'"),
-    ({"prune.sparsity": "half"}, "prune.sparsity"),
-    ({"train.nesterov": "maybe"}, "train.nesterov"),
-    ({"data.batch_size": "1.5"}, "data.batch_size"),
-    ({"prune.block_shape": "2,x"}, "prune.block_shape"),
-    ({"seed": "one"}, "seed"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        ({"foo.bar": "1"}, "'foo'"),
+        ({"prune.bogus": "1"}, "prune.bogus"),
+        ({"bogus": "1"}, "'bogus'"),
+        ({"prune.sparsity": "half"}, "prune.sparsity"),
+        ({"train.nesterov": "maybe"}, "train.nesterov"),
+        ({"data.batch_size": "1.5"}, "data.batch_size"),
+        ({"prune.block_shape": "2,x"}, "prune.block_shape"),
+        ({"seed": "one"}, "seed"),
+    ],
+)
 def test_bad_overrides_raise_a_one_line_config_error(overrides: dict, needle: str) -> None:
     with pytest.raises(ConfigError) as e:
         apply_overrides(RunConfig(), overrides)
@@ -195,38 +221,41 @@ def _with(**kw) -> RunConfig:
     return cfg
 
 
-@pytest.mark.parametrize(("kw", "option"), [
-    ({"prune__sparsity": 1.0}, "--prune-sparsity"),
-    ({"prune__sparsity": -0.1}, "--prune-sparsity"),
-    ({"prune__method": "magic"}, "--prune-method"),
-    ({"prune__schedule": "exponential"}, "--prune-schedule"),
-    ({"prune__block_score": "median"}, "--prune-block-score"),
-    ({"prune__block_shape": [2, 2]}, "--prune-block-shape"),  # non-block method
-    ({"prune__method": "block", "prune__block_shape": [0, 2]}, "--prune-block-shape"),
-    ({"prune__method": "block", "prune__block_shape": [2, 2, 2]}, "--prune-block-shape"),
-    ({"prune__fraction_per_round": 1.0}, "--prune-fraction-per-round"),
-    ({"prune__method": "none", "prune__schedule": "iterative"}, "--prune-schedule"),
-    ({"train__milestones": ["3 epochs"]}, "--train-milestones"),
-    ({"train__duration": "x"}, "--train-duration"),
-    ({"train__duration": "0ep"}, "--train-duration"),
-    ({"retrain__duration": "0it"}, "--retrain-duration"),
-    ({"train__warmup": "5"}, "--train-warmup"),
-    ({"train__weight_decay": -1e-4}, "--train-weight-decay"),
-    ({"train__lr": 0.0}, "--train-lr"),
-    ({"train__momentum": 1.0}, "--train-momentum"),
-    ({"train__optimizer": "rmsprop"}, "--train-optimizer"),
-    ({"train__schedule": "linear"}, "--train-schedule"),
-    ({"retrain__technique": "prayer"}, "--retrain-technique"),
-    ({"retrain__finetune_lr": 0.0}, "--retrain-finetune-lr"),
-    ({"data__batch_size": 0}, "--data-batch-size"),
-    ({"model__name": "gpt"}, "--model-name"),
-    ({"record__every": -1}, "--record-every"),
-    ({"record__hist_every": -2}, "--record-hist-every"),
-    ({"record__hist_range": [1.0, -1.0]}, "--record-hist-range"),
-    ({"record__hist_bins": 0}, "--record-hist-bins"),
-    ({"record__dtype": "int8"}, "--record-dtype"),
-    ({"device": "tpu"}, "--device"),
-])
+@pytest.mark.parametrize(
+    ("kw", "option"),
+    [
+        ({"prune__sparsity": 1.0}, "--prune-sparsity"),
+        ({"prune__sparsity": -0.1}, "--prune-sparsity"),
+        ({"prune__method": "magic"}, "--prune-method"),
+        ({"prune__schedule": "exponential"}, "--prune-schedule"),
+        ({"prune__block_score": "median"}, "--prune-block-score"),
+        ({"prune__block_shape": [2, 2]}, "--prune-block-shape"),  # non-block method
+        ({"prune__method": "block", "prune__block_shape": [0, 2]}, "--prune-block-shape"),
+        ({"prune__method": "block", "prune__block_shape": [2, 2, 2]}, "--prune-block-shape"),
+        ({"prune__fraction_per_round": 1.0}, "--prune-fraction-per-round"),
+        ({"prune__method": "none", "prune__schedule": "iterative"}, "--prune-schedule"),
+        ({"train__milestones": ["3 epochs"]}, "--train-milestones"),
+        ({"train__duration": "x"}, "--train-duration"),
+        ({"train__duration": "0ep"}, "--train-duration"),
+        ({"retrain__duration": "0it"}, "--retrain-duration"),
+        ({"train__warmup": "5"}, "--train-warmup"),
+        ({"train__weight_decay": -1e-4}, "--train-weight-decay"),
+        ({"train__lr": 0.0}, "--train-lr"),
+        ({"train__momentum": 1.0}, "--train-momentum"),
+        ({"train__optimizer": "rmsprop"}, "--train-optimizer"),
+        ({"train__schedule": "linear"}, "--train-schedule"),
+        ({"retrain__technique": "prayer"}, "--retrain-technique"),
+        ({"retrain__finetune_lr": 0.0}, "--retrain-finetune-lr"),
+        ({"data__batch_size": 0}, "--data-batch-size"),
+        ({"model__name": "gpt"}, "--model-name"),
+        ({"record__every": -1}, "--record-every"),
+        ({"record__hist_every": -2}, "--record-hist-every"),
+        ({"record__hist_range": [1.0, -1.0]}, "--record-hist-range"),
+        ({"record__hist_bins": 0}, "--record-hist-bins"),
+        ({"record__dtype": "int8"}, "--record-dtype"),
+        ({"device": "tpu"}, "--device"),
+    ],
+)
 def test_validate_rejects_bad_values_naming_the_option(kw: dict, option: str) -> None:
     with pytest.raises(ConfigError) as e:
         validate_run_config(_with(**kw))
@@ -261,10 +290,17 @@ def test_every_bounded_field_rejects_a_value_below_its_range(key: str) -> None:
     assert _one_line(e).startswith(f.cli_name + ":") and f.within.describe() in str(e.value)
 
 
-@pytest.mark.parametrize(("key", "value", "ok"), [
-    ("seed", -1, False), ("seed", 2**32, False), ("seed", 2**32 - 1, True), ("seed", 0, True),
-    ("data__split_seed", -1, False), ("data__split_seed", 2**40, False),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "ok"),
+    [
+        ("seed", -1, False),
+        ("seed", 2**32, False),
+        ("seed", 2**32 - 1, True),
+        ("seed", 0, True),
+        ("data__split_seed", -1, False),
+        ("data__split_seed", 2**40, False),
+    ],
+)
 def test_seeds_fit_numpy_and_torch(key: str, value: int, ok: bool) -> None:
     cfg = _with(**{key: value})
     if ok:
@@ -274,13 +310,16 @@ def test_seeds_fit_numpy_and_torch(key: str, value: int, ok: bool) -> None:
             validate_run_config(cfg)
 
 
-@pytest.mark.parametrize(("kw", "message"), [
-    ({"train__lr": "0.1"}, "--train-lr: expected a number, got '0.1'"),
-    ({"data__batch_size": 64.0}, "--data-batch-size: expected an integer, got 64.0"),
-    ({"data__batch_size": True}, "--data-batch-size: expected an integer, got True"),
-    ({"record__hist_range": "-8,1"}, "--record-hist-range: expected a list, got '-8,1'"),
-    ({"train__milestones": [5]}, "--train-milestones: expected a string, got 5"),
-])
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"train__lr": "0.1"}, "--train-lr: expected a number, got '0.1'"),
+        ({"data__batch_size": 64.0}, "--data-batch-size: expected an integer, got 64.0"),
+        ({"data__batch_size": True}, "--data-batch-size: expected an integer, got True"),
+        ({"record__hist_range": "-8,1"}, "--record-hist-range: expected a list, got '-8,1'"),
+        ({"train__milestones": [5]}, "--train-milestones: expected a string, got 5"),
+    ],
+)
 def test_validate_checks_types_set_through_the_api(kw: dict, message: str) -> None:
     with pytest.raises(ConfigError) as e:
         validate_run_config(_with(**kw))
@@ -310,10 +349,19 @@ def test_hash_is_stable_and_independent_of_construction() -> None:
     expected = hashlib.sha256(json.dumps({}, sort_keys=True).encode()).hexdigest()[:12]
     assert a.hash() == expected  # only options that differ from the defaults are hashed (OpenLTH)
     c = _custom()
-    changed = {sec: {k: v for k, v in vals.items() if v != to_dict(a)[sec][k] and f"{sec}.{k}" not in NOT_HASHED}
-               for sec, vals in to_dict(c).items() if isinstance(vals, dict)}
+    changed = {
+        sec: {
+            k: v
+            for k, v in vals.items()
+            if v != to_dict(a)[sec][k] and f"{sec}.{k}" not in NOT_HASHED
+        }
+        for sec, vals in to_dict(c).items()
+        if isinstance(vals, dict)
+    }
     changed = {k: v for k, v in changed.items() if v}
-    changed.update({k: v for k, v in to_dict(c).items() if not isinstance(v, dict) and v != to_dict(a)[k]})
+    changed.update(
+        {k: v for k, v in to_dict(c).items() if not isinstance(v, dict) and v != to_dict(a)[k]}
+    )
     assert c.hash() == hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:12]
     assert _custom().hash() == apply_overrides(_custom(), {}).hash()
 
@@ -336,8 +384,9 @@ def test_hash_ignores_where_the_data_lives() -> None:
     base = RunConfig()
     moved = from_plain(to_dict(base))
     moved.data.root, moved.data.download = "/elsewhere/cifar", True
-    assert moved.hash() == base.hash() and moved.hash(("model", "data", "train")) == base.hash(("model", "data",
-                                                                                               "train"))
+    assert moved.hash() == base.hash() and moved.hash(("model", "data", "train")) == base.hash(
+        ("model", "data", "train")
+    )
 
 
 @pytest.mark.parametrize("key", [f.key for f in flat_fields() if f.key not in NOT_HASHED])
@@ -361,7 +410,9 @@ def test_hash_is_sensitive_to_every_field(key: str) -> None:
 def test_flat_fields_cover_every_field_with_cli_names() -> None:
     cfg = _custom()
     fields = flat_fields(cfg)
-    expected = {f"{sec}.{f.name}" for sec in SECTIONS for f in dataclasses.fields(getattr(cfg, sec))}
+    expected = {
+        f"{sec}.{f.name}" for sec in SECTIONS for f in dataclasses.fields(getattr(cfg, sec))
+    }
     expected |= {"seed", "device"}
     keys = [f.key for f in fields]
     assert len(keys) == len(set(keys)) and set(keys) == expected
@@ -386,6 +437,11 @@ def test_every_flat_field_accepts_its_default_as_an_override_string() -> None:
     overrides = {}
     for f in flat_fields(cfg):
         v = f.default
-        overrides[f.key] = ",".join(map(str, v)) if isinstance(v, list) else str(v).lower() \
-            if isinstance(v, bool) else str(v)
+        overrides[f.key] = (
+            ",".join(map(str, v))
+            if isinstance(v, list)
+            else str(v).lower()
+            if isinstance(v, bool)
+            else str(v)
+        )
     assert apply_overrides(RunConfig(), overrides) == cfg

@@ -53,7 +53,9 @@ def test_digits_split_depends_only_on_the_seed() -> None:
     a = build_data(DataConfig(name="digits", split_seed=0))
     b = build_data(DataConfig(name="digits", split_seed=0))
     c = build_data(DataConfig(name="digits", split_seed=1))
-    for t1, t2 in zip(a.test.tensors + a.train.tensors, b.test.tensors + b.train.tensors, strict=True):
+    for t1, t2 in zip(
+        a.test.tensors + a.train.tensors, b.test.tensors + b.train.tensors, strict=True
+    ):
         assert torch.equal(t1, t2)
     assert not torch.equal(a.test.tensors[1], c.test.tensors[1])
 
@@ -82,7 +84,9 @@ def _dump_py2(obj: dict, path: Path) -> None:
     buf = io.BytesIO()
     _Py2Pickler(buf, protocol=2).dump(obj)
     # The real files name numpy's reconstructor by its numpy 1 module path.
-    path.write_bytes(buf.getvalue().replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n"))
+    path.write_bytes(
+        buf.getvalue().replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
+    )
 
 
 def _images(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -98,18 +102,40 @@ def _write_cifar10(root: Path) -> dict[str, tuple[np.ndarray, list[int]]]:
     train_y, test_y = [int(v) for v in rng.integers(0, 10, 10)], [7, 0, 9]
     for i in range(5):
         sl = slice(2 * i, 2 * i + 2)
-        _dump_py2({
-            b"batch_label": f"training batch {i + 1} of 5".encode(),
-            b"labels": train_y[sl],
-            b"data": train_x[sl].reshape(2, 3072),  # row-major R, G, B planes of 1024 pixels
-            b"filenames": [f"img_{j}.png".encode() for j in range(2 * i, 2 * i + 2)],
-        }, folder / f"data_batch_{i + 1}")
-    _dump_py2({b"batch_label": b"testing batch 1 of 1", b"labels": test_y,
-               b"data": test_x.reshape(3, 3072), b"filenames": [b"t0.png", b"t1.png", b"t2.png"]},
-              folder / "test_batch")
-    names = [b"airplane", b"automobile", b"bird", b"cat", b"deer",
-             b"dog", b"frog", b"horse", b"ship", b"truck"]
-    _dump_py2({b"num_cases_per_batch": 2, b"label_names": names, b"num_vis": 3072}, folder / "batches.meta")
+        _dump_py2(
+            {
+                b"batch_label": f"training batch {i + 1} of 5".encode(),
+                b"labels": train_y[sl],
+                b"data": train_x[sl].reshape(2, 3072),  # row-major R, G, B planes of 1024 pixels
+                b"filenames": [f"img_{j}.png".encode() for j in range(2 * i, 2 * i + 2)],
+            },
+            folder / f"data_batch_{i + 1}",
+        )
+    _dump_py2(
+        {
+            b"batch_label": b"testing batch 1 of 1",
+            b"labels": test_y,
+            b"data": test_x.reshape(3, 3072),
+            b"filenames": [b"t0.png", b"t1.png", b"t2.png"],
+        },
+        folder / "test_batch",
+    )
+    names = [
+        b"airplane",
+        b"automobile",
+        b"bird",
+        b"cat",
+        b"deer",
+        b"dog",
+        b"frog",
+        b"horse",
+        b"ship",
+        b"truck",
+    ]
+    _dump_py2(
+        {b"num_cases_per_batch": 2, b"label_names": names, b"num_vis": 3072},
+        folder / "batches.meta",
+    )
     return {"train": (train_x, train_y), "test": (test_x, test_y)}
 
 
@@ -121,30 +147,41 @@ def _write_cifar100(root: Path) -> dict[str, tuple[np.ndarray, list[int]]]:
     out = {}
     for split, n, fine in (("train", 6, [0, 99, 42, 7, 7, 63]), ("test", 3, [99, 1, 50])):
         x = _images(rng, n)
-        _dump_py2({
-            b"filenames": [f"{split}_{j}.png".encode() for j in range(n)],
-            b"batch_label": f"{split}ing batch 1 of 1".encode(),
-            b"fine_labels": fine,
-            b"coarse_labels": [f // 5 for f in fine],
-            b"data": x.reshape(n, 3072),
-        }, folder / split)
+        _dump_py2(
+            {
+                b"filenames": [f"{split}_{j}.png".encode() for j in range(n)],
+                b"batch_label": f"{split}ing batch 1 of 1".encode(),
+                b"fine_labels": fine,
+                b"coarse_labels": [f // 5 for f in fine],
+                b"data": x.reshape(n, 3072),
+            },
+            folder / split,
+        )
         out[split] = (x, fine)
-    _dump_py2({b"fine_label_names": [f"fine{i}".encode() for i in range(100)],
-               b"coarse_label_names": [f"coarse{i}".encode() for i in range(20)]}, folder / "meta")
+    _dump_py2(
+        {
+            b"fine_label_names": [f"fine{i}".encode() for i in range(100)],
+            b"coarse_label_names": [f"coarse{i}".encode() for i in range(20)],
+        },
+        folder / "meta",
+    )
     return out
 
 
 @pytest.fixture
 def skip_md5(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tiny files cannot match the real md5s: torchvision's integrity check becomes 'the file exists'."""
-    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity",
-                        lambda fpath, md5=None: os.path.isfile(fpath))
+    monkeypatch.setattr(
+        torchvision.datasets.cifar, "check_integrity", lambda fpath, md5=None: os.path.isfile(fpath)
+    )
 
 
 def test_fixture_files_have_the_real_cifar_layout(tmp_path: Path) -> None:
     written = _write_cifar10(tmp_path)
     with open(tmp_path / "cifar-10-batches-py" / "data_batch_1", "rb") as f:
-        raw = pickle.load(f, encoding="bytes")  # as https://www.cs.toronto.edu/~kriz/cifar.html reads it
+        raw = pickle.load(
+            f, encoding="bytes"
+        )  # as https://www.cs.toronto.edu/~kriz/cifar.html reads it
     assert set(raw) == {b"batch_label", b"labels", b"data", b"filenames"}
     assert raw[b"data"].dtype == np.uint8 and raw[b"data"].shape == (2, 3072)
     green = raw[b"data"][1, 1024:2048].reshape(32, 32)  # second image's G plane, row-major
@@ -153,12 +190,20 @@ def test_fixture_files_have_the_real_cifar_layout(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "name, writer, mean, std, num_classes",
-    [("cifar10", _write_cifar10, CIFAR10_MEAN, CIFAR10_STD, 10),
-     ("cifar100", _write_cifar100, CIFAR100_MEAN, CIFAR100_STD, 100)],
+    [
+        ("cifar10", _write_cifar10, CIFAR10_MEAN, CIFAR10_STD, 10),
+        ("cifar100", _write_cifar100, CIFAR100_MEAN, CIFAR100_STD, 100),
+    ],
 )
-def test_cifar_pixels_and_labels_round_trip(tmp_path: Path, skip_md5: None, name: str, writer,
-                                            mean: tuple[float, ...], std: tuple[float, ...],
-                                            num_classes: int) -> None:
+def test_cifar_pixels_and_labels_round_trip(
+    tmp_path: Path,
+    skip_md5: None,
+    name: str,
+    writer,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    num_classes: int,
+) -> None:
     written = writer(tmp_path)
     b = build_data(DataConfig(name=name, root=str(tmp_path), augment=False))
     assert (b.name, b.in_channels, b.num_classes, b.image_size) == (name, 3, num_classes, (32, 32))
@@ -174,7 +219,9 @@ def test_cifar_pixels_and_labels_round_trip(tmp_path: Path, skip_md5: None, name
             pixels = torch.from_numpy(images[i]).double() / 255
             assert torch.allclose(x.double() * s + m, pixels, atol=1e-6, rtol=0)
         # Normalised, not raw: the channel means sit near (0.5 - mean) / std for uniform noise.
-        assert not torch.allclose(ds[0][0].double(), torch.from_numpy(images[0]).double() / 255, atol=0.01)
+        assert not torch.allclose(
+            ds[0][0].double(), torch.from_numpy(images[0]).double() / 255, atol=0.01
+        )
 
 
 def test_cifar_augmentation_only_on_the_training_split(tmp_path: Path, skip_md5: None) -> None:
@@ -276,7 +323,9 @@ def test_synthetic_shapes_and_determinism() -> None:
     assert a.train.tensors[0].shape == (50, 2, 6, 5) and a.test.tensors[0].shape == (20, 2, 6, 5)
     assert a.train.tensors[0].dtype == torch.float32 and a.train.tensors[1].dtype == torch.int64
     assert a.train.tensors[1].min() >= 0 and a.train.tensors[1].max() < 4
-    for t1, t2 in zip(a.train.tensors + a.test.tensors, b.train.tensors + b.test.tensors, strict=True):
+    for t1, t2 in zip(
+        a.train.tensors + a.test.tensors, b.train.tensors + b.test.tensors, strict=True
+    ):
         assert torch.equal(t1, t2)
     assert not torch.equal(a.train.tensors[0], c.train.tensors[0])
     with pytest.raises(ValueError, match="image_shape"):
@@ -284,7 +333,9 @@ def test_synthetic_shapes_and_determinism() -> None:
 
 
 def test_synthetic_labels_are_learnable() -> None:
-    b = build_data(_synthetic(0, image_shape=[3, 8, 8], num_classes=4, train_size=1000, test_size=500))
+    b = build_data(
+        _synthetic(0, image_shape=[3, 8, 8], num_classes=4, train_size=1000, test_size=500)
+    )
     (x, y), (xt, yt) = b.train.tensors, b.test.tensors
     assert torch.bincount(y, minlength=4).min() > 100  # every class well represented
     # A least-squares linear classifier on the raw pixels generalises far above chance (25 %).

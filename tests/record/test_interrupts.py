@@ -32,14 +32,36 @@ def _config():
     return cfg
 
 
-def _run(tmp: Path, out: Path, at: str, sig: str = "INT", cache: Path | None = None,
-         **env: str) -> subprocess.CompletedProcess:
+def _run(
+    tmp: Path, out: Path, at: str, sig: str = "INT", cache: Path | None = None, **env: str
+) -> subprocess.CompletedProcess:
     (tmp / "run.toml").write_text(to_toml(_config()))
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}", "OMP_NUM_THREADS": "1",
-           "SHEDDING_SIGNAL": sig, "SHEDDING_SIGNAL_AT": at, **env}
-    return subprocess.run([sys.executable, str(ROOT / "tests" / "signal_cli.py"), "record", "--config",
-                           str(tmp / "run.toml"), "--out", str(out), "--cache", str(cache or tmp / "cache")],
-                          env=env, cwd=tmp, capture_output=True, text=True, timeout=300)
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}",
+        "OMP_NUM_THREADS": "1",
+        "SHEDDING_SIGNAL": sig,
+        "SHEDDING_SIGNAL_AT": at,
+        **env,
+    }
+    return subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tests" / "signal_cli.py"),
+            "record",
+            "--config",
+            str(tmp / "run.toml"),
+            "--out",
+            str(out),
+            "--cache",
+            str(cache or tmp / "cache"),
+        ],
+        env=env,
+        cwd=tmp,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +81,9 @@ PHASES = {  # moment -> (status the store ends with, words of the one line print
 }
 
 
-CASES = ([(at, sig) for at in PHASES for sig in ("INT", "TERM")]
-         + [(at, "INT,INT") for at in ("retrain:3", "close", "after")])
+CASES = [(at, sig) for at in PHASES for sig in ("INT", "TERM")] + [
+    (at, "INT,INT") for at in ("retrain:3", "close", "after")
+]
 
 
 @pytest.mark.slow
@@ -73,7 +96,9 @@ def test_signal_at_each_phase(reference, tmp_path, at, sig):
     status, words = PHASES[at]
     said = [line for line in res.stderr.splitlines() if line.startswith(("interrupted:", "error:"))]
     assert res.returncode == 130, res.stderr[-2000:]
-    assert len(said) == 1 and said[0].startswith("interrupted:") and words in said[0], res.stderr[-2000:]
+    assert len(said) == 1 and said[0].startswith("interrupted:") and words in said[0], res.stderr[
+        -2000:
+    ]
     assert "Traceback" not in res.stderr
     if status is None:
         assert not out.exists()
@@ -90,7 +115,10 @@ def test_signal_at_each_phase(reference, tmp_path, at, sig):
     _assert_same_store(out, reference)
 
 
-NEVER_CREATED = ("was never fully created", "its metadata can't be read")  # killed while the store was made
+NEVER_CREATED = (
+    "was never fully created",
+    "its metadata can't be read",
+)  # killed while the store was made
 
 
 def _finish(out: Path, tmp: Path) -> str:
@@ -104,7 +132,9 @@ def _finish(out: Path, tmp: Path) -> str:
     except StoreError as e:
         if "is complete; there is nothing to resume" in str(e):
             return "complete"
-        assert any(words in str(e) for words in NEVER_CREATED), str(e)  # no other refusal is allowed
+        assert any(words in str(e) for words in NEVER_CREATED), str(
+            e
+        )  # no other refusal is allowed
         record(_config(), out, cache_dir=tmp / "cache", overwrite=True)
         return "recorded again"
 
@@ -154,7 +184,8 @@ def test_a_signal_while_resume_checks_the_store_changes_nothing(reference, tmp_p
         resume(out)
     after = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
     assert after.keys() == before.keys() and all(after[p] == before[p] for p in before), [
-        str(p) for p in before if after.get(p) != before[p]]
+        str(p) for p in before if after.get(p) != before[p]
+    ]
     assert json.loads((out / "zarr.json").read_text())["attributes"]["status"] == "interrupted"
     monkeypatch.setattr(resuming, "verify_committed", original)
     resume(out)

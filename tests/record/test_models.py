@@ -64,7 +64,9 @@ def test_resnet_parameter_counts_match_published_figures() -> None:
         assert _count(build_model(name, 3, 10, (32, 32))) == expected
     assert abs(_count(build_model("resnet20", 3, 10, (32, 32))) - 272_474) <= 0.01 * 272_474
     assert _count(build_model("resnet20", 3, 100, (32, 32))) == _cifar_resnet_params(20, 100)
-    assert _count(build_model("resnet20", 1, 10, (32, 32))) == _cifar_resnet_params(20, in_channels=1)
+    assert _count(build_model("resnet20", 1, 10, (32, 32))) == _cifar_resnet_params(
+        20, in_channels=1
+    )
 
 
 def test_resnet_depth_counts_layers_on_the_3x3_path() -> None:
@@ -98,8 +100,13 @@ def test_openlth_initialisation() -> None:
     torch.manual_seed(0)
     model = build_model("resnet56", 3, 10, (32, 32))
     # Kaiming normal (fan_in, ReLU gain): std sqrt(2 / fan_in) for the 32->32 3x3 convs.
-    w = torch.cat([m.weight.flatten() for m in model.modules()
-                   if isinstance(m, nn.Conv2d) and m.in_channels == 32 and m.out_channels == 32])
+    w = torch.cat(
+        [
+            m.weight.flatten()
+            for m in model.modules()
+            if isinstance(m, nn.Conv2d) and m.in_channels == 32 and m.out_channels == 32
+        ]
+    )
     assert w.std().item() == pytest.approx((2 / (32 * 9)) ** 0.5, rel=0.03)
     bn = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     scales = torch.cat([m.weight.detach() for m in bn])
@@ -118,10 +125,15 @@ def test_prunable_parameters_exclude_biases_and_bn_and_honour_dense_layers() -> 
     assert all(p is params[n] for n, p in prunable_parameters(model).items())
     # Everything not prunable is a BN scale/shift or the fc bias.
     rest = set(params) - set(names)
-    assert rest == {n for n, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)
-                    for n in (f"{n}.weight", f"{n}.bias")} | {"fc.bias"}
+    assert rest == {
+        n
+        for n, m in model.named_modules()
+        if isinstance(m, nn.BatchNorm2d)
+        for n in (f"{n}.weight", f"{n}.bias")
+    } | {"fc.bias"}
     assert sum(p.numel() for p in prunable_parameters(model).values()) == 272_474 - 10 - sum(
-        params[n].numel() for n in rest if n != "fc.bias")
+        params[n].numel() for n in rest if n != "fc.bias"
+    )
     for dense in (["fc.weight"], ["fc"]):
         kept = prunable_parameters(model, dense)
         assert "fc.weight" not in kept and list(kept) == names[:-1]

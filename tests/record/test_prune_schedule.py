@@ -21,10 +21,19 @@ IPE = 12  # digits: 1437 training images in batches of 128
 def _gradual(**kw):
     from conftest import tiny_config
 
-    cfg = tiny_config("gmp", 0.5, "lr_rewind", prune__schedule="gradual", prune__gradual_events=3,
-                      prune__interval="1ep")
+    cfg = tiny_config(
+        "gmp",
+        0.5,
+        "lr_rewind",
+        prune__schedule="gradual",
+        prune__gradual_events=3,
+        prune__interval="1ep",
+    )
     cfg.train.duration = "4ep"
-    cfg.train.milestones = ["1ep", "3ep"]  # the LR changes inside the retraining phase: it must not restart
+    cfg.train.milestones = [
+        "1ep",
+        "3ep",
+    ]  # the LR changes inside the retraining phase: it must not restart
     cfg.retrain.duration = "4ep"
     for key, value in kw.items():
         section, name = key.split("__")
@@ -35,11 +44,19 @@ def _gradual(**kw):
 def _cascade(**kw):
     from conftest import tiny_config
 
-    cfg = tiny_config("gmp", 0.3, "lr_rewind", prune__schedule="cascade", prune__interval="1ep",
-                      prune__cascade_fraction=0.02)
+    cfg = tiny_config(
+        "gmp",
+        0.3,
+        "lr_rewind",
+        prune__schedule="cascade",
+        prune__interval="1ep",
+        prune__cascade_fraction=0.02,
+    )
     cfg.train.schedule = "constant"
     cfg.train.milestones = []
-    cfg.train.weight_decay = 2e-2  # strong decay: survivors are shed within a window, so the cascade counts
+    cfg.train.weight_decay = (
+        2e-2  # strong decay: survivors are shed within a window, so the cascade counts
+    )
     cfg.train.duration = "12ep"
     cfg.retrain.duration = "6ep"
     cfg.record.every = 3
@@ -78,11 +95,14 @@ def test_cascade_plan_is_the_no_shedding_bound_and_cascade_target() -> None:
     assert cascade_target(0.4, 50, 1000, cfg) == (0.5, True)  # 1 - 0.55*0.9 = 0.505 >= 0.5
 
 
-@pytest.mark.parametrize(("kw", "option"), [
-    ({"prune__interval": "5it"}, "--prune-interval"),
-    ({"prune__gradual_events": 5}, "--prune-gradual-events"),
-    ({"prune__initial_sparsity": 0.6}, "--prune-initial-sparsity"),
-])
+@pytest.mark.parametrize(
+    ("kw", "option"),
+    [
+        ({"prune__interval": "5it"}, "--prune-interval"),
+        ({"prune__gradual_events": 5}, "--prune-gradual-events"),
+        ({"prune__initial_sparsity": 0.6}, "--prune-initial-sparsity"),
+    ],
+)
 def test_gradual_bad_options_name_the_option(kw, option) -> None:
     with pytest.raises(ConfigError, match=option):
         prepare(_gradual(**kw))
@@ -102,10 +122,14 @@ def test_cascade_needs_snapshots_that_divide_the_windows() -> None:
 def gradual_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("gradual")
     cache = root / "cache"
-    runs = {"gradual": record(_gradual(), root / "gradual.zarr", cache_dir=cache),
-            # every event at the target: only the first prunes, so the run must equal a one-shot one bitwise
-            "flat": record(_gradual(prune__initial_sparsity=0.5), root / "flat.zarr", cache_dir=cache),
-            "oneshot": record(_gradual(prune__schedule="oneshot"), root / "oneshot.zarr", cache_dir=cache)}
+    runs = {
+        "gradual": record(_gradual(), root / "gradual.zarr", cache_dir=cache),
+        # every event at the target: only the first prunes, so the run must equal a one-shot one bitwise
+        "flat": record(_gradual(prune__initial_sparsity=0.5), root / "flat.zarr", cache_dir=cache),
+        "oneshot": record(
+            _gradual(prune__schedule="oneshot"), root / "oneshot.zarr", cache_dir=cache
+        ),
+    }
     return {k: xr.open_zarr(v) for k, v in runs.items()}, runs
 
 
@@ -154,13 +178,20 @@ def test_cascade_removes_what_was_shed_and_cuts_the_store(cascade_run) -> None:
     planned = plan_rounds(cfg, 6 * IPE, IPE)
     k = ds.sizes["event"]
     assert ds.attrs["status"] == "complete" and ds.attrs["rounds"] == k
-    assert 2 <= k < len(planned)  # the cascade made it reach the target in fewer events than triggers alone
+    assert (
+        2 <= k < len(planned)
+    )  # the cascade made it reach the target in fewer events than triggers alone
     assert ds.event_step.values.tolist() == [i * IPE for i in range(k)]
-    assert ds.sizes["step"] == (k - 1) * IPE + 6 * IPE and ds.step.values[-1] == (k - 1) * IPE + 6 * IPE
+    assert (
+        ds.sizes["step"] == (k - 1) * IPE + 6 * IPE
+        and ds.step.values[-1] == (k - 1) * IPE + 6 * IPE
+    )
     assert ds.event_sparsity.values[-1] == pytest.approx(0.3, abs=1.0 / ds.sizes["weight"])
     rounds = np.searchsorted(ds.event_step.values, ds.step.values - 1, side="right") - 1
     np.testing.assert_array_equal(ds.step_round.values, rounds)
-    assert ds.record_step.values[-1] == ds.step.values[-1] and not np.isnan(ds.magnitude.values).any()
+    assert (
+        ds.record_step.values[-1] == ds.step.values[-1] and not np.isnan(ds.magnitude.values).any()
+    )
     assert (ds.shed_count.values >= 0).all() and not np.isnan(ds.loss.values).any()
     n = ds.sizes["weight"]
     mask = ds.mask.values
@@ -170,7 +201,9 @@ def test_cascade_removes_what_was_shed_and_cuts_the_store(cascade_run) -> None:
         line = float(ds.event_line[e - 1])
         eligible = mask[e - 1] & (at_prev >= line)
         shed = eligible & (ds.pre_prune_magnitude.values[e] < line)
-        assert shed.sum() == ds.shed_count.sel(step=int(ds.event_step[e])).sum()  # the recorder's count
+        assert (
+            shed.sum() == ds.shed_count.sel(step=int(ds.event_step[e])).sum()
+        )  # the recorder's count
         s_prev = 1 - mask[e - 1].mean()
         target, final = cascade_target(s_prev, int(shed.sum()), n, cfg)
         assert final == (e == k - 1)

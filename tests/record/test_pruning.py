@@ -44,8 +44,9 @@ def _zeros(masks: dict[str, torch.Tensor]) -> int:
     return sum(int((m == 0).sum()) for m in masks.values())
 
 
-def _oracle_model(model: nn.Module, weights: dict[str, torch.Tensor],
-                  masks: dict[str, torch.Tensor] | None = None) -> nn.Module:
+def _oracle_model(
+    model: nn.Module, weights: dict[str, torch.Tensor], masks: dict[str, torch.Tensor] | None = None
+) -> nn.Module:
     """A fresh copy of ``model`` holding ``weights`` (and ``masks`` as torch prune masks)."""
     fresh = copy.deepcopy(model)
     params = prunable_parameters(fresh)
@@ -103,8 +104,9 @@ def test_gmp_second_round_keeps_pruned_and_matches_torch(s1: float, s2: float) -
 
     # torch's global_unstructured prunes `amount` more among the weights its existing mask keeps.
     fresh = _oracle_model(model, w2, m1)
-    prune.global_unstructured(_modules(fresh), pruning_method=prune.L1Unstructured,
-                              amount=round(s2 * n) - round(s1 * n))
+    prune.global_unstructured(
+        _modules(fresh), pruning_method=prune.L1Unstructured, amount=round(s2 * n) - round(s1 * n)
+    )
     for ours, theirs in zip(m2.values(), _oracle_masks(fresh), strict=True):
         assert torch.equal(ours, theirs)
 
@@ -137,9 +139,15 @@ def test_layerwise_second_round_matches_torch() -> None:
 # --------------------------------------------------------------------------- exact sparsity, every method
 
 
-METHODS = [("gmp", {}), ("layerwise", {}), ("random", {}), ("random_layerwise", {}),
-           ("block", {"block_shape": [1, 1]}), ("block", {"block_shape": [2, 3]}),
-           ("block", {"block_shape": [4, 4]})]
+METHODS = [
+    ("gmp", {}),
+    ("layerwise", {}),
+    ("random", {}),
+    ("random_layerwise", {}),
+    ("block", {"block_shape": [1, 1]}),
+    ("block", {"block_shape": [2, 3]}),
+    ("block", {"block_shape": [4, 4]}),
+]
 
 
 @pytest.mark.parametrize(("method", "kw"), METHODS, ids=lambda x: str(x))
@@ -181,12 +189,16 @@ def test_gmp_threshold_separates_and_equals_numpy_midpoint(sparsity: float) -> N
         tau = gmp_threshold(w, masks, sparsity)
         new = _prune("gmp", w, masks, sparsity)
         kept = np.concatenate([w[k].abs()[new[k] == 1].numpy() for k in w])
-        pruned = np.concatenate([w[k].abs()[new[k] == 0].numpy() * masks[k][new[k] == 0].numpy()
-                                 for k in w])
+        pruned = np.concatenate(
+            [w[k].abs()[new[k] == 0].numpy() * masks[k][new[k] == 0].numpy() for k in w]
+        )
         assert kept.min() > tau > pruned.max()
 
-        scores = np.sort(np.concatenate([(np.abs(w[k].numpy()) * masks[k].numpy()).ravel() for k in w])
-                         .astype(np.float64))
+        scores = np.sort(
+            np.concatenate([(np.abs(w[k].numpy()) * masks[k].numpy()).ravel() for k in w]).astype(
+                np.float64
+            )
+        )
         k = round(sparsity * scores.size)
         assert tau == (scores[k - 1] + scores[k]) / 2.0
 
@@ -201,14 +213,21 @@ def _np_block_table(w: np.ndarray, mask: np.ndarray, bh: int, bw: int, score: st
     rows = []
     for i in range(0, a.shape[0], bh):
         for j in range(0, a.shape[1], bw):
-            blk = a[i:i + bh, j:j + bw]
+            blk = a[i : i + bh, j : j + bw]
             if score == "mean_abs":
                 s = blk.mean()
             elif score == "l2":
                 s = math.sqrt((blk**2).mean())
             else:
                 s = blk.max()
-            rows.append((s, int(m[i:i + bh, j:j + bw].sum()), blk.size, (slice(i, i + bh), slice(j, j + bw))))
+            rows.append(
+                (
+                    s,
+                    int(m[i : i + bh, j : j + bw].sum()),
+                    blk.size,
+                    (slice(i, i + bh), slice(j, j + bw)),
+                )
+            )
     return rows
 
 
@@ -256,9 +275,15 @@ def test_block_masks_are_whole_blocks_and_the_smallest_prefix(score, shape, spar
     n = _n(w)
     bh, bw = shape
     masks = _prune("block", w, ones_like(w), sparsity, block_shape=list(shape), block_score=score)
-    assert torch.equal(torch.cat([m.flatten() for m in masks.values()]),
-                       torch.cat([m.flatten() for m in _np_block_prune(w, ones_like(w), sparsity, bh, bw,
-                                                                       score).values()]))
+    assert torch.equal(
+        torch.cat([m.flatten() for m in masks.values()]),
+        torch.cat(
+            [
+                m.flatten()
+                for m in _np_block_prune(w, ones_like(w), sparsity, bh, bw, score).values()
+            ]
+        ),
+    )
     target = round(sparsity * n)
     pruned_scores, kept_scores, pruned_sizes = [], [], []
     for k, m in masks.items():
@@ -377,9 +402,19 @@ def test_lower_target_never_revives_pruned_weights(method: str) -> None:
         assert torch.equal(again[k], first[k])  # nothing more to prune, nothing revived
 
 
-@pytest.mark.parametrize(("sparsity", "f", "rounds"), [(round(1 - 0.8**14, 6), 0.2, 14),
-                                                       (1 - 0.64**5 + 1e-7, 0.36, 5), (1 - 0.64**5 - 1e-7, 0.36, 5)])
-def test_sparsity_targets_rounded_to_the_lattice_take_no_empty_last_round(sparsity, f, rounds) -> None:
-    got = sparsity_targets(PruneConfig(sparsity=sparsity, schedule="iterative", fraction_per_round=f))
+@pytest.mark.parametrize(
+    ("sparsity", "f", "rounds"),
+    [
+        (round(1 - 0.8**14, 6), 0.2, 14),
+        (1 - 0.64**5 + 1e-7, 0.36, 5),
+        (1 - 0.64**5 - 1e-7, 0.36, 5),
+    ],
+)
+def test_sparsity_targets_rounded_to_the_lattice_take_no_empty_last_round(
+    sparsity, f, rounds
+) -> None:
+    got = sparsity_targets(
+        PruneConfig(sparsity=sparsity, schedule="iterative", fraction_per_round=f)
+    )
     assert len(got) == rounds and got[-1] == sparsity
     assert min(np.diff(got)) > 1e-3  # every round prunes something

@@ -38,11 +38,32 @@ def _attrs(path: Path) -> dict:
 def _killed(cfg, out: Path, cache: Path, tmp: Path, at: str, sync: bool = False) -> None:
     """Record ``cfg`` in a process that kills itself (SIGKILL) at the moment ``at`` (see tests/signal_cli.py)."""
     (tmp / "run.toml").write_text(to_toml(cfg))
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}", "OMP_NUM_THREADS": "1",
-           "SHEDDING_SIGNAL": "KILL", "SHEDDING_SIGNAL_AT": at, **({"SHEDDING_SIGNAL_SYNC": "1"} if sync else {})}
-    res = subprocess.run([sys.executable, str(ROOT / "tests" / "signal_cli.py"), "record", "--config",
-                          str(tmp / "run.toml"), "--out", str(out), "--cache", str(cache)], env=env, cwd=tmp,
-                         capture_output=True, text=True, timeout=300)
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}",
+        "OMP_NUM_THREADS": "1",
+        "SHEDDING_SIGNAL": "KILL",
+        "SHEDDING_SIGNAL_AT": at,
+        **({"SHEDDING_SIGNAL_SYNC": "1"} if sync else {}),
+    }
+    res = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tests" / "signal_cli.py"),
+            "record",
+            "--config",
+            str(tmp / "run.toml"),
+            "--out",
+            str(out),
+            "--cache",
+            str(cache),
+        ],
+        env=env,
+        cwd=tmp,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == -9, res.stderr[-2000:]
 
 
@@ -71,14 +92,18 @@ def reference(tmp_path_factory):
 def test_kill_9_leaves_committed_prefix_and_resume_is_bitwise(reference, tmp_path, key):
     refs, cache = reference
     out = tmp_path / "killed.zarr"
-    at = "retrain:30@1" if key[1] == "iterative" else "retrain:40"  # iterative: inside the second round
+    at = (
+        "retrain:30@1" if key[1] == "iterative" else "retrain:40"
+    )  # iterative: inside the second round
     _killed(_config(*key), out, cache, tmp_path, at)
     # the store opens, says the writer is gone, and every step up to the committed one is intact
     ds = xr.open_zarr(out)
     assert ds.attrs["status"] == "running" and run_status(out, ds.attrs) == "crashed"
     ref = xr.open_zarr(refs[key])
     committed = ds.attrs["last_committed_step"]
-    assert committed is not None and committed >= (120 if key[1] == "iterative" else 36)  # epoch ends before
+    assert committed is not None and committed >= (
+        120 if key[1] == "iterative" else 36
+    )  # epoch ends before
     sel = ds.step.values <= committed
     np.testing.assert_array_equal(ds.loss.values[sel], ref.loss.values[sel])
     np.testing.assert_array_equal(ds.shed_count.values[sel], ref.shed_count.values[sel])
@@ -101,7 +126,9 @@ def test_resume_refusals(recorded, tmp_path):
 
     from shedding.cli.main import app
 
-    res = CliRunner().invoke(app, ["record", "--resume", str(recorded["gmp"]), "--prune-sparsity", "0.3"])
+    res = CliRunner().invoke(
+        app, ["record", "--resume", str(recorded["gmp"]), "--prune-sparsity", "0.3"]
+    )
     assert res.exit_code == 2 and "--resume takes the configuration" in res.stderr
 
 
@@ -119,9 +146,12 @@ def test_resume_refused_while_another_machine_holds_the_lock(recorded, tmp_path)
     zarr.open_group(str(out), mode="r+").attrs["status"] = "running"  # as a killed run leaves it
     lock = out / "writer.lock"
     lock.write_text(json.dumps({"pid": 4242, "host": "node-elsewhere", "time": 0.0}))
-    with pytest.raises(StoreError, match=r"process 4242 on node-elsewhere \(locked 1970-01-01 00:00:00 UTC\); "
-                                         r"one writer per store; it can't be checked from this machine: if that "
-                                         r"process is gone, remove .*writer\.lock and retry"):
+    with pytest.raises(
+        StoreError,
+        match=r"process 4242 on node-elsewhere \(locked 1970-01-01 00:00:00 UTC\); "
+        r"one writer per store; it can't be checked from this machine: if that "
+        r"process is gone, remove .*writer\.lock and retry",
+    ):
         resume(out)
     res = CliRunner().invoke(app, ["record", "--resume", str(out)])
     assert res.exit_code != 0 and "node-elsewhere" in res.stderr and str(lock) in res.stderr
@@ -146,7 +176,9 @@ def _interrupted_in_process(cfg, out: Path, cache: Path, monkeypatch, at_step: i
                 raise Stopped
 
     original = experiment.train
-    monkeypatch.setattr(experiment, "train", lambda *a, **k: original(*a[:5], [*a[5], Stop()], *a[6:], **k))
+    monkeypatch.setattr(
+        experiment, "train", lambda *a, **k: original(*a[:5], [*a[5], Stop()], *a[6:], **k)
+    )
     with pytest.raises(Stopped) as stopped:
         record(cfg, out, cache_dir=cache)
     assert stopped.value.status == "interrupted"  # what the store was left as
@@ -173,18 +205,29 @@ def _copy(src: Path, tmp_path: Path) -> Path:
 
 
 def _tree(path: Path) -> dict[str, tuple[int, int]]:
-    return {str(p.relative_to(path)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(path.rglob("*"))}
+    return {
+        str(p.relative_to(path)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(path.rglob("*"))
+    }
 
 
-@pytest.mark.parametrize("damage, named", [
-    ("garbage checkpoint", "_resume/checkpoint.pt is damaged"),
-    ("checkpoint of another kind", "_resume/checkpoint.pt is damaged (not a resume checkpoint)"),
-    ("missing original run", "_resume/original_run.pt is missing"),
-    ("garbage original run", "_resume/original_run.pt is damaged"),
-    ("deleted committed chunk", "shed_count/c/0/0 is missing"),
-    ("corrupted committed chunk", "loss/c/0 is damaged"),
-])
-def test_resume_refuses_a_damaged_store_in_one_line_and_changes_nothing(interrupted, tmp_path, damage, named):
+@pytest.mark.parametrize(
+    "damage, named",
+    [
+        ("garbage checkpoint", "_resume/checkpoint.pt is damaged"),
+        (
+            "checkpoint of another kind",
+            "_resume/checkpoint.pt is damaged (not a resume checkpoint)",
+        ),
+        ("missing original run", "_resume/original_run.pt is missing"),
+        ("garbage original run", "_resume/original_run.pt is damaged"),
+        ("deleted committed chunk", "shed_count/c/0/0 is missing"),
+        ("corrupted committed chunk", "loss/c/0 is damaged"),
+    ],
+)
+def test_resume_refuses_a_damaged_store_in_one_line_and_changes_nothing(
+    interrupted, tmp_path, damage, named
+):
     out = _copy(interrupted[0], tmp_path)
     if damage == "garbage checkpoint":
         (out / RESUME_DIR / "checkpoint.pt").write_bytes(b"not a checkpoint at all")
@@ -216,18 +259,27 @@ def test_resume_refuses_a_damaged_store_in_one_line_and_changes_nothing(interrup
 def test_resume_clears_the_old_error_and_ends_bitwise(interrupted, tmp_path):
     out = _copy(interrupted[0], tmp_path)
     group = zarr.open_group(str(out), mode="r+")
-    group.attrs.update(status="failed", error="RecorderIOError: the store writer failed: No space left on device")
+    group.attrs.update(
+        status="failed", error="RecorderIOError: the store writer failed: No space left on device"
+    )
     resume(out)
     attrs = _attrs(out)
     assert attrs["status"] == "complete" and attrs.get("error") is None
     _assert_same_store(out, interrupted[1])
 
 
-def test_a_run_stopped_before_its_first_checkpoint_restarts_from_the_original_run(reference, tmp_path, monkeypatch):
+def test_a_run_stopped_before_its_first_checkpoint_restarts_from_the_original_run(
+    reference, tmp_path, monkeypatch
+):
     refs, cache = reference
     out = tmp_path / "early.zarr"
-    _interrupted_in_process(_config(), out, cache, monkeypatch, 5)  # inside the first retraining epoch
-    assert not (out / RESUME_DIR / "checkpoint.pt").exists() and (out / RESUME_DIR / "original_run.pt").exists()
+    _interrupted_in_process(
+        _config(), out, cache, monkeypatch, 5
+    )  # inside the first retraining epoch
+    assert (
+        not (out / RESUME_DIR / "checkpoint.pt").exists()
+        and (out / RESUME_DIR / "original_run.pt").exists()
+    )
     resume(out)
     _assert_same_store(out, refs[("lr_rewind", "oneshot")])
 
@@ -238,7 +290,11 @@ def test_a_run_killed_after_its_last_commit_completes_its_close(reference, tmp_p
     out = tmp_path / "closing.zarr"
     _killed(_config(), out, cache, tmp_path, "close")
     attrs = _attrs(out)
-    assert attrs["status"] == "running" and attrs["last_committed_step"] == 120 and (out / FINAL_MODEL).exists()
+    assert (
+        attrs["status"] == "running"
+        and attrs["last_committed_step"] == 120
+        and (out / FINAL_MODEL).exists()
+    )
     resume(out)
     assert _attrs(out)["status"] == "complete"
     _assert_same_store(out, refs[("lr_rewind", "oneshot")])
@@ -254,13 +310,27 @@ def test_diverging_run_stops_at_once_and_is_marked_failed(tmp_path):
     cfg.retrain.finetune_lr = 1e6
     (tmp_path / "run.toml").write_text(to_toml(cfg))
     out = tmp_path / "diverged.zarr"
-    res = CliRunner().invoke(app, ["record", "--config", str(tmp_path / "run.toml"), "--out", str(out),
-                                   "--cache", str(tmp_path / "cache")])
+    res = CliRunner().invoke(
+        app,
+        [
+            "record",
+            "--config",
+            str(tmp_path / "run.toml"),
+            "--out",
+            str(out),
+            "--cache",
+            str(tmp_path / "cache"),
+        ],
+    )
     assert res.exit_code == 1, res.output
     assert "DivergedError" in res.stderr and "diverged" in res.stderr
     attrs = _attrs(out)
-    assert attrs["status"] == "failed" and "DivergedError: the training loss became" in attrs["error"]
+    assert (
+        attrs["status"] == "failed" and "DivergedError: the training loss became" in attrs["error"]
+    )
     step = int(attrs["error"].split(" at step ")[1].split()[0])
     loss = xr.open_zarr(out).loss.values
-    assert np.isfinite(loss[: step - 1]).all() and not np.isfinite(loss[step - 1])  # stopped at the first bad step
+    assert np.isfinite(loss[: step - 1]).all() and not np.isfinite(
+        loss[step - 1]
+    )  # stopped at the first bad step
     assert attrs["last_committed_step"] == step

@@ -99,7 +99,7 @@ def _check_common(ds: xr.Dataset) -> None:
     assert not np.isnan(mag).any()
     for r in range(ds.attrs["rounds"]):
         pruned = ~_mask(ds, r)
-        in_round = (ds["record_round"].values == r)
+        in_round = ds["record_round"].values == r
         assert np.all(mag[in_round][:, pruned] == 0.0), f"a pruned weight moved in round {r}"
 
 
@@ -110,7 +110,9 @@ def _theta_T_mask_oracle(runs: Runs, cfg: RunConfig, sparsity: float) -> np.ndar
     model = copy.deepcopy(model)
     params = prunable_parameters(model)
     n = sum(p.numel() for p in params.values())
-    mods = [(m, "weight") for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    mods = [
+        (m, "weight") for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))
+    ]
     prune.global_unstructured(mods, pruning_method=prune.L1Unstructured, amount=round(sparsity * n))
     return np.concatenate([m.weight_mask.reshape(-1).numpy() for m, _ in mods]).astype(bool)
 
@@ -176,15 +178,20 @@ def test_reinit_starts_from_fresh_weights_and_the_schedule_from_zero(runs: Runs)
     start = _magnitude_at(ds, 0)
     for step in (T, T - t):
         ref = np.abs(_flat(runs.checkpoint(cfg, step), ds) * mask)
-        assert np.mean(start[mask] == ref[mask]) < 0.01, f"reinit start equals the step-{step} weights"
+        assert np.mean(start[mask] == ref[mask]) < 0.01, (
+            f"reinit start equals the step-{step} weights"
+        )
     # A fresh PyTorch default init: every layer within its kaiming-uniform bound 1/sqrt(fan_in), and
     # filling it (theta_T has outgrown the bound in some layer).
     grown = False
     ckpt = runs.checkpoint(cfg, T)
     trained = np.abs(_flat(ckpt, ds))
-    for name, first, size in zip(ds.layer.values, ds["layer_start"].values, ds["layer_size"].values,
-                                 strict=True):
-        assert str(ds["layer_shape"].sel(layer=name).values) == "x".join(map(str, ckpt[str(name)].shape))
+    for name, first, size in zip(
+        ds.layer.values, ds["layer_start"].values, ds["layer_size"].values, strict=True
+    ):
+        assert str(ds["layer_shape"].sel(layer=name).values) == "x".join(
+            map(str, ckpt[str(name)].shape)
+        )
         bound = 1.0 / np.sqrt(np.prod(ckpt[str(name)].shape[1:]))
         sl = slice(int(first), int(first + size))
         assert 0.9 * bound < start[sl].max() <= bound * (1 + 1e-6), name
@@ -201,7 +208,9 @@ def test_iterative_pruning_two_events_nested_masks(runs: Runs) -> None:
     n = ds.sizes["weight"]
     m0, m1 = _mask(ds, 0), _mask(ds, 1)
     assert int((~m0).sum()) == round(0.2 * n) and int((~m1).sum()) == round(0.36 * n)
-    np.testing.assert_allclose(ds["event_sparsity"].values, [round(0.2 * n) / n, round(0.36 * n) / n])
+    np.testing.assert_allclose(
+        ds["event_sparsity"].values, [round(0.2 * n) / n, round(0.36 * n) / n]
+    )
     assert np.all(m1 <= m0), "the second event revived a pruned weight"
     assert list(ds["event_step"].values) == [0, t]
     # Round 1 prunes the retrained network: its GMP among round-0 survivors, by numpy.
@@ -225,7 +234,9 @@ def test_iterative_pruning_two_events_nested_masks(runs: Runs) -> None:
 
 
 @pytest.mark.parametrize("technique", ["lr_rewind", "weight_rewind"])
-def test_rewinding_longer_than_training_is_rejected_before_the_store(tmp_path: Path, technique: str) -> None:
+def test_rewinding_longer_than_training_is_rejected_before_the_store(
+    tmp_path: Path, technique: str
+) -> None:
     cfg = _cfg(technique)
     cfg.retrain.duration = "4ep1it"
     out = tmp_path / "run.zarr"

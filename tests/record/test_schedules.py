@@ -29,7 +29,9 @@ def test_multistep_resolves_step_strings_and_changes_exactly_at_milestones() -> 
 
 
 def test_multistep_with_it_milestones_and_gamma() -> None:
-    s = build_schedule(_cfg(schedule="multistep", milestones=["10it", "20it"], gamma=0.5, lr=0.4), IPE)
+    s = build_schedule(
+        _cfg(schedule="multistep", milestones=["10it", "20it"], gamma=0.5, lr=0.4), IPE
+    )
     assert [s(k) for k in (9, 10, 19, 20)] == pytest.approx([0.4, 0.2, 0.2, 0.1])
 
 
@@ -43,7 +45,11 @@ def test_step_schedule() -> None:
     assert s.step_size == 14
     for k in range(70):
         assert s(k) == pytest.approx(0.1 * 0.5 ** (k // 14)), k
-    assert s(13) == pytest.approx(0.1) and s(14) == pytest.approx(0.05) and s(28) == pytest.approx(0.025)
+    assert (
+        s(13) == pytest.approx(0.1)
+        and s(14) == pytest.approx(0.05)
+        and s(28) == pytest.approx(0.025)
+    )
 
 
 def test_linear_warmup_ramps_to_lr_then_follows_the_schedule() -> None:

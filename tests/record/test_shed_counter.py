@@ -10,7 +10,9 @@ from shedding.recording.shed_counter import ShedCounter
 
 @pytest.mark.parametrize("sync_free", [False, True])
 def test_key_counts_match_numpy(sync_free):
-    keys = torch.as_tensor(np.random.default_rng(0).integers(0, 37, 5000)).to(key_dtype(40, sync_free))
+    keys = torch.as_tensor(np.random.default_rng(0).integers(0, 37, 5000)).to(
+        key_dtype(40, sync_free)
+    )
     assert keys.dtype == (torch.int64 if sync_free else torch.int16)
     got = key_counts(keys, 40, sync_free=sync_free)
     assert got.dtype == torch.int64
@@ -22,7 +24,7 @@ def test_segment_sums_with_empty_segments():
     bounds = torch.tensor([0, 0, 7, 7, 31, 50])  # segments 0 and 2 are empty
     got = segment_sums(values, bounds).numpy()
     b = bounds.numpy()
-    expect = np.stack([values.numpy()[b[i]:b[i + 1]].sum(0) for i in range(len(b) - 1)])
+    expect = np.stack([values.numpy()[b[i] : b[i + 1]].sum(0) for i in range(len(b) - 1)])
     np.testing.assert_array_equal(got, expect)
 
 
@@ -59,7 +61,9 @@ def test_counts_match_numpy_and_survive_a_state_dict(sync_free, per_weight_line)
     t_line = torch.as_tensor(line) if per_weight_line else float(line)
     counter = ShedCounter(ids, len(sizes), sync_free=sync_free)
     survivors, elig, below = counter.start(torch.as_tensor(walk[0]), torch.as_tensor(alive), t_line)
-    np.testing.assert_array_equal(elig.numpy(), np.bincount(layer_ids[eligible], minlength=len(sizes)))
+    np.testing.assert_array_equal(
+        elig.numpy(), np.bincount(layer_ids[eligible], minlength=len(sizes))
+    )
     np.testing.assert_array_equal((survivors - elig - below).numpy(), 0)
     got = []
     for k, mag in enumerate(walk[1:]):
@@ -73,7 +77,9 @@ def test_counts_match_numpy_and_survive_a_state_dict(sync_free, per_weight_line)
     np.testing.assert_array_equal(now, eligible & (walk[-1] < line))
 
 
-@pytest.mark.parametrize("n_layers", [8192, 8193])  # CPU keys 4 * layer + 3: int16 up to 8192 layers, int64 beyond
+@pytest.mark.parametrize(
+    "n_layers", [8192, 8193]
+)  # CPU keys 4 * layer + 3: int16 up to 8192 layers, int64 beyond
 def test_counts_match_numpy_with_many_layers(n_layers):
     rng = np.random.default_rng(3)
     sizes = rng.integers(0, 4, n_layers)
@@ -82,7 +88,9 @@ def test_counts_match_numpy_with_many_layers(n_layers):
     n = layer_ids.size
     alive = rng.random(n) < 0.8
     walk = np.abs(1.0 + np.cumsum(rng.normal(0, 0.2, (6, n)), axis=0)).astype(np.float32) * alive
-    walk[:, -3:] = [[1.5, 1.5, 1.5], [0.5, 0.5, 1.5], [1.5, 0.5, 0.5]] + [[0.5, 0.5, 0.5]] * 3  # crossings there
+    walk[:, -3:] = [[1.5, 1.5, 1.5], [0.5, 0.5, 1.5], [1.5, 0.5, 0.5]] + [
+        [0.5, 0.5, 0.5]
+    ] * 3  # crossings there
     alive[-3:] = True
     eligible, expect = _numpy_counts(walk, alive, np.float32(1.0), layer_ids, n_layers)
     counter = ShedCounter(torch.as_tensor(layer_ids), n_layers, sync_free=False)

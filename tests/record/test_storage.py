@@ -39,14 +39,19 @@ def local_run(tmp_path_factory):
     from conftest import tiny_config
 
     root = tmp_path_factory.mktemp("local")
-    return record(tiny_config("random", 0.5), root / "random.zarr", cache_dir=root / "cache"), root / "cache"
+    return record(
+        tiny_config("random", 0.5), root / "random.zarr", cache_dir=root / "cache"
+    ), root / "cache"
 
 
 def test_as_path_kinds(tmp_path) -> None:
     assert storage.as_path(str(tmp_path)) == tmp_path
     assert storage.as_path(f"file://{tmp_path}/a b.zarr") == tmp_path / "a b.zarr"
     remote = storage.as_path("memory://bucket/x.zarr")
-    assert not storage.is_local(remote) and str(remote / "zarr.json") == "memory://bucket/x.zarr/zarr.json"
+    assert (
+        not storage.is_local(remote)
+        and str(remote / "zarr.json") == "memory://bucket/x.zarr/zarr.json"
+    )
     assert storage.is_local(storage.as_path(tmp_path))
 
 
@@ -117,16 +122,22 @@ def test_cli_records_and_reads_a_url(local_run, tmp_path) -> None:
     url = _url("cli")
     (tmp_path / "run.toml").write_text(to_toml(tiny_config("gmp", 0.5)))
     runner = CliRunner()
-    r = runner.invoke(app, ["record", "--config", str(tmp_path / "run.toml"), "--out", url, "--cache", str(cache)])
+    r = runner.invoke(
+        app, ["record", "--config", str(tmp_path / "run.toml"), "--out", url, "--cache", str(cache)]
+    )
     assert r.exit_code == 0, r.output
     r = runner.invoke(app, ["info", url])
     assert r.exit_code == 0 and "status: complete" in r.output
-    r = runner.invoke(app, ["record", "--config", str(tmp_path / "run.toml"), "--out", url, "--cache", str(cache)])
+    r = runner.invoke(
+        app, ["record", "--config", str(tmp_path / "run.toml"), "--out", url, "--cache", str(cache)]
+    )
     assert r.exit_code == 2 and "already exists" in r.output
 
 
 def test_unknown_url_scheme_is_a_one_line_error_before_anything_runs(tmp_path) -> None:
-    r = CliRunner().invoke(app, ["record", "--out", "nosuchfs://bucket/x.zarr", "--cache", str(tmp_path / "c")])
+    r = CliRunner().invoke(
+        app, ["record", "--out", "nosuchfs://bucket/x.zarr", "--cache", str(tmp_path / "c")]
+    )
     assert r.exit_code == 2 and "Unsupported filesystem: 'nosuchfs'" in r.output
     assert not (tmp_path / "c").exists()
 

@@ -15,33 +15,77 @@ from shedding.recording.layout import build_timeline
 from shedding.recording.store import ChunkWriter, RunStore, StoreError
 
 DIMS = {"step", "record_step", "weight", "layer", "event", "epoch", "hist_step", "hist_bin"}
-VARIABLES = {"loss", "lr", "shed_count", "shed_events", "recover_events", "magnitude", "mask",
-             "pre_prune_magnitude", "event_round", "event_sparsity", "event_tau", "event_line", "event_pruned",
-             "event_survivors", "event_eligible", "event_below", "event_test_accuracy",
-             "event_final_test_accuracy", "train_accuracy", "train_loss", "test_accuracy", "test_loss",
-             "magnitude_hist"}
-COORDS = {"step", "step_round", "record_step", "record_round", "weight", "weight_layer", "weight_index", "layer",
-          "layer_size", "layer_start", "layer_shape", "event", "event_step", "epoch", "epoch_step", "epoch_round",
-          "hist_step", "hist_round", "hist_bin", "hist_bin_lo", "hist_bin_hi"}
+VARIABLES = {
+    "loss",
+    "lr",
+    "shed_count",
+    "shed_events",
+    "recover_events",
+    "magnitude",
+    "mask",
+    "pre_prune_magnitude",
+    "event_round",
+    "event_sparsity",
+    "event_tau",
+    "event_line",
+    "event_pruned",
+    "event_survivors",
+    "event_eligible",
+    "event_below",
+    "event_test_accuracy",
+    "event_final_test_accuracy",
+    "train_accuracy",
+    "train_loss",
+    "test_accuracy",
+    "test_loss",
+    "magnitude_hist",
+}
+COORDS = {
+    "step",
+    "step_round",
+    "record_step",
+    "record_round",
+    "weight",
+    "weight_layer",
+    "weight_index",
+    "layer",
+    "layer_size",
+    "layer_start",
+    "layer_shape",
+    "event",
+    "event_step",
+    "epoch",
+    "epoch_step",
+    "epoch_round",
+    "hist_step",
+    "hist_round",
+    "hist_bin",
+    "hist_bin_lo",
+    "hist_bin_hi",
+}
 
 
 def test_plain_xarray_opens_store_without_our_code(recorded):
     script = f"""
 import json, sys, xarray as xr
-ds = xr.open_zarr({str(recorded['gmp'])!r})
+ds = xr.open_zarr({str(recorded["gmp"])!r})
 assert not [m for m in sys.modules if m.split('.')[0] in ('shedding', 'analysis', 'reports', 'cli')]
 print(json.dumps({{"dims": dict(ds.sizes), "vars": sorted(ds.data_vars), "coords": sorted(ds.coords),
                   "status": ds.attrs["status"],
                   "one_layer": ds.set_xindex("weight_layer").magnitude.sel(weight_layer=1).isel(record_step=-1).size,
                   "layer1": int(ds.layer_size.values[1])}}))
 """
-    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd="/", check=True)
+    res = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd="/", check=True
+    )
     info = json.loads(res.stdout)
     assert set(info["dims"]) == DIMS
     assert VARIABLES <= set(info["vars"])
     assert COORDS <= set(info["coords"])
     assert info["status"] == "complete"
-    assert info["one_layer"] == info["layer1"]  # the weight_layer coordinate selects one layer's weights
+    assert (
+        info["one_layer"] == info["layer1"]
+    )  # the weight_layer coordinate selects one layer's weights
 
 
 def test_layout_sizes_and_attrs(recorded):
@@ -50,7 +94,9 @@ def test_layout_sizes_and_attrs(recorded):
     t = ds.attrs["t"]
     assert ds.attrs["T"] == 3 * ipe and t == 2 * ipe
     assert ds.sizes["step"] == t and list(ds.step.values) == list(range(1, t + 1))
-    assert list(ds.record_step.values) == list(range(0, t + 1))  # every=1: a snapshot per step, 0 = after pruning
+    assert list(ds.record_step.values) == list(
+        range(0, t + 1)
+    )  # every=1: a snapshot per step, 0 = after pruning
     assert ds.sizes["epoch"] == 2 and list(ds.epoch_step.values) == [ipe, 2 * ipe]
     assert int(ds.layer_size.sum()) == ds.sizes["weight"]
     starts = np.cumsum([0, *ds.layer_size.values[:-1]])
@@ -58,7 +104,7 @@ def test_layout_sizes_and_attrs(recorded):
     wl = ds.weight_layer.values
     wi = ds.weight_index.values
     for i, (s, n) in enumerate(zip(ds.layer_start.values, ds.layer_size.values, strict=True)):
-        assert (wl[s:s + n] == i).all() and (wi[s:s + n] == np.arange(n)).all()
+        assert (wl[s : s + n] == i).all() and (wi[s : s + n] == np.arange(n)).all()
     assert ds.attrs["status"] == "complete" and ds.attrs["last_committed_step"] == t
     assert ds.attrs["config"]["prune"]["method"] == "gmp"
     assert set(ds.attrs["versions"]) >= {"torch", "zarr", "xarray", "numpy", "python", "shedding"}
@@ -83,7 +129,9 @@ def test_event_statistics(recorded):
     srt = np.sort(pre.astype(np.float64))
     assert float(g.event_tau[0]) == pytest.approx((srt[k - 1] + srt[k]) / 2, rel=1e-12)
     assert (pre[mask] > float(g.event_tau[0])).all() and (pre[~mask] < float(g.event_tau[0])).all()
-    assert int(g.event_below.sum()) == 0  # GMP survivors all start above the GMP line (LR rewinding)
+    assert (
+        int(g.event_below.sum()) == 0
+    )  # GMP survivors all start above the GMP line (LR rewinding)
     ctrl = xr.open_zarr(recorded["control"])
     assert ctrl["mask"].values.all() and int(ctrl.event_pruned.sum()) == 0
     # the control's line is the GMP line of the same sparsity on the same trained weights
@@ -168,7 +216,9 @@ def test_float16_store_and_iterative_run(tmp_path):
 
     from shedding.experiment import record
 
-    cfg = tiny_config("gmp", 0.36, prune__schedule="iterative", record__dtype="float16", record__every=5)
+    cfg = tiny_config(
+        "gmp", 0.36, prune__schedule="iterative", record__dtype="float16", record__every=5
+    )
     path = record(cfg, tmp_path / "it.zarr", cache_dir=tmp_path / "cache")
     ds = xr.open_zarr(path)
     t = ds.attrs["t"]
@@ -218,7 +268,11 @@ def test_recording_the_original_training(tmp_path):
     assert list(ds.step.values) == list(range(-T + 1, t + 1))
     assert list(ds.step_round.values) == [-1] * T + [0] * t
     assert ds.record_step.values[0] == -T and 0 in ds.record_step.values
-    assert list(ds.epoch.values) == list(range(-2, 3)) and list(ds.epoch_step.values[:3]) == [-2 * ipe, -ipe, 0]
+    assert list(ds.epoch.values) == list(range(-2, 3)) and list(ds.epoch_step.values[:3]) == [
+        -2 * ipe,
+        -ipe,
+        0,
+    ]
     assert np.isfinite(ds.loss.values).all() and np.isfinite(ds.test_accuracy.values).all()
     assert (ds.shed_count.values[:T] == 0).all()  # no event yet: nothing is eligible to be shed
     # the learning rate replays the original schedule (0.1, x0.1 at 2ep) during the recorded training
@@ -240,7 +294,7 @@ def test_device_histogram_matches_numpy(recorded):
     for k in (0, 7, len(hsteps) - 1):
         row = mag[rsteps.index(hsteps[k])]
         for li, (s, n) in enumerate(zip(starts, sizes, strict=True)):
-            v = row[s:s + n]
+            v = row[s : s + n]
             logs = np.log10(v[v > 0])
             expect, _ = np.histogram(np.clip(logs, edges[0], edges[-1] - 1e-9), bins=edges)
             got = hist[k, li]
@@ -262,15 +316,25 @@ def test_summary_only_run_without_snapshots(tmp_path):
     from shedding.reports import write_report
 
     cache = tmp_path / "cache"
-    runs = {m: open_run(record(tiny_config(m, record__every=0, record__hist_every=4), tmp_path / f"{m}.zarr",
-                               cache_dir=cache)) for m in ("random", "none")}
+    runs = {
+        m: open_run(
+            record(
+                tiny_config(m, record__every=0, record__hist_every=4),
+                tmp_path / f"{m}.zarr",
+                cache_dir=cache,
+            )
+        )
+        for m in ("random", "none")
+    }
     ds = runs["random"]
     assert "magnitude" not in ds and "record_step" not in ds.dims
     assert list(ds.hist_step.values) == list(range(0, ds.attrs["t"] + 1, 4))
     res = cascade_summary(ds, runs["none"], window="round")
     assert res.attrs["verdict"] in ("cascade", "no cascade")
     h = magnitude_histogram(ds).compute()
-    assert int(h.isel(record_step=0).sum()) == int(ds.event_survivors.sum())  # every survivor counted once
+    assert int(h.isel(record_step=0).sum()) == int(
+        ds.event_survivors.sum()
+    )  # every survivor counted once
     with pytest.raises(ValueError, match="needs magnitude snapshots"):
         shed_curves(ds, line=Line("std", 0.5))
     html = write_report(summarize(runs), tmp_path / "r.html").read_text()
@@ -320,7 +384,9 @@ def test_disk_error_stops_training_and_keeps_committed_prefix(tmp_path, monkeypa
     ds = xr.open_zarr(tmp_path / "full.zarr")
     assert ds.attrs["status"] == "failed" and "No space left on device" in ds.attrs["error"]
     committed = ds.attrs["last_committed_step"]
-    assert committed is not None and committed >= ds.attrs["iterations_per_epoch"]  # the first epoch got in
+    assert (
+        committed is not None and committed >= ds.attrs["iterations_per_epoch"]
+    )  # the first epoch got in
     assert np.isfinite(ds.loss.sel(step=slice(1, committed)).values).all()
     assert np.isfinite(ds.magnitude.sel(record_step=slice(0, committed)).values).all()
     assert not (tmp_path / "full.zarr" / "writer.lock").exists()
@@ -344,7 +410,9 @@ def test_sampled_profile_matches_full_magnitudes(tmp_path):
         assert (idx >= s).all() and (idx < s + n).all() and (np.diff(idx) > 0).all()
     assert list(ds.sample_step.values) == list(range(0, ds.attrs["t"] + 1, 2))
     full = ds.magnitude.sel(record_step=ds.sample_step.values).values[:, which]
-    np.testing.assert_array_equal(ds.sample_magnitude.values, full)  # the same values, gathered on the device
+    np.testing.assert_array_equal(
+        ds.sample_magnitude.values, full
+    )  # the same values, gathered on the device
     conv2 = sample_trajectories(ds, "conv2.weight")
     assert conv2.sizes["sample"] == 100
     # the sampled estimate of S(t) equals the recount on the sampled weights, and its CI covers the true S
@@ -372,8 +440,12 @@ def test_balanced_chunk_lengths():
             k = -(-n // most)  # the fewest chunks of at most `most`
             assert size <= most and -(-n // size) == k
             assert n - (k - 1) * size > size - k  # the last chunk is within k of the others
-    assert balanced_chunk(270896, 1 << 18) == 135448  # ResNet-20's weights: two halves, not 262144 + 8752
-    assert balanced_chunk(65, 64) == 33 and balanced_chunk(64, 64) == 64 and balanced_chunk(0, 64) == 1
+    assert (
+        balanced_chunk(270896, 1 << 18) == 135448
+    )  # ResNet-20's weights: two halves, not 262144 + 8752
+    assert (
+        balanced_chunk(65, 64) == 33 and balanced_chunk(64, 64) == 64 and balanced_chunk(0, 64) == 1
+    )
 
 
 def test_unchanged_tables_and_commit_not_rewritten(tmp_path, monkeypatch):
@@ -410,7 +482,10 @@ def test_unchanged_tables_and_commit_not_rewritten(tmp_path, monkeypatch):
     for name, values in last.items():
         np.testing.assert_array_equal(ds[name].values, values)
     assert ds.attrs["last_committed_step"] == commits[-1] == int(ds.step.values[-1])
-    assert np.isfinite(ds.test_accuracy.values).all() and np.isfinite(ds.event_final_test_accuracy.values).all()
+    assert (
+        np.isfinite(ds.test_accuracy.values).all()
+        and np.isfinite(ds.event_final_test_accuracy.values).all()
+    )
 
 
 def _hand_recorder(path, params, masks, **store_kw):
@@ -424,11 +499,19 @@ def _hand_recorder(path, params, masks, **store_kw):
 
     layers = build_layers([(k, tuple(p.shape)) for k, p in params.items()])
     tl = build_timeline(2, 2, 1, 0, 2, False, 1, 0)
-    rec = Recorder(RunStore.create(path, layers, tl, {}, "float32", 8, **store_kw), layers, tl, params, "float32",
-                   torch.device("cpu"))
+    rec = Recorder(
+        RunStore.create(path, layers, tl, {}, "float32", 8, **store_kw),
+        layers,
+        tl,
+        params,
+        "float32",
+        torch.device("cpu"),
+    )
     flat_mag = torch.cat([p.detach().reshape(-1) for p in params.values()])
     pruned = [int((m == 0).sum()) for m in masks.values()]
-    rec.begin_event(0, 0, masks, flat_mag, pruned, sum(pruned) / flat_mag.numel(), 0.0, 0.0, float("nan"))
+    rec.begin_event(
+        0, 0, masks, flat_mag, pruned, sum(pruned) / flat_mag.numel(), 0.0, 0.0, float("nan")
+    )
     rec.begin_phase("retrain", 0, 0)
     state = TrainState(model=torch.nn.Module(), optimizer=None, num_steps=2, iterations_per_epoch=2)
     for step in (1, 2):
@@ -449,8 +532,10 @@ def test_histogram_keys_past_int16(tmp_path, n_layers, key):
     bins = rng.integers(0, nb, size=(n_layers, 6))
     values = 10.0 ** (lo + (bins + 0.5) / scale)
     values[:, 0] = 0.0  # a pruned weight in every layer: not counted
-    params = {f"l{i}.weight": torch.nn.Parameter(torch.tensor(v, dtype=torch.float32).reshape(2, 3))
-              for i, v in enumerate(values)}
+    params = {
+        f"l{i}.weight": torch.nn.Parameter(torch.tensor(v, dtype=torch.float32).reshape(2, 3))
+        for i, v in enumerate(values)
+    }
     masks = {k: (p != 0).float() for k, p in params.items()}
     rec = _hand_recorder(tmp_path / "run.zarr", params, masks, hist_bins=nb, hist_range=(lo, hi))
     assert str(rec._hist_buf[1].dtype) == f"torch.{key}"
@@ -468,7 +553,9 @@ def test_tables_interrupted_while_handed_over_are_written_at_close(tmp_path):
     import torch
 
     params = {f"l{i}.weight": torch.nn.Parameter(torch.rand(2, 3) + 0.1) for i in range(2)}
-    rec = _hand_recorder(tmp_path / "run.zarr", params, {k: torch.ones_like(p) for k, p in params.items()})
+    rec = _hand_recorder(
+        tmp_path / "run.zarr", params, {k: torch.ones_like(p) for k, p in params.items()}
+    )
     submit = rec.io.submit
 
     def interrupted(*args):
@@ -503,21 +590,31 @@ def test_second_writer_message_by_host(tmp_path):
     store.release()
     (path / LOCK_NAME).write_text(json.dumps({"pid": 1, "host": "node-elsewhere", "time": 1.7e9}))
     for attempt in (lambda: RunStore.reopen(path), lambda: check_path(path, overwrite=True)):
-        with pytest.raises(StoreError, match=r"on node-elsewhere \(locked 2023-11-14 22:13:20 UTC\).*remove") as e:
+        with pytest.raises(
+            StoreError, match=r"on node-elsewhere \(locked 2023-11-14 22:13:20 UTC\).*remove"
+        ) as e:
             attempt()
         assert str(path / LOCK_NAME) in str(e.value) and "\n" not in str(e.value)
     # odd lock contents still give the one-line refusal (the time as '?'), or count as no lock when not a lock
-    for content, since in (({"pid": 7, "host": "elsewhere"}, "?"), ({"pid": 7, "host": "elsewhere", "time": None}, "?"),
-                           ({"pid": 7, "host": "elsewhere", "time": "soon"}, "?"),
-                           ({"pid": 7, "host": "elsewhere", "time": float("nan")}, "?"),
-                           ({"pid": 7, "host": "elsewhere", "time": 1e300}, "?"),
-                           ({"pid": "x", "host": socket.gethostname(), "time": 0}, "1970-01-01 00:00:00 UTC")):
+    for content, since in (
+        ({"pid": 7, "host": "elsewhere"}, "?"),
+        ({"pid": 7, "host": "elsewhere", "time": None}, "?"),
+        ({"pid": 7, "host": "elsewhere", "time": "soon"}, "?"),
+        ({"pid": 7, "host": "elsewhere", "time": float("nan")}, "?"),
+        ({"pid": 7, "host": "elsewhere", "time": 1e300}, "?"),
+        ({"pid": "x", "host": socket.gethostname(), "time": 0}, "1970-01-01 00:00:00 UTC"),
+    ):
         (path / LOCK_NAME).write_text(json.dumps(content))
-        with pytest.raises(StoreError, match=rf"\(locked {re.escape(since)}\); one writer per store; it can't be "
-                                             "checked from this machine") as e:
+        with pytest.raises(
+            StoreError,
+            match=rf"\(locked {re.escape(since)}\); one writer per store; it can't be "
+            "checked from this machine",
+        ) as e:
             RunStore.reopen(path)
         assert "\n" not in str(e.value)
-    (path / LOCK_NAME).write_text(json.dumps({"pid": 2**80, "host": socket.gethostname(), "time": 0}))
+    (path / LOCK_NAME).write_text(
+        json.dumps({"pid": 2**80, "host": socket.gethostname(), "time": 0})
+    )
     check_path(path, overwrite=True)  # this machine's pid that no process can have: stale
     for content in ("[1]", "null", "42", "{"):
         (path / LOCK_NAME).write_text(content)

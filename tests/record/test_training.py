@@ -43,7 +43,9 @@ def _pruned_setup(optimizer: str, nesterov: bool, seed: int = 0):
     w = {k: v.detach().clone() for k, v in params.items()}
     masks = PRUNERS.get("gmp")(w, ones_like(w), 0.6, PruneConfig(), torch.Generator())
     apply_masks(params, masks)  # the experiment masks the start weights before retraining
-    cfg = TrainConfig(optimizer=optimizer, momentum=0.9, nesterov=nesterov, weight_decay=5e-3, lr=0.05)
+    cfg = TrainConfig(
+        optimizer=optimizer, momentum=0.9, nesterov=nesterov, weight_decay=5e-3, lr=0.05
+    )
     opt = build_optimizer(model.parameters(), cfg)
     loader = BatchLoader(_data(64, 1), 16, True, 0, CPU)
     return model, params, masks, opt, loader, w
@@ -54,7 +56,9 @@ STATE_KEYS = {"sgd": ("momentum_buffer",), "adam": ("exp_avg", "exp_avg_sq")}
 
 
 @pytest.mark.parametrize(("optimizer", "nesterov"), OPTIMIZERS)
-def test_mask_callback_keeps_pruned_weights_and_optimizer_state_at_zero(optimizer: str, nesterov: bool) -> None:
+def test_mask_callback_keeps_pruned_weights_and_optimizer_state_at_zero(
+    optimizer: str, nesterov: bool
+) -> None:
     model, params, masks, opt, loader, w0 = _pruned_setup(optimizer, nesterov)
     train(model, loader, opt, constant(0.05), 12, [MaskCallback(params, masks)])
     for k, p in params.items():
@@ -147,7 +151,14 @@ def test_checkpoint_callback_saves_the_state_at_the_requested_steps() -> None:
             after[state.step] = {k: v.detach().clone() for k, v in state.model.state_dict().items()}
 
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    train(model, loader, opt, constant(0.1), 6, [CheckpointCallback({0, 3, 6}, saved.__setitem__), Snap()])
+    train(
+        model,
+        loader,
+        opt,
+        constant(0.1),
+        6,
+        [CheckpointCallback({0, 3, 6}, saved.__setitem__), Snap()],
+    )
     assert set(saved) == {0, 3, 6}
     assert all(torch.equal(saved[0][k], init[k]) for k in init)
     for s in (3, 6):
@@ -174,7 +185,9 @@ def test_eval_callback_metrics_equal_an_independent_evaluation() -> None:
     test_loader = BatchLoader(test_data, 7, False, 0, CPU)  # several batches, a partial last one
     model = _net(3, bn=True)
     outputs: list[torch.Tensor] = []
-    model.register_forward_hook(lambda m, a, out: outputs.append(out.detach().clone()) if m.training else None)
+    model.register_forward_hook(
+        lambda m, a, out: outputs.append(out.detach().clone()) if m.training else None
+    )
     epochs: list[dict] = []
 
     class Check(Callback):
@@ -191,10 +204,14 @@ def test_eval_callback_metrics_equal_an_independent_evaluation() -> None:
         assert m["test_loss"] == pytest.approx(rec["loss"], rel=1e-5)
         # Running training metrics: the train-mode outputs of this epoch's batches.
         batches = list(loader.epoch(e))
-        outs = outputs[3 * e: 3 * e + 3]
-        correct = sum(int((o.argmax(1) == y).sum()) for o, (_, y) in zip(outs, batches, strict=True))
-        loss = sum(float(F.cross_entropy(o.double(), y, reduction="sum"))
-                   for o, (_, y) in zip(outs, batches, strict=True))
+        outs = outputs[3 * e : 3 * e + 3]
+        correct = sum(
+            int((o.argmax(1) == y).sum()) for o, (_, y) in zip(outs, batches, strict=True)
+        )
+        loss = sum(
+            float(F.cross_entropy(o.double(), y, reduction="sum"))
+            for o, (_, y) in zip(outs, batches, strict=True)
+        )
         assert m["train_accuracy"] == correct / 48
         assert m["train_loss"] == pytest.approx(loss / 48, rel=1e-5)
     assert model.training  # evaluation restores train mode
@@ -230,7 +247,11 @@ def _ids(loader: BatchLoader, epoch: int) -> list[int]:
 @pytest.mark.parametrize("kind", ["tensor", "dataset"])
 def test_batch_loader_order_is_a_function_of_seed_and_epoch(kind: str) -> None:
     n = 30
-    ds = TensorDataset(torch.arange(n).float()[:, None], torch.arange(n)) if kind == "tensor" else _ListDataset(n)
+    ds = (
+        TensorDataset(torch.arange(n).float()[:, None], torch.arange(n))
+        if kind == "tensor"
+        else _ListDataset(n)
+    )
     loader = BatchLoader(ds, 7, True, 11, CPU)
     assert len(loader) == 5
     assert [len(y) for _, y in loader.epoch(0)] == [7, 7, 7, 7, 2]

@@ -19,8 +19,22 @@ from shedding.recording.store import RunStore, StoreError, check_path
 ts = pytest.importorskip("tensorstore")
 
 # the Zarr v3 core data types (the spec's r* raw bit types aside, which nothing here needs)
-CORE = {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-        "float16", "float32", "float64", "complex64", "complex128"}
+CORE = {
+    "bool",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "float32",
+    "float64",
+    "complex64",
+    "complex128",
+}
 LINES = ["gmp:0.5", "std:0.5"]
 
 
@@ -33,9 +47,16 @@ def stores(tmp_path_factory) -> dict[str, Path]:
 
     root = tmp_path_factory.mktemp("conformance")
     kw = {"record__lines": LINES, "record__sample_every": 1, "record__sample_per_layer": 4}
-    return {"float32": record(tiny_config("gmp", 0.5, **kw), root / "float32.zarr", cache_dir=root / "cache"),
-            "log8": record(tiny_config("gmp", 0.5, record__dtype="log8", record__lines=LINES[:1]),
-                           root / "log8.zarr", cache_dir=root / "cache")}
+    return {
+        "float32": record(
+            tiny_config("gmp", 0.5, **kw), root / "float32.zarr", cache_dir=root / "cache"
+        ),
+        "log8": record(
+            tiny_config("gmp", 0.5, record__dtype="log8", record__lines=LINES[:1]),
+            root / "log8.zarr",
+            cache_dir=root / "cache",
+        ),
+    }
 
 
 def _arrays(path: Path) -> dict[str, dict]:
@@ -70,17 +91,29 @@ def test_tensorstore_reads_every_array_as_zarr_python(stores) -> None:
             ours = np.ascontiguousarray(group[name][...])
             theirs = np.ascontiguousarray(_tensorstore(path / name))
             assert theirs.dtype == ours.dtype and theirs.shape == ours.shape, name
-            assert theirs.tobytes() == ours.tobytes(), f"{path.name}/{name}: tensorstore reads other values"
+            assert theirs.tobytes() == ours.tobytes(), (
+                f"{path.name}/{name}: tensorstore reads other values"
+            )
             kinds.add(name)
-    assert {"magnitude", "magnitude_code", "magnitude_top", "sample_magnitude", "line_shed_count",
-            "magnitude_hist", "pre_prune_magnitude", "mask"} <= kinds
+    assert {
+        "magnitude",
+        "magnitude_code",
+        "magnitude_top",
+        "sample_magnitude",
+        "line_shed_count",
+        "magnitude_hist",
+        "pre_prune_magnitude",
+        "mask",
+    } <= kinds
 
 
 def test_every_array_has_units_and_long_name(stores) -> None:
     for path in stores.values():
         for name, meta in _arrays(path).items():
             attrs = meta["attributes"]
-            assert isinstance(attrs.get("long_name"), str) and attrs["long_name"], f"{name}: no long_name"
+            assert isinstance(attrs.get("long_name"), str) and attrs["long_name"], (
+                f"{name}: no long_name"
+            )
             assert isinstance(attrs.get("units"), str) and attrs["units"], f"{name}: no units"
 
 
@@ -91,15 +124,22 @@ def test_names_decode_to_the_labels(stores) -> None:
     assert plain.layer.dtype.kind == "i" and plain.layer.attrs["encoding"] == "labels"
     ds = decode_names(plain)
     names = list(ds.layer.values)
-    assert names == read_names(group["layer"]) and all(isinstance(n, str) and "." in n for n in names)
+    assert names == read_names(group["layer"]) and all(
+        isinstance(n, str) and "." in n for n in names
+    )
     assert list(ds.line.values) == LINES == read_names(group["line"])
     assert [str(s) for s in ds.layer_shape.values][0] == "32x1x3x3"
     assert int(ds.shed_count.sel(layer=names[1]).count()) == ds.sizes["step"]
     assert "labels" not in ds.layer.attrs and ds.layer.attrs["units"] == "1"
     assert decode_names(ds).identical(ds)  # idempotent
     # the one line a reader without this package needs (README, shedding.recording.names)
-    alone = plain.assign_coords({k: (v.dims, [v.attrs["labels"][i] for i in v.values])
-                                 for k, v in plain.coords.items() if v.attrs.get("encoding") == "labels"})
+    alone = plain.assign_coords(
+        {
+            k: (v.dims, [v.attrs["labels"][i] for i in v.values])
+            for k, v in plain.coords.items()
+            if v.attrs.get("encoding") == "labels"
+        }
+    )
     assert list(alone.layer.values) == names and list(alone.line.values) == LINES
 
 
@@ -120,10 +160,14 @@ def test_plain_xarray_masks_rows_never_written(tmp_path) -> None:
     n_l = 2
     for name in ("shed_count", "line_shed_count"):
         w = store.writer(name)
-        w.append(np.ones((3, *w.array.shape[1:]), dtype=np.int32))  # three steps, then the run stops
+        w.append(
+            np.ones((3, *w.array.shape[1:]), dtype=np.int32)
+        )  # three steps, then the run stops
         w.flush()
     store.write_rows("mask", 0, np.ones(17, dtype=bool))
-    store.write_whole("event_round", np.array([0, -1], dtype=np.int16))  # the second event never came
+    store.write_whole(
+        "event_round", np.array([0, -1], dtype=np.int16)
+    )  # the second event never came
     store.release()
     raw = _open(path)
     assert (np.asarray(raw["shed_count"][3:]) == -1).all()  # the fill value, as zarr stores it
@@ -133,16 +177,26 @@ def test_plain_xarray_masks_rows_never_written(tmp_path) -> None:
     assert ds.shed_count.isel(step=slice(3, None)).isnull().all()
     assert ds.line_shed_count.isel(step=slice(3, None)).isnull().all()
     assert ds.event_round.values[0] == 0 and np.isnan(ds.event_round.values[1])
-    for name in ("shed_events", "event_pruned", "event_eligible", "line_eligible", "magnitude_hist"):
+    for name in (
+        "shed_events",
+        "event_pruned",
+        "event_eligible",
+        "line_eligible",
+        "magnitude_hist",
+    ):
         assert ds[name].isnull().all(), name
     assert ds.loss.isnull().all() and ds.magnitude.isnull().all()  # floats: NaN until written
-    kept = xr.open_zarr(path, mask_and_scale=False)  # what shedding.analysis.open_run reads: today's dtypes, -1 as before
+    kept = xr.open_zarr(
+        path, mask_and_scale=False
+    )  # what shedding.analysis.open_run reads: today's dtypes, -1 as before
     assert kept.shed_count.dtype == np.int32 and (kept.shed_count.values[3:] == -1).all()
 
 
 def _tiny_args():
     layers = build_layers([("a.weight", (4, 3)), ("b.weight", (5,))])
-    tl = build_timeline(T=3, t=6, rounds=2, every=1, iterations_per_epoch=3, record_pretrain=False, hist_every=2)
+    tl = build_timeline(
+        T=3, t=6, rounds=2, every=1, iterations_per_epoch=3, record_pretrain=False, hist_every=2
+    )
     return layers, tl, {}, "float32", 4, False, 8, (-8.0, 1.0), LINES
 
 
@@ -168,7 +222,9 @@ def test_a_damaged_chunk_raises_on_read(tmp_path, where) -> None:
     with pytest.raises(ValueError, match="checksum"):
         xr.open_zarr(path).shed_count.load()
     with pytest.raises(ValueError, match="[Dd]igest" if where == "checksum" else None):
-        _tensorstore(path / "shed_count")  # (it may find a damaged zstd frame before it checks the digest)
+        _tensorstore(
+            path / "shed_count"
+        )  # (it may find a damaged zstd frame before it checks the digest)
 
 
 @pytest.mark.parametrize("overwrite", [False, True])
@@ -190,6 +246,8 @@ def test_record_refuses_a_regular_file_before_anything_runs(tmp_path) -> None:
 
     f = tmp_path / "run.zarr"
     f.write_text("keep me")
-    r = CliRunner().invoke(app, ["record", "--out", str(f), "--overwrite", "--cache", str(tmp_path / "cache")])
+    r = CliRunner().invoke(
+        app, ["record", "--out", str(f), "--overwrite", "--cache", str(tmp_path / "cache")]
+    )
     assert r.exit_code == 2 and "is a file, not a store folder" in r.output, r.output
     assert f.read_text() == "keep me" and not (tmp_path / "cache").exists()

@@ -17,7 +17,9 @@ from shedding.reports import write_report
 
 
 def _figures(html: str) -> list[dict]:
-    blocks = re.findall(r'<script type="application/json" id="fig-\d+-data">(.*?)</script>', html, re.S)
+    blocks = re.findall(
+        r'<script type="application/json" id="fig-\d+-data">(.*?)</script>', html, re.S
+    )
     return [json.loads(b.replace("<\\/", "</")) for b in blocks]
 
 
@@ -42,7 +44,9 @@ def report(recorded_seeds, tmp_path_factory):
 def test_report_is_self_contained(report):
     _, html, _ = report
     tags = re.findall(r"<(script|link|img|iframe)\b([^>]*)>", html, re.I)
-    assert not [attrs for _, attrs in tags if re.search(r"\b(src|href)\s*=", attrs)]  # nothing loaded from elsewhere
+    assert not [
+        attrs for _, attrs in tags if re.search(r"\b(src|href)\s*=", attrs)
+    ]  # nothing loaded from elsewhere
     library, _, rest = html.partition("</script>")  # the first script is plotly.js itself, inlined
     assert len(library) > 1_000_000 and "http" not in rest.replace("http-equiv", "")
     assert "Plotly.newPlot" in rest
@@ -68,24 +72,40 @@ def test_ci_bands_are_the_seed_means(report):
         n = len(mean_trace["x"])
         high, low = _num(band["y"][:n]), _num(band["y"][n:][::-1])
         assert (low <= curves.mean(0) + 1e-12).all() and (curves.mean(0) <= high + 1e-12).all()
-        assert (low >= curves.min(0) - 1e-12).all() and (high <= curves.max(0) + 1e-12).all()  # 2-seed bootstrap
+        assert (low >= curves.min(0) - 1e-12).all() and (
+            high <= curves.max(0) + 1e-12
+        ).all()  # 2-seed bootstrap
 
 
 def test_every_other_figure_holds_its_data(report):
     summary, html, _ = report
     figs = _figures(html)
     heat = _by_title(figs, "random-s1: shed fraction per layer")
-    np.testing.assert_allclose(np.array([_num(r) for r in heat["data"][0]["z"]]),
-                               summary.fractions["random-s1"].shed_fraction.transpose("layer", "step").values)
+    np.testing.assert_allclose(
+        np.array([_num(r) for r in heat["data"][0]["z"]]),
+        summary.fractions["random-s1"].shed_fraction.transpose("layer", "step").values,
+    )
     training = _by_title(figs, "Training")
     loss = next(t for t in training["data"] if t["name"] == "gmp-s0 loss")
     np.testing.assert_allclose(_num(loss["y"]), summary.runs["gmp-s0"].loss.values, rtol=1e-6)
     acc = _by_title(figs, "Accuracy against sparsity")
-    pts = {(t["name"], txt): (x, y) for t in acc["data"] for txt, x, y in zip(t["text"], t["x"], t["y"], strict=True)}
+    pts = {
+        (t["name"], txt): (x, y)
+        for t in acc["data"]
+        for txt, x, y in zip(t["text"], t["x"], t["y"], strict=True)
+    }
     for name, ds in summary.runs.items():
-        hits = [v for (trace, txt), v in pts.items() if txt == name and trace.endswith("after retraining")]
-        assert hits == [(pytest.approx(float(ds.event_sparsity[0])),
-                         pytest.approx(float(ds.event_final_test_accuracy[0])))]
+        hits = [
+            v
+            for (trace, txt), v in pts.items()
+            if txt == name and trace.endswith("after retraining")
+        ]
+        assert hits == [
+            (
+                pytest.approx(float(ds.event_sparsity[0])),
+                pytest.approx(float(ds.event_final_test_accuracy[0])),
+            )
+        ]
     overlap = _by_title(figs, "Kept-set overlap")["data"][0]
     names = overlap["x"]
     i, j = names.index("gmp-s0"), names.index("random-s0")
@@ -102,7 +122,9 @@ def test_every_other_figure_holds_its_data(report):
     frame = anim["frames"][-1]
     step = int(frame["name"])
     first_run = frame["data"][0]["name"]
-    hist = magnitude_histogram(summary.runs[first_run], lo=-6.0, hi=1.0).sel(record_step=step).values
+    hist = (
+        magnitude_histogram(summary.runs[first_run], lo=-6.0, hi=1.0).sel(record_step=step).values
+    )
     np.testing.assert_array_equal(frame["data"][0]["y"], hist)
 
 
@@ -111,14 +133,18 @@ def test_verdicts_with_ci_and_control_warning(recorded, report, tmp_path):
     for label, stats in summary.condition_stats.items():
         assert f"{label}: {str(stats['verdict']).upper()}" in html
         assert stats["seeds"] == 2 and np.isfinite(stats["excess_peak_ci"][0])
-    alone = write_report(summarize({"gmp": open_run(recorded["gmp"])}), tmp_path / "alone.html").read_text()
+    alone = write_report(
+        summarize({"gmp": open_run(recorded["gmp"])}), tmp_path / "alone.html"
+    ).read_text()
     assert "No control run" in alone and "cannot show a cascade" in alone
     assert "NO CONTROL" in alone  # the verdict banner says it too
 
 
 def test_comparison_report_has_only_kept_set_sections(recorded, tmp_path):
     runs = {n: open_run(p) for n, p in recorded.items()}
-    html = write_report(summarize(runs), tmp_path / "cmp.html", kind="comparison", block=(2, 2)).read_text()
+    html = write_report(
+        summarize(runs), tmp_path / "cmp.html", kind="comparison", block=(2, 2)
+    ).read_text()
     titles = [f["layout"]["title"]["text"] for f in _figures(html)]
     assert any("Kept-set overlap" in t for t in titles) and any("2x2 blocks" in t for t in titles)
     assert not any("Shedding after pruning" in t or "Training" == t for t in titles)

@@ -26,10 +26,17 @@ def test_registry_has_the_three_studies():
         assert set(STUDIES.get(name).sizes) >= {"quick", "full", "tiny"}
 
 
-@pytest.mark.parametrize("duration, fraction, expected", [
-    ("12ep", 0.5, "6ep"), ("12ep", 1.0, "12ep"), ("182ep", 0.25, "46ep"), ("500it", 0.5, "250it"),
-    ("2ep", 0.1, "1ep"), ("10ep20it", 0.5, "5ep10it"),
-])
+@pytest.mark.parametrize(
+    "duration, fraction, expected",
+    [
+        ("12ep", 0.5, "6ep"),
+        ("12ep", 1.0, "12ep"),
+        ("182ep", 0.25, "46ep"),
+        ("500it", 0.5, "250it"),
+        ("2ep", 0.1, "1ep"),
+        ("10ep20it", 0.5, "5ep10it"),
+    ],
+)
 def test_fraction_of(duration, fraction, expected):
     assert fraction_of(duration, fraction) == expected
 
@@ -48,21 +55,39 @@ def test_rewinding_grid_is_the_product(size):
     study = STUDIES.get("rewinding")
     base, grid, runs = study.plan(size)
     names = ("technique", "schedule", "sparsity", "budget", "seed")
-    expected = [(t, "oneshot", s, b, seed) for s in grid.oneshot_sparsities for b in grid.oneshot_budgets
-                for t in grid.techniques for seed in range(grid.seeds)]
-    expected += [(t, "iterative", grid.iterative_sparsity, b, seed) for b in grid.iterative_budgets
-                 for t in grid.techniques for seed in range(grid.seeds)]
+    expected = [
+        (t, "oneshot", s, b, seed)
+        for s in grid.oneshot_sparsities
+        for b in grid.oneshot_budgets
+        for t in grid.techniques
+        for seed in range(grid.seeds)
+    ]
+    expected += [
+        (t, "iterative", grid.iterative_sparsity, b, seed)
+        for b in grid.iterative_budgets
+        for t in grid.techniques
+        for seed in range(grid.seeds)
+    ]
     assert sorted(_levels(runs, *names)) == sorted(expected)
     assert len({r.label for r in runs}) == len(runs) == len(expected)
     for r in runs:
         f, c = r.factors, r.config
-        assert (c.retrain.technique, c.prune.schedule, c.prune.sparsity, c.seed) == (f.technique, f.schedule,
-                                                                                     f.sparsity, f.seed)
-        assert c.retrain.duration == fraction_of(c.train.duration, f.budget) and c.prune.method == "gmp"
+        assert (c.retrain.technique, c.prune.schedule, c.prune.sparsity, c.seed) == (
+            f.technique,
+            f.schedule,
+            f.sparsity,
+            f.seed,
+        )
+        assert (
+            c.retrain.duration == fraction_of(c.train.duration, f.budget)
+            and c.prune.method == "gmp"
+        )
         assert c.record.every == 0  # summary-only stores
     assert base.train.schedule == "multistep"
     assert base.train.milestones == (["6ep", "9ep"] if size == "quick" else ["20ep", "30ep"])
-    assert min(grid.oneshot_sparsities) > 0 and grid.oneshot_sparsities == tuple(sorted(grid.oneshot_sparsities))
+    assert min(grid.oneshot_sparsities) > 0 and grid.oneshot_sparsities == tuple(
+        sorted(grid.oneshot_sparsities)
+    )
 
 
 def test_rewinding_compressions_are_on_rendas_lattice():
@@ -73,39 +98,67 @@ def test_rewinding_compressions_are_on_rendas_lattice():
         _, grid, runs = STUDIES.get("rewinding").plan(size)
         it = next(r for r in runs if r.factors.schedule == "iterative")
         targets = sparsity_targets(it.config.prune)
-        assert len(set(targets)) == len(targets) and targets[-1] == grid.iterative_sparsity  # no repeated last round
-        assert all(any(abs(1 / (1 - s) - 0.8**-k) < 1e-6 for k in range(1, 30)) for s in targets)  # on the lattice
+        assert (
+            len(set(targets)) == len(targets) and targets[-1] == grid.iterative_sparsity
+        )  # no repeated last round
+        assert all(
+            any(abs(1 / (1 - s) - 0.8**-k) < 1e-6 for k in range(1, 30)) for s in targets
+        )  # on the lattice
 
 
 @pytest.mark.parametrize("size", ["quick", "full"])
 def test_blocks_grid_is_the_product(size):
     study = STUDIES.get("blocks")
     _, grid, runs = study.plan(size)
-    expected = [(t, f"{bh}x{bw}", sp, seed) for sp in grid.sparsities for (bh, bw) in grid.block_shapes
-                for t in grid.techniques for seed in range(grid.seeds)]
+    expected = [
+        (t, f"{bh}x{bw}", sp, seed)
+        for sp in grid.sparsities
+        for (bh, bw) in grid.block_shapes
+        for t in grid.techniques
+        for seed in range(grid.seeds)
+    ]
     assert sorted(_levels(runs, "technique", "block", "sparsity", "seed")) == sorted(expected)
     for r in runs:
         c, f = r.config, r.factors
-        assert c.prune.method == "block" and f"{c.prune.block_shape[0]}x{c.prune.block_shape[1]}" == f.block
-        assert c.retrain.duration == (c.train.duration if f.technique == "reinit" else
-                                      fraction_of(c.train.duration, grid.budget))
+        assert (
+            c.prune.method == "block"
+            and f"{c.prune.block_shape[0]}x{c.prune.block_shape[1]}" == f.block
+        )
+        assert c.retrain.duration == (
+            c.train.duration
+            if f.technique == "reinit"
+            else fraction_of(c.train.duration, grid.budget)
+        )
 
 
 @pytest.mark.parametrize("size", ["quick", "full"])
 def test_cascade_grid_is_the_product_with_a_control_per_condition_and_seed(size):
     study = STUDIES.get("cascade")
     _, grid, runs = study.plan(size)
-    expected = [("main", c.name, m, sp, "oneshot", seed) for c in grid.conditions for sp in grid.sparsities
-                for m in (*grid.methods, "none") for seed in range(grid.seeds)]
+    expected = [
+        ("main", c.name, m, sp, "oneshot", seed)
+        for c in grid.conditions
+        for sp in grid.sparsities
+        for m in (*grid.methods, "none")
+        for seed in range(grid.seeds)
+    ]
     # cascade-aware pruning against one-shot and iterative GMP at one final sparsity, in the first condition
-    expected += [("aware", grid.conditions[0].name, "gmp", grid.aware_sparsity, schedule, seed)
-                 for schedule in grid.aware_schedules for seed in range(grid.seeds)]
+    expected += [
+        ("aware", grid.conditions[0].name, "gmp", grid.aware_sparsity, schedule, seed)
+        for schedule in grid.aware_schedules
+        for seed in range(grid.seeds)
+    ]
     got = [dataclasses.astuple(r.factors) for r in runs]
     assert sorted(got) == sorted(expected)
     for r in runs:
         if r.factors.part == "aware":
-            validate_run_config(r.config)  # the cascade schedule's windows fit the study's recording intervals
-            assert r.config.prune.schedule == r.factors.schedule and r.config.prune.sparsity == grid.aware_sparsity
+            validate_run_config(
+                r.config
+            )  # the cascade schedule's windows fit the study's recording intervals
+            assert (
+                r.config.prune.schedule == r.factors.schedule
+                and r.config.prune.sparsity == grid.aware_sparsity
+            )
     runs = [r for r in runs if r.factors.part == "main"]
     by = {dataclasses.astuple(r.factors): r.config for r in runs}
     for c in grid.conditions:
@@ -128,13 +181,19 @@ def test_options_layer_over_the_setting_and_milestones_follow_the_duration(tmp_p
     study = STUDIES.get("rewinding")
     cfg = study.base_config("quick", overrides={"train.duration": "40ep", "model.name": "mlp"})
     assert cfg.train.milestones == ["20ep", "30ep"] and cfg.model.name == "mlp"
-    cfg = study.base_config("quick", overrides={"train.duration": "40ep", "train.milestones": "5ep"})
+    cfg = study.base_config(
+        "quick", overrides={"train.duration": "40ep", "train.milestones": "5ep"}
+    )
     assert cfg.train.milestones == ["5ep"]
     (tmp_path / "c.toml").write_text('[train]\nduration = "8ep"\n[record]\nevery = 7\n')
     cfg = study.base_config("quick", config_file=tmp_path / "c.toml")
     assert cfg.train.milestones == ["4ep", "6ep"] and cfg.record.every == 7
     cfg = study.base_config("quick", recipe="cifar10_resnet20")
-    assert cfg.model.name == "resnet20" and cfg.train.milestones == ["91ep", "136ep"] and cfg.record.every == 0
+    assert (
+        cfg.model.name == "resnet20"
+        and cfg.train.milestones == ["91ep", "136ep"]
+        and cfg.record.every == 0
+    )
     _, grid, runs = study.plan("quick", seeds=1, recipe="cifar10_resnet20")
     assert grid.seeds == 1 and {r.config.seed for r in runs} == {0}
     assert {r.config.retrain.duration for r in runs} == {"91ep", "182ep"}
@@ -147,12 +206,18 @@ def test_each_study_writes_its_report(studies):
         _, _, runs = STUDIES.get(name).plan("tiny", overrides=STUDY_OVERRIDES[name])
         assert len(list((out / "runs").glob("*.zarr"))) == len({r.config.hash() for r in runs})
     html = (studies["cascade"] / "report.html").read_text()
-    assert "says nothing about cascades" in html  # impossible to miss: the control note is on the page
-    assert re.search(r"<b>(reproduced|not reproduced|consistent[^<]*|partly[^<]*|inconclusive)</b>", html)
+    assert (
+        "says nothing about cascades" in html
+    )  # impossible to miss: the control note is on the page
+    assert re.search(
+        r"<b>(reproduced|not reproduced|consistent[^<]*|partly[^<]*|inconclusive)</b>", html
+    )
 
 
 def test_rerun_skips_complete_runs(studies):
-    before = {p: p.stat().st_mtime_ns for p in (studies["blocks"] / "runs").glob("*.zarr/zarr.json")}
+    before = {
+        p: p.stat().st_mtime_ns for p in (studies["blocks"] / "runs").glob("*.zarr/zarr.json")
+    }
     res = run_study_cli("blocks", studies["blocks"])
     assert res.exit_code == 0, res.output
     after = {p: p.stat().st_mtime_ns for p in (studies["blocks"] / "runs").glob("*.zarr/zarr.json")}
@@ -167,7 +232,9 @@ def test_a_failed_run_is_listed_the_report_written_and_the_exit_status_1(tmp_pat
     victim = runs[1]
     blocker = run_path(tmp_path / "out" / "runs", victim.config)
     blocker.mkdir(parents=True)
-    (blocker / "not-a-store.txt").write_text("this folder is not a run store")  # record refuses to replace it
+    (blocker / "not-a-store.txt").write_text(
+        "this folder is not a run store"
+    )  # record refuses to replace it
     res = run_study_cli("blocks", tmp_path / "out")
     assert res.exit_code == 1, res.output
     assert "1 failed" in res.stderr and victim.label in res.stderr
@@ -178,22 +245,30 @@ def test_a_failed_run_is_listed_the_report_written_and_the_exit_status_1(tmp_pat
     assert all(xr.open_zarr(p).attrs["status"] == "complete" for p in done)
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["--seeds", "0"], "--seeds: 0 must be at least 1"),
-    (["--recipe", "nope"], "unknown recipe 'nope'"),
-    (["--prune-sparsity", "lots"], "prune.sparsity: expected a number"),
-    (["--train-duration", "forever"], "--train-duration: bad step string"),
-    (["--data-name", "cifar10", "--data-root", "/nonexistent/cifar"], "/nonexistent/cifar"),
-    (["--scheduler", "localhost"], "--scheduler: 'localhost' is not 'sync' or a scheduler address"),
-    (["--workers", "0"], "--workers: 0 must be at least 1"),
-    (["--model-name", "resnet9000"], "--model-name: 'resnet9000' is not one of"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--seeds", "0"], "--seeds: 0 must be at least 1"),
+        (["--recipe", "nope"], "unknown recipe 'nope'"),
+        (["--prune-sparsity", "lots"], "prune.sparsity: expected a number"),
+        (["--train-duration", "forever"], "--train-duration: bad step string"),
+        (["--data-name", "cifar10", "--data-root", "/nonexistent/cifar"], "/nonexistent/cifar"),
+        (
+            ["--scheduler", "localhost"],
+            "--scheduler: 'localhost' is not 'sync' or a scheduler address",
+        ),
+        (["--workers", "0"], "--workers: 0 must be at least 1"),
+        (["--model-name", "resnet9000"], "--model-name: 'resnet9000' is not one of"),
+    ],
+)
 def test_bad_input_fails_with_one_line_and_writes_nothing(tmp_path, args, fragment):
     from typer.testing import CliRunner
 
     from shedding.cli.main import app
 
-    res = CliRunner().invoke(app, ["study", "rewinding", "--quick", "--out", str(tmp_path / "out"), *args])
+    res = CliRunner().invoke(
+        app, ["study", "rewinding", "--quick", "--out", str(tmp_path / "out"), *args]
+    )
     assert res.exit_code == 2, res.output
     lines = [line for line in res.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and fragment in lines[0], res.stderr
@@ -224,10 +299,17 @@ def test_quick_grids_fit_the_budget_estimate():
     cost = {}
     for name in STUDIES.names():
         _, _, runs = STUDIES.get(name).plan("quick")
-        cost[name] = sum(sum(r.length for r in plan_rounds(run.config.prune,
-                                                           parse_step(run.config.retrain.duration, "").ep,
-                                                           parse_step(run.config.prune.interval, "").ep))
-                         for run in runs)
+        cost[name] = sum(
+            sum(
+                r.length
+                for r in plan_rounds(
+                    run.config.prune,
+                    parse_step(run.config.retrain.duration, "").ep,
+                    parse_step(run.config.prune.interval, "").ep,
+                )
+            )
+            for run in runs
+        )
     assert all(c <= 900 for c in cost.values()), cost
 
 
@@ -243,8 +325,23 @@ def test_quick_blocks_study_from_a_fresh_process(tmp_path):
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(root)}
     started = time.time()
-    res = subprocess.run([sys.executable, "-m", "shedding.cli.main", "study", "blocks", "--quick", "--out", str(tmp_path / "q")],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "shedding.cli.main",
+            "study",
+            "blocks",
+            "--quick",
+            "--out",
+            str(tmp_path / "q"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     assert time.time() - started < 600
     html = (tmp_path / "q" / "report.html").read_text()
