@@ -1,4 +1,5 @@
-"""Analysis of run stores: pure functions from xarray objects to xarray objects (``open_run`` aside).
+"""Analysis of run stores: pure functions from xarray objects to xarray objects (``open_run``
+aside).
 
 Typical use::
 

@@ -1,23 +1,27 @@
-"""Semi-structured view of a kept set (SCIENCE.md section 5, last bullet): per-block density against chance.
+"""Semi-structured view of a kept set (SCIENCE.md section 5, last bullet): per-block density against
+chance.
 
-For a block shape (bh, bw), or for N:M groups (M consecutive weights along each row), count the kept weights
-in every block and compare the histogram of those counts (0..k, k = bh*bw or M) with the binomial expectation
-for a random set of the same density: n_blocks * Binomial(k, d).pmf. Block pruning keeps or removes whole
-blocks, so its counts pile up at 0 and k (dispersion k); an i.i.d. random set gives dispersion 1.
+For a block shape (bh, bw), or for N:M groups (M consecutive weights along each row), count the kept
+weights in every block and compare the histogram of those counts (0..k, k = bh*bw or M) with the
+binomial expectation for a random set of the same density: n_blocks * Binomial(k, d).pmf. Block
+pruning keeps or removes whole blocks, so its counts pile up at 0 and k (dispersion k); an i.i.d.
+random set gives dispersion 1.
 
 Geometry: each layer's flat weights are reshaped to the layer's shape and viewed as the 2-D matrix
 (out, in*kh*kw), tiled in row-major block order exactly as block pruning does
-(:func:`shedding.pruning.block._tiles`). **Only full blocks count**: the partial blocks on the right and bottom
-edges are dropped (so every block has the same size k and the binomial reference is exact); their weights are
-reported as ``n_weights_dropped`` and excluded from the density d too.
+(:func:`shedding.pruning.block._tiles`). **Only full blocks count**: the partial blocks on the right
+and bottom edges are dropped (so every block has the same size k and the binomial reference is
+exact); their weights are reported as ``n_weights_dropped`` and excluded from the density d too.
 
-The 'all' scope pools every layer's full blocks against one global density, so layers pruned to different
-densities (GMP) raise its dispersion above 1 even when each layer is random-like: read clustering within a
-layer from the per-layer scopes.
+The 'all' scope pools every layer's full blocks against one global density, so layers pruned to
+different densities (GMP) raise its dispersion above 1 even when each layer is random-like: read
+clustering within a layer from the per-layer scopes.
 
-Test of fit (our choice): Pearson's chi-square on pooled bins. Bins are pooled left to right (kept count
-0, 1, ...): a pool closes once its expected count reaches 5; a trailing pool with expected < 5 is merged into
-the previous one. Degrees of freedom = pools - 2 (one for the total, one for d estimated from the same data).
+Test of fit (our choice): Pearson's chi-square on pooled bins. Bins are pooled left to right (kept
+count
+0, 1, ...): a pool closes once its expected count reaches 5; a trailing pool with expected < 5 is
+merged into the previous one. Degrees of freedom = pools - 2 (one for the total, one for d estimated
+from the same data).
 With fewer than 3 pools (too few blocks, or d in {0, 1}) the p-value is NaN.
 """
 
@@ -47,7 +51,8 @@ def _shape2d(shape: str) -> tuple[int, int]:
 
 
 def block_counts(flat: np.ndarray, shape2d: tuple[int, int], bh: int, bw: int) -> np.ndarray:
-    """Kept count of every full (bh x bw) block of ``flat`` viewed as ``shape2d``, in row-major block order."""
+    """Kept count of every full (bh x bw) block of ``flat`` viewed as ``shape2d``, in row-major
+    block order."""
     r, c = shape2d
     nr, nc = r // bh, c // bw
     x = np.asarray(flat, dtype=np.int64).reshape(r, c)[: nr * bh, : nc * bw]
@@ -57,7 +62,8 @@ def block_counts(flat: np.ndarray, shape2d: tuple[int, int], bh: int, bw: int) -
 def pooled_chisquare(
     observed: np.ndarray, expected: np.ndarray, min_expected: float = MIN_EXPECTED, ddof: int = 1
 ) -> tuple[float, int, float]:
-    """(statistic, dof, p-value) of Pearson's chi-square after pooling bins (see the module docstring)."""
+    """(statistic, dof, p-value) of Pearson's chi-square after pooling bins (see the module
+    docstring)."""
     pools: list[list[float]] = []
     o_acc = e_acc = 0.0
     for o, e in zip(observed, expected, strict=True):
@@ -105,20 +111,27 @@ def block_density(
     effective: bool = False,
     step: int | None = None,
 ) -> xr.Dataset:
-    """Histogram of kept weights per block against the binomial expectation, over ``scope`` ('all', layers).
+    """Histogram of kept weights per block against the binomial expectation, over ``scope`` ('all',
+    layers).
 
-    ``kept`` is a boolean (or 0/1) DataArray over ``weight``; by default ``kept_set(ds, event, effective,
-    step)`` (``event``/``effective``/``step`` are ignored when ``kept`` is given). Give exactly one of
-    ``block=(bh, bw)`` (tiles of the (out, in*kh*kw) view, as block pruning uses) or ``nm=(N, M)`` (groups of
-    M consecutive weights along each row of that view, i.e. along the input dimension; same as block (1, M)).
+    ``kept`` is a boolean (or 0/1) DataArray over ``weight``; by default ``kept_set(ds, event,
+    effective, step)`` (``event``/``effective``/``step`` are ignored when ``kept`` is given). Give
+    exactly one of
+    ``block=(bh, bw)`` (tiles of the (out, in*kh*kw) view, as block pruning uses) or ``nm=(N, M)``
+    (groups of
+    M consecutive weights along each row of that view, i.e. along the input dimension; same as block
+    (1, M)).
     Only full blocks/groups count; partial edge blocks are dropped (see the module docstring).
 
     Variables: ``observed(scope, kept_count)`` (number of blocks with that many kept weights),
-    ``expected(scope, kept_count)`` = n_blocks * Binomial(k, d).pmf with d the scope's kept density over its
-    full blocks; per scope ``n_blocks``, ``n_weights_dropped``, ``density``, ``frac_empty_observed/expected``,
-    ``frac_full_observed/expected``, ``dispersion`` (variance of the per-block count, population form, over
-    k d (1 - d): 1 for a random set, k for whole-block pruning), ``chi2``, ``dof``, ``p_value`` (pooled
-    Pearson chi-square); with ``nm`` also ``frac_nm_observed/expected`` (share of groups with at most N kept).
+    ``expected(scope, kept_count)`` = n_blocks * Binomial(k, d).pmf with d the scope's kept density
+    over its full blocks; per scope ``n_blocks``, ``n_weights_dropped``, ``density``,
+    ``frac_empty_observed/expected``,
+    ``frac_full_observed/expected``, ``dispersion`` (variance of the per-block count, population
+    form, over k d (1 - d): 1 for a random set, k for whole-block pruning), ``chi2``, ``dof``,
+    ``p_value`` (pooled
+    Pearson chi-square); with ``nm`` also ``frac_nm_observed/expected`` (share of groups with at
+    most N kept).
     """
     if (block is None) == (nm is None):
         raise ValueError("give exactly one of block=(bh, bw) or nm=(N, M)")

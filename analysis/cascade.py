@@ -1,12 +1,15 @@
-"""Cascade detection against a control (SCIENCE.md section 4): onset, peak, time to peak, amplification,
-recovered weights and the excess over a matched control, per prune event and per shed line.
+"""Cascade detection against a control (SCIENCE.md section 4): onset, peak, time to peak,
+amplification, recovered weights and the excess over a matched control, per prune event and per shed
+line.
 
 A *cascade* is a rise of the shed fraction S(t) well above the same quantity in a control run (same
-retraining, nothing pruned, the same line) within a window after the prune event. Our rule, with every
-constant a parameter: an event shows a cascade on a line when its excess E(t) = S_run(t) - S_control(t)
-reaches ``min_excess`` within ``window`` of the event. Onset is the first step where E(t) reaches
-``onset_excess``; the peak is the step of the largest S_run in the window. Run and control are aligned by
-steps since their events (an iterative run's later events are compared with the control's only event).
+retraining, nothing pruned, the same line) within a window after the prune event. Our rule, with
+every constant a parameter: an event shows a cascade on a line when its excess E(t) = S_run(t) -
+S_control(t) reaches ``min_excess`` within ``window`` of the event. Onset is the first step where
+E(t) reaches
+``onset_excess``; the peak is the step of the largest S_run in the window. Run and control are
+aligned by steps since their events (an iterative run's later events are compared with the control's
+only event).
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ DEFAULT_WINDOW = "5ep"
 
 
 def window_steps(ds: xr.Dataset, window: int | str | None) -> int | None:
-    """Resolve a window (steps, a step string such as ``5ep``, or None/'round' for the whole round)."""
+    """Resolve a window (steps, a step string such as ``5ep``, or None/'round' for the whole
+    round)."""
     if window is None or window == "round":
         return None
     if isinstance(window, str):
@@ -45,7 +49,8 @@ def summarize_event(
     min_excess: float,
     onset_excess: float,
 ) -> xr.Dataset:
-    """Scalar and per-layer statistics of one event on one line from its curves (see :func:`shed_curves`).
+    """Scalar and per-layer statistics of one event on one line from its curves (see
+    :func:`shed_curves`).
 
     All steps in the result are absolute (the run's own); the window is in steps after the event.
     """
@@ -148,14 +153,18 @@ def cascade_summary(
     denominator: str = "eligible",
     line: Line | None = None,
 ) -> xr.Dataset:
-    """Statistics of one event on one line (default: the recorded line), against ``control`` when given.
+    """Statistics of one event on one line (default: the recorded line), against ``control`` when
+    given.
 
-    Returns ``onset_step``, ``peak_step``, ``time_to_peak``, ``peak_shed_fraction``, ``amplification``
-    (shed count at the peak / weights pruned), ``shed_events``, ``recovered_events``, ``excess_peak``,
-    ``excess_peak_step``, per-layer ``peak_shed_fraction_layer`` and ``excess_peak_layer`` (all within the
-    window: a step count or an OpenLTH step string such as ``5ep``; None or 'round' is the whole round),
-    ``final_shed_fraction`` and ``final_excess`` at the round's end, and attrs ``verdict``, ``evidence``
-    and ``rule``. Without a control the verdict is ``no control`` and the excess variables are NaN.
+    Returns ``onset_step``, ``peak_step``, ``time_to_peak``, ``peak_shed_fraction``,
+    ``amplification`` (shed count at the peak / weights pruned), ``shed_events``,
+    ``recovered_events``, ``excess_peak``,
+    ``excess_peak_step``, per-layer ``peak_shed_fraction_layer`` and ``excess_peak_layer`` (all
+    within the window: a step count or an OpenLTH step string such as ``5ep``; None or 'round' is
+    the whole round),
+    ``final_shed_fraction`` and ``final_excess`` at the round's end, and attrs ``verdict``,
+    ``evidence`` and ``rule``. Without a control the verdict is ``no control`` and the excess
+    variables are NaN.
     """
     event = event_index(run, event)
     w = window_steps(run, window)
@@ -171,7 +180,8 @@ def cascade_summary(
             same = ci is not None and np.allclose(
                 control.line_value.isel(event=0, line=ci).values, values, rtol=1e-6
             )
-            # the control is measured against the run's line: its own counts if it recorded those values
+            # the control is measured against the run's line: its own counts if it recorded those
+            # values
             ctrl_curves = (
                 shed_curves(control, 0, line, denominator=denominator)
                 if same
@@ -203,8 +213,9 @@ def detect_cascades(
     window: int | str | None = DEFAULT_WINDOW,
     denominator: str = "eligible",
 ) -> xr.Dataset:
-    """Every prune event of ``run`` on every line: the :func:`cascade_summary` variables over (event, line),
-    plus ``verdict`` and ``evidence`` string arrays. Lines other than the recorded one need magnitudes.
+    """Every prune event of ``run`` on every line: the :func:`cascade_summary` variables over
+    (event, line), plus ``verdict`` and ``evidence`` string arrays. Lines other than the recorded
+    one need magnitudes.
     """
     lines = lines or [Line("gmp", float(run.attrs.get("alpha", 1.0)))]
     rows = []

@@ -1,24 +1,26 @@
-"""Which control a run is measured against: the one rule that ``analyze``, ``compare``, the reports and the
-studies all use (SCIENCE.md section 4: a cascade is only the excess of a run's shedding over its control's).
+"""Which control a run is measured against: the one rule that ``analyze``, ``compare``, the reports
+and the studies all use (SCIENCE.md section 4: a cascade is only the excess of a run's shedding over
+its control's).
 
-A *control* is a run recorded with prune method ``none``. It prunes nothing, and during its retraining it
-counts the weights falling under one line: alpha * tau, where tau is the GMP cut value of its trained weights
-at the sparsity in its own ``prune.sparsity`` and alpha is its ``record.alpha``. Its shed curve is the
-baseline for a pruned run only when both were trained and retrained alike and count against the same line,
-so a control *matches* a pruned run when
+A *control* is a run recorded with prune method ``none``. It prunes nothing, and during its
+retraining it counts the weights falling under one line: alpha * tau, where tau is the GMP cut value
+of its trained weights at the sparsity in its own ``prune.sparsity`` and alpha is its
+``record.alpha``. Its shed curve is the baseline for a pruned run only when both were trained and
+retrained alike and count against the same line, so a control *matches* a pruned run when
 
-* their ``model``, ``data``, ``train`` and ``retrain`` sections and their ``seed`` are the same (recording
-  options and the device may differ), and
-* the control's line is the run's first line: the control's ``prune.sparsity`` equals the sparsity of the
-  run's first prune event (its planned target, which its tau is computed at: the run's ``prune.sparsity``
-  for one-shot pruning; the first round's for iterative pruning, 0.2 at 20% per round; the first cubic
-  step for gradual pruning; the first trigger for cascade-aware pruning), within :data:`SPARSITY_TOLERANCE`,
-  and their alphas are equal.
+* their ``model``, ``data``, ``train`` and ``retrain`` sections and their ``seed`` are the same
+  (recording options and the device may differ), and
+* the control's line is the run's first line: the control's ``prune.sparsity`` equals the sparsity
+  of the run's first prune event (its planned target, which its tau is computed at: the run's
+  ``prune.sparsity`` for one-shot pruning; the first round's for iterative pruning, 0.2 at 20% per
+  round; the first cubic step for gradual pruning; the first trigger for cascade-aware pruning),
+  within :data:`SPARSITY_TOLERANCE`, and their alphas are equal.
 
 The later events of a run with several are compared with the control's only event (see
-:mod:`shedding.analysis.cascade`), whose line is that of the run's first event. A run that no control matches has
-none: it is never measured against a control of another sparsity, alpha, seed or setting. Two controls that
-both match one run are an error, since either would do and the result must not depend on which is taken.
+:mod:`shedding.analysis.cascade`), whose line is that of the run's first event. A run that no
+control matches has none: it is never measured against a control of another sparsity, alpha, seed or
+setting. Two controls that both match one run are an error, since either would do and the result
+must not depend on which is taken.
 """
 
 from __future__ import annotations
@@ -55,14 +57,16 @@ def is_control(ds: xr.Dataset) -> bool:
 
 
 def setting_key(ds: xr.Dataset) -> str:
-    """The model, data, training and retraining sections and the seed, as a canonical JSON string."""
+    """The model, data, training and retraining sections and the seed, as a canonical JSON
+    string."""
     cfg = _config(ds)
     return json.dumps({k: cfg.get(k) for k in SAME}, sort_keys=True)
 
 
 def line_sparsity(ds: xr.Dataset) -> float:
-    """The sparsity whose GMP cut value draws the run's first line: a control's ``prune.sparsity``, a pruned
-    run's first planned target (from its schedule: :func:`shedding.pruning.schedule.sparsity_targets`)."""
+    """The sparsity whose GMP cut value draws the run's first line: a control's ``prune.sparsity``,
+    a pruned run's first planned target (from its schedule:
+    :func:`shedding.pruning.schedule.sparsity_targets`)."""
     prune = dict(_config(ds).get("prune") or {})
     if "sparsity" not in prune:
         raise ValueError(
@@ -79,7 +83,8 @@ def line_sparsity(ds: xr.Dataset) -> float:
 
 
 def line_alpha(ds: xr.Dataset) -> float:
-    """alpha of the run's recorded line (the store's ``alpha`` attribute, else its ``record.alpha``)."""
+    """alpha of the run's recorded line (the store's ``alpha`` attribute, else its
+    ``record.alpha``)."""
     return float(ds.attrs.get("alpha", (_config(ds).get("record") or {}).get("alpha", 1.0)))
 
 
@@ -101,7 +106,8 @@ def _where(name: str, ds: xr.Dataset) -> str:
 
 
 def match_controls(runs: dict[str, xr.Dataset]) -> dict[str, str | None]:
-    """Run name -> the name of its one matching control, or None (for controls, and runs no control matches).
+    """Run name -> the name of its one matching control, or None (for controls, and runs no control
+    matches).
 
     Raises ValueError (one line, naming both stores) when two controls match the same run.
     """

@@ -1,4 +1,5 @@
-"""Distribution of surviving weight magnitudes over the snapshot steps, chunk by chunk through dask."""
+"""Distribution of surviving weight magnitudes over the snapshot steps, chunk by chunk through
+dask."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import xarray as xr
 def _block_hist(block: np.ndarray, lo: float, scale: float, nb: int) -> np.ndarray:
     """(rows, weights) magnitudes -> (rows, 1, bins) counts of log10|w| for the non-zero ones.
 
-    Bins are equal in log10, so the bin index is computed arithmetically in float32, (log10|w| - lo) * scale,
-    and not by searching the edges (several times faster); values outside [lo, hi) land in the first or last
+    Bins are equal in log10, so the bin index is computed arithmetically in float32, (log10|w| - lo)
+    * scale, and not by searching the edges (several times faster); values outside [lo, hi) land in
+      the first or last
     bin, and a value within float32 rounding of a bin edge may land in the bin beside it.
     """
     rows = block.shape[0]
@@ -29,14 +31,17 @@ def _block_hist(block: np.ndarray, lo: float, scale: float, nb: int) -> np.ndarr
 def magnitude_histogram(
     ds: xr.Dataset, bins: int = 60, lo: float | None = None, hi: float | None = None
 ) -> xr.DataArray:
-    """Counts of log10|w| of non-zero weights per snapshot step in ``bins`` equal bins from ``lo`` to ``hi``.
+    """Counts of log10|w| of non-zero weights per snapshot step in ``bins`` equal bins from ``lo``
+    to ``hi``.
 
-    Values below ``lo`` fall in the first bin, above ``hi`` in the last. By default ``lo`` and ``hi`` are the
-    floor and ceiling of log10 of the smallest non-zero and the largest of the magnitudes the first event
-    pruned from (``pre_prune_magnitude``, ``lo`` at least -8): one row is read to choose them, not the store.
-    Returns ``count(record_step, bin)`` with the bin edges as coordinates ``bin_lo`` and ``bin_hi``. A run
-    recorded without snapshots (``--record-every 0``) returns its device-computed histogram instead, over
-    its histogram steps and with its own bins (``bins``, ``lo`` and ``hi`` are then ignored).
+    Values below ``lo`` fall in the first bin, above ``hi`` in the last. By default ``lo`` and
+    ``hi`` are the floor and ceiling of log10 of the smallest non-zero and the largest of the
+    magnitudes the first event pruned from (``pre_prune_magnitude``, ``lo`` at least -8): one row is
+    read to choose them, not the store.
+    Returns ``count(record_step, bin)`` with the bin edges as coordinates ``bin_lo`` and ``bin_hi``.
+    A run recorded without snapshots (``--record-every 0``) returns its device-computed histogram
+    instead, over its histogram steps and with its own bins (``bins``, ``lo`` and ``hi`` are then
+    ignored).
     """
     if "magnitude" not in ds:
         if (

@@ -8,8 +8,10 @@ import xarray as xr
 
 
 def event_index(ds: xr.Dataset, event: int) -> int:
-    """``event`` as a position 0..n-1 among the run's n prune events (negative counts from the last: -1 is the
-    last); ValueError (one line, naming the run and the valid range) when the run has no such event."""
+    """``event`` as a position 0..n-1 among the run's n prune events (negative counts from the last:
+    -1 is the
+    last); ValueError (one line, naming the run and the valid range) when the run has no such
+    event."""
     n = int(ds.sizes.get("event", 0))
     event = int(event)
     if not -n <= event < n:

@@ -1,21 +1,25 @@
 """Is a run store intact? Checked when a store is opened, before anything is computed from it.
 
-Zarr reads a chunk file that is not there as the array's fill value, without a word, so a store that lost a
-chunk (or whose copy stopped half-way) would be analysed as -1 counts and NaN losses. The check needs no array
-data: one listing of the store's files and its small ``zarr.json`` metadata files.
+Zarr reads a chunk file that is not there as the array's fill value, without a word, so a store that
+lost a chunk (or whose copy stopped half-way) would be analysed as -1 counts and NaN losses. The
+check needs no array data: one listing of the store's files and its small ``zarr.json`` metadata
+files.
 
-* Metadata: the root's and every array's ``zarr.json`` (each array the consolidated metadata lists, and each
-  folder holding one) must parse as JSON and describe an array (shape, chunk grid).
-* Chunks: every chunk holding *committed* rows of a data variable (not a coordinate) must exist as a file, at
-  the key the array's own ``chunk_grid`` and ``chunk_key_encoding`` give. In a complete store every row of
-  an array along a step-like leading dimension (``step``, ``record_step``, ``hist_step``, ``sample_step``,
-  ``epoch``) or ``event`` is committed. In any other store (running, failed, interrupted) the committed rows
-  are the per-step rows and snapshots (``step``, ``record_step``, ``hist_step``, ``sample_step``) at or before
-  the ``last_committed_step`` root attribute: the writer writes whole chunks, so their chunks are on disk.
-  The epoch and event tables of such a store are not covered by that attribute (a run that failed during an
-  epoch's end never wrote that epoch's row), so they are not checked there.
-  Coordinates are left out: they are written once at creation, and zarr skips writing a chunk equal to the
-  fill value (a round coordinate that is all 0), so a missing coordinate chunk can be legitimate.
+* Metadata: the root's and every array's ``zarr.json`` (each array the consolidated metadata lists,
+  and each folder holding one) must parse as JSON and describe an array (shape, chunk grid).
+* Chunks: every chunk holding *committed* rows of a data variable (not a coordinate) must exist as a
+  file, at the key the array's own ``chunk_grid`` and ``chunk_key_encoding`` give. In a complete
+  store every row of an array along a step-like leading dimension (``step``, ``record_step``,
+  ``hist_step``, ``sample_step``,
+  ``epoch``) or ``event`` is committed. In any other store (running, failed, interrupted) the
+  committed rows are the per-step rows and snapshots (``step``, ``record_step``, ``hist_step``,
+  ``sample_step``) at or before the ``last_committed_step`` root attribute: the writer writes whole
+  chunks, so their chunks are on disk.
+  The epoch and event tables of such a store are not covered by that attribute (a run that failed
+  during an epoch's end never wrote that epoch's row), so they are not checked there.
+  Coordinates are left out: they are written once at creation, and zarr skips writing a chunk equal
+  to the fill value (a round coordinate that is all 0), so a missing coordinate chunk can be
+  legitimate.
 """
 
 from __future__ import annotations
@@ -55,14 +59,16 @@ def _damaged(message: str) -> Exception:
 
 @dataclass
 class Listing:
-    """A store's files (relative keys such as ``shed_count/c/0/0``) and its arrays' parsed metadata."""
+    """A store's files (relative keys such as ``shed_count/c/0/0``) and its arrays' parsed
+    metadata."""
 
     files: set[str]
     arrays: dict[str, dict[str, Any]]
 
 
 def list_files(path: AnyPath) -> set[str]:
-    """Every file under ``path`` as a ``/``-separated key relative to it (one listing; no file is read)."""
+    """Every file under ``path`` as a ``/``-separated key relative to it (one listing; no file is
+    read)."""
     if is_local(path):
         root, out = os.fspath(path), set()
         for folder, _, names in os.walk(root):
@@ -77,7 +83,8 @@ def list_files(path: AnyPath) -> set[str]:
 
 
 def _read_all(paths: list[AnyPath]) -> list[bytes | Exception]:
-    """The bytes of each file, or the error reading it (remote stores: one batched, concurrent request)."""
+    """The bytes of each file, or the error reading it (remote stores: one batched, concurrent
+    request)."""
     if not paths or is_local(paths[0]):
         out: list[bytes | Exception] = []
         for p in paths:
@@ -91,7 +98,8 @@ def _read_all(paths: list[AnyPath]) -> list[bytes | Exception]:
 
 
 def _parse(path: AnyPath, data: bytes | Exception, what: str) -> dict[str, Any]:
-    """Parsed JSON metadata, or NotARunError (one line, naming ``path``) when missing or unreadable."""
+    """Parsed JSON metadata, or NotARunError (one line, naming ``path``) when missing or
+    unreadable."""
     if isinstance(data, FileNotFoundError):
         raise _damaged(f"{path}: {what} missing; the store is damaged")
     try:
@@ -108,8 +116,8 @@ def _parse(path: AnyPath, data: bytes | Exception, what: str) -> dict[str, Any]:
 
 
 def read_listing(path: AnyPath) -> Listing:
-    """List the store and parse every array's metadata; NotARunError (one line, naming the file) when one is
-    missing, unreadable or not an array's."""
+    """List the store and parse every array's metadata; NotARunError (one line, naming the file)
+    when one is missing, unreadable or not an array's."""
     files = list_files(path)
     root = _parse(path / "zarr.json", _read_all([path / "zarr.json"])[0], "root metadata")
     consolidated = (root.get("consolidated_metadata") or {}).get("metadata") or {}
@@ -138,7 +146,8 @@ def read_listing(path: AnyPath) -> Listing:
 
 
 def chunk_key(meta: dict[str, Any], index: tuple[int, ...]) -> str:
-    """The store key of chunk ``index`` under the array's ``chunk_key_encoding`` (zarr v3 ``default`` or ``v2``)."""
+    """The store key of chunk ``index`` under the array's ``chunk_key_encoding`` (zarr v3
+    ``default`` or ``v2``)."""
     enc = meta.get("chunk_key_encoding") or {"name": "default"}
     name = enc.get("name", "default")
     sep = (enc.get("configuration") or {}).get("separator", "/" if name == "default" else ".")
@@ -161,7 +170,8 @@ def chunk_keys(meta: dict[str, Any], rows: int) -> Iterator[str]:
 
 
 def committed_rows(ds: xr.Dataset, dim: str) -> int | None:
-    """How many leading rows along ``dim`` are committed (see the module docstring); None: not checked."""
+    """How many leading rows along ``dim`` are committed (see the module docstring); None: not
+    checked."""
     if dim not in COMMITTED_DIMS + WHOLE_DIMS:
         return None
     if ds.attrs.get("status") == "complete":
@@ -173,7 +183,8 @@ def committed_rows(ds: xr.Dataset, dim: str) -> int | None:
 
 
 def check_chunks(path: AnyPath, ds: xr.Dataset, listing: Listing) -> None:
-    """NotARunError (one line, naming the file) when a chunk of committed rows of a data variable is missing."""
+    """NotARunError (one line, naming the file) when a chunk of committed rows of a data variable is
+    missing."""
     for name, meta in listing.arrays.items():
         dims = meta.get("dimension_names") or []
         if name in ds.coords or not dims:

@@ -14,12 +14,13 @@ from shedding.storage import as_path
 
 
 def open_run(path: str | Path) -> xr.Dataset:
-    """Open a run store lazily (dask-backed) as an xarray Dataset; nothing is read but metadata and the small
-    coordinates.
+    """Open a run store lazily (dask-backed) as an xarray Dataset; nothing is read but metadata and
+    the small coordinates.
 
-    Equivalent to ``xarray.open_zarr(path)``; this adds a clear error for paths that are not run stores, and
-    checks that the store is intact (:mod:`shedding.analysis.integrity`: every array's metadata readable, every chunk
-    of committed rows on disk), so that nothing is computed from the fill values of lost chunks.
+    Equivalent to ``xarray.open_zarr(path)``; this adds a clear error for paths that are not run
+    stores, and checks that the store is intact (:mod:`shedding.analysis.integrity`: every array's
+    metadata readable, every chunk of committed rows on disk), so that nothing is computed from the
+    fill values of lost chunks.
     """
     p = as_path(path)
     if not (p / "zarr.json").exists():
@@ -27,8 +28,8 @@ def open_run(path: str | Path) -> xr.Dataset:
     listing = integrity.read_listing(p)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # zarr's note that consolidated metadata is a v3 extension
-        # counts keep their integer types (no NaN masking of unwritten rows: the integrity check and the
-        # committed step say which rows hold data); names are decoded from their codes
+        # counts keep their integer types (no NaN masking of unwritten rows: the integrity check and
+        # the committed step say which rows hold data); names are decoded from their codes
         ds = xr.open_zarr(str(p), consolidated=None, mask_and_scale=False)
     if ds.attrs.get("format") != "shedding-run":
         raise NotARunError(f"{p}: a Zarr store, but not a shedding run (format attribute missing)")
@@ -45,7 +46,8 @@ def open_run(path: str | Path) -> xr.Dataset:
 
 
 def decode_magnitude(ds: xr.Dataset) -> xr.DataArray:
-    """Lazily decode a ``log8`` store's ``magnitude_code`` into magnitudes (float32), layer by layer."""
+    """Lazily decode a ``log8`` store's ``magnitude_code`` into magnitudes (float32), layer by
+    layer."""
     from shedding.recording import encoding as enc
 
     code = ds.magnitude_code

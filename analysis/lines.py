@@ -1,4 +1,5 @@
-"""Shed lines for analysis: :class:`shedding.lines.Line` plus reading a run store (see that module for kinds)."""
+"""Shed lines for analysis: :class:`shedding.lines.Line` plus reading a run store (see that module
+for kinds)."""
 
 from __future__ import annotations
 
@@ -15,18 +16,21 @@ class Line(_Line):
     """A shed line that can resolve its per-layer values from a run store."""
 
     def is_recorded(self, ds: xr.Dataset) -> bool:
-        """True when this is the run's main line, counted on the device every step (gmp at the run's alpha)."""
+        """True when this is the run's main line, counted on the device every step (gmp at the run's
+        alpha)."""
         return self.kind == "gmp" and np.isclose(self.value, float(ds.attrs.get("alpha", 1.0)))
 
     def recorded_index(self, ds: xr.Dataset) -> int | None:
-        """Position of this line among the extra lines the recorder counted every step, if it is one."""
+        """Position of this line among the extra lines the recorder counted every step, if it is
+        one."""
         if "line" not in ds.coords:
             return None
         labels = [str(v) for v in ds.line.values]
         return labels.index(self.label) if self.label in labels else None
 
     def values(self, ds: xr.Dataset, event: int = 0) -> np.ndarray:
-        """The line of each layer (shape: n_layers) at ``event``; std and next read the event's magnitudes."""
+        """The line of each layer (shape: n_layers) at ``event``; std and next read the event's
+        magnitudes."""
         idx = self.recorded_index(ds)
         if idx is not None:
             return np.asarray(ds.line_value.isel(event=event, line=idx).values, dtype=float)

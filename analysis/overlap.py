@@ -16,10 +16,12 @@ from shedding.analysis.events import event_index
 def kept_set(
     ds: xr.Dataset, event: int = -1, effective: bool = False, step: int | None = None
 ) -> xr.DataArray:
-    """Boolean (weight) kept set after ``event`` (default the last); ``effective`` drops shed weights.
+    """Boolean (weight) kept set after ``event`` (default the last); ``effective`` drops shed
+    weights.
 
-    The effective set is kept and not shed at ``step`` (default: the last snapshot): a kept weight that
-    was at or above the event's line at the event and is below it at ``step`` is shed (needs magnitudes).
+    The effective set is kept and not shed at ``step`` (default: the last snapshot): a kept weight
+    that was at or above the event's line at the event and is below it at ``step`` is shed (needs
+    magnitudes).
     """
     event = event_index(ds, event)
     mask = ds["mask"].isel(event=event).astype(bool)
@@ -107,10 +109,12 @@ def compare_kept(
 ) -> xr.Dataset:
     """Overlap statistics of two runs' kept sets over a ``scope`` dimension ('all' then each layer).
 
-    Both runs must have the same prunable layers. Variables: ``n``, ``kept_a``, ``kept_b``, ``both``,
-    ``either``, ``jaccard``, ``jaccard_chance``, ``p_value`` (hypergeometric, P(overlap >= observed)) and
-    ``spearman`` (rank correlation of the last snapshot's magnitudes among weights both keep; NaN when a
-    run has no snapshots).
+    Both runs must have the same prunable layers. Variables: ``n``, ``kept_a``, ``kept_b``,
+    ``both``,
+    ``either``, ``jaccard``, ``jaccard_chance``, ``p_value`` (hypergeometric, P(overlap >=
+    observed)) and
+    ``spearman`` (rank correlation of the last snapshot's magnitudes among weights both keep; NaN
+    when a run has no snapshots).
     """
     _check_same_layers(a, b)
     out = _compare_arrays(
@@ -123,9 +127,11 @@ def compare_kept(
 def kept_matrix(
     runs: dict[str, xr.Dataset], event: int = -1, effective: bool = False, step: int | None = None
 ) -> xr.Dataset:
-    """Pairwise :func:`compare_kept` over runs with the same layers, as (run_a, run_b, scope) arrays.
+    """Pairwise :func:`compare_kept` over runs with the same layers, as (run_a, run_b, scope)
+    arrays.
 
-    The diagonal compares a run with itself. Runs whose layers differ from the first run's are left out.
+    The diagonal compares a run with itself. Runs whose layers differ from the first run's are left
+    out.
     """
     names = list(runs)
     first = runs[names[0]]
@@ -165,18 +171,18 @@ def convergence(
 ) -> xr.Dataset:
     """Does ``run``'s kept set, as it sheds, move towards ``reference``'s kept set, and how fast?
 
-    At each snapshot step of ``run``'s round for ``event`` (at most ``max_points`` of them) two sets of run
-    are compared with reference's kept set (its mask after ``event``), each beside the chance level for
-    independent sets of the same densities:
+    At each snapshot step of ``run``'s round for ``event`` (at most ``max_points`` of them) two sets
+    of run are compared with reference's kept set (its mask after ``event``), each beside the chance
+    level for independent sets of the same densities:
 
-    * ``effective``: kept and not shed (SCIENCE.md section 5's definition). Survivors already below the
-      line at the event are never shed, so they stay in this set however small they are;
+    * ``effective``: kept and not shed (SCIENCE.md section 5's definition). Survivors already below
+      the line at the event are never shed, so they stay in this set however small they are;
     * ``above_line``: kept and at or above the event's line at that step: the set GMP at the event's
       line would keep now.
 
-    ``toward_X`` = jaccard_X - chance_X; attribute ``half_step_X`` is the first step where ``toward_X`` has
-    covered half of its change over the round (-1 when it does not move towards the reference). The
-    cascade paper's question is ``convergence(random_run, gmp_run)``.
+    ``toward_X`` = jaccard_X - chance_X; attribute ``half_step_X`` is the first step where
+    ``toward_X`` has covered half of its change over the round (-1 when it does not move towards the
+    reference). The cascade paper's question is ``convergence(random_run, gmp_run)``.
     """
     n_ev = run.sizes["event"]
     ev = event % n_ev

@@ -15,7 +15,8 @@ def _need_samples(ds: xr.Dataset) -> None:
 
 
 def sample_trajectories(ds: xr.Dataset, layer: str | int | None = None) -> xr.DataArray:
-    """|w| of the sampled weights over the sample steps, (sample_step, sample), optionally of one layer."""
+    """|w| of the sampled weights over the sample steps, (sample_step, sample), optionally of one
+    layer."""
     _need_samples(ds)
     traj = ds.sample_magnitude
     if layer is None:
@@ -25,11 +26,12 @@ def sample_trajectories(ds: xr.Dataset, layer: str | int | None = None) -> xr.Da
 
 
 def sampled_shed_fraction(ds: xr.Dataset, event: int = 0, confidence: float = 0.95) -> xr.Dataset:
-    """S(t) estimated from the sampled weights at the sample steps of an event's round, with a Wilson CI.
+    """S(t) estimated from the sampled weights at the sample steps of an event's round, with a
+    Wilson CI.
 
-    Eligible sampled weights: kept by the event's mask and at or above its recorded line at the event step;
-    shed while below it (compared in float32, as the recorder does). ``estimate`` = shed / eligible in the
-    sample; ``low``/``high`` the Wilson score interval for a binomial proportion.
+    Eligible sampled weights: kept by the event's mask and at or above its recorded line at the
+    event step; shed while below it (compared in float32, as the recorder does). ``estimate`` = shed
+    / eligible in the sample; ``low``/``high`` the Wilson score interval for a binomial proportion.
     """
     _need_samples(ds)
     ev_step = int(ds.event_step.isel(event=event))

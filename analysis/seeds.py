@@ -1,8 +1,9 @@
 """Across seeds: group runs into conditions, match each run with its control, and bootstrap CIs.
 
-A *condition* is everything in a run's configuration except its seed (and recording details other than the
-line's alpha); its runs are the seeds. A run's *control* is matched by :func:`shedding.analysis.controls.match_controls`
-(same setting and seed, and the same line). Means come with percentile bootstrap confidence intervals from
+A *condition* is everything in a run's configuration except its seed (and recording details other
+than the line's alpha); its runs are the seeds. A run's *control* is matched by
+:func:`shedding.analysis.controls.match_controls` (same setting and seed, and the same line). Means
+come with percentile bootstrap confidence intervals from
 ``scipy.stats.bootstrap`` (fixed random state, so reports are reproducible).
 """
 
@@ -26,7 +27,8 @@ def _config(ds: xr.Dataset) -> dict:
 
 
 def condition_key(ds: xr.Dataset) -> str:
-    """The configuration minus seed, device and recording options (but with the line's alpha), as a canonical
+    """The configuration minus seed, device and recording options (but with the line's alpha), as a
+    canonical
     JSON string."""
     cfg = {k: v for k, v in _config(ds).items() if k not in ("seed", "device", "record")}
     cfg["alpha"] = line_alpha(ds)
@@ -34,7 +36,8 @@ def condition_key(ds: xr.Dataset) -> str:
 
 
 def condition_label(ds: xr.Dataset) -> str:
-    """A short human label: method, sparsity, schedule, retraining technique (a control: its line's sparsity)."""
+    """A short human label: method, sparsity, schedule, retraining technique (a control: its line's
+    sparsity)."""
     cfg = _config(ds)
     p, r = cfg.get("prune", {}), cfg.get("retrain", {})
     alpha = "" if line_alpha(ds) == 1.0 else f", alpha {line_alpha(ds):g}"
@@ -48,13 +51,15 @@ def condition_label(ds: xr.Dataset) -> str:
 def group_runs(runs: dict[str, xr.Dataset]) -> tuple[dict[str, list[str]], dict[str, str | None]]:
     """(conditions: label -> run names, control_of: run name -> its matched control's name or None).
 
-    Controls are matched by :func:`shedding.analysis.controls.match_controls` (ValueError when two match one run).
+    Controls are matched by :func:`shedding.analysis.controls.match_controls` (ValueError when two
+    match one run).
     """
     return group_conditions(runs), match_controls(runs)
 
 
 def group_conditions(runs: dict[str, xr.Dataset]) -> dict[str, list[str]]:
-    """Condition label -> run names; two conditions whose labels coincide get distinct ones (``[n]`` suffix)."""
+    """Condition label -> run names; two conditions whose labels coincide get distinct ones (``[n]``
+    suffix)."""
     conditions: dict[str, list[str]] = {}
     labels: dict[str, str] = {}  # condition key -> its label
     for name, ds in runs.items():
@@ -105,7 +110,8 @@ def mean_ci(
 
 
 def seed_statistics(per_seed: xr.Dataset, dim: str = "seed") -> xr.Dataset:
-    """Mean, CI low and CI high over ``dim`` of every numeric variable (``X_mean``, ``X_low``, ``X_high``)."""
+    """Mean, CI low and CI high over ``dim`` of every numeric variable (``X_mean``, ``X_low``,
+    ``X_high``)."""
     out = {}
     for name, da in per_seed.data_vars.items():
         if not np.issubdtype(da.dtype, np.number):

@@ -1,9 +1,10 @@
-"""The shed fraction S(t) and amplification (SCIENCE.md section 4), from recorded counts or magnitudes.
+"""The shed fraction S(t) and amplification (SCIENCE.md section 4), from recorded counts or
+magnitudes.
 
 Denominator (our choice, configurable): by default S divides the shed count by the *eligible*
-survivors, those at or above the line at the event; survivors already below it can never be shed, and
-dividing by all survivors would deflate the control run (20% of its weights start below a 20% line)
-and manufacture a cascade. ``denominator="survivors"`` gives the literal shed / survivors.
+survivors, those at or above the line at the event; survivors already below it can never be shed,
+and dividing by all survivors would deflate the control run (20% of its weights start below a 20%
+line) and manufacture a cascade. ``denominator="survivors"`` gives the literal shed / survivors.
 """
 
 from __future__ import annotations
@@ -17,13 +18,15 @@ DENOMINATORS = ("eligible", "survivors")
 
 
 def steps_of_round(ds: xr.Dataset, event: int | None = None, dim: str = "step") -> np.ndarray:
-    """Positions along ``dim`` (``step`` or ``record_step``) of a round's rows; all retraining rows if None."""
+    """Positions along ``dim`` (``step`` or ``record_step``) of a round's rows; all retraining rows
+    if None."""
     rounds = np.asarray((ds.step_round if dim == "step" else ds.record_round).values)
     return np.flatnonzero(rounds >= 0 if event is None else rounds == event)
 
 
 def _per_step_event_table(ds: xr.Dataset, name: str) -> xr.DataArray:
-    """``ds[name]`` (event, layer) looked up at each step's event (its round; pretraining rows get 0)."""
+    """``ds[name]`` (event, layer) looked up at each step's event (its round; pretraining rows get
+    0)."""
     rounds = np.clip(np.asarray(ds.step_round.values), 0, None).astype(int)
     table = ds[
         name
@@ -62,8 +65,8 @@ def shed_fraction(ds: xr.Dataset, denominator: str = "eligible") -> xr.Dataset:
 def amplification(ds: xr.Dataset, event: int = 0, window: int | None = None) -> xr.Dataset:
     """A = (shed count at the peak) / (count pruned at the event); per layer too.
 
-    The peak is the step with the largest global shed count in the event's round, or within ``window``
-    steps of the event. A is NaN for the control (nothing pruned).
+    The peak is the step with the largest global shed count in the event's round, or within
+    ``window`` steps of the event. A is NaN for the control (nothing pruned).
     """
     rows = steps_of_round(ds, event)
     if window is not None:
@@ -99,11 +102,15 @@ def _layer_sum(flags: xr.DataArray, ds: xr.Dataset) -> xr.DataArray:
 def shed_from_magnitude(
     ds: xr.Dataset, event: int = 0, alpha: float | None = None, line: float | None = None
 ) -> xr.Dataset:
-    """Recompute shed counts at the snapshot steps of an event's round, for any line (needs magnitudes).
+    """Recompute shed counts at the snapshot steps of an event's round, for any line (needs
+    magnitudes).
 
-    The line is ``line`` when given, else ``alpha * tau`` of the event (``alpha`` defaults to the run's).
-    Eligible weights: kept by the event's mask and at or above the line in the snapshot at the event step.
-    Returns ``shed_count(record_step, layer)``, ``eligible(layer)``, ``below(layer)`` and the global S.
+    The line is ``line`` when given, else ``alpha * tau`` of the event (``alpha`` defaults to the
+    run's).
+    Eligible weights: kept by the event's mask and at or above the line in the snapshot at the event
+    step.
+    Returns ``shed_count(record_step, layer)``, ``eligible(layer)``, ``below(layer)`` and the global
+    S.
     """
     if "magnitude" not in ds:
         raise ValueError(
@@ -144,7 +151,8 @@ def peak(da: xr.DataArray, dim: str = "step") -> tuple[int, float]:
 
 
 def _round_rows(ds: xr.Dataset, event: int, dim: str) -> np.ndarray:
-    """Rows of an event's round along ``dim``; for snapshots, without the event's own (start) snapshot."""
+    """Rows of an event's round along ``dim``; for snapshots, without the event's own (start)
+    snapshot."""
     rows = steps_of_round(ds, event, dim)
     if dim == "record_step":
         ev_step = int(ds.event_step.isel(event=event))
@@ -161,13 +169,16 @@ def shed_curves(
 ) -> xr.Dataset:
     """Shed counts and S(t) of one event's round for one line, per layer and globally.
 
-    ``line`` is an :class:`shedding.analysis.lines.Line` (default: the recorded line, gmp at the run's alpha).
-    ``line_values`` (one per layer) overrides the line's own values: a control is measured against its
-    pruned run's line this way. The recorded line uses the per-step counts of the recorder (every step);
-    any other line is recounted from the magnitude snapshots (snapshot resolution; needs magnitudes).
-    Returns ``shed_count``, ``shed_events``, ``recover_events`` (step, layer), ``eligible``, ``survivors``,
-    ``below`` (layer), ``shed_fraction`` (step, layer), ``shed_fraction_global`` and ``shed_count_global``
-    (step), with the line and the resolution in the attributes.
+    ``line`` is an :class:`shedding.analysis.lines.Line` (default: the recorded line, gmp at the
+    run's alpha).
+    ``line_values`` (one per layer) overrides the line's own values: a control is measured against
+    its pruned run's line this way. The recorded line uses the per-step counts of the recorder
+    (every step); any other line is recounted from the magnitude snapshots (snapshot resolution;
+    needs magnitudes).
+    Returns ``shed_count``, ``shed_events``, ``recover_events`` (step, layer), ``eligible``,
+    ``survivors``,
+    ``below`` (layer), ``shed_fraction`` (step, layer), ``shed_fraction_global`` and
+    ``shed_count_global`` (step), with the line and the resolution in the attributes.
     """
     from shedding.analysis.lines import Line
 

@@ -1,10 +1,12 @@
-"""Everything ``shedding analyze`` and ``compare`` compute for a set of runs, as xarray objects (no I/O).
+"""Everything ``shedding analyze`` and ``compare`` compute for a set of runs, as xarray objects (no
+I/O).
 
-Runs are grouped into conditions (same configuration, different seeds); each run is matched with its control
-by :func:`shedding.analysis.controls.match_controls` (same setting and seed, same line), or has none. Per run: cascade
-detection for every event and line. Per condition: means over seeds with bootstrap confidence intervals, CI
-bands of S(t) and of the excess, and a verdict. Across runs: the kept-set overlap matrices (masks and
-effective sets) and the convergence of random runs towards GMP's set.
+Runs are grouped into conditions (same configuration, different seeds); each run is matched with its
+control by :func:`shedding.analysis.controls.match_controls` (same setting and seed, same line), or
+has none. Per run: cascade detection for every event and line. Per condition: means over seeds with
+bootstrap confidence intervals, CI bands of S(t) and of the excess, and a verdict. Across runs: the
+kept-set overlap matrices (masks and effective sets) and the convergence of random runs towards
+GMP's set.
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ class Summary:
 
     @property
     def cascades(self) -> dict[str, xr.Dataset]:
-        """Per run: the detection of event 0 on the first line, with its verdict in the attributes."""
+        """Per run: the detection of event 0 on the first line, with its verdict in the
+        attributes."""
         out = {}
         for name, det in self.detections.items():
             d = det.isel(event=0, line=0)
@@ -77,7 +80,8 @@ class Summary:
         }
 
     def table(self) -> list[dict[str, object]]:
-        """One row of key statistics per run and event, first line (what the CLI prints; ``--json``)."""
+        """One row of key statistics per run and event, first line (what the CLI prints;
+        ``--json``)."""
         rows = []
         for name, det in self.detections.items():
             ds = self.runs[name]
@@ -164,9 +168,11 @@ def summarize(
     denominator: str = "eligible",
     overlaps: bool = True,
 ) -> Summary:
-    """Analyze ``runs`` together; see the module docstring. ``control`` forces one control for every run.
+    """Analyze ``runs`` together; see the module docstring. ``control`` forces one control for every
+    run.
 
-    Condition verdict (ours): a cascade when the mean peak excess over seeds reaches ``min_excess`` and its
+    Condition verdict (ours): a cascade when the mean peak excess over seeds reaches ``min_excess``
+    and its
     95% bootstrap CI lies above 0; with one seed, the run's own verdict, flagged as such.
     """
     if control is not None and control not in runs:

@@ -1,21 +1,27 @@
-"""Analysis throughput and peak memory on a synthetic store, against a raw read and decompress of it.
+"""Analysis throughput and peak memory on a synthetic store, against a raw read and decompress of
+it.
 
 Run: ``python -m benchmarks.analysis_throughput [--gb 1] [--path DIR] [--keep] [--repeats 3]``.
-Synthesises a run store with about ``--gb`` GB of magnitudes (uncompressed; random walk, not trained; see
-:mod:`benchmarks.synthetic_store`) in a temporary folder, or reuses ``--path`` when it holds one, then
-measures, each in a fresh Python process (so peak RSS of one measurement does not mix with another's):
+Synthesises a run store with about ``--gb`` GB of magnitudes (uncompressed; random walk, not
+trained; see
+:mod:`benchmarks.synthetic_store`) in a temporary folder, or reuses ``--path`` when it holds one,
+then measures, each in a fresh Python process (so peak RSS of one measurement does not mix with
+another's):
 
 * ``raw``: every magnitude chunk read and decompressed with zarr directly and summed (so nothing is
-  skipped), two ways: chunk-aligned row blocks ``arr[a:b]`` (zarr decodes a block's chunks concurrently)
-  and one chunk at a time on as many threads as dask uses; the faster is the raw baseline, the cost any
-  analysis of the store pays;
-* ``dask read``: ``open_run(path).magnitude.sum()`` through xarray/dask: the same read, as analyses see it;
-* ``shed_from_magnitude(open_run(path)).compute()`` and ``magnitude_histogram(open_run(path)).compute()``.
+  skipped), two ways: chunk-aligned row blocks ``arr[a:b]`` (zarr decodes a block's chunks
+  concurrently) and one chunk at a time on as many threads as dask uses; the faster is the raw
+  baseline, the cost any analysis of the store pays;
+* ``dask read``: ``open_run(path).magnitude.sum()`` through xarray/dask: the same read, as analyses
+  see it;
+* ``shed_from_magnitude(open_run(path)).compute()`` and
+  ``magnitude_histogram(open_run(path)).compute()``.
 
-Throughput is uncompressed magnitude bytes per second of wall time (opening the store included). Repeats
-are interleaved and each time is the median over them (the machine is shared and noisy); ratios are to
-the raw read of the same run. Peak memory is the process's maximum RSS (``getrusage``), shown against the
-store's uncompressed size: far below 1 means the analysis ran out of core, bounded by chunks.
+Throughput is uncompressed magnitude bytes per second of wall time (opening the store included).
+Repeats are interleaved and each time is the median over them (the machine is shared and noisy);
+ratios are to the raw read of the same run. Peak memory is the process's maximum RSS
+(``getrusage``), shown against the store's uncompressed size: far below 1 means the analysis ran out
+of core, bounded by chunks.
 """
 
 from __future__ import annotations
@@ -44,8 +50,9 @@ TARGET = 0.5  # analysis throughput / raw read the issue asks for
 def _peak_rss() -> int:
     """Peak RSS of this process in bytes.
 
-    ``VmHWM`` belongs to the process's own address space, created at ``exec``; ``ru_maxrss`` is the fallback
-    but on Linux it starts from the *parent's* RSS at fork time, which would blur a child's measurement.
+    ``VmHWM`` belongs to the process's own address space, created at ``exec``; ``ru_maxrss`` is the
+    fallback but on Linux it starts from the *parent's* RSS at fork time, which would blur a child's
+    measurement.
     """
     try:
         for line in open("/proc/self/status"):
@@ -57,7 +64,8 @@ def _peak_rss() -> int:
 
 
 def measure(kind: str, path: Path, profile: bool = False) -> dict:
-    """Run one measurement in this process: its time (and phases), peak RSS and a checksum of the result."""
+    """Run one measurement in this process: its time (and phases), peak RSS and a checksum of the
+    result."""
     import contextlib
 
     import dask
@@ -317,7 +325,8 @@ def run(
 
 
 def _profile(path: Path) -> None:
-    """Each analysis once more under dask's Profiler: summed task seconds by task name, busiest first."""
+    """Each analysis once more under dask's Profiler: summed task seconds by task name, busiest
+    first."""
     for kind in ("dask read", *ANALYSES):
         r = _in_subprocess(kind, path, profile=True)
         total = sum(t[2] for t in r["tasks"])
@@ -332,7 +341,8 @@ def _profile(path: Path) -> None:
 
 
 def _chunk_costs(path: Path) -> None:
-    """Single-thread cost of one chunk: decompress, the shed test, and the histogram kernel and its steps."""
+    """Single-thread cost of one chunk: decompress, the shed test, and the histogram kernel and its
+    steps."""
     import numpy as np
     import zarr
 

@@ -1,13 +1,16 @@
 """Which Zarr codec and chunk length to store magnitudes with: measured on real recorded magnitudes.
 
-Run: ``python -m benchmarks.codecs [--source digits|resnet20] [--chunks 16 64]``. Records a short run (every
-weight every step, float32): ``digits``, the embedded digits CNN retrained after 50% GMP (133 snapshots x
-30,496 weights), or ``resnet20``, ResNet-20 on CIFAR-shaped synthetic data after 50% GMP (65 snapshots x
+Run: ``python -m benchmarks.codecs [--source digits|resnet20] [--chunks 16 64]``. Records a short
+run (every weight every step, float32): ``digits``, the embedded digits CNN retrained after 50% GMP
+(133 snapshots x
+30,496 weights), or ``resnet20``, ResNet-20 on CIFAR-shaped synthetic data after 50% GMP (65
+snapshots x
 270,896 weights). It then writes the magnitudes (as float32,
-float16 and log8 codes) with each candidate codec and chunk length into a temporary folder and reads them back,
-printing bytes per weight-step and write / read throughput (median of 3). The store's choice (``SNAPSHOT_CODEC`` and
-``TIME_MAJOR`` in :mod:`shedding.recording.store`, and the default ``--record-chunk-steps``) is the one these
-tables supported; stores record it in ``codec_choice``.
+float16 and log8 codes) with each candidate codec and chunk length into a temporary folder and reads
+them back, printing bytes per weight-step and write / read throughput (median of 3). The store's
+choice (``SNAPSHOT_CODEC`` and
+``TIME_MAJOR`` in :mod:`shedding.recording.store`, and the default ``--record-chunk-steps``) is the
+one these tables supported; stores record it in ``codec_choice``.
 """
 
 from __future__ import annotations
@@ -55,7 +58,8 @@ def _digits(folder: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _resnet20(folder: Path, steps: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """(magnitudes float32 of 64 ResNet-20 steps after 50% GMP, layer of each weight), as the overhead benchmark."""
+    """(magnitudes float32 of 64 ResNet-20 steps after 50% GMP, layer of each weight), as the
+    overhead benchmark."""
     from benchmarks.recording_overhead import _run, _setup, _variant
 
     model, params, masks, weights, loader = _setup(
@@ -83,7 +87,8 @@ def _encodings(mag: np.ndarray, layers: np.ndarray) -> dict[str, np.ndarray]:
 def _measure(
     data: np.ndarray, codecs: tuple[list, list], chunk_steps: int, folder: Path, repeats: int = 3
 ) -> tuple[float, float, float]:
-    """(bytes per weight-step, write MB/s, read MB/s) of ``data`` stored with ``codecs`` (filters, compressors)."""
+    """(bytes per weight-step, write MB/s, read MB/s) of ``data`` stored with ``codecs`` (filters,
+    compressors)."""
     writes, reads, size = [], [], 0
     filters, compressors = codecs
     for r in range(repeats):

@@ -1,17 +1,20 @@
-"""The GPU check's Python side (benchmarks/gpu_check.sh runs it; docs/gpu-checks.md says how and why).
+"""The GPU check's Python side (benchmarks/gpu_check.sh runs it; docs/gpu-checks.md says how and
+why).
 
-* ``python -m benchmarks.gpu_check env [--device cuda]``: what the machine has (Python, torch, the GPU, each
-  package the checked paths import, with its version and where it was imported from); fails when one of
-  them does not import, or when ``--device cuda`` finds no CUDA device, so the script stops before spending
-  the lease on parts that cannot run.
-* ``python -m benchmarks.gpu_check verify RUN.tar.gz|RUN.zarr [--device cuda]``: checks a recorded store (the
-  tarball the GPU machine sends back): status complete, recorded on that device, a snapshot at every step,
-  the device's per-step shed counts and eligible set equal numpy's recount from the stored float32
-  magnitudes and mask, each magnitude histogram holds every non-zero weight once, losses finite.
-* ``python -m benchmarks.gpu_check report BENCH.json``: the benchmark's target rows against their targets.
+* ``python -m benchmarks.gpu_check env [--device cuda]``: what the machine has (Python, torch, the
+  GPU, each package the checked paths import, with its version and where it was imported from);
+  fails when one of them does not import, or when ``--device cuda`` finds no CUDA device, so the
+  script stops before spending the lease on parts that cannot run.
+* ``python -m benchmarks.gpu_check verify RUN.tar.gz|RUN.zarr [--device cuda]``: checks a recorded
+  store (the tarball the GPU machine sends back): status complete, recorded on that device, a
+  snapshot at every step, the device's per-step shed counts and eligible set equal numpy's recount
+  from the stored float32 magnitudes and mask, each magnitude histogram holds every non-zero weight
+  once, losses finite.
+* ``python -m benchmarks.gpu_check report BENCH.json``: the benchmark's target rows against their
+  targets.
 
-Its imports are the standard library and numpy only (zarr is imported where a store is read), so ``env``
-can report what is missing rather than fail on it.
+Its imports are the standard library and numpy only (zarr is imported where a store is read), so
+``env`` can report what is missing rather than fail on it.
 """
 
 from __future__ import annotations
@@ -31,8 +34,9 @@ from typing import Any
 
 import numpy as np
 
-# What the checked paths import (python -m shedding.cli.main record, tests/e2e/test_gpu.py, benchmarks/recording_overhead.py)
-# beyond the standard library; the ones benchmarks/gpu_wheels.sh carries are marked in its list.
+# What the checked paths import (python -m shedding.cli.main record, tests/e2e/test_gpu.py,
+# benchmarks/recording_overhead.py) beyond the standard library; the ones benchmarks/gpu_wheels.sh
+# carries are marked in its list.
 PACKAGES = [
     "numpy",
     "scipy",
@@ -85,7 +89,8 @@ def _distributions() -> dict[str, list[str]]:
 
 
 def _version(name: str, module: Any) -> str:
-    """The installed version of the distribution that provides top-level module ``name`` (or the module's own)."""
+    """The installed version of the distribution that provides top-level module ``name`` (or the
+    module's own)."""
     from importlib import metadata
 
     for dist in _distributions().get(name.split(".")[0], []):
@@ -134,11 +139,12 @@ def env(device: str) -> int:
 
 
 def numpy_recount(group: Any) -> dict[str, np.ndarray]:
-    """What a store's device-side counts should be, recounted by numpy from its stored float32 magnitudes, the
-    event's mask and its shed line (SCIENCE.md section 4): per layer, the eligible weights (kept, at or above
-    the line at the event) and those below it, then for each recorded step after the event the eligible
-    weights below the line (``shed_count``), those newly below (``shed_events``) and those back above
-    (``recover_events``). Expects one prune event and a snapshot at every step after it (record every 1)."""
+    """What a store's device-side counts should be, recounted by numpy from its stored float32
+    magnitudes, the event's mask and its shed line (SCIENCE.md section 4): per layer, the eligible
+    weights (kept, at or above the line at the event) and those below it, then for each recorded
+    step after the event the eligible weights below the line (``shed_count``), those newly below
+    (``shed_events``) and those back above (``recover_events``). Expects one prune event and a
+    snapshot at every step after it (record every 1)."""
     mag = np.asarray(group["magnitude"][:], dtype=np.float32)
     mask = np.asarray(group["mask"][0]).astype(bool)
     line = float(group["event_line"][0])
@@ -163,7 +169,8 @@ def numpy_recount(group: Any) -> dict[str, np.ndarray]:
 
 
 def recount_mismatches(group: Any) -> list[str]:
-    """The store's counts that differ from :func:`numpy_recount`, one line each (empty: all equal)."""
+    """The store's counts that differ from :func:`numpy_recount`, one line each (empty: all
+    equal)."""
     problems = []
     for var, expect in numpy_recount(group).items():
         got = np.asarray(group[var][0] if var.startswith("event_") else group[var][: len(expect)])
@@ -180,8 +187,8 @@ def recount_mismatches(group: Any) -> list[str]:
 
 
 def check_store(path: Path, device: str | None = None) -> list[str]:
-    """What is wrong with the recorded store at ``path``, one line each (empty: it passes). ``device``: the
-    kind of device (cpu, cuda) the run must have been recorded on."""
+    """What is wrong with the recorded store at ``path``, one line each (empty: it passes).
+    ``device``: the kind of device (cpu, cuda) the run must have been recorded on."""
     import zarr
 
     g = zarr.open_group(str(path), mode="r")
@@ -245,7 +252,8 @@ def _unpack(path: Path, into: Path) -> Path:
 
 
 def verify(path: Path, device: str | None) -> int:
-    """Check the store at ``path`` (a tarball or a .zarr folder); print OK or each problem; 0 when it passes."""
+    """Check the store at ``path`` (a tarball or a .zarr folder); print OK or each problem; 0 when
+    it passes."""
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as tmp:
         try:
             store = path if path.is_dir() else _unpack(path, Path(tmp))

@@ -1,27 +1,31 @@
 """Recording overhead: training-step time with the recorder against the same loop without it.
 
-Run: ``python -m benchmarks.recording_overhead [--steps N] [--repeats R] [--device cpu|cuda] [--cases ...]
-[--variants ...] [--json PATH]``; ``--model/--shape/--batch`` time a case's variants on a stand-in model (a dry
-run of the GPU rows on a CPU, see benchmarks/gpu_check.sh).
-Prints one table of ratios measured in this run (machines are shared and noisy: only ratios are reported,
-each the median over repeats that interleave the variants in a shuffled order). Two measures per variant:
+Run: ``python -m benchmarks.recording_overhead [--steps N] [--repeats R] [--device cpu|cuda]
+[--cases ...]
+[--variants ...] [--json PATH]``; ``--model/--shape/--batch`` time a case's variants on a stand-in
+model (a dry run of the GPU rows on a CPU, see benchmarks/gpu_check.sh).
+Prints one table of ratios measured in this run (machines are shared and noisy: only ratios are
+reported, each the median over repeats that interleave the variants in a shuffled order). Two
+measures per variant:
 
 * **wall**: the whole run's wall time (closing the store included) over the run without recording;
-* **own**: 1 + the recorder's own time over the run without recording, from a second run of the variant in
-  which the writer is held back until training ends: the time in its hooks on the training thread plus the
-  time the writer then takes to write everything and close the store, alone on the machine. It counts the
-  writer's work as if none of it overlapped training, and, like the time inside ``torch.save`` for the peer,
-  without other work competing for the cores; unlike the wall ratio it stays readable when the machine's
-  noise is larger than the overhead.
+* **own**: 1 + the recorder's own time over the run without recording, from a second run of the
+  variant in which the writer is held back until training ends: the time in its hooks on the
+  training thread plus the time the writer then takes to write everything and close the store, alone
+  on the machine. It counts the writer's work as if none of it overlapped training, and, like the
+  time inside ``torch.save`` for the peer, without other work competing for the cores; unlike the
+  wall ratio it stays readable when the machine's noise is larger than the overhead.
 
-Against the peer it also gives the **training-thread** time alone (the hooks, waits for a full queue included,
-not the writer's work nor closing the store): a lower bound on the added time, reached when the writer has a
-core of its own and the run is long enough for closing the store not to count.
+Against the peer it also gives the **training-thread** time alone (the hooks, waits for a full queue
+included, not the writer's work nor closing the store): a lower bound on the added time, reached
+when the writer has a core of its own and the run is long enough for closing the store not to count.
 
 It also compares the store's bytes and the recorder's own time with the hand-written peer,
-``torch.save(model.state_dict())`` at the same interval (its own time: the time inside ``torch.save``).
-On CUDA it adds ResNet-56 and ResNet-50 (bf16 autocast), the GPU rows of issue 3; ``--variants`` keeps some
-variants only (``summary every step`` in every case, ``resnet50:full every 100, float16`` in one).
+``torch.save(model.state_dict())`` at the same interval (its own time: the time inside
+``torch.save``).
+On CUDA it adds ResNet-56 and ResNet-50 (bf16 autocast), the GPU rows of issue 3; ``--variants``
+keeps some variants only (``summary every step`` in every case, ``resnet50:full every 100, float16``
+in one).
 """
 
 from __future__ import annotations
@@ -73,7 +77,8 @@ CPU_VARIANTS = [
 
 @dataclass
 class Case:
-    """One model to time: its input shape, batch, steps per run, precision, and the variants to time."""
+    """One model to time: its input shape, batch, steps per run, precision, and the variants to
+    time."""
 
     model: str
     shape: tuple[int, int, int]
@@ -274,7 +279,8 @@ def _variant(
     device: torch.device,
     max_pending: int = 8,
 ) -> Callback:
-    """The callback a variant name stands for (``summary every step``, ``full every 10, log8``, ...)."""
+    """The callback a variant name stands for (``summary every step``, ``full every 10, log8``,
+    ...)."""
     what, _, dtype = name.partition(", ")
     words = what.split()
     every = 1 if words[-1] == "step" else int(words[-1])
@@ -289,8 +295,9 @@ def _variant(
 
 
 def _writer_held(rec: Recorder) -> Callable[[], float]:
-    """Hold ``rec``'s writer back (its queue must be long enough for the whole run); the returned function lets
-    it go, closes the store and returns the seconds that took: the writer's work, alone on the machine."""
+    """Hold ``rec``'s writer back (its queue must be long enough for the whole run); the returned
+    function lets it go, closes the store and returns the seconds that took: the writer's work,
+    alone on the machine."""
     gate = threading.Event()
     rec.io.submit(gate.wait)
 
@@ -347,7 +354,8 @@ def measure(
                 sizes[name] = _folder_bytes(folder)
                 shutil.rmtree(folder)
                 folder.mkdir()
-                # own time: the same run with the writer held back until training ends (a queue for every write)
+                # own time: the same run with the writer held back until training ends (a queue for
+                # every write)
                 held = build(folder, max_pending=1 << 20)
                 release = _writer_held(held)
                 timed = Timed(held)
@@ -398,7 +406,8 @@ def measure(
 
 
 def _positive(text: str) -> int:
-    """An argparse type: a whole number of at least 1 (argparse turns the error into one line, exit 2)."""
+    """An argparse type: a whole number of at least 1 (argparse turns the error into one line, exit
+    2)."""
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} must be at least 1")
@@ -417,9 +426,10 @@ def _shape(text: str) -> tuple[int, int, int]:
 
 
 def select_variants(names: list[str], wanted: list[str] | None) -> dict[str, list[str]]:
-    """The variants to time in each case of ``names``: all of them, or those ``wanted`` names, each either a
-    variant (kept in every case that has it) or ``CASE:VARIANT`` (kept in that case). Raises ValueError naming
-    a wanted variant that none of the cases has, or a case left with none."""
+    """The variants to time in each case of ``names``: all of them, or those ``wanted`` names, each
+    either a variant (kept in every case that has it) or ``CASE:VARIANT`` (kept in that case).
+    Raises ValueError naming a wanted variant that none of the cases has, or a case left with
+    none."""
     if not wanted:
         return {n: list(CASES[n].variants) for n in names}
     chosen: dict[str, list[str]] = {}
@@ -445,7 +455,8 @@ def select_variants(names: list[str], wanted: list[str] | None) -> dict[str, lis
 
 
 def _write_json(path: Path, meta: dict, rows: list[dict]) -> None:
-    """The table so far as JSON (written after each case, so a run stopped by a time limit keeps its rows)."""
+    """The table so far as JSON (written after each case, so a run stopped by a time limit keeps its
+    rows)."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps({**meta, "rows": rows}, indent=1))
     os.replace(tmp, path)

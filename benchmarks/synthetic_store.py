@@ -1,26 +1,30 @@
-"""Synthetic run stores of any size: valid ``shedding`` stores filled with a random walk, not trained.
+"""Synthetic run stores of any size: valid ``shedding`` stores filled with a random walk, not
+trained.
 
-``synthesize(path, n_weights, n_snapshots)`` creates the store with :meth:`RunStore.create` (the same
-arrays, chunks, codecs and attributes as a recorded run: one GMP event at step 0 followed by
+``synthesize(path, n_weights, n_snapshots)`` creates the store with :meth:`RunStore.create` (the
+same arrays, chunks, codecs and attributes as a recorded run: one GMP event at step 0 followed by
 ``n_snapshots`` retraining steps, every step recorded) and fills it chunk by chunk:
 
 * start magnitudes |w| ~ lognormal; event 0 is a global-magnitude prune of exactly half of them
-  (``mask``); ``pre_prune_magnitude`` holds the start magnitudes and ``event_tau`` = ``event_line`` the GMP
-  cut value (midpoint between the largest pruned and the smallest kept magnitude, as ``gmp_threshold``);
-* ``magnitude`` is a multiplicative random walk from the post-prune magnitudes with a downward drift, so
-  some survivors cross the line (and some cross back); pruned weights stay exactly 0;
-* the per-step counts (``shed_count``, ``shed_events``, ``recover_events``) and the event tables are the
-  exact counts of those magnitudes (what the recorder's counter would have written), so analyses that
-  recount from ``magnitude`` agree with them; ``loss``, ``lr`` and the epoch metrics are simple curves.
+  (``mask``); ``pre_prune_magnitude`` holds the start magnitudes and ``event_tau`` = ``event_line``
+  the GMP cut value (midpoint between the largest pruned and the smallest kept magnitude, as
+  ``gmp_threshold``);
+* ``magnitude`` is a multiplicative random walk from the post-prune magnitudes with a downward
+  drift, so some survivors cross the line (and some cross back); pruned weights stay exactly 0;
+* the per-step counts (``shed_count``, ``shed_events``, ``recover_events``) and the event tables are
+  the exact counts of those magnitudes (what the recorder's counter would have written), so analyses
+  that recount from ``magnitude`` agree with them; ``loss``, ``lr`` and the epoch metrics are simple
+  curves.
 
 Memory is bounded by the Zarr chunk, not by the store: the magnitudes are generated one weight-chunk
-column at a time, walking through the steps one chunk of rows at a time, and each block is written as one
-whole chunk. Besides that block (and a few boolean blocks of its shape) only one snapshot's worth of
-per-weight state is held: the start magnitudes and the mask, ``n_weights * 5`` bytes (plus, while the
+column at a time, walking through the steps one chunk of rows at a time, and each block is written
+as one whole chunk. Besides that block (and a few boolean blocks of its shape) only one snapshot's
+worth of per-weight state is held: the start magnitudes and the mask, ``n_weights * 5`` bytes (plus,
+while the
 GMP cut is found, one int64 index per weight). ``ChunkWriter``
-(whose buffer spans every weight of ``chunk_steps`` rows) writes the per-step arrays; ``magnitude`` is
-written with chunk-aligned assignments, each covering exactly one chunk, so no chunk is ever written
-partially or read back either.
+(whose buffer spans every weight of ``chunk_steps`` rows) writes the per-step arrays; ``magnitude``
+is written with chunk-aligned assignments, each covering exactly one chunk, so no chunk is ever
+written partially or read back either.
 """
 
 from __future__ import annotations
@@ -44,7 +48,8 @@ NOISE_TOTAL = 0.3  # std of the change of log|w| over the whole run (random-walk
 
 
 def _shape(size: int, conv: bool) -> tuple[int, ...]:
-    """A plausible tensor shape with ``size`` elements: (out, in, 3, 3) for conv layers, else (out, in)."""
+    """A plausible tensor shape with ``size`` elements: (out, in, 3, 3) for conv layers, else (out,
+    in)."""
     if conv and size % 9 == 0:
         return (*_shape(size // 9, False), 3, 3)
     a = 1
@@ -78,7 +83,8 @@ def synthetic_layers(n_weights: int, layers: int = 8) -> list[Layer]:
 
 
 def _gmp(start: np.ndarray) -> tuple[np.ndarray, float]:
-    """Keep mask pruning exactly ``round(SPARSITY * n)`` smallest magnitudes, and the cut value tau."""
+    """Keep mask pruning exactly ``round(SPARSITY * n)`` smallest magnitudes, and the cut value
+    tau."""
     n = len(start)
     k = int(round(SPARSITY * n))
     mask = np.ones(n, dtype=bool)
@@ -94,7 +100,8 @@ def _gmp(start: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def _segments(layers: list[Layer], c0: int, c1: int) -> tuple[np.ndarray, np.ndarray]:
-    """For weight columns [c0, c1): local start offset and layer index of each layer piece inside."""
+    """For weight columns [c0, c1): local start offset and layer index of each layer piece
+    inside."""
     starts = np.array([layer.start for layer in layers])
     ends = starts + np.array([layer.size for layer in layers])
     ids = np.flatnonzero((ends > c0) & (starts < c1))
@@ -114,8 +121,9 @@ def synthesize(
 ) -> Path:
     """Create and fill a complete synthetic run store at ``path``; return the path.
 
-    ``n_snapshots`` retraining steps after one GMP event at step 0, every step recorded, so ``magnitude``
-    has ``n_snapshots + 1`` rows of ``n_weights`` values (``dtype``: float32 or float16).
+    ``n_snapshots`` retraining steps after one GMP event at step 0, every step recorded, so
+    ``magnitude`` has ``n_snapshots + 1`` rows of ``n_weights`` values (``dtype``: float32 or
+    float16).
     """
     path = Path(path)
     if n_snapshots < 1:

@@ -1,4 +1,5 @@
-"""What the CLI tells its user: one-line errors (exit 2), run outcomes (exit 1 or 130), progress bars.
+"""What the CLI tells its user: one-line errors (exit 2), run outcomes (exit 1 or 130), progress
+bars.
 
 Every command module uses these; none of them imports a command module.
 """
@@ -45,8 +46,9 @@ def fail(message: str) -> typer.Exit:
 
 
 class OneLineUsageErrors(TyperGroup):
-    """The root command group: click's own errors (an unknown option, a value of the wrong type, a missing
-    argument) print one line starting with ``error:`` like every other user error, instead of a usage box."""
+    """The root command group: click's own errors (an unknown option, a value of the wrong type, a
+    missing argument) print one line starting with ``error:`` like every other user error, instead
+    of a usage box."""
 
     def main(
         self,
@@ -56,7 +58,8 @@ class OneLineUsageErrors(TyperGroup):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> Any:
-        """Run the CLI; see the class docstring. Exits (as click does) unless ``standalone_mode`` is false."""
+        """Run the CLI; see the class docstring. Exits (as click does) unless ``standalone_mode`` is
+        false."""
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
@@ -90,11 +93,13 @@ def user_errors() -> Iterator[None]:
 
 
 def check_output(path: str | Path, option: str, kind: str | None) -> None:
-    """Raise ValueError (one line naming ``option``) unless ``path`` can be written, before anything is.
+    """Raise ValueError (one line naming ``option``) unless ``path`` can be written, before anything
+    is.
 
-    ``kind`` ('file' or 'folder') is what an existing ``path`` must be (None: leave that to the caller); the
-    nearest existing folder on the way to ``path`` must be a folder this process may write in (``os.access``
-    also answers no on a read-only file system, which stops root too). Remote URLs are not checked.
+    ``kind`` ('file' or 'folder') is what an existing ``path`` must be (None: leave that to the
+    caller); the nearest existing folder on the way to ``path`` must be a folder this process may
+    write in (``os.access`` also answers no on a read-only file system, which stops root too).
+    Remote URLs are not checked.
     """
     import os
 
@@ -121,8 +126,9 @@ def check_output(path: str | Path, option: str, kind: str | None) -> None:
 
 @contextmanager
 def run_errors(path: Path | str) -> Iterator[None]:
-    """During a run: Ctrl-C and SIGTERM exit 130 and a crash exits 1, each with one line saying what the store
-    holds. Signals stop the run at the next step (see :mod:`shedding.interrupts`), also while it closes.
+    """During a run: Ctrl-C and SIGTERM exit 130 and a crash exits 1, each with one line saying what
+    the store holds. Signals stop the run at the next step (see :mod:`shedding.interrupts`), also
+    while it closes.
 
     Set SHEDDING_DEBUG=1 to get the traceback of a crash instead.
     """
@@ -168,7 +174,8 @@ def run_errors(path: Path | str) -> Iterator[None]:
 
 
 def _interrupted_line(path: Path | str, status: str | None) -> str:
-    """What a stopped run left behind, in words; ``status`` None: not known to the run, read from the store."""
+    """What a stopped run left behind, in words; ``status`` None: not known to the run, read from
+    the store."""
     if status is None:
         status = _store_status(path)
     if status == "complete":
@@ -184,7 +191,8 @@ def _interrupted_line(path: Path | str, status: str | None) -> str:
 
 
 def _store_status(path: Path | str) -> str | None:
-    """The status attribute of the run store at ``path``; None where there is none (or it can't be read)."""
+    """The status attribute of the run store at ``path``; None where there is none (or it can't be
+    read)."""
     try:
         meta = json.loads((as_path(path) / "zarr.json").read_text())
         status = meta["attributes"]["status"]
@@ -195,10 +203,11 @@ def _store_status(path: Path | str) -> str | None:
 
 @contextmanager
 def progress_bars() -> Iterator[Callable[[str, int], Callable[[int], None]]]:
-    """A rich progress display; yields ``factory(description, total) -> advance(n)`` (None on quiet consoles).
+    """A rich progress display; yields ``factory(description, total) -> advance(n)`` (None on quiet
+    consoles).
 
-    The display starts with its first bar, so that an error raised before any (a bad option found late) prints
-    its one line and nothing else.
+    The display starts with its first bar, so that an error raised before any (a bad option found
+    late) prints its one line and nothing else.
     """
     if console.quiet:  # ranks other than 0 of a torchrun launch
         yield None

@@ -1,7 +1,7 @@
 """``shedding``: record prune-and-retrain runs into Zarr stores, analyze them, write reports.
 
-Every error a user can cause is printed as one line starting with ``error:`` and exits with status 2,
-before any output file is created.
+Every error a user can cause is printed as one line starting with ``error:`` and exits with status
+2, before any output file is created.
 """
 
 from __future__ import annotations
@@ -98,8 +98,8 @@ def record(
 
     Options layer as: defaults < --recipe < --config file < command-line options. Ctrl-C and SIGTERM
     flush what is buffered and mark the run interrupted; --resume continues it. Under torchrun (e.g.
-    `torchrun --nproc-per-node 2 -m shedding.cli.main record ...`) the processes train together and rank 0 alone
-    records and prints.
+    `torchrun --nproc-per-node 2 -m shedding.cli.main record ...`) the processes train together and
+    rank 0 alone records and prints.
     """
     from shedding import distributed
 
@@ -186,7 +186,8 @@ TABLE_COLUMNS = {
 
 
 def _print_summary(summary) -> None:
-    """The condition table (means over seeds with CIs), then the per-run table with evidence lines."""
+    """The condition table (means over seeds with CIs), then the per-run table with evidence
+    lines."""
     conds = summary.condition_table()
     if conds:
         table = Table(title="Conditions: means over seeds (95% bootstrap CI)")
@@ -376,8 +377,8 @@ def analyze(
         bool, typer.Option("--json", help="print the statistics as JSON instead of tables")
     ] = False,
 ) -> None:
-    """Cascade verdicts per run, event and line against matched controls, means with bootstrap CIs per
-    condition, kept-set overlaps; optional HTML report."""
+    """Cascade verdicts per run, event and line against matched controls, means with bootstrap CIs
+    per condition, kept-set overlaps; optional HTML report."""
     from shedding.reports import write_report
 
     with user_errors():
@@ -414,7 +415,8 @@ def analyze(
 
 
 def _check_comparable(opened: dict[str, Any], event: int) -> None:
-    """The runs have the same prunable layers, and each has the event ``event`` (negative: from the end)."""
+    """The runs have the same prunable layers, and each has the event ``event`` (negative: from the
+    end)."""
     first = next(iter(opened))
     for name, ds in opened.items():
         if list(ds.layer.values) != list(opened[first].layer.values):
@@ -449,8 +451,9 @@ def compare(
         bool, typer.Option("--json", help="print the matrices as JSON instead of a table")
     ] = False,
 ) -> None:
-    """Kept-set comparison over runs: Jaccard beside chance, hypergeometric p, Spearman (global and per layer),
-    effective sets, convergence of random runs towards GMP's set, block density; optional HTML report."""
+    """Kept-set comparison over runs: Jaccard beside chance, hypergeometric p, Spearman (global and
+    per layer), effective sets, convergence of random runs towards GMP's set, block density;
+    optional HTML report."""
     from shedding.analysis.overlap import kept_matrix
     from shedding.reports import write_report
 
@@ -586,7 +589,8 @@ def info(run: Annotated[str, typer.Argument(help="a run store (path or fsspec UR
 
 @app.command("list")
 def list_registries() -> None:
-    """The registered models, datasets, pruning methods and schedules, retraining techniques and recipes."""
+    """The registered models, datasets, pruning methods and schedules, retraining techniques and
+    recipes."""
     from shedding.data import DATASETS
     from shedding.models import MODELS
     from shedding.pruning import PRUNERS
@@ -614,10 +618,11 @@ def demo(
         int, typer.Option(help="number of seeds (0..N-1) of each run, for the confidence intervals")
     ] = 3,
 ) -> None:
-    """The main job on embedded data: GMP, random and unpruned-control retraining on digits for several seeds,
-    then the analysis and the report.
+    """The main job on embedded data: GMP, random and unpruned-control retraining on digits for
+    several seeds, then the analysis and the report.
 
-    Replaces the demo's own earlier stores in --out; original training runs are cached in --out/pretrain.
+    Replaces the demo's own earlier stores in --out; original training runs are cached in
+    --out/pretrain.
     """
     from shedding.analysis.summary import summarize
     from shedding.cli.demo import demo_configs

@@ -1,4 +1,5 @@
-"""Builds the ``record`` command's options from the configuration dataclasses (one option per field)."""
+"""Builds the ``record`` command's options from the configuration dataclasses (one option per
+field)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ def _default_text(f: FlatField) -> str:
 
 
 def config_parameters(panel: str = "Configuration") -> list[inspect.Parameter]:
-    """One keyword parameter per config field; ``None`` means 'not given' so layering stays explicit."""
+    """One keyword parameter per config field; ``None`` means 'not given' so layering stays
+    explicit."""
     params = []
     for f in flat_fields():
         if f.type is bool:
@@ -57,7 +59,8 @@ def config_parameters(panel: str = "Configuration") -> list[inspect.Parameter]:
 
 
 def with_config_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Give ``fn`` (which takes ``overrides: dict[str, str]`` plus its own options) every config option."""
+    """Give ``fn`` (which takes ``overrides: dict[str, str]`` plus its own options) every config
+    option."""
     sig = inspect.signature(fn)
     hints = typing.get_type_hints(fn, include_extras=True)  # real types, not postponed strings
     own = [

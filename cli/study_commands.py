@@ -1,8 +1,9 @@
-"""``shedding study NAME``: run a study's grid (skipping complete runs), analyze it and write its report.
+"""``shedding study NAME``: run a study's grid (skipping complete runs), analyze it and write its
+report.
 
-One command per registered study (:data:`shedding.studies.STUDIES`). Bad input fails with one line and status 2
-before anything is created; failed runs are listed at the end, the report is written for the rest and the exit
-status is 1.
+One command per registered study (:data:`shedding.studies.STUDIES`). Bad input fails with one line
+and status 2 before anything is created; failed runs are listed at the end, the report is written
+for the rest and the exit status is 1.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ app = typer.Typer(
 
 
 def _check_data(runs: list[GridRun]) -> None:
-    """Build data and model of each distinct (model, data) once, so a missing dataset fails before any run."""
+    """Build data and model of each distinct (model, data) once, so a missing dataset fails before
+    any run."""
     from shedding.experiment import prepare
 
     seen = set()
@@ -39,8 +41,8 @@ def _check_data(runs: list[GridRun]) -> None:
 
 
 def _unique(runs: list[GridRun]) -> dict[str, Any]:
-    """Distinct configurations by hash (two grid entries may share one run), the longest first so that the
-    workers are not left waiting on a long run at the end."""
+    """Distinct configurations by hash (two grid entries may share one run), the longest first so
+    that the workers are not left waiting on a long run at the end."""
     from shedding.pruning.schedule import sparsity_targets
     from shedding.steps import Step
 
@@ -60,7 +62,8 @@ def _unique(runs: list[GridRun]) -> dict[str, Any]:
 
 
 def _progress_callback(advance: Callable[[int], None], total: int) -> Callable[..., None]:
-    """A progress callback tolerant of how the runner reports: an outcome per finished run, or (done, total)."""
+    """A progress callback tolerant of how the runner reports: an outcome per finished run, or
+    (done, total)."""
     state = {"done": 0}
 
     def callback(*args: Any, **kwargs: Any) -> None:

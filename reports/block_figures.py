@@ -1,4 +1,5 @@
-"""Plotly figure of the semi-structured view (:func:`shedding.analysis.blocks.block_density`); xarray in, figure out."""
+"""Plotly figure of the semi-structured view (:func:`shedding.analysis.blocks.block_density`);
+xarray in, figure out."""
 
 from __future__ import annotations
 
@@ -24,9 +25,11 @@ def _title(name: str, result: xr.Dataset, scope: str) -> str:
 
 
 def block_density_figure(name: str, result: xr.Dataset, scope: str = "all") -> go.Figure:
-    """Observed vs binomial-expected number of blocks per kept count; a dropdown switches scope (layer).
+    """Observed vs binomial-expected number of blocks per kept count; a dropdown switches scope
+    (layer).
 
-    Two bar traces per scope, in ``result.scope`` order (observed, then expected); only ``scope``'s are visible.
+    Two bar traces per scope, in ``result.scope`` order (observed, then expected); only ``scope``'s
+    are visible.
     """
     scopes = [str(s) for s in result.scope.values]
     if scope not in scopes:

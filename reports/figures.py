@@ -29,8 +29,9 @@ def _list(a: xr.DataArray | np.ndarray) -> list:
 def shed_curves(
     fractions: dict[str, xr.Dataset], controls: set[str], control_of: dict[str, str | None]
 ) -> go.Figure:
-    """Global S(t) of every run (controls dashed grey) and, below, each pruned run's excess over its matched
-    control (``control_of``, from :func:`shedding.analysis.controls.match_controls`; no excess for a run without one)."""
+    """Global S(t) of every run (controls dashed grey) and, below, each pruned run's excess over its
+    matched control (``control_of``, from :func:`shedding.analysis.controls.match_controls`; no
+    excess for a run without one)."""
     fig = make_subplots(
         rows=2,
         cols=1,
@@ -96,7 +97,8 @@ def shed_curves(
 
 
 def layer_heatmap(name: str, fraction: xr.Dataset, zmax: float | None = None) -> go.Figure:
-    """Layer x step heatmap of one run's per-layer shed fraction (``zmax`` shares one scale across runs)."""
+    """Layer x step heatmap of one run's per-layer shed fraction (``zmax`` shares one scale across
+    runs)."""
     sf = fraction.shed_fraction.transpose("layer", "step")
     fig = go.Figure(
         go.Heatmap(
@@ -121,7 +123,8 @@ def layer_heatmap(name: str, fraction: xr.Dataset, zmax: float | None = None) ->
 def magnitude_distribution(
     name: str, hist: xr.DataArray, lines: list[float] | None = None
 ) -> go.Figure:
-    """Heatmap of the log10|w| histogram (non-zero weights) over snapshot steps, with the shed line(s)."""
+    """Heatmap of the log10|w| histogram (non-zero weights) over snapshot steps, with the shed
+    line(s)."""
     centers = (hist.bin_lo.values + hist.bin_hi.values) / 2
     h = hist.transpose("bin", "record_step")
     fig = go.Figure(
@@ -287,7 +290,8 @@ def shed_bands(
     n_seeds: dict[str, int],
     window: int | None,
 ) -> go.Figure:
-    """Mean S(t) per condition with its 95% bootstrap CI band over seeds, and the excess over the control."""
+    """Mean S(t) per condition with its 95% bootstrap CI band over seeds, and the excess over the
+    control."""
     fig = make_subplots(
         rows=2,
         cols=1,
@@ -336,7 +340,8 @@ def shed_bands(
 def magnitude_animation(
     hists: dict[str, xr.DataArray], lines: dict[str, float], max_frames: int = 40
 ) -> go.Figure:
-    """Histograms of log10|w| (non-zero weights) of every run, animated over snapshot steps with a slider."""
+    """Histograms of log10|w| (non-zero weights) of every run, animated over snapshot steps with a
+    slider."""
     names = list(hists)
     steps = hists[names[0]].record_step.values
     for h in hists.values():
@@ -419,7 +424,8 @@ def magnitude_animation(
 
 
 def accuracy_vs_sparsity(points: list[dict[str, object]]) -> go.Figure:
-    """Test accuracy after each round's retraining (and right after its prune) against its sparsity."""
+    """Test accuracy after each round's retraining (and right after its prune) against its
+    sparsity."""
     fig = go.Figure()
     groups: dict[str, list[dict[str, object]]] = {}
     for p in points:
@@ -458,7 +464,8 @@ def accuracy_vs_sparsity(points: list[dict[str, object]]) -> go.Figure:
 
 
 def convergence_figure(results: dict[tuple[str, str], xr.Dataset]) -> go.Figure:
-    """Jaccard above chance of a random run's kept sets with GMP's kept set, over the retraining steps."""
+    """Jaccard above chance of a random run's kept sets with GMP's kept set, over the retraining
+    steps."""
     fig = go.Figure()
     for i, ((run, ref), r) in enumerate(results.items()):
         color = PALETTE[i % len(PALETTE)]
@@ -492,7 +499,8 @@ def convergence_figure(results: dict[tuple[str, str], xr.Dataset]) -> go.Figure:
 
 
 def overlap_matrices(matrix: xr.Dataset, effective: xr.Dataset | None) -> go.Figure:
-    """Pairwise Jaccard minus its chance level, for the kept masks and (if available) the effective sets."""
+    """Pairwise Jaccard minus its chance level, for the kept masks and (if available) the effective
+    sets."""
     panels = [("kept masks", matrix)] + (
         [("effective sets (kept, not shed)", effective)] if effective is not None else []
     )

@@ -1,6 +1,7 @@
 """Assembling a self-contained HTML report: plotly.js inlined once, each figure's JSON embedded.
 
-Figures whose x axis is the training step are linked: hovering one shows the same step in the others.
+Figures whose x axis is the training step are linked: hovering one shows the same step in the
+others.
 """
 
 from __future__ import annotations
@@ -241,7 +242,8 @@ def write_report(
     kind: str = "full",
     block: tuple[int, int] = (4, 4),
 ) -> Path:
-    """Write the report for ``summary`` to ``out`` (atomically: a temporary file renamed at the end).
+    """Write the report for ``summary`` to ``out`` (atomically: a temporary file renamed at the
+    end).
 
     ``kind='comparison'`` keeps only the kept-set sections (``shedding compare``).
     """

@@ -44,7 +44,8 @@ class Range:
         return above and below
 
     def describe(self) -> str:
-        """What is wrong with a value outside: 'must be positive', 'must be at least 1', 'is not in [0, 1)'."""
+        """What is wrong with a value outside: 'must be positive', 'must be at least 1', 'is not in
+        [0, 1)'."""
         if self.hi == math.inf:
             if self.lo == 0:
                 return "must be positive" if self.lo_open else "must not be negative"
@@ -260,8 +261,9 @@ class RunConfig:
     def hash(self, sections: tuple[str, ...] | None = None) -> str:
         """A short stable hash of the configuration (or of some sections), as OpenLTH names runs.
 
-        Only options that differ from their defaults enter it (so adding an option with a default keeps every
-        earlier name), and not where the dataset lives (:data:`NOT_HASHED`), which does not change a result.
+        Only options that differ from their defaults enter it (so adding an option with a default
+        keeps every earlier name), and not where the dataset lives (:data:`NOT_HASHED`), which does
+        not change a result.
         """
         d = hashed_dict(self)
         if sections is not None:
@@ -295,7 +297,8 @@ def hashed_dict(cfg: RunConfig) -> dict[str, Any]:
 
 
 def _normal_steps(cfg: RunConfig) -> dict[str, Any]:
-    """:func:`to_dict` with every step string (a field of kind :data:`STEP`) in its normal form where it parses."""
+    """:func:`to_dict` with every step string (a field of kind :data:`STEP`) in its normal form
+    where it parses."""
     d = to_dict(cfg)
 
     def normal(text: Any) -> Any:
@@ -327,7 +330,8 @@ def _field_type(cls: type, name: str) -> Any:
 
 
 def coerce(value: Any, typ: Any, where: str) -> Any:
-    """Convert ``value`` (a string from the CLI or a TOML value) to ``typ``; raise ConfigError otherwise."""
+    """Convert ``value`` (a string from the CLI or a TOML value) to ``typ``; raise ConfigError
+    otherwise."""
     origin = typing.get_origin(typ)
     if origin in (list, tuple):
         (item,) = typing.get_args(typ)[:1]
@@ -373,7 +377,8 @@ def coerce(value: Any, typ: Any, where: str) -> Any:
 def from_dict(
     data: dict[str, Any], base: RunConfig | None = None, source: str = "config"
 ) -> RunConfig:
-    """Overlay a nested dict (TOML layout) onto ``base`` (default: the defaults); unknown keys are errors."""
+    """Overlay a nested dict (TOML layout) onto ``base`` (default: the defaults); unknown keys are
+    errors."""
     cfg = dataclasses.replace(base) if base is not None else RunConfig()
     cfg = _deepcopy(cfg)
     for key, value in data.items():
@@ -450,7 +455,8 @@ def to_toml(cfg: RunConfig) -> str:
 
 
 def _toml_string(text: str) -> str:
-    """A TOML basic string: backslash, quote and control characters escaped, other characters as they are."""
+    """A TOML basic string: backslash, quote and control characters escaped, other characters as
+    they are."""
     out = []
     for ch in text:
         if ch in ('"', "\\"):
@@ -500,7 +506,8 @@ class FlatField:
 
 
 def flat_fields(cfg: RunConfig | None = None) -> list[FlatField]:
-    """Every leaf option of :class:`RunConfig`, with defaults taken from ``cfg`` (default: the defaults)."""
+    """Every leaf option of :class:`RunConfig`, with defaults taken from ``cfg`` (default: the
+    defaults)."""
     cfg = cfg or RunConfig()
     out: list[FlatField] = []
     for f in dataclasses.fields(RunConfig):
@@ -534,7 +541,8 @@ def flat_fields(cfg: RunConfig | None = None) -> list[FlatField]:
 
 
 def apply_overrides(cfg: RunConfig, overrides: dict[str, str]) -> RunConfig:
-    """Apply ``{'prune.sparsity': '0.5'}``-style string overrides (from the CLI) to a copy of ``cfg``."""
+    """Apply ``{'prune.sparsity': '0.5'}``-style string overrides (from the CLI) to a copy of
+    ``cfg``."""
     nested: dict[str, Any] = {}
     for key, value in overrides.items():
         if "." in key:

@@ -1,11 +1,14 @@
-"""Multi-process training under ``torchrun``: one process per device, DistributedDataParallel, rank 0 records.
+"""Multi-process training under ``torchrun``: one process per device, DistributedDataParallel, rank
+0 records.
 
-A run launched by torchrun (``WORLD_SIZE`` > 1 in the environment) joins a process group (gloo on CPU, NCCL on
-CUDA, each process on ``cuda:LOCAL_RANK``). Every rank builds the same model from the same seed and trains on
-its own contiguous shard of each global batch (:class:`shedding.data.loader.BatchLoader`); DDP averages the
-gradients, so the ranks keep identical weights. Only rank 0 creates the store, records, and writes the resume
-checkpoints, ``final_model.pt`` and the original run's cache; the other ranks train in lockstep and write
-nothing. Without torchrun nothing here does anything: no process group, world size 1, rank 0.
+A run launched by torchrun (``WORLD_SIZE`` > 1 in the environment) joins a process group (gloo on
+CPU, NCCL on
+CUDA, each process on ``cuda:LOCAL_RANK``). Every rank builds the same model from the same seed and
+trains on its own contiguous shard of each global batch (:class:`shedding.data.loader.BatchLoader`);
+DDP averages the gradients, so the ranks keep identical weights. Only rank 0 creates the store,
+records, and writes the resume checkpoints, ``final_model.pt`` and the original run's cache; the
+other ranks train in lockstep and write nothing. Without torchrun nothing here does anything: no
+process group, world size 1, rank 0.
 """
 
 from __future__ import annotations
@@ -53,10 +56,11 @@ def active() -> bool:
 
 
 def init(device: torch.device) -> torch.device:
-    """Join torchrun's process group (once; later calls just return the device) and return this rank's device.
+    """Join torchrun's process group (once; later calls just return the device) and return this
+    rank's device.
 
-    On CUDA each process takes ``cuda:LOCAL_RANK``; an explicit other index is an error. Without torchrun the
-    device is returned unchanged and nothing else happens.
+    On CUDA each process takes ``cuda:LOCAL_RANK``; an explicit other index is an error. Without
+    torchrun the device is returned unchanged and nothing else happens.
     """
     from shedding.config import ConfigError
 
@@ -117,26 +121,30 @@ def _on_main(fn: Callable[..., T], args: Any, kwargs: Any, share: bool) -> T | N
 
 
 def on_main(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
-    """``fn(*args, **kwargs)`` on rank 0 only (its result there, None elsewhere); an error is raised on all ranks.
+    """``fn(*args, **kwargs)`` on rank 0 only (its result there, None elsewhere); an error is raised
+    on all ranks.
 
-    Rank 0's error reaches the other ranks as the same exception (a RuntimeError when it does not pickle),
-    so that every rank stops together instead of waiting for rank 0 in a later collective.
+    Rank 0's error reaches the other ranks as the same exception (a RuntimeError when it does not
+    pickle), so that every rank stops together instead of waiting for rank 0 in a later collective.
     """
     return _on_main(fn, args, kwargs, share=False)
 
 
 def from_main(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Like :func:`on_main`, but every rank gets rank 0's result (which must pickle; keep tensors on the CPU)."""
+    """Like :func:`on_main`, but every rank gets rank 0's result (which must pickle; keep tensors on
+    the CPU)."""
     return _on_main(fn, args, kwargs, share=True)  # type: ignore[return-value]
 
 
 def wrap(model: torch.nn.Module) -> torch.nn.Module:
-    """``model`` in DistributedDataParallel (its parameters and buffers broadcast from rank 0), or ``model``.
+    """``model`` in DistributedDataParallel (its parameters and buffers broadcast from rank 0), or
+    ``model``.
 
-    On CUDA the model's batch-norm layers become SyncBatchNorm first (in place: same parameters and buffers, same
-    state_dict keys), so batch statistics are over the global batch. SyncBatchNorm needs a GPU; on CPU (gloo)
-    each rank normalises with its own shard's statistics and the running statistics are rank 0's (DDP broadcasts
-    buffers before every forward), which differs from a single-process run with the whole batch.
+    On CUDA the model's batch-norm layers become SyncBatchNorm first (in place: same parameters and
+    buffers, same state_dict keys), so batch statistics are over the global batch. SyncBatchNorm
+    needs a GPU; on CPU (gloo) each rank normalises with its own shard's statistics and the running
+    statistics are rank 0's (DDP broadcasts buffers before every forward), which differs from a
+    single-process run with the whole batch.
     """
     if not active():
         return model
@@ -155,7 +163,8 @@ def wrap(model: torch.nn.Module) -> torch.nn.Module:
 def batch_totals(
     loss_sum: torch.Tensor, correct: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sums over the ranks of a step's summed loss and correct count (for the whole global batch's metrics)."""
+    """Sums over the ranks of a step's summed loss and correct count (for the whole global batch's
+    metrics)."""
     if not active():
         return loss_sum, correct
     totals = torch.stack([loss_sum.detach().float(), correct.float()])
@@ -167,8 +176,9 @@ _stop_requested = False  # set by the deferred SIGINT/SIGTERM handler of a rank 
 
 
 def stop_requested(here: bool = False) -> bool:
-    """True on every rank when any rank has been asked to stop (a collective: call on all ranks); ``here`` is
-    rank 0's own request (:func:`shedding.interrupts.requested`), the others' come from :func:`deferred_stop`."""
+    """True on every rank when any rank has been asked to stop (a collective: call on all ranks);
+    ``here`` is rank 0's own request (:func:`shedding.interrupts.requested`), the others' come from
+    :func:`deferred_stop`."""
     if not active():
         return False
     flag = torch.tensor(
@@ -183,9 +193,11 @@ def stop_requested(here: bool = False) -> bool:
 def deferred_stop() -> Iterator[None]:
     """On a rank other than 0: the first SIGINT/SIGTERM asks for a stop instead of raising.
 
-    Rank 0 notes its own signal too (:mod:`shedding.interrupts`). No rank may die first: the others, waiting
-    for it in a collective, would fail instead. So every rank carries on to the next epoch end, where
-    :func:`stop_requested` agrees on the stop and all ranks raise together. A second signal raises at once.
+    Rank 0 notes its own signal too (:mod:`shedding.interrupts`). No rank may die first: the others,
+    waiting for it in a collective, would fail instead. So every rank carries on to the next epoch
+    end, where
+    :func:`stop_requested` agrees on the stop and all ranks raise together. A second signal raises
+    at once.
     """
     if threading.current_thread() is not threading.main_thread():
         yield

@@ -1,4 +1,5 @@
-"""One record run end to end: original training (cached), prune events, retraining rounds, recording.
+"""One record run end to end: original training (cached), prune events, retraining rounds,
+recording.
 
 Everything that can be checked is checked before the store is created or any training starts.
 """
@@ -95,7 +96,8 @@ class Prepared:
 
 
 def prepare(cfg: RunConfig) -> Prepared:
-    """Validate ``cfg`` fully (data present, lengths compatible, layer names known) and resolve it."""
+    """Validate ``cfg`` fully (data present, lengths compatible, layer names known) and resolve
+    it."""
     validate_run_config(cfg)
     device = resolve_device(cfg.device)
     try:
@@ -190,7 +192,8 @@ def _timeline(cfg: RunConfig, T: int, t: int, ipe: int, rounds: list[Round]) -> 
 
 
 def _check_interval(cfg: RunConfig, ipe: int, t: int) -> int:
-    """``--prune-interval`` in steps, checked against the schedule that uses it (gradual, cascade)."""
+    """``--prune-interval`` in steps, checked against the schedule that uses it (gradual,
+    cascade)."""
     pc = cfg.prune
     interval = parse_step(pc.interval, "--prune-interval").iterations(ipe)
     if pc.method == "none" or pc.schedule not in ("gradual", "cascade"):
@@ -223,7 +226,8 @@ def _check_interval(cfg: RunConfig, ipe: int, t: int) -> int:
 
 
 def pretrain_dir(cache_dir: Path, cfg: RunConfig) -> Path:
-    """Cache folder of the original run: named by a hash of the model, data, train sections and seed."""
+    """Cache folder of the original run: named by a hash of the model, data, train sections and
+    seed."""
     key = cfg.hash(("model", "data", "train"))
     return Path(cache_dir) / f"pretrain-{cfg.model.name}-{cfg.data.name}-s{cfg.seed}-{key}"
 
@@ -316,7 +320,8 @@ def _atomic_save(obj: Any, path: Path) -> None:
 
 
 class ResumeCallback(Callback):
-    """After the recorder's flush at each retraining epoch end: an atomic checkpoint to resume from."""
+    """After the recorder's flush at each retraining epoch end: an atomic checkpoint to resume
+    from."""
 
     def __init__(
         self, folder: Path, round: int, recorder: Recorder, masks: dict[str, torch.Tensor]
@@ -325,7 +330,8 @@ class ResumeCallback(Callback):
         self.masks = {k: m.detach().cpu() for k, m in masks.items()}
 
     def on_epoch_end(self, state: TrainState) -> None:
-        # copies taken now; written by the store's writer after the epoch's data (its queue keeps the order)
+        # copies taken now; written by the store's writer after the epoch's data (its queue keeps
+        # the order)
         ckpt = {
             "round": self.round,
             "step": state.step,
@@ -339,7 +345,8 @@ class ResumeCallback(Callback):
 
 @contextmanager
 def _signals_stop_the_run() -> Iterator[None]:
-    """SIGINT and SIGTERM stop the run at the next step (:mod:`shedding.interrupts`) while it records."""
+    """SIGINT and SIGTERM stop the run at the next step (:mod:`shedding.interrupts`) while it
+    records."""
     if distributed.launched() and not distributed.is_main():
         with distributed.deferred_stop():  # torchrun: the others wait for rank 0 to stop
             yield
@@ -358,12 +365,13 @@ def record(
 ) -> Path:
     """Run ``cfg`` and record it into a new Zarr store at ``out``; return the store path.
 
-    Bad configurations raise :class:`ConfigError` and an unusable ``out`` raises ``StoreError``, both
-    before anything is written. A failure during training leaves the store with status ``failed`` and
-    every step up to ``last_committed_step`` readable. SIGINT and SIGTERM stop the run at the next step
-    and raise :class:`~shedding.interrupts.Interrupted` once the store is closed (``interrupted``, or
-    ``complete`` when the signal came while a finished run was closing). :func:`resume` finishes a run
-    that did not complete.
+    Bad configurations raise :class:`ConfigError` and an unusable ``out`` raises ``StoreError``,
+    both before anything is written. A failure during training leaves the store with status
+    ``failed`` and every step up to ``last_committed_step`` readable. SIGINT and SIGTERM stop the
+    run at the next step and raise :class:`~shedding.interrupts.Interrupted` once the store is
+    closed (``interrupted``, or
+    ``complete`` when the signal came while a finished run was closing). :func:`resume` finishes a
+    run that did not complete.
     """
     with _signals_stop_the_run():
         out = storage.as_path(out)
@@ -395,7 +403,8 @@ def record(
 
 
 def _abandon(store: RunStore | None, error: BaseException) -> None:
-    """A store made but never run (its recorder could not be built): mark it and release its lock."""
+    """A store made but never run (its recorder could not be built): mark it and release its
+    lock."""
     if store is None:
         return
     status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
@@ -422,7 +431,8 @@ def _create_store(p: Prepared, out: Path, overwrite: bool) -> RunStore:
         "seed": cfg.seed,
         "versions": _versions(),
         "device": str(p.device),
-        "world_size": distributed.world_size(),  # torchrun processes that trained it (1 without torchrun)
+        # torchrun processes that trained it (1 without torchrun)
+        "world_size": distributed.world_size(),
         "iterations_per_epoch": p.ipe,
         "T": p.T,
         "t": p.t,
@@ -462,7 +472,8 @@ def _original_then_retrain(
     progress: ProgressFactory | None,
     checkpoints: dict[int, StateDict] | None = None,
 ) -> float:
-    """The original run (from ``checkpoints``, the cache or trained now), kept for resume, then retraining."""
+    """The original run (from ``checkpoints``, the cache or trained now), kept for resume, then
+    retraining."""
     if checkpoints is None:
         needed = p.technique.checkpoints_needed(p.T, p.t)
         checkpoints = pretrain(
@@ -480,8 +491,9 @@ def _run_recorded(
 ) -> Path:
     """Run ``body`` and close the store with the status it earned (complete, interrupted or failed).
 
-    Whatever happens, the store is closed exactly once, shielded from signals, and its lock released. The
-    resume folder goes only after the status is ``complete``, so a run killed at any moment can be finished.
+    Whatever happens, the store is closed exactly once, shielded from signals, and its lock
+    released. The resume folder goes only after the status is ``complete``, so a run killed at any
+    moment can be finished.
     """
     started = time.time()
     status, extra, error = "complete", {}, None
@@ -521,11 +533,11 @@ def resume(out: str | Path, *, progress: ProgressFactory | None = None) -> Path:
     """Finish a run that did not complete: interrupted, failed, or crashed (killed at any moment).
 
     It continues from the last retraining-epoch checkpoint, after checking that every chunk the run
-    committed before it is on disk and intact; a run stopped before its first checkpoint restarts its
-    retraining from the original run kept in the store (or retrains that too if it was not kept). The
-    configuration comes from the store. On CPU the result is bitwise equal to an uninterrupted run. A
-    store that can't be finished (a damaged checkpoint or chunk) raises ``StoreError`` naming the file,
-    and nothing in it is changed.
+    committed before it is on disk and intact; a run stopped before its first checkpoint restarts
+    its retraining from the original run kept in the store (or retrains that too if it was not
+    kept). The configuration comes from the store. On CPU the result is bitwise equal to an
+    uninterrupted run. A store that can't be finished (a damaged checkpoint or chunk) raises
+    ``StoreError`` naming the file, and nothing in it is changed.
     """
     with _signals_stop_the_run():
         out = storage.as_path(out)
@@ -584,7 +596,8 @@ def _state_step(p: Prepared, state: dict[str, Any]) -> int:
 
 
 def _cut_rounds(p: Prepared, final: int) -> list[Round]:
-    """A dynamic schedule's rounds once event ``final`` reached the target: its windows, then the full round."""
+    """A dynamic schedule's rounds once event ``final`` reached the target: its windows, then the
+    full round."""
     return list(p.rounds[:final]) + [Round(p.cfg.prune.sparsity, p.t, True, True)]
 
 
@@ -601,8 +614,9 @@ def _cascade_masks(
     prune_fn: Any,
     generator: torch.Generator,
 ) -> tuple[StateDict, float, bool]:
-    """Cascade-aware event: remove what the cascade shed since the previous event (``shed_flat``, the recorder's
-    shed set), then trigger again; returns the new masks, their target sparsity and whether it is the last."""
+    """Cascade-aware event: remove what the cascade shed since the previous event (``shed_flat``,
+    the recorder's shed set), then trigger again; returns the new masks, their target sparsity and
+    whether it is the last."""
     cfg = p.cfg.prune
     shed = {
         k: v.bool()
@@ -632,11 +646,13 @@ def _retrain(
     resume_dir: Path | None = None,
     resume_state: dict[str, Any] | None = None,
 ) -> float:
-    """All prune events and retraining rounds (from a resume checkpoint when given); final test accuracy.
+    """All prune events and retraining rounds (from a resume checkpoint when given); final test
+    accuracy.
 
-    A round with ``restart`` gets a new optimizer and the technique's LR schedule from its start (and, with
-    ``rewind``, the technique's start weights); other rounds (gradual events, cascade windows) continue the
-    previous round's optimizer, LR schedule and data order.
+    A round with ``restart`` gets a new optimizer and the technique's LR schedule from its start
+    (and, with
+    ``rewind``, the technique's start weights); other rounds (gradual events, cascade windows)
+    continue the previous round's optimizer, LR schedule and data order.
     """
     cfg = p.cfg
     current = _clone(checkpoints[p.T])

@@ -1,13 +1,16 @@
-"""Ctrl-C and SIGTERM during a run: the run stops at the next safe point, never in the middle of a write.
+"""Ctrl-C and SIGTERM during a run: the run stops at the next safe point, never in the middle of a
+write.
 
-While :func:`stop_on_signals` is active (in the main thread), the first SIGINT or SIGTERM only notes the
-request. The training loop calls :func:`check` after every step (and evaluation after every batch), which
-raises :class:`Interrupted` there, so the recorder's state is whole when the store is closed. Inside
-:func:`shielded` (closing the store) a request is noted and not raised: the close finishes and the lock is
-released. A second signal outside a shielded section raises at once (a stuck step can still be stopped); a
-third one inside it abandons the close (a hung disk) and exits at once with status 130, leaving a store that
-``record --resume`` finishes. Signals that were ignored (a background job's SIGINT) stay ignored, and signals
-that come while no run is active keep Python's default behaviour.
+While :func:`stop_on_signals` is active (in the main thread), the first SIGINT or SIGTERM only notes
+the request. The training loop calls :func:`check` after every step (and evaluation after every
+batch), which raises :class:`Interrupted` there, so the recorder's state is whole when the store is
+closed. Inside
+:func:`shielded` (closing the store) a request is noted and not raised: the close finishes and the
+lock is released. A second signal outside a shielded section raises at once (a stuck step can still
+be stopped); a third one inside it abandons the close (a hung disk) and exits at once with status
+130, leaving a store that
+``record --resume`` finishes. Signals that were ignored (a background job's SIGINT) stay ignored,
+and signals that come while no run is active keep Python's default behaviour.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Interrupted(KeyboardInterrupt):
-    """The run was stopped by SIGINT or SIGTERM; ``status`` is what its store was left as, once known."""
+    """The run was stopped by SIGINT or SIGTERM; ``status`` is what its store was left as, once
+    known."""
 
     def __init__(self, reason: str, status: str | None = None) -> None:
         super().__init__(reason)
@@ -93,15 +97,16 @@ def requested() -> str | None:
 
 
 def check() -> None:
-    """Raise :class:`Interrupted` if a stop was requested (a safe point; does nothing while shielded)."""
+    """Raise :class:`Interrupted` if a stop was requested (a safe point; does nothing while
+    shielded)."""
     if _state.depth and _state.requested is not None and _state.shield == 0:
         raise Interrupted(_state.requested)
 
 
 @contextmanager
 def shielded() -> Iterator[None]:
-    """A section that a signal must not cut short (creating or closing a store): requests are noted, not
-    raised, in this thread."""
+    """A section that a signal must not cut short (creating or closing a store): requests are noted,
+    not raised, in this thread."""
     _state.local.shield = _state.shield + 1
     try:
         yield

@@ -1,13 +1,14 @@
-"""Shed lines (SCIENCE.md section 4), shared by the recorder (device counts) and the analysis (recounts).
+"""Shed lines (SCIENCE.md section 4), shared by the recorder (device counts) and the analysis
+(recounts).
 
 A line is written ``kind:value``:
 
 * ``gmp:A``   A * tau, tau the GMP cut value at the event's sparsity;
-* ``std:C``   C * the layer's standard deviation at the event, taken as the root mean square of its surviving
-  weights (the stores keep |w|, not the sign; for zero-mean weights the two are equal);
+* ``std:C``   C * the layer's standard deviation at the event, taken as the root mean square of its
+  surviving weights (the stores keep |w|, not the sign; for zero-mean weights the two are equal);
 * ``abs:V``   the absolute value V;
-* ``next:D``  the weights GMP would remove next: the GMP cut value at sparsity (event sparsity + D), computed
-  from the magnitudes at the event.
+* ``next:D``  the weights GMP would remove next: the GMP cut value at sparsity (event sparsity + D),
+  computed from the magnitudes at the event.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ class Line:
 
     @classmethod
     def parse(cls, text: str) -> Line:
-        """Parse ``'gmp:1.0'``, ``'std:0.5'``, ``'abs:1e-3'`` or ``'next:0.1'``; ValueError otherwise."""
+        """Parse ``'gmp:1.0'``, ``'std:0.5'``, ``'abs:1e-3'`` or ``'next:0.1'``; ValueError
+        otherwise."""
         kind, _, value = str(text).partition(":")
         if kind not in KINDS or not value:
             raise ValueError(
@@ -58,7 +60,8 @@ class Line:
         tau: float,
         sparsity: float,
     ) -> np.ndarray:
-        """The line of each layer from the flat magnitudes and mask at an event (numpy or torch, any device)."""
+        """The line of each layer from the flat magnitudes and mask at an event (numpy or torch, any
+        device)."""
         n_layers = len(sizes)
         if self.kind == "gmp":
             return np.full(n_layers, self.value * tau)

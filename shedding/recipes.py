@@ -12,7 +12,8 @@ RECIPES: Registry[Callable[[], RunConfig]] = Registry("recipe")
 
 @RECIPES.register("digits")
 def digits() -> RunConfig:
-    """The embedded demo: small CNN on digits; SGD 0.9, constant LR 0.1, wd 5e-4; 50% pruned; LR rewinding."""
+    """The embedded demo: small CNN on digits; SGD 0.9, constant LR 0.1, wd 5e-4; 50% pruned; LR
+    rewinding."""
     cfg = RunConfig()
     cfg.model.name = "small_cnn"
     cfg.data.name = "digits"
@@ -53,7 +54,8 @@ def _renda_cifar(model: str) -> RunConfig:
 
 @RECIPES.register("cifar10_resnet20")
 def cifar10_resnet20() -> RunConfig:
-    """Renda et al.'s CIFAR-10 ResNet-20: batch 128, SGD 0.9, LR 0.1 x0.1 at 91/136 ep, 182 ep, wd 2e-4."""
+    """Renda et al.'s CIFAR-10 ResNet-20: batch 128, SGD 0.9, LR 0.1 x0.1 at 91/136 ep, 182 ep, wd
+    2e-4."""
     return _renda_cifar("resnet20")
 
 
@@ -71,7 +73,8 @@ def cifar10_resnet110() -> RunConfig:
 
 @RECIPES.register("imagenet_resnet50")
 def imagenet_resnet50() -> RunConfig:
-    """Renda et al.'s ImageNet ResNet-50: batch 1024, LR 0.4, 5-ep warm-up, x0.1 at 30/60/80, 90 ep, wd 1e-4."""
+    """Renda et al.'s ImageNet ResNet-50: batch 1024, LR 0.4, 5-ep warm-up, x0.1 at 30/60/80, 90 ep,
+    wd 1e-4."""
     cfg = RunConfig()
     cfg.model.name = "resnet50"
     cfg.data.name = "imagefolder"

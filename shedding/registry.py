@@ -1,4 +1,5 @@
-"""A tiny name -> factory registry used for models, datasets, pruning methods and retraining techniques."""
+"""A tiny name -> factory registry used for models, datasets, pruning methods and retraining
+techniques."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ class Registry(Generic[T]):
         return deco
 
     def get(self, name: str) -> T:
-        """Return the entry for ``name`` or raise :class:`UnknownNameError` naming the valid choices."""
+        """Return the entry for ``name`` or raise :class:`UnknownNameError` naming the valid
+        choices."""
         try:
             return self._entries[name]
         except KeyError:

@@ -1,8 +1,8 @@
 """OpenLTH-style training-length strings: ``40ep``, ``500it``, ``10ep20it``.
 
-Numbers are ASCII digits, with no spaces inside the string (spaces around it are ignored). Equal lengths
-written differently (``05ep``, ``5ep``, ``5ep0it``) have one normal form, :func:`normalise`, which is what
-a configuration's hash sees.
+Numbers are ASCII digits, with no spaces inside the string (spaces around it are ignored). Equal
+lengths written differently (``05ep``, ``5ep``, ``5ep0it``) have one normal form, :func:`normalise`,
+which is what a configuration's hash sees.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ class StepError(ValueError):
 
 @dataclass(frozen=True)
 class Step:
-    """A training length in epochs plus iterations; resolved to iterations with ``iterations_per_epoch``."""
+    """A training length in epochs plus iterations; resolved to iterations with
+    ``iterations_per_epoch``."""
 
     ep: int = 0
     it: int = 0

@@ -1,12 +1,15 @@
-"""Where stores live: a local path, or any fsspec URL that Zarr supports (``s3://``, ``gs://``, ``memory://``...).
+"""Where stores live: a local path, or any fsspec URL that Zarr supports (``s3://``, ``gs://``,
+``memory://``...).
 
 :func:`as_path` gives a :class:`pathlib.Path` for local locations (``file://`` URLs included) and a
-``universal_pathlib`` ``UPath`` (the same API over fsspec) for the others, so the rest of the code uses one
-path API. The few operations pathlib has no remote form of are here: removing a tree, an atomic replace,
-creating a file only if it does not exist (the writer lock), and ``torch.save``/``torch.load``.
+``universal_pathlib`` ``UPath`` (the same API over fsspec) for the others, so the rest of the code
+uses one path API. The few operations pathlib has no remote form of are here: removing a tree, an
+atomic replace, creating a file only if it does not exist (the writer lock), and
+``torch.save``/``torch.load``.
 
-On object stores (S3, GCS) the last two are best effort: a rename is a copy and a delete, and "create if
-absent" is a check then a write, so two writers started in the same instant might both pass the lock.
+On object stores (S3, GCS) the last two are best effort: a rename is a copy and a delete, and
+"create if absent" is a check then a write, so two writers started in the same instant might both
+pass the lock.
 """
 
 from __future__ import annotations
@@ -50,7 +53,8 @@ def is_local(path: AnyPath) -> bool:
 
 
 def zarr_location(path: AnyPath) -> str:
-    """What ``zarr.open_group`` and ``xarray.open_zarr`` take for ``path``: a local path or the URL."""
+    """What ``zarr.open_group`` and ``xarray.open_zarr`` take for ``path``: a local path or the
+    URL."""
     return str(path)
 
 
@@ -63,7 +67,8 @@ def rmtree(path: AnyPath) -> None:
 
 
 def create_exclusive(path: AnyPath, text: str) -> None:
-    """Create ``path`` with ``text``; FileExistsError when it exists (atomic locally, best effort remotely)."""
+    """Create ``path`` with ``text``; FileExistsError when it exists (atomic locally, best effort
+    remotely)."""
     if is_local(path):
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         with os.fdopen(fd, "w") as f:
@@ -75,7 +80,8 @@ def create_exclusive(path: AnyPath, text: str) -> None:
 
 
 def write_text_atomic(path: AnyPath, text: str) -> None:
-    """Write ``text`` to a temporary name beside ``path``, then replace ``path`` (remote: one direct write)."""
+    """Write ``text`` to a temporary name beside ``path``, then replace ``path`` (remote: one direct
+    write)."""
     if not is_local(path):  # an object store: a single put is already all-or-nothing
         path.write_text(text, encoding="utf-8")
         return

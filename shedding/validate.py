@@ -1,8 +1,9 @@
 """Checks a :class:`RunConfig` before anything runs; each failure is one line naming the option.
 
-Checks that follow from a field's declaration run for every field alike (:func:`check_field`): its type, a
-finite number within the field's :class:`~shedding.config.Range`, a well-formed step string. The rest
-(choices from the registries, relations between options) follow in :func:`validate_run_config`.
+Checks that follow from a field's declaration run for every field alike (:func:`check_field`): its
+type, a finite number within the field's :class:`~shedding.config.Range`, a well-formed step string.
+The rest (choices from the registries, relations between options) follow in
+:func:`validate_run_config`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from shedding.config import STEP, ConfigError, FlatField, Range, RunConfig, flat
 
 
 def check_number(value: Any, where: str, within: Range | None = None) -> None:
-    """Raise :class:`ConfigError` unless ``value`` is a finite int or float (within ``within``, when given)."""
+    """Raise :class:`ConfigError` unless ``value`` is a finite int or float (within ``within``, when
+    given)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{where}: expected a number, got {value!r}")
     if not math.isfinite(value):

@@ -1,6 +1,7 @@
 """Study registry: each study is one module here plus its import line below.
 
-A study is a grid of record runs ending in one report (``shedding study NAME``); see :mod:`shedding.studies.study_base`.
+A study is a grid of record runs ending in one report (``shedding study NAME``); see
+:mod:`shedding.studies.study_base`.
 """
 
 from shedding.studies.study_base import GridRun, Study

@@ -1,8 +1,9 @@
-"""Siswanto (2021): accuracy against block size at fixed sparsity, for fine-tuning, weight rewinding and random
-re-initialisation of the pruned structure.
+"""Siswanto (2021): accuracy against block size at fixed sparsity, for fine-tuning, weight rewinding
+and random re-initialisation of the pruned structure.
 
-Block pruning removes whole (bh x bw) blocks of each weight's (out, in*kh*kw) view, lowest mean |w| first,
-globally (SCIENCE.md section 2); 1x1 is unstructured GMP. Fine-tuning and weight rewinding retrain for
+Block pruning removes whole (bh x bw) blocks of each weight's (out, in*kh*kw) view, lowest mean |w|
+first, globally (SCIENCE.md section 2); 1x1 is unstructured GMP. Fine-tuning and weight rewinding
+retrain for
 ``budget`` * T; random re-initialisation replays the whole original schedule (t = T).
 """
 

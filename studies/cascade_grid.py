@@ -1,11 +1,14 @@
-"""Azarian & Porikli (2021): shedding with and without the conditions that cause it, random pruning with and
-without a cascade against GMP, and whether random pruning's kept set converges towards GMP's.
+"""Azarian & Porikli (2021): shedding with and without the conditions that cause it, random pruning
+with and without a cascade against GMP, and whether random pruning's kept set converges towards
+GMP's.
 
-Every condition has its own unpruned control per seed and sparsity (same training and retraining, prune method
-``none``): retraining alone sheds, so only the excess over that control can show a cascade (SCIENCE.md section 4).
+Every condition has its own unpruned control per seed and sparsity (same training and retraining,
+prune method
+``none``): retraining alone sheds, so only the excess over that control can show a cascade
+(SCIENCE.md section 4).
 
-A second part compares cascade-aware pruning (``--prune-schedule cascade``) with one-shot and iterative GMP at
-the same final sparsity, in accuracy and in training steps.
+A second part compares cascade-aware pruning (``--prune-schedule cascade``) with one-shot and
+iterative GMP at the same final sparsity, in accuracy and in training steps.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from shedding.studies.study_registry import STUDIES
 
 @dataclass(frozen=True)
 class Condition:
-    """A retraining condition: what it changes in the base configuration (None: keep the base's value)."""
+    """A retraining condition: what it changes in the base configuration (None: keep the base's
+    value)."""
 
     name: str
     description: str
@@ -112,7 +116,8 @@ TINY = CascadeGrid(
 class CascadeFactors:
     """One run of the cascade study."""
 
-    part: str  # main: conditions x methods; aware: cascade-aware pruning against one-shot and iterative GMP
+    # main: conditions x methods; aware: cascade-aware pruning against one-shot and iterative GMP
+    part: str
     condition: str
     method: str  # gmp, random or none (the control)
     sparsity: float
@@ -142,7 +147,8 @@ class Cascade(Study):
         return cfg
 
     def recording(self, cfg: RunConfig) -> None:
-        """Per-step shed counts (always) and sparse magnitude snapshots for the kept-set convergence."""
+        """Per-step shed counts (always) and sparse magnitude snapshots for the kept-set
+        convergence."""
         super().recording(cfg)
         cfg.record.every = 4
         cfg.record.dtype = "float16"

@@ -1,8 +1,9 @@
-"""Renda et al. (2020): accuracy against compression for fine-tuning, weight rewinding and LR rewinding,
-one-shot and iterative, across retraining budgets t.
+"""Renda et al. (2020): accuracy against compression for fine-tuning, weight rewinding and LR
+rewinding, one-shot and iterative, across retraining budgets t.
 
-One-shot runs prune once to each sparsity; an iterative run prunes ``iterative_fraction`` of the remaining weights
-per round up to ``iterative_sparsity`` and every round is a point (its sparsity and its accuracy at the round's end).
+One-shot runs prune once to each sparsity; an iterative run prunes ``iterative_fraction`` of the
+remaining weights per round up to ``iterative_sparsity`` and every round is a point (its sparsity
+and its accuracy at the round's end).
 Compressions are on Renda's lattice 1/0.8^k (1.95x, 4.77x, 9.31x, 22.7x, ...).
 """
 
@@ -20,8 +21,10 @@ from shedding.studies.study_registry import STUDIES
 
 
 def density_lattice(*k: int) -> tuple[float, ...]:
-    """Sparsities 1 - 0.8^k (compression 1/0.8^k), Renda's lattice. Not rounded: an iterative schedule of
-    1 - 0.8^j per round then ends exactly on it (a rounded target can add a last round at the same sparsity)."""
+    """Sparsities 1 - 0.8^k (compression 1/0.8^k), Renda's lattice. Not rounded: an iterative
+    schedule of
+    1 - 0.8^j per round then ends exactly on it (a rounded target can add a last round at the same
+    sparsity)."""
     return tuple(1.0 - 0.8**i for i in k)
 
 
@@ -81,7 +84,8 @@ class RewindingFactors:
 
 
 def renda_setting(T: str) -> RunConfig:
-    """The digits recipe with a Renda-like step schedule: LR 0.1, x0.1 at T/2 and 3T/4 (91 and 136 of 182)."""
+    """The digits recipe with a Renda-like step schedule: LR 0.1, x0.1 at T/2 and 3T/4 (91 and 136
+    of 182)."""
     cfg = RECIPES.get("digits")()
     cfg.train.duration = T
     cfg.train.schedule = "multistep"
@@ -92,7 +96,8 @@ def renda_setting(T: str) -> RunConfig:
 
 
 def follow_duration(cfg: RunConfig, setting: RunConfig) -> None:
-    """Milestones at T/2 and 3T/4 of a changed --train-duration, unless the user gave milestones too."""
+    """Milestones at T/2 and 3T/4 of a changed --train-duration, unless the user gave milestones
+    too."""
     if (
         cfg.train.duration != setting.train.duration
         and cfg.train.milestones == setting.train.milestones

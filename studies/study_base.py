@@ -1,9 +1,13 @@
-"""What every study shares: a grid of labelled runs built from a base configuration, and how it is reported.
+"""What every study shares: a grid of labelled runs built from a base configuration, and how it is
+reported.
 
-A study is a grid over (pruning method x sparsity x retraining technique x seed ...) ending in one report. Its
-*grid options* (a dataclass per study: the factor levels, the number of seeds) come in a quick and a full size.
-Its *setting* is the embedded digits configuration it runs on by default; with ``--recipe``, ``--config`` or
-options, the user's configuration replaces it (the grid factors are then set on top of the user's).
+A study is a grid over (pruning method x sparsity x retraining technique x seed ...) ending in one
+report. Its
+*grid options* (a dataclass per study: the factor levels, the number of seeds) come in a quick and a
+full size.
+Its *setting* is the embedded digits configuration it runs on by default; with ``--recipe``,
+``--config`` or options, the user's configuration replaces it (the grid factors are then set on top
+of the user's).
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from shedding.validate import validate_run_config
 
 @dataclass(frozen=True)
 class GridRun:
-    """One entry of a study's grid: a unique label, its factor values (a frozen dataclass) and its configuration."""
+    """One entry of a study's grid: a unique label, its factor values (a frozen dataclass) and its
+    configuration."""
 
     label: str
     factors: Any
@@ -38,9 +43,11 @@ def copy_config(cfg: RunConfig) -> RunConfig:
 
 
 def fraction_of(duration: str, fraction: float) -> str:
-    """``fraction`` of an OpenLTH length, rounded to whole epochs (and iterations), at least one step.
+    """``fraction`` of an OpenLTH length, rounded to whole epochs (and iterations), at least one
+    step.
 
-    ``fraction_of('12ep', 0.5) == '6ep'``, ``fraction_of('182ep', 0.25) == '46ep'``, ``fraction_of('500it', .5)
+    ``fraction_of('12ep', 0.5) == '6ep'``, ``fraction_of('182ep', 0.25) == '46ep'``,
+    ``fraction_of('500it', .5)
     == '250it'``. The exact t of a run is the store's ``t`` attribute.
     """
     if not 0.0 < fraction <= 1.0:
@@ -61,8 +68,9 @@ def seeds_of(n: int) -> tuple[int, ...]:
 
 
 class Study:
-    """Base class of a study. Subclasses set the class attributes and implement :meth:`grid`, :meth:`setting`
-    and :meth:`runs`; :meth:`analyze` and :meth:`report` import their analysis and figures lazily."""
+    """Base class of a study. Subclasses set the class attributes and implement :meth:`grid`,
+    :meth:`setting` and :meth:`runs`; :meth:`analyze` and :meth:`report` import their analysis and
+    figures lazily."""
 
     name: str = ""
     title: str = ""
@@ -84,11 +92,13 @@ class Study:
         return self.sizes[size]
 
     def setting(self, size: str) -> RunConfig:
-        """The embedded configuration the study runs on when the user gives no recipe or configuration file."""
+        """The embedded configuration the study runs on when the user gives no recipe or
+        configuration file."""
         raise NotImplementedError
 
     def recording(self, cfg: RunConfig) -> None:
-        """Set what the study's analysis needs recorded (default: a summary-only store); changes ``cfg``."""
+        """Set what the study's analysis needs recorded (default: a summary-only store); changes
+        ``cfg``."""
         cfg.record.every = 0
         cfg.record.hist_every = 0
         cfg.record.sample_every = 0
@@ -99,7 +109,8 @@ class Study:
         raise NotImplementedError
 
     def with_seeds(self, grid: Any, seeds: int | None) -> Any:
-        """The grid with ``seeds`` seeds (0..seeds-1) instead of its own number (None: unchanged)."""
+        """The grid with ``seeds`` seeds (0..seeds-1) instead of its own number (None:
+        unchanged)."""
         return grid if seeds is None else dataclasses.replace(grid, seeds=len(seeds_of(seeds)))
 
     # ---------------------------------------------------------------- configuration
@@ -111,9 +122,11 @@ class Study:
         config_file: str | Path | None = None,
         overrides: dict[str, str] | None = None,
     ) -> RunConfig:
-        """The base configuration: defaults < (--recipe or the study's setting) < --config file < options.
+        """The base configuration: defaults < (--recipe or the study's setting) < --config file <
+        options.
 
-        The study's recording needs are set before the file and the options, so a user can change them too.
+        The study's recording needs are set before the file and the options, so a user can change
+        them too.
         """
         from shedding.recipes import RECIPES
 
@@ -135,7 +148,8 @@ class Study:
         return cfg
 
     def adapt(self, cfg: RunConfig, setting: RunConfig) -> None:
-        """Keep the study's setting consistent after the user's changes to it (default: nothing); changes ``cfg``."""
+        """Keep the study's setting consistent after the user's changes to it (default: nothing);
+        changes ``cfg``."""
 
     def plan(
         self,
@@ -145,7 +159,8 @@ class Study:
         config_file: str | Path | None = None,
         overrides: dict[str, str] | None = None,
     ) -> tuple[RunConfig, Any, list[GridRun]]:
-        """(base configuration, grid options, validated grid runs): everything checked before anything runs."""
+        """(base configuration, grid options, validated grid runs): everything checked before
+        anything runs."""
         grid = self.with_seeds(self.grid(size), seeds)
         base = self.base_config(size, recipe, config_file, overrides)
         runs = self.runs(base, grid)
@@ -162,7 +177,8 @@ class Study:
     # ---------------------------------------------------------------- analysis and report
 
     def analyze(self, runs: Any, grid: Any) -> Any:
-        """Per-study results from :class:`shedding.studies.study_results.StudyRuns` (default: the plain results Dataset)."""
+        """Per-study results from :class:`shedding.studies.study_results.StudyRuns` (default: the
+        plain results Dataset)."""
         from shedding.studies.study_results import results_dataset
 
         return results_dataset(runs)

@@ -1,9 +1,11 @@
-"""The papers' figures and claims beside ours: one row per claim for each study's "compared with the paper" table.
+"""The papers' figures and claims beside ours: one row per claim for each study's "compared with the
+paper" table.
 
-Each row is ``{"claim", "paper", "ours", "setting", "verdict"}``. The paper's numbers are from SCIENCE.md section 3
-(Renda et al.'s released results); the cascade paper's and Siswanto's claims are qualitative and stated as claims.
-Verdicts follow explicit rules written in each row; "inconclusive" whenever the data cannot decide. Pure functions
-of :class:`shedding.studies.study_results.StudyResults`.
+Each row is ``{"claim", "paper", "ours", "setting", "verdict"}``. The paper's numbers are from
+SCIENCE.md section 3 (Renda et al.'s released results); the cascade paper's and Siswanto's claims
+are qualitative and stated as claims.
+Verdicts follow explicit rules written in each row; "inconclusive" whenever the data cannot decide.
+Pure functions of :class:`shedding.studies.study_results.StudyResults`.
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ def _setting(results: Any) -> dict[str, Any]:
 def _parity_of(
     parity: xr.Dataset, technique: str, schedule: str, budget: float | None = None
 ) -> tuple[float, bool, float] | None:
-    """(max compression, censored, budget) of the largest budget (or ``budget``) for technique and schedule."""
+    """(max compression, censored, budget) of the largest budget (or ``budget``) for technique and
+    schedule."""
     if parity.sizes.get("group", 0) == 0:
         return None
     sel = (parity.technique == technique) & (parity.schedule == schedule)
@@ -203,10 +206,12 @@ def _paired_diff(
 
 
 def blocks_claims(results: Any) -> list[dict[str, str]]:
-    """Siswanto's three claims beside the accuracy change from the smallest to the largest block, per sparsity.
+    """Siswanto's three claims beside the accuracy change from the smallest to the largest block,
+    per sparsity.
 
-    Blocks whose runs pruned a whole layer away (layer collapse: the network is then at chance whatever the
-    technique) are left out of the comparison and named; the largest remaining block is compared instead.
+    Blocks whose runs pruned a whole layer away (layer collapse: the network is then at chance
+    whatever the technique) are left out of the comparison and named; the largest remaining block is
+    compared instead.
     """
     ds = results.runs
     s = _setting(results)
@@ -457,7 +462,8 @@ def cascade_claims(results: Any, conditions: list[str] | None = None) -> list[di
             if h["random_cascade"] != "cascade":
                 verdicts.append((sp, "inconclusive (no cascade at the high LR)"))
                 continue
-            # rescued: with a cascade, random ends no detectably worse than GMP (the CI of the difference reaches 0)
+            # rescued: with a cascade, random ends no detectably worse than GMP (the CI of the
+            # difference reaches 0)
             rescued, not_rescued = h["random_minus_gmp_high"] >= 0, sm["random_minus_gmp_high"] < 0
             verdicts.append(
                 (
@@ -519,9 +525,10 @@ def cascade_claims(results: Any, conditions: list[str] | None = None) -> list[di
 
 
 def _aware_claim(aware: xr.Dataset | None, setting: str) -> dict[str, Any]:
-    """Cascade-aware pruning against iterative GMP at the same final sparsity. Rule: more (less) accurate when the
-    95% CIs of the mean final accuracy over seeds do not overlap, else as accurate; cheaper when it takes fewer
-    retraining steps (counted in the stores)."""
+    """Cascade-aware pruning against iterative GMP at the same final sparsity. Rule: more (less)
+    accurate when the
+    95% CIs of the mean final accuracy over seeds do not overlap, else as accurate; cheaper when it
+    takes fewer retraining steps (counted in the stores)."""
     claim = {
         "claim": "cascade-aware pruning makes GMP more accurate and cheaper",
         "paper": "claimed",

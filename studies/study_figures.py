@@ -31,8 +31,8 @@ def _select(ds: xr.Dataset, **where: object) -> xr.Dataset:
 
 
 def rewinding_curves(points: xr.Dataset, budget: float) -> go.Figure:
-    """Median accuracy change against the dense network (points) over compression (log), one line per technique x
-    schedule, at one retraining budget; error bars span the seeds (min to max)."""
+    """Median accuracy change against the dense network (points) over compression (log), one line
+    per technique x schedule, at one retraining budget; error bars span the seeds (min to max)."""
     fig = go.Figure()
     sub = _select(points, budget=budget)
     i = 0
@@ -86,7 +86,8 @@ def rewinding_curves(points: xr.Dataset, budget: float) -> go.Figure:
 
 
 def blocks_curves(blocks: xr.Dataset, sparsity: float, dense: float) -> go.Figure:
-    """Accuracy (mean over seeds, 95% CI) against block shape (ordered by block size) per technique."""
+    """Accuracy (mean over seeds, 95% CI) against block shape (ordered by block size) per
+    technique."""
     fig = go.Figure()
     sub = _select(blocks, sparsity=sparsity)
     order = sorted(
@@ -138,7 +139,8 @@ def blocks_curves(blocks: xr.Dataset, sparsity: float, dense: float) -> go.Figur
 
 
 def excess_bars(conditions: xr.Dataset, min_excess: float) -> go.Figure:
-    """Peak excess of S over the matched control within the window, mean over seeds with 95% CI, per condition."""
+    """Peak excess of S over the matched control within the window, mean over seeds with 95% CI, per
+    condition."""
     fig = go.Figure()
     for i, method in enumerate(dict.fromkeys(str(m) for m in conditions.method.values)):
         g = _select(conditions, method=method)
@@ -240,7 +242,8 @@ def accuracy_bars(conditions: xr.Dataset, controls: xr.Dataset | None) -> go.Fig
 
 
 def convergence_curves(ds: xr.Dataset) -> go.Figure:
-    """Jaccard minus chance of each random run's kept-and-above-the-line set with the GMP run's kept set."""
+    """Jaccard minus chance of each random run's kept-and-above-the-line set with the GMP run's kept
+    set."""
     fig = go.Figure()
     conds = list(dict.fromkeys(str(c) for c in ds.condition.values))
     has = np.isfinite(ds.convergence).any("conv_step").values
@@ -301,7 +304,8 @@ def control_levels(ds: xr.Dataset) -> go.Figure:
 
 
 def aware_figure(aware: xr.Dataset) -> go.Figure:
-    """Accuracy against total training steps (original training + retraining) per pruning schedule."""
+    """Accuracy against total training steps (original training + retraining) per pruning
+    schedule."""
     fig = go.Figure()
     for i, schedule in enumerate(str(s) for s in aware.schedule.values):
         y = 100 * aware.final_accuracy.values[i]

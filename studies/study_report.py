@@ -1,7 +1,9 @@
-"""A study's report: one self-contained HTML page (plotly.js inlined once, as :mod:`shedding.reports.html` does).
+"""A study's report: one self-contained HTML page (plotly.js inlined once, as
+:mod:`shedding.reports.html` does).
 
-Every page has the question and the setting, the grid, failed runs in red, the "compared with the paper" table,
-the study's sections, every run with its factors and results, and the base configuration.
+Every page has the question and the setting, the grid, failed runs in red, the "compared with the
+paper" table, the study's sections, every run with its factors and results, and the base
+configuration.
 """
 
 from __future__ import annotations
@@ -206,7 +208,8 @@ CASCADE_FACTORS = ["part", "condition", "method", "sparsity", "schedule", "seed"
 
 
 def write_rewinding_report(results: StudyResults, out: str | Path, context: dict[str, Any]) -> Path:
-    """Accuracy change against compression per t, the parity table, and Renda et al.'s table beside ours."""
+    """Accuracy change against compression per t, the parity table, and Renda et al.'s table beside
+    ours."""
     pts, parity = results.tables["points"], results.tables["parity"]
     budgets = sorted({float(b) for b in pts.budget.values}) if pts.sizes.get("group", 0) else []
     figs = [rewinding_curves(pts, b) for b in budgets]
@@ -332,7 +335,8 @@ CONTROL_NOTE = (
 
 
 def write_cascade_report(results: StudyResults, out: str | Path, context: dict[str, Any]) -> Path:
-    """S(t) with its control per condition, excess bars, accuracy, convergence, verdicts, the paper's claims."""
+    """S(t) with its control per condition, excess bars, accuracy, convergence, verdicts, the
+    paper's claims."""
     ds = results.runs
     t = results.tables
     window_txt = results.extras.get("window")
@@ -483,7 +487,8 @@ def _rvg_rows(rvg: Any) -> list[dict[str, object]]:
 
 
 def _window_steps(ds: Any, window: Any) -> int | None:
-    """The cascade window in steps (from the runs' iterations per epoch), or None for the whole round."""
+    """The cascade window in steps (from the runs' iterations per epoch), or None for the whole
+    round."""
     if window is None or window == "round":
         return None
     if isinstance(window, int):

@@ -1,19 +1,23 @@
 """Study results: one labelled Dataset over a study's runs, and the reductions each study reports.
 
-:func:`collect` is the only I/O: it opens the complete stores of a study and reads each run's dense accuracy
-(the original training's test accuracy, which the pretrain cache's ``meta.json`` holds). Everything else is a
-pure function of xarray objects:
+:func:`collect` is the only I/O: it opens the complete stores of a study and reads each run's dense
+accuracy (the original training's test accuracy, which the pretrain cache's ``meta.json`` holds).
+Everything else is a pure function of xarray objects:
 
-* :func:`results_dataset`: dim ``run`` with the grid's factors as coordinates (``sparsity`` is the grid's target),
-  ``accuracy``, ``recorded_sparsity``, ``compression`` = 1/(1 - recorded sparsity) and ``delta`` (accuracy -
-  dense) per round (from the store's event table),
-  ``final_accuracy`` (the store's ``final_test_accuracy``), ``retrain_steps`` (the store's retraining rows,
+* :func:`results_dataset`: dim ``run`` with the grid's factors as coordinates (``sparsity`` is the
+  grid's target),
+  ``accuracy``, ``recorded_sparsity``, ``compression`` = 1/(1 - recorded sparsity) and ``delta``
+  (accuracy - dense) per round (from the store's event table),
+  ``final_accuracy`` (the store's ``final_test_accuracy``), ``retrain_steps`` (the store's
+  retraining rows,
   ``step > 0``), ``T`` and ``t``;
-* :func:`points` and :func:`seed_reduce`: median, mean and 95% bootstrap CI over seeds at each point;
-* :func:`max_compression_at_parity`: Renda et al.'s table metric, the largest compression whose median accuracy
-  change against the dense network is at least 0;
-* :func:`cascade_results`: per run, the cascade detection against its matched control; per condition, means
-  over seeds with CIs and a verdict, S(t) bands, the kept-set convergence of random pruning towards GMP's.
+* :func:`points` and :func:`seed_reduce`: median, mean and 95% bootstrap CI over seeds at each
+  point;
+* :func:`max_compression_at_parity`: Renda et al.'s table metric, the largest compression whose
+  median accuracy change against the dense network is at least 0;
+* :func:`cascade_results`: per run, the cascade detection against its matched control; per
+  condition, means over seeds with CIs and a verdict, S(t) bands, the kept-set convergence of random
+  pruning towards GMP's.
 """
 
 from __future__ import annotations
@@ -54,7 +58,8 @@ class StudyRuns:
 
 @dataclass
 class StudyResults:
-    """A study's per-run Dataset and its reductions (each an xarray Dataset), plus notes for the report."""
+    """A study's per-run Dataset and its reductions (each an xarray Dataset), plus notes for the
+    report."""
 
     study: str
     runs: xr.Dataset
@@ -76,7 +81,8 @@ class StudyResults:
 
 
 def read_dense_accuracy(cache_dir: str | Path, config: dict[str, Any]) -> float:
-    """The original training's test accuracy from the pretrain cache (``meta.json``); NaN when absent."""
+    """The original training's test accuracy from the pretrain cache (``meta.json``); NaN when
+    absent."""
     from shedding.config import from_plain
     from shedding.experiment import pretrain_dir  # the cache's naming, from its one definition
 
@@ -88,7 +94,8 @@ def read_dense_accuracy(cache_dir: str | Path, config: dict[str, Any]) -> float:
 
 
 def collect(entries: list[Entry], cache_dir: str | Path | None = None) -> StudyRuns:
-    """Open the stores of the complete entries (lazily) and read their dense accuracies from ``cache_dir``."""
+    """Open the stores of the complete entries (lazily) and read their dense accuracies from
+    ``cache_dir``."""
     from shedding.analysis.io import open_run
 
     runs, dense = {}, {}
@@ -180,8 +187,8 @@ def results_dataset(study_runs: StudyRuns) -> xr.Dataset:
 
 
 def points(ds: xr.Dataset, factors: list[str]) -> pd.DataFrame:
-    """One row per (complete run, recorded round): the factors, seed, round, recorded sparsity, compression,
-    accuracies."""
+    """One row per (complete run, recorded round): the factors, seed, round, recorded sparsity,
+    compression, accuracies."""
     rows = []
     for i in range(ds.sizes["run"]):
         r = ds.isel(run=i)
@@ -216,9 +223,11 @@ def seed_reduce(
     values: tuple[str, ...] = ("accuracy", "delta"),
     key: str | None = "compression",
 ) -> xr.Dataset:
-    """Over seeds, per group of ``by`` (and ``key`` rounded to ROUND_DECIMALS): n, median, mean, 95% CI, min, max.
+    """Over seeds, per group of ``by`` (and ``key`` rounded to ROUND_DECIMALS): n, median, mean, 95%
+    CI, min, max.
 
-    Returns a Dataset over dim ``group`` with the group's factors (and the mean ``key``) as coordinates and
+    Returns a Dataset over dim ``group`` with the group's factors (and the mean ``key``) as
+    coordinates and
     ``{value}_{median,mean,low,high,min,max}`` variables.
     """
     if table.empty:
@@ -265,11 +274,13 @@ def seed_reduce(
 def max_compression_at_parity(
     reduced: xr.Dataset, by: list[str], stat: str = "delta_median"
 ) -> xr.Dataset:
-    """Renda et al.'s table metric per group of ``by``: the largest compression whose ``stat`` is >= 0.
+    """Renda et al.'s table metric per group of ``by``: the largest compression whose ``stat`` is >=
+    0.
 
     Returns dim ``group`` with ``max_compression`` (NaN when no tested compression reaches parity),
-    ``delta_at_max``, ``next_compression`` and ``delta_next`` (the next larger tested compression, where the
-    accuracy is below the dense one; NaN when the largest tested one is at parity), ``largest_tested`` and
+    ``delta_at_max``, ``next_compression`` and ``delta_next`` (the next larger tested compression,
+    where the accuracy is below the dense one; NaN when the largest tested one is at parity),
+    ``largest_tested`` and
     ``censored`` (parity at the largest tested compression: the true limit lies beyond the grid).
     """
     df = reduced.to_dataframe().reset_index()
@@ -319,13 +330,14 @@ def _rows(ds: xr.Dataset, dim: str = "group") -> list[dict[str, Any]]:
     return out
 
 
-# --------------------------------------------------------------------------- rewinding (Renda et al.)
+# ------------------------------------------------------------------------- rewinding (Renda et al.)
 
 REWINDING_BY = ["technique", "schedule", "budget"]
 
 
 def rewinding_results(study_runs: StudyRuns) -> StudyResults:
-    """Per run, per point and per (technique, schedule, budget): the curves and the parity metric."""
+    """Per run, per point and per (technique, schedule, budget): the curves and the parity
+    metric."""
     ds = results_dataset(study_runs)
     table = points(ds, REWINDING_BY)
     reduced = seed_reduce(table, REWINDING_BY)
@@ -336,7 +348,8 @@ def rewinding_results(study_runs: StudyRuns) -> StudyResults:
 
 
 def parity_table(results: StudyResults) -> list[dict[str, Any]]:
-    """One row per technique, schedule and budget: the largest compression with median delta >= 0."""
+    """One row per technique, schedule and budget: the largest compression with median delta >=
+    0."""
     rows = _rows(results.tables["parity"]) if "parity" in results.tables else []
     return [
         {
@@ -375,7 +388,8 @@ BLOCKS_BY = ["technique", "sparsity", "block", "block_size"]
 
 
 def blocks_results(study_runs: StudyRuns) -> StudyResults:
-    """Accuracy over seeds per (technique, target sparsity, block shape), with the recorded sparsity."""
+    """Accuracy over seeds per (technique, target sparsity, block shape), with the recorded
+    sparsity."""
     ds = results_dataset(study_runs)
     table = points(ds, BLOCKS_BY)
     reduced = seed_reduce(
@@ -405,7 +419,7 @@ def blocks_table(results: StudyResults) -> list[dict[str, Any]]:
     ]
 
 
-# --------------------------------------------------------------------------- cascade (Azarian & Porikli)
+# ---------------------------------------------------------------------- cascade (Azarian & Porikli)
 
 CASCADE_VARS = (
     "excess_peak",
@@ -432,7 +446,8 @@ def _relative_curve(ds: xr.Dataset) -> xr.DataArray:
 
 
 def _stack(curves: dict[str, xr.DataArray], labels: list[str], dim: str) -> xr.DataArray:
-    """Curves keyed by run label, stacked over ``run`` (NaN where a run has none or lacks a step)."""
+    """Curves keyed by run label, stacked over ``run`` (NaN where a run has none or lacks a
+    step)."""
     index = (
         np.unique(np.concatenate([c[dim].values for c in curves.values()]))
         if curves
@@ -459,13 +474,17 @@ def cascade_results(
 ) -> StudyResults:
     """Shedding statistics of the cascade study; see the module docstring.
 
-    Per main-part run: the :func:`shedding.analysis.cascade.cascade_summary` variables against its control (matched by
-    :func:`shedding.analysis.controls.match_controls`: the same condition, seed and line sparsity; NaN without one),
-    S(t) and the excess over the control by steps since the event (``shed_fraction``, ``excess`` over
-    ``since``), and for random runs the kept-set convergence towards the GMP run of the same condition,
-    sparsity and seed (``convergence`` over ``conv_step``). Tables: ``conditions``
-    (means over seeds with CIs, verdict), ``controls``, ``random_vs_gmp`` (accuracy), ``convergence`` and, when the
-    cascade-aware part ran, ``aware``. Extras: ``bands`` (S and excess CI bands per condition, sparsity and method).
+    Per main-part run: the :func:`shedding.analysis.cascade.cascade_summary` variables against its
+    control (matched by
+    :func:`shedding.analysis.controls.match_controls`: the same condition, seed and line sparsity;
+    NaN without one),
+    S(t) and the excess over the control by steps since the event (``shed_fraction``, ``excess``
+    over
+    ``since``), and for random runs the kept-set convergence towards the GMP run of the same
+    condition, sparsity and seed (``convergence`` over ``conv_step``). Tables: ``conditions``
+    (means over seeds with CIs, verdict), ``controls``, ``random_vs_gmp`` (accuracy),
+    ``convergence`` and, when the cascade-aware part ran, ``aware``. Extras: ``bands`` (S and excess
+    CI bands per condition, sparsity and method).
     """
     from shedding.analysis.cascade import cascade_summary
     from shedding.analysis.controls import match_controls
@@ -729,7 +748,8 @@ def _frame(rows: list[dict[str, Any]]) -> xr.Dataset | None:
 
 
 def _aware_table(ds: xr.Dataset) -> dict[str, xr.Dataset | None]:
-    """Cascade-aware pruning against one-shot and iterative GMP: accuracy and training steps per schedule."""
+    """Cascade-aware pruning against one-shot and iterative GMP: accuracy and training steps per
+    schedule."""
     if "part" not in ds.coords:
         return {}
     done = (ds.part == "aware") & (ds.status == "complete")
@@ -758,7 +778,8 @@ def _aware_table(ds: xr.Dataset) -> dict[str, xr.Dataset | None]:
 
 
 def cascade_table(results: StudyResults) -> list[dict[str, Any]]:
-    """One row per condition, sparsity and pruned method: excess [CI], amplification, accuracy, verdict."""
+    """One row per condition, sparsity and pruned method: excess [CI], amplification, accuracy,
+    verdict."""
     t = results.tables.get("conditions")
     return [
         {

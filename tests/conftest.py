@@ -1,4 +1,5 @@
-"""Shared fixtures: a few tiny recorded runs on digits (seconds each), reused across test modules."""
+"""Shared fixtures: a few tiny recorded runs on digits (seconds each), reused across test
+modules."""
 
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ def recorded(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def recorded_seeds(tmp_path_factory) -> dict[str, Path]:
-    """GMP, random and control runs for seeds 0 and 1 (names like 'gmp-s1'): conditions with two seeds."""
+    """GMP, random and control runs for seeds 0 and 1 (names like 'gmp-s1'): conditions with two
+    seeds."""
     from shedding.experiment import record
 
     root = tmp_path_factory.mktemp("seeds")
@@ -63,7 +65,8 @@ def recorded_seeds(tmp_path_factory) -> dict[str, Path]:
     return out
 
 
-# tiny study grids through the same code path as --quick (the CLI), in-process, with very short trainings
+# tiny study grids through the same code path as --quick (the CLI), in-process, with very short
+# trainings
 STUDY_OVERRIDES = {
     "rewinding": {"train.duration": "2ep"},
     "blocks": {"train.duration": "2ep"},
@@ -81,7 +84,8 @@ def study_args(name: str) -> list[str]:
 
 
 def run_study_cli(name: str, out: Path, *extra: str):
-    """``shedding study NAME --size tiny`` in this process (scheduler sync); returns the CliRunner result."""
+    """``shedding study NAME --size tiny`` in this process (scheduler sync); returns the CliRunner
+    result."""
     from typer.testing import CliRunner
 
     from shedding.cli.main import app
@@ -103,7 +107,8 @@ def run_study_cli(name: str, out: Path, *extra: str):
 
 @pytest.fixture(scope="session")
 def studies(tmp_path_factory) -> dict[str, Path]:
-    """The three studies run on their tiny grids: name -> output folder (report.html, runs/, pretrain/)."""
+    """The three studies run on their tiny grids: name -> output folder (report.html, runs/,
+    pretrain/)."""
     root = tmp_path_factory.mktemp("studies")
     out = {}
     for name in STUDY_OVERRIDES:
@@ -114,9 +119,9 @@ def studies(tmp_path_factory) -> dict[str, Path]:
 
 
 def assert_counts_match_recount(path: Path) -> None:
-    """The store's device-counted eligible set and per-step shed counts equal numpy on its stored float32
-    magnitudes, mask and line (SCIENCE.md section 4); the recount is benchmarks.gpu_check's, which the GPU
-    check's verify step uses too."""
+    """The store's device-counted eligible set and per-step shed counts equal numpy on its stored
+    float32 magnitudes, mask and line (SCIENCE.md section 4); the recount is benchmarks.gpu_check's,
+    which the GPU check's verify step uses too."""
     import numpy as np
     import zarr
 

@@ -1,8 +1,11 @@
-"""Test-only retraining techniques that fail on purpose (imported by the tests and preloaded by dask workers).
+"""Test-only retraining techniques that fail on purpose (imported by the tests and preloaded by dask
+workers).
 
-``grid_test_broken`` raises at the third retraining step of every attempt (before any resume checkpoint);
-``grid_test_flaky`` raises once, in the second retraining epoch (after the first checkpoint), and leaves a
-marker file in ``$SHEDDING_GRID_FAULTS`` so that its retry runs through. Otherwise both are lr_rewind.
+``grid_test_broken`` raises at the third retraining step of every attempt (before any resume
+checkpoint);
+``grid_test_flaky`` raises once, in the second retraining epoch (after the first checkpoint), and
+leaves a marker file in ``$SHEDDING_GRID_FAULTS`` so that its retry runs through. Otherwise both are
+lr_rewind.
 """
 
 from __future__ import annotations

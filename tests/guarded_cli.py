@@ -1,5 +1,6 @@
-"""``python -m shedding.cli.main`` with a tripwire, for tests/e2e/test_distributed.py: it runs under torchrun, and on every rank
-but 0 an audit hook refuses (and reports on stderr) any write, rename, mkdir or delete under $SHEDDING_GUARD."""
+"""``python -m shedding.cli.main`` with a tripwire, for tests/e2e/test_distributed.py: it runs under
+torchrun, and on every rank but 0 an audit hook refuses (and reports on stderr) any write, rename,
+mkdir or delete under $SHEDDING_GUARD."""
 
 from __future__ import annotations
 

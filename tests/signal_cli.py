@@ -1,18 +1,20 @@
-"""``python -m shedding.cli.main`` that signals itself at a chosen moment, for tests/record/test_interrupts.py.
+"""``python -m shedding.cli.main`` that signals itself at a chosen moment, for
+tests/record/test_interrupts.py.
 
 ``SHEDDING_SIGNAL`` names the signal (INT, TERM or KILL; ``INT,INT`` sends two at once) and
 ``SHEDDING_SIGNAL_AT`` the moment, so the tests never depend on timing:
 
 - ``prepare``: right after the configuration is resolved, before the store exists;
-- ``pretrain:K`` / ``retrain:K``: after step K of the original training / of the first retraining round
-  (``retrain:K@R``: of round R);
+- ``pretrain:K`` / ``retrain:K``: after step K of the original training / of the first retraining
+  round (``retrain:K@R``: of round R);
 - ``flush:K``: from the store writer's thread, during its K-th flush;
 - ``close``: as the finished run's store starts closing; ``after``: once the run has returned;
-- ``call:K``: at the K-th call of any recording function (:data:`COUNTED`): a "random moment" when K is drawn.
+- ``call:K``: at the K-th call of any recording function (:data:`COUNTED`): a "random moment" when K
+  is drawn.
 
-With ``SHEDDING_SIGNAL_SYNC=1`` the step moments first wait for the store writer to write everything handed to it
-(a kill then finds what an idle writer would leave). With ``SHEDDING_COUNT_CALLS=FILE`` nothing is sent and
-the number of counted calls is written to FILE at exit.
+With ``SHEDDING_SIGNAL_SYNC=1`` the step moments first wait for the store writer to write everything
+handed to it (a kill then finds what an idle writer would leave). With ``SHEDDING_COUNT_CALLS=FILE``
+nothing is sent and the number of counted calls is written to FILE at exit.
 """
 
 from __future__ import annotations

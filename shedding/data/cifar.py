@@ -1,7 +1,9 @@
-"""CIFAR-10 and CIFAR-100 through torchvision, read from ``cfg.root`` (downloaded only with ``cfg.download``).
+"""CIFAR-10 and CIFAR-100 through torchvision, read from ``cfg.root`` (downloaded only with
+``cfg.download``).
 
 Images are normalised per channel with the training set's mean and standard deviation; with
-``cfg.augment`` the training split is also randomly cropped (32, padding 4) and flipped horizontally.
+``cfg.augment`` the training split is also randomly cropped (32, padding 4) and flipped
+horizontally.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ CIFAR100_STD = (0.2673, 0.2564, 0.2762)
 def cifar_transforms(
     mean: tuple[float, ...], std: tuple[float, ...], augment: bool
 ) -> tuple[transforms.Compose, transforms.Compose]:
-    """Train and test transforms: ToTensor + Normalize, with crop + flip before them when ``augment``."""
+    """Train and test transforms: ToTensor + Normalize, with crop + flip before them when
+    ``augment``."""
     base = [transforms.ToTensor(), transforms.Normalize(mean, std)]
     extra = (
         [transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip()] if augment else []

@@ -12,7 +12,8 @@ from shedding.data.datasets import DATASETS, DataBundle
 
 @DATASETS.register("digits")
 def digits(cfg: DataConfig) -> DataBundle:
-    """1,797 grey 8x8 digits scaled to [0, 1] and standardised; a fixed, seeded, stratified split."""
+    """1,797 grey 8x8 digits scaled to [0, 1] and standardised; a fixed, seeded, stratified
+    split."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 

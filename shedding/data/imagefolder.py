@@ -18,7 +18,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def imagenet_transforms(augment: bool) -> tuple[transforms.Compose, transforms.Compose]:
-    """Train and test transforms: RandomResizedCrop(224) + flip when ``augment``, else (and for test)
+    """Train and test transforms: RandomResizedCrop(224) + flip when ``augment``, else (and for
+    test)
     Resize(256) + CenterCrop(224); then ToTensor + Normalize with the ImageNet mean and std."""
     norm = [transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
     center = [transforms.Resize(256), transforms.CenterCrop(224)]

@@ -4,8 +4,9 @@ That makes a run's data order reproducible across processes (and resumable mid-r
 are batched straight from memory on the training device; others go through a ``DataLoader``.
 
 Under torchrun (``world_size`` > 1) ``batch_size`` is the global batch: every rank walks the same
-(seed, epoch)-ordered batches and takes its contiguous shard of each (``torch.tensor_split``: sizes differ by
-at most one, in rank order), so the shards of all ranks put together are exactly the single-process batch.
+(seed, epoch)-ordered batches and takes its contiguous shard of each (``torch.tensor_split``: sizes
+differ by at most one, in rank order), so the shards of all ranks put together are exactly the
+single-process batch.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ class BatchLoader:
         return math.ceil(len(self.dataset) / self.batch_size)  # type: ignore[arg-type]
 
     def global_batch_size(self, index: int) -> int:
-        """Examples in global batch ``index`` of an epoch (``batch_size``, or fewer for the last)."""
+        """Examples in global batch ``index`` of an epoch (``batch_size``, or fewer for the
+        last)."""
         return min(self.batch_size, len(self.dataset) - index * self.batch_size)  # type: ignore[arg-type]
 
     def shard(self, batch: torch.Tensor) -> torch.Tensor:
@@ -93,11 +95,12 @@ class BatchLoader:
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
     def _sharded_epoch(self, gen: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Rank ``rank``'s shards of the batches the single-process ``DataLoader`` above yields for ``gen``.
+        """Rank ``rank``'s shards of the batches the single-process ``DataLoader`` above yields for
+        ``gen``.
 
-        That DataLoader first draws its workers' base seed from ``gen`` and then (shuffling) a ``randperm`` of the
-        dataset; the same draws give the same order here (a unit test compares the two). Each rank's workers get
-        their own seed, so random augmentation differs per rank.
+        That DataLoader first draws its workers' base seed from ``gen`` and then (shuffling) a
+        ``randperm`` of the dataset; the same draws give the same order here (a unit test compares
+        the two). Each rank's workers get their own seed, so random augmentation differs per rank.
         """
         n = len(self.dataset)  # type: ignore[arg-type]
         base_seed = int(torch.empty((), dtype=torch.int64).random_(generator=gen).item())

@@ -1,4 +1,5 @@
-"""Random images with learnable labels, for benchmarks and tests: no files, fully determined by the seed.
+"""Random images with learnable labels, for benchmarks and tests: no files, fully determined by the
+seed.
 
 Images are standard normal noise of shape ``cfg.image_shape``. The label of an image is the argmax
 of a fixed random linear projection of the image average-pooled to a coarse (at most 4x4) grid, so
@@ -17,8 +18,8 @@ from shedding.data.datasets import DATASETS, DataBundle
 
 @DATASETS.register("synthetic")
 def synthetic(cfg: DataConfig) -> DataBundle:
-    """``cfg.train_size`` + ``cfg.test_size`` random ``cfg.image_shape`` images in ``cfg.num_classes``
-    classes, generated from ``cfg.split_seed``."""
+    """``cfg.train_size`` + ``cfg.test_size`` random ``cfg.image_shape`` images in
+    ``cfg.num_classes`` classes, generated from ``cfg.split_seed``."""
     if len(cfg.image_shape) != 3 or min(cfg.image_shape) < 1:
         raise ValueError(
             f"synthetic: image_shape must be three positive sizes C,H,W, got {cfg.image_shape}"

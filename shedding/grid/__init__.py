@@ -1,7 +1,8 @@
 """Study grids: runs named by their configuration's hash, run as tasks on dask.distributed.
 
-:func:`run_grid` brings a list of configurations to complete stores (skipping complete runs, resuming
-interrupted ones, retrying failures); :func:`ensure_run` does the same for one run in this process.
+:func:`run_grid` brings a list of configurations to complete stores (skipping complete runs,
+resuming interrupted ones, retrying failures); :func:`ensure_run` does the same for one run in this
+process.
 """
 
 from shedding.grid.provenance import RunOutcome, ensure_run, run_name, run_path

@@ -1,7 +1,7 @@
 """Run provenance: a run's store is named by a hash of its configuration (as OpenLTH names runs).
 
-Rerunning a study therefore finds each run's store by its configuration alone: :func:`ensure_run` skips a
-complete store, resumes an interrupted one from its checkpoint and records a missing one.
+Rerunning a study therefore finds each run's store by its configuration alone: :func:`ensure_run`
+skips a complete store, resumes an interrupted one from its checkpoint and records a missing one.
 Importing this module imports no torch; :func:`ensure_run` imports the experiment lazily.
 """
 
@@ -27,8 +27,8 @@ SKIPPED, RECORDED, RESUMED = "skipped", "recorded", "resumed"
 def run_name(cfg: RunConfig) -> str:
     """A readable, filesystem-safe name ending in the configuration's hash, stable across processes.
 
-    ``{method}-{schedule}-{technique}-s{seed}-{hash}``; every option enters the hash, so two configurations
-    that differ in any option get different names.
+    ``{method}-{schedule}-{technique}-s{seed}-{hash}``; every option enters the hash, so two
+    configurations that differ in any option get different names.
     """
     parts = [
         cfg.prune.method,
@@ -41,7 +41,8 @@ def run_name(cfg: RunConfig) -> str:
 
 
 def run_path(root: str | Path, cfg: RunConfig) -> Path:
-    """The run's store: ``root / (run_name(cfg) + ".zarr")`` (``root`` a folder or an fsspec URL)."""
+    """The run's store: ``root / (run_name(cfg) + ".zarr")`` (``root`` a folder or an fsspec
+    URL)."""
     return as_path(root) / f"{run_name(cfg)}.zarr"
 
 
@@ -59,7 +60,8 @@ class RunOutcome:
 
 
 def _store_attrs(path: Path) -> dict | None:
-    """Root attributes of the Zarr store at ``path``; None when there is no readable store metadata."""
+    """Root attributes of the Zarr store at ``path``; None when there is no readable store
+    metadata."""
     try:
         return json.loads((path / "zarr.json").read_text()).get("attributes", {})
     except (FileNotFoundError, json.JSONDecodeError):
@@ -67,7 +69,8 @@ def _store_attrs(path: Path) -> dict | None:
 
 
 def plan_run(cfg: RunConfig, path: Path) -> str:
-    """What :func:`ensure_run` would do at ``path``: ``skip``, ``resume``, ``record`` or ``overwrite``.
+    """What :func:`ensure_run` would do at ``path``: ``skip``, ``resume``, ``record`` or
+    ``overwrite``.
 
     Raises ``StoreError`` (one line) when the store there holds another configuration or is being
     written by a live process.
@@ -125,11 +128,13 @@ def ensure_run(
     cache_dir: str | Path | None = None,
     progress: ProgressFactory | None = None,
 ) -> RunOutcome:
-    """Make sure ``cfg``'s store at :func:`run_path` is complete, doing only the work that is missing.
+    """Make sure ``cfg``'s store at :func:`run_path` is complete, doing only the work that is
+    missing.
 
-    A complete store is ``skipped`` (nothing is trained or written); an interrupted, failed or crashed
-    store with a resume checkpoint is ``resumed`` (bitwise as if it had never stopped, on CPU); a store that
-    died before its first checkpoint is recorded again over the old one, and a missing one is ``recorded``.
+    A complete store is ``skipped`` (nothing is trained or written); an interrupted, failed or
+    crashed store with a resume checkpoint is ``resumed`` (bitwise as if it had never stopped, on
+    CPU); a store that died before its first checkpoint is recorded again over the old one, and a
+    missing one is ``recorded``.
     ``cache_dir`` shares the original (pre-pruning) training between runs; ``progress`` is the
     experiment's progress factory. Exceptions propagate (the grid catches and retries them).
     """

@@ -1,9 +1,11 @@
-"""Run a study grid: each run a task on ``dask.distributed`` (or in this process), retried on failure.
+"""Run a study grid: each run a task on ``dask.distributed`` (or in this process), retried on
+failure.
 
-Runs are named by their configuration's hash (:mod:`shedding.grid.provenance`), so rerunning a grid skips
-complete runs and resumes interrupted ones. Runs that share an original training run (same model, data,
-train sections and seed) wait for one task that trains it into the cache, instead of each worker training
-the same network at once. A ``grid.json`` manifest in the root lists every run's hash, name, status and error.
+Runs are named by their configuration's hash (:mod:`shedding.grid.provenance`), so rerunning a grid
+skips complete runs and resumes interrupted ones. Runs that share an original training run (same
+model, data, train sections and seed) wait for one task that trains it into the cache, instead of
+each worker training the same network at once. A ``grid.json`` manifest in the root lists every
+run's hash, name, status and error.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ def _error_line(e: BaseException) -> str:
 
 
 def _retryable(e: BaseException) -> bool:
-    """Configuration and store errors (bad option, foreign store, live writer) come back on every attempt."""
+    """Configuration and store errors (bad option, foreign store, live writer) come back on every
+    attempt."""
     from shedding.recording.store import StoreError
 
     return not isinstance(e, (ConfigError, StoreError))
@@ -60,13 +63,14 @@ def _set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-# --------------------------------------------------------------------------- tasks (run on the workers)
+# ----------------------------------------------------------------------- tasks (run on the workers)
 
 
 def _run_task(
     cfg: RunConfig, root: str, cache_dir: str | None, threads: int | None
 ) -> tuple[RunOutcome, bool, str | None]:
-    """One attempt at one run: (outcome, whether a failure is worth retrying, traceback of a failure)."""
+    """One attempt at one run: (outcome, whether a failure is worth retrying, traceback of a
+    failure)."""
     _set_threads(threads)
     t0 = time.perf_counter()
     path = run_path(root, cfg)
@@ -82,7 +86,8 @@ def _run_task(
 
 
 def _pretrain_task(cfgs: list[RunConfig], cache_dir: str, threads: int | None) -> str | None:
-    """Train the original run shared by ``cfgs`` into the cache, with every checkpoint any of them needs.
+    """Train the original run shared by ``cfgs`` into the cache, with every checkpoint any of them
+    needs.
 
     Returns None, or a one-line error (the dependent runs then run anyway and train it themselves).
     """
@@ -161,7 +166,8 @@ class _DaskExecutor:
 
 
 def _local_workers(workers: int | None, configs: list[RunConfig]) -> int:
-    """``workers``, or one per CPU up to the number of runs; one when the runs would share a CUDA device."""
+    """``workers``, or one per CPU up to the number of runs; one when the runs would share a CUDA
+    device."""
     if workers is not None:
         return workers
     if any(cfg.device != "cpu" for cfg in configs):
@@ -177,7 +183,8 @@ def _local_workers(workers: int | None, configs: list[RunConfig]) -> int:
 
 
 def _reachable(address: str) -> None:
-    """Raise OSError/ValueError unless a TCP connection to the scheduler ``address`` opens (connect timeout)."""
+    """Raise OSError/ValueError unless a TCP connection to the scheduler ``address`` opens (connect
+    timeout)."""
     import socket
 
     import dask
@@ -197,7 +204,8 @@ def _reachable(address: str) -> None:
 def _open_executor(
     stack: ExitStack, scheduler: str | None, workers: int | None, runs: list[RunConfig]
 ) -> tuple[_SyncExecutor | _DaskExecutor, int | None]:
-    """The executor and the torch thread count its tasks should set (None: leave the workers' own)."""
+    """The executor and the torch thread count its tasks should set (None: leave the workers'
+    own)."""
     if scheduler == SYNC or workers == 0:
         return _SyncExecutor(), None
     import dask
@@ -246,7 +254,8 @@ def _open_executor(
 
 
 class _Manifest:
-    """``grid.json``: every run of the root by configuration hash; entries of other grids are kept."""
+    """``grid.json``: every run of the root by configuration hash; entries of other grids are
+    kept."""
 
     def __init__(self, root: Path) -> None:
         self.path = root / MANIFEST
@@ -305,24 +314,28 @@ def run_grid(
     retries: int = 1,
     progress: Callable[[RunOutcome], None] | None = None,
 ) -> list[RunOutcome]:
-    """Bring every run of ``configs`` to a complete store under ``root``; return outcomes in their order.
+    """Bring every run of ``configs`` to a complete store under ``root``; return outcomes in their
+    order.
 
-    Each run's store is ``run_path(root, cfg)``: complete runs are skipped, interrupted ones resumed,
-    missing ones recorded (:func:`shedding.grid.provenance.ensure_run`). Configurations with the same hash
-    run once.
+    Each run's store is ``run_path(root, cfg)``: complete runs are skipped, interrupted ones
+    resumed, missing ones recorded (:func:`shedding.grid.provenance.ensure_run`). Configurations
+    with the same hash run once.
 
-    ``scheduler`` None starts a ``dask.distributed`` LocalCluster of ``workers`` processes with one thread
-    each (default: min(CPUs, runs to do), or 1 where the runs would train on this machine's GPU);
-    ``"tcp://host:port"`` uses that cluster (its workers must import ``shedding`` and see ``root`` and
+    ``scheduler`` None starts a ``dask.distributed`` LocalCluster of ``workers`` processes with one
+    thread each (default: min(CPUs, runs to do), or 1 where the runs would train on this machine's
+    GPU);
+    ``"tcp://host:port"`` uses that cluster (its workers must import ``shedding`` and see ``root``
+    and
     ``cache_dir`` at the same paths); ``"sync"`` or ``workers=0`` runs everything in this process.
 
-    A run that raises is retried up to ``retries`` times (resuming from its checkpoint when it has one;
-    configuration and store errors are not retried) and is then reported with status ``failed`` and a
-    one-line error; no run is dropped. With ``cache_dir``, runs that share an original training run wait
-    for one task that trains it into the cache. ``progress`` is called with each run's final outcome as it
-    finishes. ``root/grid.json`` lists every run's hash, name, status and error (and a failed run's
-    traceback). Every configuration is validated first (a :class:`ConfigError` naming the run); an
-    unreachable scheduler is a one-line :class:`ConfigError`.
+    A run that raises is retried up to ``retries`` times (resuming from its checkpoint when it has
+    one; configuration and store errors are not retried) and is then reported with status ``failed``
+    and a one-line error; no run is dropped. With ``cache_dir``, runs that share an original
+    training run wait for one task that trains it into the cache. ``progress`` is called with each
+    run's final outcome as it finishes. ``root/grid.json`` lists every run's hash, name, status and
+    error (and a failed run's traceback). Every configuration is validated first (a
+    :class:`ConfigError` naming the run); an unreachable scheduler is a one-line
+    :class:`ConfigError`.
     """
     from shedding.experiment import pretrain_dir
 

@@ -1,4 +1,5 @@
-"""CIFAR ResNets (He et al. 2016, section 4.2) as in OpenLTH's ``cifar_resnet_N`` and Renda et al. 2020.
+"""CIFAR ResNets (He et al. 2016, section 4.2) as in OpenLTH's ``cifar_resnet_N`` and Renda et al.
+2020.
 
 Three stages of 16/32/64 channels with ``(depth - 2) / 6`` BasicBlocks each, a 3x3 conv stem, batch
 norm, a 1x1-conv + BN shortcut where the shape changes, global average pooling and a linear head
@@ -17,7 +18,8 @@ from shedding.models.factories import MODELS
 
 
 def openlth_init(module: nn.Module) -> None:
-    """OpenLTH's ``kaiming_normal`` + ``uniform`` batch-norm initialisers, for use with ``Module.apply``."""
+    """OpenLTH's ``kaiming_normal`` + ``uniform`` batch-norm initialisers, for use with
+    ``Module.apply``."""
     if isinstance(module, (nn.Linear, nn.Conv2d)):
         nn.init.kaiming_normal_(module.weight)
     elif isinstance(module, nn.BatchNorm2d):
@@ -27,7 +29,8 @@ def openlth_init(module: nn.Module) -> None:
 
 
 class BasicBlock(nn.Module):
-    """Two 3x3 conv + BN layers around a residual connection (1x1 conv + BN when the shape changes)."""
+    """Two 3x3 conv + BN layers around a residual connection (1x1 conv + BN when the shape
+    changes)."""
 
     def __init__(self, f_in: int, f_out: int, downsample: bool = False):
         super().__init__()
@@ -50,7 +53,8 @@ class BasicBlock(nn.Module):
 
 
 class CifarResNet(nn.Module):
-    """A CIFAR ResNet of ``depth = 6 * blocks_per_stage + 2`` layers, stage widths ``width * (1, 2, 4)``."""
+    """A CIFAR ResNet of ``depth = 6 * blocks_per_stage + 2`` layers, stage widths ``width * (1, 2,
+    4)``."""
 
     def __init__(self, depth: int, in_channels: int, num_classes: int, width: int = 16):
         super().__init__()
@@ -78,7 +82,8 @@ class CifarResNet(nn.Module):
 
 @MODELS.register("resnet20")
 def resnet20(in_channels: int, num_classes: int, image_size: tuple[int, int]) -> nn.Module:
-    """ResNet-20 for CIFAR (3 blocks per stage, 0.27M parameters); any image size (global pooling)."""
+    """ResNet-20 for CIFAR (3 blocks per stage, 0.27M parameters); any image size (global
+    pooling)."""
     return CifarResNet(20, in_channels, num_classes)
 
 

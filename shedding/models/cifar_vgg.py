@@ -3,7 +3,8 @@
 Thirteen 3x3 conv (with bias) + BN + ReLU modules in the plan below, four 2x2 max-pools, global
 average pooling and ``Linear(512, num_classes)`` named ``fc``: 14,728,266 parameters for 10 classes.
 OpenLTH pools with a fixed 2x2 average, which equals global pooling on 32x32 inputs; global pooling
-also accepts any input of at least 16x16. Initialisation is OpenLTH's (Kaiming normal, uniform BN scales).
+also accepts any input of at least 16x16. Initialisation is OpenLTH's (Kaiming normal, uniform BN
+scales).
 """
 
 from __future__ import annotations

@@ -15,5 +15,6 @@ MODELS: Registry[ModelFactory] = Registry("model")
 def build_model(
     name: str, in_channels: int, num_classes: int, image_size: tuple[int, int]
 ) -> nn.Module:
-    """Instantiate a registered model for inputs of ``in_channels`` x ``image_size`` and ``num_classes``."""
+    """Instantiate a registered model for inputs of ``in_channels`` x ``image_size`` and
+    ``num_classes``."""
     return MODELS.get(name)(in_channels, num_classes, image_size)

@@ -12,7 +12,8 @@ PRUNABLE_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 def prunable_parameters(
     model: nn.Module, dense_layers: Iterable[str] = ()
 ) -> dict[str, nn.Parameter]:
-    """Ordered ``{parameter name: weight}`` of every Conv/Linear weight not listed in ``dense_layers``.
+    """Ordered ``{parameter name: weight}`` of every Conv/Linear weight not listed in
+    ``dense_layers``.
 
     ``dense_layers`` holds parameter names (``'fc.weight'``) or module names (``'fc'``); the model's
     own ``default_dense_layers`` attribute is added to it.
@@ -29,7 +30,8 @@ def prunable_parameters(
 
 
 def all_prunable_names(model: nn.Module) -> list[str]:
-    """Names of every Conv/Linear weight, ignoring dense settings (used to validate ``dense_layers``)."""
+    """Names of every Conv/Linear weight, ignoring dense settings (used to validate
+    ``dense_layers``)."""
     return [
         f"{n}.weight" if n else "weight"
         for n, m in model.named_modules()

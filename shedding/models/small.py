@@ -60,7 +60,8 @@ class MLP(nn.Module):
 
 @MODELS.register("small_cnn")
 def small_cnn(in_channels: int, num_classes: int, image_size: tuple[int, int]) -> nn.Module:
-    """The digits default: 3 conv layers (32, 32, 64 channels) with batch norm, and a linear head."""
+    """The digits default: 3 conv layers (32, 32, 64 channels) with batch norm, and a linear
+    head."""
     return SmallCNN(in_channels, num_classes, image_size)
 
 

@@ -1,8 +1,9 @@
-"""torchvision's ImageNet architectures, randomly initialised (``weights=None``: nothing is downloaded).
+"""torchvision's ImageNet architectures, randomly initialised (``weights=None``: nothing is
+downloaded).
 
-``num_classes`` goes to the torchvision constructor; for ``in_channels != 3`` the first convolution is
-replaced by one of the same shape that accepts ``in_channels``. The networks pool globally, so any
-image size large enough for their downsampling works (ImageNet's 224x224 is the intended one).
+``num_classes`` goes to the torchvision constructor; for ``in_channels != 3`` the first convolution
+is replaced by one of the same shape that accepts ``in_channels``. The networks pool globally, so
+any image size large enough for their downsampling works (ImageNet's 224x224 is the intended one).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ TORCHVISION_NAMES = ("resnet18", "resnet34", "resnet50", "mobilenet_v3_small", "
 
 
 def replace_first_conv(model: nn.Module, in_channels: int) -> nn.Module:
-    """Swap the model's first ``Conv2d`` for an identical one taking ``in_channels`` inputs (in place)."""
+    """Swap the model's first ``Conv2d`` for an identical one taking ``in_channels`` inputs (in
+    place)."""
     first = next(((n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)), None)
     if first is None:
         raise ValueError(

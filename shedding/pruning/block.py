@@ -1,11 +1,12 @@
 """Block pruning (Siswanto 2021): remove whole (bh x bw) blocks of each weight's 2-D view, globally.
 
-Each weight is viewed as a matrix (out, in*kh*kw) and tiled with blocks of ``cfg.block_shape``; blocks on
-the right and bottom edges may be smaller. A block's score is computed over its real entries of
-|w| * mask (``mean_abs`` by default; ``l2`` is the root mean square, ``max_abs`` the largest |w|). Blocks are
-removed lowest score first (ties: layer order, then row-major block order) until at least the target number
-of weights is pruned: the fewest whole blocks that reach the target, so the overshoot is smaller than one
-block. A 1x1 block is unstructured global magnitude pruning.
+Each weight is viewed as a matrix (out, in*kh*kw) and tiled with blocks of ``cfg.block_shape``;
+blocks on the right and bottom edges may be smaller. A block's score is computed over its real
+entries of
+|w| * mask (``mean_abs`` by default; ``l2`` is the root mean square, ``max_abs`` the largest |w|).
+Blocks are removed lowest score first (ties: layer order, then row-major block order) until at least
+the target number of weights is pruned: the fewest whole blocks that reach the target, so the
+overshoot is smaller than one block. A 1x1 block is unstructured global magnitude pruning.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Magnitude pruning: global (GMP) and layerwise. Remove the smallest |w| until the sparsity is reached."""
+"""Magnitude pruning: global (GMP) and layerwise. Remove the smallest |w| until the sparsity is
+reached."""
 
 from __future__ import annotations
 
@@ -39,5 +40,6 @@ def layerwise_magnitude(
     cfg: PruneConfig,
     generator: torch.Generator,
 ) -> Masks:
-    """Layerwise magnitude pruning: each tensor pruned to the same sparsity by its own |w| ranking."""
+    """Layerwise magnitude pruning: each tensor pruned to the same sparsity by its own |w|
+    ranking."""
     return prune_lowest(magnitude_scores(weights, masks), masks, sparsity, per_layer=True)

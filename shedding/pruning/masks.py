@@ -1,4 +1,5 @@
-"""Mask helpers: flatten, count, apply, and the global-magnitude cut value tau used as the shed line."""
+"""Mask helpers: flatten, count, apply, and the global-magnitude cut value tau used as the shed
+line."""
 
 from __future__ import annotations
 
@@ -46,9 +47,10 @@ def prune_lowest(
 ) -> Masks:
     """Masks removing the lowest scores until ``sparsity``, over all tensors together or per tensor.
 
-    Already-pruned weights must score below every live one (the callers give them -1), so they are removed
-    first and count towards the target; they are never revived, even when the target is below the current
-    sparsity. Ties are broken by position. Returned masks have the dtype of ``masks``.
+    Already-pruned weights must score below every live one (the callers give them -1), so they are
+    removed first and count towards the target; they are never revived, even when the target is
+    below the current sparsity. Ties are broken by position. Returned masks have the dtype of
+    ``masks``.
     """
     if per_layer:
         keep = {
@@ -79,11 +81,14 @@ def sparsity_of(masks: Masks) -> float:
 
 @torch.no_grad()
 def gmp_threshold(weights: dict[str, torch.Tensor], masks: Masks, sparsity: float) -> float:
-    """The global-magnitude cut value tau at ``sparsity``: the shed line's reference (SCIENCE.md section 4).
+    """The global-magnitude cut value tau at ``sparsity``: the shed line's reference (SCIENCE.md
+    section 4).
 
-    Scores are |w| * mask over all prunable tensors (already-pruned weights score 0, as in Renda's code).
-    With k = round(sparsity * n) weights removed, tau is the midpoint between the largest removed score
-    and the smallest kept score, so every GMP survivor is above tau and every removed weight below it.
+    Scores are |w| * mask over all prunable tensors (already-pruned weights score 0, as in Renda's
+    code).
+    With k = round(sparsity * n) weights removed, tau is the midpoint between the largest removed
+    score and the smallest kept score, so every GMP survivor is above tau and every removed weight
+    below it.
     """
     scores = flat({k: w.abs() * masks[k] for k, w in weights.items()}).double()
     n = scores.numel()

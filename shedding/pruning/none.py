@@ -1,4 +1,5 @@
-"""The control: prune nothing. Its run still records against the GMP line of the configured sparsity."""
+"""The control: prune nothing. Its run still records against the GMP line of the configured
+sparsity."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Random pruning: remove a uniformly random subset of the surviving weights, globally or per layer."""
+"""Random pruning: remove a uniformly random subset of the surviving weights, globally or per
+layer."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from shedding.pruning.pruners import PRUNERS
 
 
 def random_scores(masks: Masks, generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """A uniform score in [0, 1) for live weights (drawn on the CPU from ``generator``); -1 for pruned ones."""
+    """A uniform score in [0, 1) for live weights (drawn on the CPU from ``generator``); -1 for
+    pruned ones."""
     out = {}
     for k, m in masks.items():
         u = torch.rand(m.shape, generator=generator).to(m.device)

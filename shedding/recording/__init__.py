@@ -1,1 +1,2 @@
-"""Recording a run into a Zarr store: the timeline, the store, the shed counter and the recorder callback."""
+"""Recording a run into a Zarr store: the timeline, the store, the shed counter and the recorder
+callback."""

@@ -1,9 +1,11 @@
 """A background writer: store I/O (compression and chunk writes) runs while training goes on.
 
 Operations run one at a time, in the order submitted, on one thread, so the store sees the same
-sequence of writes as a synchronous recorder would. The queue is bounded: when the writer falls behind,
-:meth:`IOThread.submit` blocks (back-pressure) and the time it blocked is added up, so training waits and
-data is never dropped. The first error in the writer stops it; the next call from training raises it.
+sequence of writes as a synchronous recorder would. The queue is bounded: when the writer falls
+behind,
+:meth:`IOThread.submit` blocks (back-pressure) and the time it blocked is added up, so training
+waits and data is never dropped. The first error in the writer stops it; the next call from training
+raises it.
 """
 
 from __future__ import annotations
@@ -67,7 +69,8 @@ class IOThread:
         self.wait_seconds += time.perf_counter() - t0
 
     def sync(self) -> None:
-        """Wait until everything submitted has been written; raise the writer's error if it failed."""
+        """Wait until everything submitted has been written; raise the writer's error if it
+        failed."""
         if not self._thread.is_alive():
             self._raise()
             return

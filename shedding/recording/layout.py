@@ -2,12 +2,13 @@
 
 Step convention (documented in the README): step ``s`` is the state after ``s`` retraining updates.
 Step 0 is the state right after the first prune event, before any retraining update. Round ``r``
-retrains over steps ``(b_r, b_r + n_r]`` after its prune event at step ``b_r`` (``n_r = t`` and ``b_r = r * t``
-for one-shot and iterative pruning; gradual and cascade-aware schedules have shorter rounds between events).
+retrains over steps ``(b_r, b_r + n_r]`` after its prune event at step ``b_r`` (``n_r = t`` and
+``b_r = r * t`` for one-shot and iterative pruning; gradual and cascade-aware schedules have shorter
+rounds between events).
 Per-step quantities at step ``s`` describe update ``s`` and the state after it, so they run
-from 1. When the original training is recorded too, its update ``j`` (1..T) is step ``j - T`` (so -T+1..0)
-and its snapshots are at ``-T, ...``, below 0. A snapshot at an event step holds the post-prune weights;
-the weights the event pruned are in ``pre_prune_magnitude``.
+from 1. When the original training is recorded too, its update ``j`` (1..T) is step ``j - T`` (so
+-T+1..0) and its snapshots are at ``-T, ...``, below 0. A snapshot at an event step holds the
+post-prune weights; the weights the event pruned are in ``pre_prune_magnitude``.
 """
 
 from __future__ import annotations
@@ -62,8 +63,8 @@ class Timeline:
 def _periodic_steps(
     T: int, starts: np.ndarray, lengths: np.ndarray, every: int, record_pretrain: bool
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Steps every ``every`` steps of each round, each event step and the last step (none when ``every`` is 0),
-    and their rounds."""
+    """Steps every ``every`` steps of each round, each event step and the last step (none when
+    ``every`` is 0), and their rounds."""
     if every <= 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int16)
     rec: set[int] = set(range(-T, 0, every)) if record_pretrain else set()
@@ -90,9 +91,10 @@ def build_timeline(
     sample_every: int = 0,
     lengths: list[int] | None = None,
 ) -> Timeline:
-    """Every coordinate for ``rounds`` rounds of ``t`` retraining steps (or rounds of the given ``lengths``;
-    optionally T original-training steps before): magnitude snapshots every ``every`` steps, per-layer
-    histograms every ``hist_every`` steps and sampled weights every ``sample_every`` steps (0: none)."""
+    """Every coordinate for ``rounds`` rounds of ``t`` retraining steps (or rounds of the given
+    ``lengths``; optionally T original-training steps before): magnitude snapshots every ``every``
+    steps, per-layer histograms every ``hist_every`` steps and sampled weights every
+    ``sample_every`` steps (0: none)."""
     ipe = iterations_per_epoch
     lens = np.asarray(lengths if lengths is not None else [t] * rounds, dtype=np.int64)
     events = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
@@ -136,7 +138,8 @@ def build_timeline(
 
 
 def is_prefix(short: Timeline, long: Timeline) -> bool:
-    """True when every coordinate of ``short`` is a prefix of ``long``'s (a store of ``long`` can be cut to it)."""
+    """True when every coordinate of ``short`` is a prefix of ``long``'s (a store of ``long`` can be
+    cut to it)."""
     return all(
         np.array_equal(getattr(short, k), getattr(long, k)[: len(getattr(short, k))])
         for k in (
@@ -152,7 +155,8 @@ def is_prefix(short: Timeline, long: Timeline) -> bool:
 
 
 def sample_weights(layers: list[Layer], per_layer: int, seed: int) -> np.ndarray:
-    """Flat indices of a fixed random subset: ``per_layer`` weights of each layer (all of a smaller one), sorted."""
+    """Flat indices of a fixed random subset: ``per_layer`` weights of each layer (all of a smaller
+    one), sorted."""
     rng = np.random.default_rng(seed)
     out = [
         layer.start
@@ -172,8 +176,9 @@ def build_layers(named_shapes: list[tuple[str, tuple[int, ...]]]) -> list[Layer]
     return out
 
 
-# CF ``long_name`` and ``units`` of every array a store can hold. Magnitudes are in the weights' own units and
-# counts, fractions, codes and indices are dimensionless ("1"); step coordinates count retraining updates.
+# CF ``long_name`` and ``units`` of every array a store can hold. Magnitudes are in the weights' own
+# units and counts, fractions, codes and indices are dimensionless ("1"); step coordinates count
+# retraining updates.
 VARIABLES: dict[str, tuple[str, str]] = {
     # coordinates
     "layer": ("prunable tensor, by parameter name", "1"),

@@ -1,11 +1,12 @@
 """The recorder: a training callback that writes a run's timeline into its :class:`RunStore`.
 
 The experiment tells it when a phase starts (:meth:`Recorder.begin_phase`) and when a prune event
-happens (:meth:`Recorder.begin_event`); the training loop calls its hooks. Per-step values are staged on
-the device and moved to the host once per chunk; snapshots are copied to the host (into pinned memory with
-non-blocking copies on CUDA) and handed to a background writer (:mod:`shedding.recording.io_thread`) that
-compresses and writes whole chunks while the next steps run. The writer thread owns every store write, so
-they happen in order; the training thread keeps its own row counters.
+happens (:meth:`Recorder.begin_event`); the training loop calls its hooks. Per-step values are
+staged on the device and moved to the host once per chunk; snapshots are copied to the host (into
+pinned memory with non-blocking copies on CUDA) and handed to a background writer
+(:mod:`shedding.recording.io_thread`) that compresses and writes whole chunks while the next steps
+run. The writer thread owns every store write, so they happen in order; the training thread keeps
+its own row counters.
 """
 
 from __future__ import annotations
@@ -36,11 +37,12 @@ STAGE_BYTES = (
 
 
 class _Periodic:
-    """One periodic recording (magnitude snapshots, histograms or samples): its writers and step rows.
+    """One periodic recording (magnitude snapshots, histograms or samples): its writers and step
+    rows.
 
-    ``next`` counts the rows the training thread has produced; the last of them may still be staged (kept on
-    the device, one list per writer) until :meth:`Recorder._drain` hands them to the writer thread in one
-    block. The writers' own positions belong to that thread.
+    ``next`` counts the rows the training thread has produced; the last of them may still be staged
+    (kept on the device, one list per writer) until :meth:`Recorder._drain` hands them to the writer
+    thread in one block. The writers' own positions belong to that thread.
     """
 
     def __init__(
@@ -55,16 +57,19 @@ class _Periodic:
         self.staged_bytes = 0
 
     def due(self, step: int) -> bool:
-        """True when ``step`` is this recording's next row; False for other steps and rows already written."""
+        """True when ``step`` is this recording's next row; False for other steps and rows already
+        written."""
         row = self.rows.get(step)
         if row is None or row < self.next:
-            return False  # not one of its steps, or already on disk (a resumed run restarts at a written row)
+            # not one of its steps, or already on disk (a resumed run restarts at a written row)
+            return False
         if row != self.next:
             raise RuntimeError(f"recording for step {step} out of order (expected row {self.next})")
         return True
 
     def frontier(self) -> int | None:
-        """The last step before this recording's first unwritten row (writer thread), or None if all written."""
+        """The last step before this recording's first unwritten row (writer thread), or None if all
+        written."""
         pos = self.writers[0].pos
         return int(self.steps[pos]) - 1 if pos < len(self.steps) else None
 
@@ -190,7 +195,8 @@ class Recorder(Callback):
 
     # ------------------------------------------------------------------ driven by the experiment
     def begin_phase(self, phase: str, step_base: int, epoch_index: int) -> None:
-        """The next ``train`` call's step k is global step ``step_base + k``; its epochs start at index."""
+        """The next ``train`` call's step k is global step ``step_base + k``; its epochs start at
+        index."""
         self.phase = phase
         self.step_base = step_base
         self.epoch_index = epoch_index
@@ -209,7 +215,8 @@ class Recorder(Callback):
         line: float,
         test_accuracy: float,
     ) -> None:
-        """Record prune event ``index`` from the model's current (post-prune, start-of-round) weights."""
+        """Record prune event ``index`` from the model's current (post-prune, start-of-round)
+        weights."""
         step = int(self.tl.event_step[index])
         mag = self._flat_abs()
         alive = flat(masks).to(self.device)
@@ -247,15 +254,17 @@ class Recorder(Callback):
 
     @torch.no_grad()
     def shed_now(self) -> torch.Tensor:
-        """Flat bool over the prunable weights: the current event's eligible survivors below its line now,
-        the set the shed count counts (cascade-aware pruning removes it at the next event)."""
+        """Flat bool over the prunable weights: the current event's eligible survivors below its
+        line now, the set the shed count counts (cascade-aware pruning removes it at the next
+        event)."""
         if self.counter.eligible is None:
             raise RuntimeError("no prune event yet")
         return self.counter.below_now(self._flat_abs())
 
     def set_timeline(self, timeline: Timeline) -> None:
-        """Switch to ``timeline``, a prefix of the current one (cascade-aware pruning reached its target early):
-        the store and its writers are cut to it, in order with everything already handed to the writer."""
+        """Switch to ``timeline``, a prefix of the current one (cascade-aware pruning reached its
+        target early): the store and its writers are cut to it, in order with everything already
+        handed to the writer."""
         from shedding.recording.layout import is_prefix
 
         if not is_prefix(timeline, self.tl):
@@ -333,7 +342,8 @@ class Recorder(Callback):
             self._snapshot(g, mag if mag is not None else self._flat_abs())
         end = self._steps_next + len(self._staged_lr)
         if end % self.w_lr.chunk == 0 or end == len(self.tl.steps):
-            self._drain_steps()  # a step chunk is complete: move it to the host and hand it to the writer
+            # a step chunk is complete: move it to the host and hand it to the writer
+            self._drain_steps()
 
     def on_epoch_end(self, state: TrainState) -> None:
         for k in EPOCH_VARS:
@@ -344,14 +354,16 @@ class Recorder(Callback):
 
     # ------------------------------------------------------------------ writing
     def _flat_abs(self) -> torch.Tensor:
-        """|w| of every prunable weight, flat in layer order, as float32: a buffer the next call overwrites."""
+        """|w| of every prunable weight, flat in layer order, as float32: a buffer the next call
+        overwrites."""
         views = [p.detach().reshape(-1) for p in self.params.values()]
         if self._flat is None:
             return torch.cat(views).abs_().float()
         return torch.cat(views, out=self._flat).abs_()
 
     def _to_host(self, tensor: torch.Tensor, dtype: np.dtype) -> Any:
-        """The writer's host copy of ``tensor``, a fresh one (a stack of staged rows, never a reused buffer): on
+        """The writer's host copy of ``tensor``, a fresh one (a stack of staged rows, never a reused
+        buffer): on
         CUDA a non-blocking copy into pinned memory and the event to wait on."""
         tensor = tensor.to(
             _TORCH_DTYPES[dtype]
@@ -366,13 +378,15 @@ class Recorder(Callback):
         return lambda: array
 
     def _hist_over(self, alive: torch.Tensor | None) -> None:
-        """Histogram the ``alive`` weights from now on (all weights before the first event): pruned weights are 0
-        in every recorded state (the mask is applied after each update), so they never enter the histogram."""
+        """Histogram the ``alive`` weights from now on (all weights before the first event): pruned
+        weights are 0 in every recorded state (the mask is applied after each update), so they never
+        enter the histogram."""
         nb = self._hist[2]
         index = None if alive is None else torch.nonzero(alive).reshape(-1)
         layers = self.layer_ids if index is None else self.layer_ids[index]
         n = layers.numel()
-        # keys layer * nb + bin, and n_layers * nb for a dropped value; counted sync-free on CUDA (key_counts)
+        # keys layer * nb + bin, and n_layers * nb for a dropped value; counted sync-free on CUDA
+        # (key_counts)
         dtype = key_dtype(self.n_layers * nb + 1, sync_free=self.device.type == "cuda")
         self._hist_index = index
         self._hist_offset = (layers * nb).to(dtype)
@@ -383,7 +397,8 @@ class Recorder(Callback):
 
     @torch.no_grad()
     def _histogram(self, step: int, mag: torch.Tensor) -> None:
-        """Per-layer counts of non-zero |w| in equal log10 bins, on the device; one count of keys for all layers."""
+        """Per-layer counts of non-zero |w| in equal log10 bins, on the device; one count of keys
+        for all layers."""
         if self.hist is None or not self.hist.due(step):
             return
         lo, scale, nb = self._hist
@@ -411,8 +426,9 @@ class Recorder(Callback):
         self._stage(self.snapshots, list(self._encoder(mag)) if self.log8 else [mag])
 
     def _stage(self, p: _Periodic, rows: list[torch.Tensor]) -> None:
-        """Keep one row per writer of ``p`` (copied, cast to the store's dtype, on the device); hand the staged
-        rows over once their chunk is complete, the recording is done, or they pass ``STAGE_BYTES``."""
+        """Keep one row per writer of ``p`` (copied, cast to the store's dtype, on the device); hand
+        the staged rows over once their chunk is complete, the recording is done, or they pass
+        ``STAGE_BYTES``."""
         for staged, row, dtype in zip(p.staged, rows, p.dtypes, strict=True):
             staged.append(
                 row.to(_TORCH_DTYPES[dtype], copy=True)
@@ -475,8 +491,9 @@ class Recorder(Callback):
             w.append(line_counts[:, :, j, :])
 
     def _write_tables(self) -> None:
-        """Hand the event and epoch tables that changed since this recorder last handed them over to the writer
-        (each rewritten whole; a flush at an epoch's end and another at close used to rewrite all of them twice)."""
+        """Hand the event and epoch tables that changed since this recorder last handed them over to
+        the writer (each rewritten whole; a flush at an epoch's end and another at close used to
+        rewrite all of them twice)."""
         last = self._tables_written
         tables = {
             k: v.copy()
@@ -490,7 +507,8 @@ class Recorder(Callback):
             )  # only once handed over: Ctrl-C may interrupt a submit waiting on a full queue
 
     def committed_step(self) -> int | None:
-        """Largest step up to which every per-step row and snapshot is on disk (call in the writer thread)."""
+        """Largest step up to which every per-step row and snapshot is on disk (call in the writer
+        thread)."""
         if self.w_lr.pos == 0:
             return None
         frontier = int(self.tl.steps[self.w_lr.pos - 1])
@@ -516,23 +534,27 @@ class Recorder(Callback):
             self._committed_written = committed
 
     def flush(self) -> None:
-        """Hand everything staged to the writer, then have it write partial chunks whole and commit."""
+        """Hand everything staged to the writer, then have it write partial chunks whole and
+        commit."""
         self._drain_steps()
         self._write_tables()
         self.io.submit(self._flush_writers)
 
     def sync(self) -> None:
-        """Wait until the writer has written everything handed to it (raises its error if it failed)."""
+        """Wait until the writer has written everything handed to it (raises its error if it
+        failed)."""
         self.io.sync()
 
     # ------------------------------------------------------------------ resume
     def state_dict(self) -> dict[str, Any]:
         """What a resumed run needs to continue recording bitwise as an uninterrupted one would."""
-        self._drain_steps()  # everything produced so far goes to the writer before the checkpoint that follows
+        # everything produced so far goes to the writer before the checkpoint that follows
+        self._drain_steps()
         return {
             "counters": [c.state_dict() for c in (self.counter, *self.extra_counters)],
             "epoch_index": self.epoch_index,
-            # rows produced so far: a row at the checkpoint's own step may come after it (an event's snapshot)
+            # rows produced so far: a row at the checkpoint's own step may come after it (an event's
+            # snapshot)
             "steps_next": self._steps_next,
             "periodic_next": [p.next for p in self.periodic],
             "events": {k: v.copy() for k, v in self.events.items()},
@@ -540,7 +562,8 @@ class Recorder(Callback):
         }
 
     def _positions(self, state: dict[str, Any], step: int) -> tuple[int, list[int]]:
-        """(per-step rows, each periodic recording's rows) produced up to global ``step`` by :meth:`state_dict`
+        """(per-step rows, each periodic recording's rows) produced up to global ``step`` by
+        :meth:`state_dict`
         ``state`` (older checkpoints without the counts: the rows up to ``step``)."""
         steps_next = state.get(
             "steps_next", int(np.searchsorted(self.tl.steps, step, side="right"))
@@ -551,7 +574,8 @@ class Recorder(Callback):
         return steps_next, list(periodic)
 
     def rows_at(self, state: dict[str, Any], step: int) -> dict[str, int]:
-        """Rows of each array that a resume from :meth:`state_dict` ``state`` at global ``step`` keeps."""
+        """Rows of each array that a resume from :meth:`state_dict` ``state`` at global ``step``
+        keeps."""
         steps_next, periodic = self._positions(state, step)
         rows = {
             w.array.basename: steps_next
@@ -591,10 +615,11 @@ class Recorder(Callback):
         self.io.sync()
 
     def close(self, status: str, **attrs: Any) -> None:
-        """Flush, set the run status (complete, failed, interrupted), stop the writer, release the lock.
+        """Flush, set the run status (complete, failed, interrupted), stop the writer, release the
+        lock.
 
-        If the writer itself failed (a disk error, say), what it had committed stays readable and the
-        status is still set when the store allows it. A second call only sets the status.
+        If the writer itself failed (a disk error, say), what it had committed stays readable and
+        the status is still set when the store allows it. A second call only sets the status.
         """
         if self._closed:
             self.store.set_attrs(status=status, **attrs)
@@ -628,7 +653,8 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
 class NullRecorder(Callback):
     """The recorder's interface, writing nothing: what ranks other than 0 of a torchrun launch use.
 
-    It keeps ``epoch_index`` as :class:`Recorder` does; ``io.submit`` and ``store.set_attrs`` discard their calls.
+    It keeps ``epoch_index`` as :class:`Recorder` does; ``io.submit`` and ``store.set_attrs``
+    discard their calls.
     """
 
     def __init__(self, timeline: Timeline | None = None) -> None:

@@ -1,7 +1,9 @@
-"""What ``record --resume`` checks before it touches a store: that it can be resumed, that its resume files
-load, and that every chunk it keeps (the rows committed before the checkpoint) is on disk and intact.
+"""What ``record --resume`` checks before it touches a store: that it can be resumed, that its
+resume files load, and that every chunk it keeps (the rows committed before the checkpoint) is on
+disk and intact.
 
-Each refusal is a one-line :class:`StoreError` naming the damaged file, raised before anything is changed.
+Each refusal is a one-line :class:`StoreError` naming the damaged file, raised before anything is
+changed.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ AGAIN = "record the run again with --overwrite"
 
 
 def check_resumable(out: Path) -> RunConfig:
-    """The store's configuration, if ``out`` is a run store that is not complete and not held by a live writer."""
+    """The store's configuration, if ``out`` is a run store that is not complete and not held by a
+    live writer."""
     import xarray as xr
 
     from shedding import distributed
@@ -59,7 +62,8 @@ def _load(path: Path, weights_only: bool) -> Any:
 
 
 def load_resume_files(folder: Path, T: int) -> tuple[dict[str, Any] | None, dict[int, Any] | None]:
-    """(the last retraining checkpoint, the original run's checkpoints); None where the run had not written it.
+    """(the last retraining checkpoint, the original run's checkpoints); None where the run had not
+    written it.
 
     A checkpoint without the original run it needs, or either file damaged, is refused.
     """
@@ -81,7 +85,8 @@ def load_resume_files(folder: Path, T: int) -> tuple[dict[str, Any] | None, dict
 
 
 def _chunk_slices(array: Any, rows: int) -> list[tuple[tuple[int, ...], tuple[slice, ...]]]:
-    """(chunk index, selection) of every chunk holding any of the first ``rows`` rows of ``array``."""
+    """(chunk index, selection) of every chunk holding any of the first ``rows`` rows of
+    ``array``."""
     ranges = [range(math.ceil(rows / array.chunks[0]))]
     ranges += [
         range(math.ceil(n / c)) for n, c in zip(array.shape[1:], array.chunks[1:], strict=True)
@@ -110,9 +115,10 @@ KEPT_EVENT_ARRAYS = (
 
 
 def verify_committed(store: Any, rows: dict[str, int], events: int) -> None:
-    """What a resume keeps is intact: every chunk of the first ``rows[name]`` rows of each array exists and
-    decodes (checksums included); the first ``events`` rows of the per-event weight arrays and the arrays made
-    with the store decode (zarr leaves out a chunk equal to the fill value, so their absence proves nothing)."""
+    """What a resume keeps is intact: every chunk of the first ``rows[name]`` rows of each array
+    exists and decodes (checksums included); the first ``events`` rows of the per-event weight
+    arrays and the arrays made with the store decode (zarr leaves out a chunk equal to the fill
+    value, so their absence proves nothing)."""
     for name, n in rows.items():
         _verify(store, name, n, present=True)
     for name in store.group.array_keys():

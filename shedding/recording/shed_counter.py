@@ -1,12 +1,16 @@
-"""Per-step shed and recover crossings, counted per layer on the training device (SCIENCE.md section 4).
+"""Per-step shed and recover crossings, counted per layer on the training device (SCIENCE.md section
+4).
 
-At a prune event with line L = alpha * tau, a survivor is *eligible* when |w| >= L; survivors already
-below L are counted separately (``below``) and never as shed. After each step, an eligible weight is
+At a prune event with line L = alpha * tau, a survivor is *eligible* when |w| >= L; survivors
+already below L are counted separately (``below``) and never as shed. After each step, an eligible
+weight is
 *shed* while |w| < L; a crossing down is a shed event, a crossing back up a recover event.
 
-Only eligible weights can be shed, so each step looks at them alone: their indices, fixed between events,
-are gathered into preallocated buffers (layers stay contiguous, since the flat vector is layer-ordered).
-On the CPU one ``bincount`` over (layer, previous state, current state) keys gives all three counts; on
+Only eligible weights can be shed, so each step looks at them alone: their indices, fixed between
+events, are gathered into preallocated buffers (layers stay contiguous, since the flat vector is
+layer-ordered).
+On the CPU one ``bincount`` over (layer, previous state, current state) keys gives all three counts;
+on
 CUDA a ``cumsum`` over layer segments does, without reading anything back to the host.
 """
 
@@ -18,7 +22,8 @@ from shedding.recording.reductions import key_counts, key_dtype, segment_sums
 
 
 class ShedCounter:
-    """Holds the eligible set and the previous below-line state of one event, over a flat weight vector."""
+    """Holds the eligible set and the previous below-line state of one event, over a flat weight
+    vector."""
 
     def __init__(
         self, layer_ids: torch.Tensor, n_layers: int, sync_free: bool | None = None
@@ -34,7 +39,8 @@ class ShedCounter:
         return out.index_add_(0, self.layer_ids, flags.to(torch.int64))
 
     def _select(self, eligible: torch.Tensor, prev_below: torch.Tensor) -> None:
-        """Index the eligible weights and allocate the per-step buffers (at an event, or on resume)."""
+        """Index the eligible weights and allocate the per-step buffers (at an event, or on
+        resume)."""
         self.eligible = eligible
         self.index = torch.nonzero(eligible).reshape(-1)
         layers = self.layer_ids[self.index]
@@ -56,9 +62,11 @@ class ShedCounter:
     def start(
         self, magnitude: torch.Tensor, alive: torch.Tensor, line: float | torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Begin an event from the post-prune magnitudes; return per-layer (survivors, eligible, below).
+        """Begin an event from the post-prune magnitudes; return per-layer (survivors, eligible,
+        below).
 
-        ``line`` is one value or one per weight (a per-layer line broadcast over the layer's weights).
+        ``line`` is one value or one per weight (a per-layer line broadcast over the layer's
+        weights).
         """
         self.line = line
         alive = alive.bool()
@@ -68,7 +76,8 @@ class ShedCounter:
         return self._per_layer(alive), self._per_layer(eligible), self._per_layer(below)
 
     def update(self, magnitude: torch.Tensor) -> torch.Tensor:
-        """Counts after a step: a (3, n_layers) int64 tensor of shed level, shed events and recover events."""
+        """Counts after a step: a (3, n_layers) int64 tensor of shed level, shed events and recover
+        events."""
         assert self.eligible is not None
         mag = torch.index_select(magnitude, 0, self.index, out=self._mag)
         below = torch.lt(mag, self._line, out=self._spare)
@@ -91,7 +100,8 @@ class ShedCounter:
         return self.eligible & (magnitude < self.line)
 
     def state_dict(self) -> dict:
-        """The event's eligible set, the previous below-line state and the line, on the CPU (for resume)."""
+        """The event's eligible set, the previous below-line state and the line, on the CPU (for
+        resume)."""
         prev_below = None
         if self.eligible is not None:
             prev_below = torch.zeros_like(self.eligible)

@@ -1,4 +1,5 @@
-"""The Zarr v3 run store: creation of every array up front, whole-chunk writes, status, the writer lock.
+"""The Zarr v3 run store: creation of every array up front, whole-chunk writes, status, the writer
+lock.
 
 All arrays are allocated at creation with their final shapes (the timeline is known in advance) and
 written only in whole chunks from in-memory chunk buffers (:class:`ChunkWriter`), so no write ever
@@ -6,10 +7,13 @@ reads back a half-written chunk. ``xarray.open_zarr(path)`` reads the store with
 dimension names are Zarr v3 ``dimension_names`` and non-index coordinates are listed in the root
 attribute ``coordinates`` (the CF convention xarray decodes).
 
-Every array is of a Zarr v3 core data type, so any Zarr v3 reader opens it: names (``layer``, ``layer_shape``,
-``line``) are integer codes with their labels in attributes (:mod:`shedding.recording.names`). Every array has
-CF ``long_name`` and ``units``; an integer array preallocated with a "not written" fill value (-1, or 255 for
-log8 codes) names it in ``_FillValue``, so plain xarray masks rows a crashed run never wrote (float arrays hold
+Every array is of a Zarr v3 core data type, so any Zarr v3 reader opens it: names (``layer``,
+``layer_shape``,
+``line``) are integer codes with their labels in attributes (:mod:`shedding.recording.names`). Every
+array has
+CF ``long_name`` and ``units``; an integer array preallocated with a "not written" fill value (-1,
+or 255 for log8 codes) names it in ``_FillValue``, so plain xarray masks rows a crashed run never
+wrote (float arrays hold
 NaN there). Every array's codecs end with ``crc32c``: a damaged chunk fails to decode in any reader.
 """
 
@@ -51,8 +55,8 @@ def _pid_alive(pid: int) -> bool:
 
 
 def read_lock(path: Path) -> dict[str, Any] | None:
-    """The lock's content (pid, host, time) when a live writer holds ``path``; None otherwise (no lock, one that
-    is not a lock's JSON, or one of this machine whose process is gone)."""
+    """The lock's content (pid, host, time) when a live writer holds ``path``; None otherwise (no
+    lock, one that is not a lock's JSON, or one of this machine whose process is gone)."""
     lock = as_path(path) / LOCK_NAME
     try:
         info = json.loads(lock.read_text())
@@ -66,15 +70,18 @@ def read_lock(path: Path) -> dict[str, Any] | None:
 
 
 def _checkable(holder: dict[str, Any]) -> bool:
-    """Whether this machine can tell if the lock's process is alive (its own machine, a whole-number pid)."""
+    """Whether this machine can tell if the lock's process is alive (its own machine, a whole-number
+    pid)."""
     return holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int)
 
 
 def held_error(path: str | Path, holder: dict[str, Any] | None) -> StoreError:
-    """The one-line refusal of a second writer on ``path``, which ``holder`` (:func:`read_lock`'s content) holds.
+    """The one-line refusal of a second writer on ``path``, which ``holder`` (:func:`read_lock`'s
+    content) holds.
 
-    A lock taken on another machine can't be checked from here (a job killed there leaves it behind), so the
-    message then says how to release it. ``None`` (the lock went away while the caller looked): retry.
+    A lock taken on another machine can't be checked from here (a job killed there leaves it
+    behind), so the message then says how to release it. ``None`` (the lock went away while the
+    caller looked): retry.
     """
     path = as_path(path)
     if not holder:
@@ -97,8 +104,8 @@ def held_error(path: str | Path, holder: dict[str, Any] | None) -> StoreError:
 def check_path(path: Path, overwrite: bool) -> None:
     """Raise StoreError unless a new store may be created at ``path`` (changes nothing on disk).
 
-    An existing store is refused unless ``overwrite``; one that a live writer holds, a regular file, and a
-    non-empty folder that is not a Zarr store, are always refused.
+    An existing store is refused unless ``overwrite``; one that a live writer holds, a regular file,
+    and a non-empty folder that is not a Zarr store, are always refused.
     """
     path = as_path(path)
     if path.is_file():
@@ -134,9 +141,11 @@ def prepare_path(path: Path, overwrite: bool) -> None:
 
 @dataclass
 class ArraySpec:
-    """One array to create: name, dims, shape, chunks, dtype, fill value, extra attributes and codecs.
+    """One array to create: name, dims, shape, chunks, dtype, fill value, extra attributes and
+    codecs.
 
-    ``data`` (coordinates known at creation) is written right after the array is created. CF ``long_name`` and
+    ``data`` (coordinates known at creation) is written right after the array is created. CF
+    ``long_name`` and
     ``units`` come from :data:`~shedding.recording.layout.VARIABLES`.
     """
 
@@ -182,9 +191,10 @@ WEIGHT_CHUNK = 1 << 18  # weights per chunk along the flat weight dimension, at 
 
 
 def balanced_chunk(n: int, most: int) -> int:
-    """The chunk length for ``n`` items in as few chunks of at most ``most`` as can hold them, all of about one
-    length: zarr stores an edge chunk padded to the full chunk shape, so a nearly empty last chunk costs a whole
-    chunk's encoding (ResNet-20's 270,896 weights in chunks of 262,144 spent half a float16 write on 8,752)."""
+    """The chunk length for ``n`` items in as few chunks of at most ``most`` as can hold them, all
+    of about one length: zarr stores an edge chunk padded to the full chunk shape, so a nearly empty
+    last chunk costs a whole chunk's encoding (ResNet-20's 270,896 weights in chunks of 262,144
+    spent half a float16 write on 8,752)."""
     n, most = max(int(n), 1), max(int(most), 1)
     k = -(-n // most)
     return -(-n // k)
@@ -212,7 +222,8 @@ def _coord(
 
 
 def _names(name: str, names: list[str]) -> ArraySpec:
-    """A name coordinate along ``layer`` or ``line``: integer codes, the labels in its attributes."""
+    """A name coordinate along ``layer`` or ``line``: integer codes, the labels in its
+    attributes."""
     codes, attrs = encode_names(names)
     spec = _coord(name, codes, CODE_DTYPE, dim="line" if name == "line" else "layer")
     spec.attrs = attrs
@@ -237,8 +248,8 @@ def _layer_specs(layers: list[Layer], wchunk: int) -> list[ArraySpec]:
 
 
 def _timeline_specs(tl: Timeline, samples: bool) -> list[ArraySpec]:
-    """The step, epoch and event coordinates, and the snapshot, histogram and (``samples``) sample steps the run
-    has."""
+    """The step, epoch and event coordinates, and the snapshot, histogram and (``samples``) sample
+    steps the run has."""
     out = [
         _coord("step", tl.steps, "int64"),
         _coord("step_round", tl.step_round, "int16", "step"),
@@ -311,7 +322,8 @@ def _run_specs(
 def _snapshot_specs(
     n_r: int, n_l: int, n_w: int, wchunk: int, magnitude_dtype: str, chunk_steps: int
 ) -> list[ArraySpec]:
-    """The magnitude snapshots: float ``magnitude``, or log8 ``magnitude_code`` and ``magnitude_top``."""
+    """The magnitude snapshots: float ``magnitude``, or log8 ``magnitude_code`` and
+    ``magnitude_top``."""
     if not n_r:
         return []
     rchunk = balanced_chunk(n_r, chunk_steps)
@@ -421,8 +433,9 @@ def _line_specs(lines: list[str], n_s: int, n_ev: int, n_l: int) -> list[ArraySp
 
 
 def cf_attrs(spec: ArraySpec) -> dict[str, Any]:
-    """The attributes of ``spec``'s array: CF ``long_name`` and ``units``, ``_FillValue`` for an integer array
-    whose fill value marks rows not written yet (plain xarray masks them), then the spec's own."""
+    """The attributes of ``spec``'s array: CF ``long_name`` and ``units``, ``_FillValue`` for an
+    integer array whose fill value marks rows not written yet (plain xarray masks them), then the
+    spec's own."""
     long_name, units = VARIABLES[spec.name]
     out: dict[str, Any] = {"long_name": long_name, "units": units}
     if spec.fill_value is not None and np.dtype(spec.dtype).kind in "iu":
@@ -431,7 +444,8 @@ def cf_attrs(spec: ArraySpec) -> dict[str, Any]:
 
 
 def create_array(group: zarr.Group, spec: ArraySpec) -> zarr.Array:
-    """Create ``spec``'s array in ``group`` (its codecs end with :data:`CHECKSUM`) and write its ``data``."""
+    """Create ``spec``'s array in ``group`` (its codecs end with :data:`CHECKSUM`) and write its
+    ``data``."""
     kw: dict[str, Any] = {} if spec.fill_value is None else {"fill_value": spec.fill_value}
     arr = group.create_array(
         spec.name,
@@ -459,7 +473,8 @@ def store_specs(
     lines: list[str] | None = None,
     sample: np.ndarray | None = None,
 ) -> list[ArraySpec]:
-    """Every array of a run store for ``layers`` and timeline ``tl`` (see :meth:`RunStore.create`)."""
+    """Every array of a run store for ``layers`` and timeline ``tl`` (see
+    :meth:`RunStore.create`)."""
     n_w, n_l = sum(layer.size for layer in layers), len(layers)
     n_s, n_ev, n_ss = len(tl.steps), tl.n_events, len(tl.sample_steps)
     wchunk = balanced_chunk(n_w, WEIGHT_CHUNK)
@@ -489,9 +504,9 @@ def store_specs(
 class ChunkWriter:
     """Appends rows along an array's first dimension and writes only whole chunks.
 
-    The writer holds the current chunk in memory; :meth:`flush` writes that whole chunk (rows not yet
-    appended keep the fill value) and a later flush rewrites it whole again, so the store never holds a
-    chunk assembled from two partial writes.
+    The writer holds the current chunk in memory; :meth:`flush` writes that whole chunk (rows not
+    yet appended keep the fill value) and a later flush rewrites it whole again, so the store never
+    holds a chunk assembled from two partial writes.
     """
 
     def __init__(self, array: zarr.Array, fill: Any) -> None:
@@ -529,7 +544,8 @@ class ChunkWriter:
                     self._buf = self._alloc(self.pos)
 
     def seek(self, pos: int) -> None:
-        """Continue appending at row ``pos`` (resume): rows before it are kept, rows from it on are cleared."""
+        """Continue appending at row ``pos`` (resume): rows before it are kept, rows from it on are
+        cleared."""
         self.pos = pos
         self._start = min(pos, max(self.rows - 1, 0)) // self.chunk * self.chunk
         self._buf = self._alloc(self._start)
@@ -541,7 +557,8 @@ class ChunkWriter:
         )  # stale rows of a crashed run get cleared on the next write
 
     def truncate(self, rows: int) -> None:
-        """The array now has ``rows`` rows (:meth:`RunStore.truncate`); none of them is written yet past ``pos``."""
+        """The array now has ``rows`` rows (:meth:`RunStore.truncate`); none of them is written yet
+        past ``pos``."""
         if rows < self.pos:
             raise IndexError(
                 f"{self.array.name}: cannot cut to {rows} rows, {self.pos} are written"
@@ -579,7 +596,8 @@ class RunStore:
         lines: list[str] | None = None,
         sample: np.ndarray | None = None,
     ) -> RunStore:
-        """Create every array and coordinate for ``layers`` and ``timeline``, and take the writer lock."""
+        """Create every array and coordinate for ``layers`` and ``timeline``, and take the writer
+        lock."""
         path = as_path(path)
         prepare_path(path, overwrite)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -610,7 +628,8 @@ class RunStore:
 
     @classmethod
     def reopen(cls, path: str | Path) -> RunStore:
-        """Open an existing store to continue writing it (resume); refused while a live writer holds it."""
+        """Open an existing store to continue writing it (resume); refused while a live writer holds
+        it."""
         path = as_path(path)
         if not (path / "zarr.json").exists():
             raise StoreError(f"{path}: no run store to resume there")
@@ -627,13 +646,15 @@ class RunStore:
         """A whole-chunk appender for array ``name``."""
         arr = self.group[name]
         if hasattr(arr, "with_config"):  # zarr >= 3.1
-            # a chunk the writer writes holds data: skip zarr's check that it is all fill value before writing it,
-            # a full pass over the chunk that took 60% of a magnitude chunk's write (benchmarks.recording_overhead)
+            # a chunk the writer writes holds data: skip zarr's check that it is all fill value
+            # before writing it, a full pass over the chunk that took 60% of a magnitude chunk's
+            # write (benchmarks.recording_overhead)
             arr = arr.with_config({"write_empty_chunks": True})
         return ChunkWriter(arr, arr.fill_value)
 
     def write_rows(self, name: str, index: int, values: Any) -> None:
-        """Write row ``index`` of an array whose first-dimension chunk is 1 (masks, event magnitudes)."""
+        """Write row ``index`` of an array whose first-dimension chunk is 1 (masks, event
+        magnitudes)."""
         arr = self.group[name]
         assert arr.chunks[0] == 1
         arr[index] = values
@@ -643,9 +664,9 @@ class RunStore:
         self.group[name][...] = values
 
     def truncate(self, timeline: Timeline) -> None:
-        """Cut the store to ``timeline``, a prefix of the one it was created for (a cascade-aware run that
-        reached its target in fewer events than planned): every timeline dimension is resized and the round
-        coordinates are rewritten. Rows already written are kept."""
+        """Cut the store to ``timeline``, a prefix of the one it was created for (a cascade-aware
+        run that reached its target in fewer events than planned): every timeline dimension is
+        resized and the round coordinates are rewritten. Rows already written are kept."""
         sizes = {
             "step": len(timeline.steps),
             "record_step": len(timeline.record_steps),
@@ -654,7 +675,8 @@ class RunStore:
             "epoch": len(timeline.epoch),
             "event": timeline.n_events,
         }
-        # the array metadata itself, not the consolidated copy, which goes stale as arrays are resized
+        # the array metadata itself, not the consolidated copy, which goes stale as arrays are
+        # resized
         self.group = zarr.open_group(
             zarr_location(self.path), mode="r+", zarr_format=3, use_consolidated=False
         )
@@ -677,9 +699,9 @@ class RunStore:
     def set_attrs(self, attrs: dict[str, Any] | None = None, /, **more: Any) -> None:
         """Update root attributes (a dict and/or keywords).
 
-        The group holds the consolidated metadata since the last :meth:`consolidate`, and zarr writes it back
-        with the root attributes (one small atomic write), so the store stays consolidated without rereading
-        every array's metadata each time.
+        The group holds the consolidated metadata since the last :meth:`consolidate`, and zarr
+        writes it back with the root attributes (one small atomic write), so the store stays
+        consolidated without rereading every array's metadata each time.
         """
         self.group.attrs.update({**(attrs or {}), **more})
 

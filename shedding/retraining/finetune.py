@@ -1,4 +1,5 @@
-"""Fine-tuning: start from the trained weights, constant LR equal to the original schedule's last LR."""
+"""Fine-tuning: start from the trained weights, constant LR equal to the original schedule's last
+LR."""
 
 from __future__ import annotations
 

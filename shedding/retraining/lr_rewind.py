@@ -1,4 +1,5 @@
-"""Learning-rate rewinding: start from the trained weights, replay the original schedule from T - t."""
+"""Learning-rate rewinding: start from the trained weights, replay the original schedule from T -
+t."""
 
 from __future__ import annotations
 

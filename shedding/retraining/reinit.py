@@ -1,4 +1,5 @@
-"""Random re-initialisation: a fresh random init of the pruned structure, the original schedule from 0."""
+"""Random re-initialisation: a fresh random init of the pruned structure, the original schedule from
+0."""
 
 from __future__ import annotations
 

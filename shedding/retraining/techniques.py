@@ -1,4 +1,5 @@
-"""The retraining-technique registry and the types a technique uses (see :mod:`shedding.retraining`)."""
+"""The retraining-technique registry and the types a technique uses (see
+:mod:`shedding.retraining`)."""
 
 from __future__ import annotations
 

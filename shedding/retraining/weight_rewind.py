@@ -1,4 +1,5 @@
-"""Weight rewinding: start from the original run's weights at T - t, replay the schedule from there."""
+"""Weight rewinding: start from the original run's weights at T - t, replay the schedule from
+there."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Standard callbacks: keep pruned weights at zero, evaluate per epoch, save checkpoints, show progress."""
+"""Standard callbacks: keep pruned weights at zero, evaluate per epoch, save checkpoints, show
+progress."""
 
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ from shedding.training.loop import Callback, TrainState, evaluate
 class MaskCallback(Callback):
     """Pruned weights stay exactly zero: gradients are masked before each step and weights after it.
 
-    With the gradient of a pruned weight at zero (and the weight itself zero), SGD's weight-decay term and
-    momentum buffer and Adam's moments stay zero for it, so the optimizer state never revives it.
+    With the gradient of a pruned weight at zero (and the weight itself zero), SGD's weight-decay
+    term and momentum buffer and Adam's moments stay zero for it, so the optimizer state never
+    revives it.
 
-    Under torchrun every rank takes rank 0's masks at the start (they are computed from identical weights with
-    a seeded generator, so they should agree anyway; this makes sure).
+    Under torchrun every rank takes rank 0's masks at the start (they are computed from identical
+    weights with a seeded generator, so they should agree anyway; this makes sure).
     """
 
     def __init__(self, params: dict[str, torch.nn.Parameter], masks: Masks) -> None:
@@ -49,7 +51,8 @@ class MaskCallback(Callback):
 
 
 class EvalCallback(Callback):
-    """At each epoch end: test accuracy/loss and the running training accuracy/loss into ``state.metrics``."""
+    """At each epoch end: test accuracy/loss and the running training accuracy/loss into
+    ``state.metrics``."""
 
     def __init__(self, test_loader: BatchLoader) -> None:
         self.test_loader = test_loader

@@ -1,13 +1,15 @@
 """The minimal training loop (OpenLTH style): everything else happens in callbacks.
 
-``train`` runs ``num_steps`` optimizer steps. Step ``k`` (0-based) uses batch ``k % len(loader)`` of data
-epoch ``data_epoch_offset + k // len(loader)`` and learning rate ``schedule(k)``. Callbacks see a
+``train`` runs ``num_steps`` optimizer steps. Step ``k`` (0-based) uses batch ``k % len(loader)`` of
+data epoch ``data_epoch_offset + k // len(loader)`` and learning rate ``schedule(k)``. Callbacks see
+a
 :class:`TrainState` at fixed points; masking, evaluation and recording are all callbacks.
 
-Under torchrun (a loader with ``world_size`` > 1) the model runs in DistributedDataParallel on this rank's shard
-of each global batch. Each rank's loss is its shard's summed loss times ``world_size / n`` (``n`` the global
-batch), so DDP's average over the ranks is the gradient of the global batch's mean loss, also when the last
-batch splits unevenly. The loss and accuracy the callbacks see are summed over the ranks: the global batch's.
+Under torchrun (a loader with ``world_size`` > 1) the model runs in DistributedDataParallel on this
+rank's shard of each global batch. Each rank's loss is its shard's summed loss times ``world_size /
+n`` (``n`` the global batch), so DDP's average over the ranks is the gradient of the global batch's
+mean loss, also when the last batch splits unevenly. The loss and accuracy the callbacks see are
+summed over the ranks: the global batch's.
 """
 
 from __future__ import annotations
@@ -83,8 +85,9 @@ def train(
 ) -> TrainState:
     """Train ``model`` for ``num_steps`` steps with cross-entropy; return the final state.
 
-    ``start_step`` (a multiple of the epoch length) resumes a run: the steps before it count as done, so the
-    learning rate and the data order continue exactly where an uninterrupted run would be.
+    ``start_step`` (a multiple of the epoch length) resumes a run: the steps before it count as
+    done, so the learning rate and the data order continue exactly where an uninterrupted run would
+    be.
     """
     ipe = len(loader)
     if start_step % ipe:
@@ -147,7 +150,8 @@ def train(
                 cb.on_step_end(state)
             finite.step(state)
             if world == 1:
-                interrupts.check()  # Ctrl-C and SIGTERM stop here, between steps (torchrun: at the epoch's end)
+                # Ctrl-C and SIGTERM stop here, between steps (torchrun: at the epoch's end)
+                interrupts.check()
             if state.step >= num_steps:
                 break
         if batches < ipe:
@@ -168,9 +172,10 @@ def train(
 
 
 class _FiniteWatch:
-    """A non-finite loss stops training. On the CPU at once. On CUDA without a host sync inside a step: each step's
-    flag (the first bad step, 0 while all are finite) is copied into pinned memory without blocking and read
-    once that copy is done, a step or two later; elsewhere, and in any case, it is read at the epoch's end."""
+    """A non-finite loss stops training. On the CPU at once. On CUDA without a host sync inside a
+    step: each step's flag (the first bad step, 0 while all are finite) is copied into pinned memory
+    without blocking and read once that copy is done, a step or two later; elsewhere, and in any
+    case, it is read at the epoch's end."""
 
     def __init__(self) -> None:
         self.flag: torch.Tensor | None = None

@@ -10,7 +10,8 @@ OPTIMIZERS = ("sgd", "adam")
 
 
 def build_optimizer(params: Iterable[torch.nn.Parameter], cfg) -> torch.optim.Optimizer:
-    """SGD (momentum, Nesterov, weight decay) or Adam (L2 weight decay). The LR is set per step later."""
+    """SGD (momentum, Nesterov, weight decay) or Adam (L2 weight decay). The LR is set per step
+    later."""
     params = list(params)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(

@@ -19,7 +19,8 @@ LRSchedule = Callable[[int], float]
 class ScheduleSpec:
     """A resolved schedule: every length in iterations.
 
-    Warm-up: step ``k < warmup`` (0-based) trains at ``lr(k) * (k + 1) / warmup``, so the first step uses
+    Warm-up: step ``k < warmup`` (0-based) trains at ``lr(k) * (k + 1) / warmup``, so the first step
+    uses
     ``lr / warmup`` and step ``warmup - 1`` the full rate. OpenLTH's warm-up starts at 0 instead
     (``lr * k / warmup``); both ramp linearly over ``warmup`` steps.
     """

@@ -1,4 +1,5 @@
-"""The semi-structured view (shedding.analysis.blocks): per-block kept counts against the binomial expectation."""
+"""The semi-structured view (shedding.analysis.blocks): per-block kept counts against the binomial
+expectation."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from shedding.reports.block_figures import block_density_figure
 def store_like(
     layers: list[tuple[str, tuple[int, ...], np.ndarray]], n_events: int = 1
 ) -> xr.Dataset:
-    """A store-shaped Dataset: ``mask(event, weight)`` and the layer coordinates, from per-layer masks."""
+    """A store-shaped Dataset: ``mask(event, weight)`` and the layer coordinates, from per-layer
+    masks."""
     flat = [np.asarray(m, dtype=np.uint8).reshape(-1) for _, _, m in layers]
     sizes = np.array([f.size for f in flat], dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
@@ -94,7 +96,7 @@ def test_mask_from_the_block_pruner_with_partial_edges():
     np.testing.assert_allclose(res.dispersion.values, 12.0, rtol=1e-12)
 
 
-# --------------------------------------------------------------------------- (b) i.i.d. random masks
+# -------------------------------------------------------------------------- (b) i.i.d. random masks
 
 
 @pytest.mark.parametrize(
@@ -113,9 +115,10 @@ def test_random_mask_is_binomial(block, nm, d):
     ):  # a single weight per block: the count is Bernoulli and the dispersion is 1 identically
         assert float(res.dispersion) == pytest.approx(1.0) and np.isnan(float(res.p_value))
         return
-    # Standard error of the sample variance of n binomial(k, d) counts: sqrt((mu4 - sigma^4) / n), with
-    # mu4 = k p q (1 + 3 (k - 2) p q); the dispersion divides it by sigma^2 = k p q. Allow 5 standard errors
-    # (a fixed seed, so no flakiness; 5 SE would fail by chance less than once in a million seeds).
+    # Standard error of the sample variance of n binomial(k, d) counts: sqrt((mu4 - sigma^4) / n),
+    # with mu4 = k p q (1 + 3 (k - 2) p q); the dispersion divides it by sigma^2 = k p q. Allow 5
+    # standard errors (a fixed seed, so no flakiness; 5 SE would fail by chance less than once in a
+    # million seeds).
     pq = d * (1 - d)
     sigma2 = k * pq
     mu4 = sigma2 * (1 + 3 * (k - 2) * pq)
@@ -130,7 +133,7 @@ def test_random_mask_is_binomial(block, nm, d):
         assert abs(float(res.frac_nm_observed) - float(res.frac_nm_expected)) < 0.01
 
 
-# --------------------------------------------------------------------------- (c) against plain numpy
+# -------------------------------------------------------------------------- (c) against plain numpy
 
 
 @pytest.mark.parametrize(
@@ -179,7 +182,8 @@ def test_counts_match_numpy_with_partial_edges(block, nm):
 
 
 def test_pooling_rule():
-    # expected 1, 2, 3, 10, 4: pools [0..2] (6), [3] (10), trailing [4] (4 < 5) merged into the previous one
+    # expected 1, 2, 3, 10, 4: pools [0..2] (6), [3] (10), trailing [4] (4 < 5) merged into the
+    # previous one
     obs, exp = np.array([2, 1, 3, 9, 5]), np.array([1.0, 2.0, 3.0, 10.0, 4.0])
     stat, dof, p = pooled_chisquare(obs, exp)
     assert dof == 0 and np.isnan(p)

@@ -1,4 +1,5 @@
-"""Cascade detection per event and line, seeds with CIs, kept-set matrices, convergence: against numpy."""
+"""Cascade detection per event and line, seeds with CIs, kept-set matrices, convergence: against
+numpy."""
 
 from __future__ import annotations
 
@@ -216,6 +217,7 @@ def test_summary_store_verdicts_on_extra_lines(tmp_path):
     assert str(det.verdict.values[0, 0]) in ("cascade", "no cascade") and np.isfinite(
         float(det.excess_peak[0, 0])
     )
-    # the control's std line differs from the run's (its layers are not pruned): it would need magnitudes
+    # the control's std line differs from the run's (its layers are not pruned): it would need
+    # magnitudes
     with pytest.raises(ValueError, match="needs magnitude snapshots"):
         detect_cascades(run, ctrl, [Line("std", 0.5)])

@@ -1,4 +1,5 @@
-"""A run is measured against the control that shares its setting, seed and line (shedding.analysis.controls), or none."""
+"""A run is measured against the control that shares its setting, seed and line
+(shedding.analysis.controls), or none."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from shedding.studies.study_results import cascade_results
 
 @pytest.fixture(scope="module")
 def extra_control(recorded_seeds, tmp_path_factory) -> Path:
-    """A control of seed 0 at sparsity 0.2 (the seed fixtures' runs and controls are at 0.5), same cache."""
+    """A control of seed 0 at sparsity 0.2 (the seed fixtures' runs and controls are at 0.5), same
+    cache."""
     from shedding.experiment import record
 
     cfg = tiny_config("none", sparsity=0.2)

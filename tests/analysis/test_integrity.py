@@ -1,5 +1,5 @@
-"""Reading commands refuse a damaged store, and an event a run does not have, in one line (exit 2) before
-anything is computed or written (shedding.analysis.integrity, shedding.analysis.events)."""
+"""Reading commands refuse a damaged store, and an event a run does not have, in one line (exit 2)
+before anything is computed or written (shedding.analysis.integrity, shedding.analysis.events)."""
 
 from __future__ import annotations
 
@@ -83,7 +83,9 @@ def test_intact_stores_open_and_only_committed_rows_are_required(recorded, tmp_p
     for c in later:
         c.unlink()  # rows after last_committed_step: never required
     for c in _chunks(store, "test_accuracy"):
-        c.unlink()  # a run failing at an epoch's end leaves that epoch's row unwritten: tables aren't committed rows
+        # a run failing at an epoch's end leaves that epoch's row unwritten: tables aren't committed
+        # rows
+        c.unlink()
     assert open_run(store).attrs["status"] == "failed"
     (store / "magnitude" / "c" / "0" / "0").unlink()
     with pytest.raises(NotARunError, match=r"magnitude[/\\]c[/\\]0[/\\]0"):

@@ -242,7 +242,8 @@ def _planted_masks(
 
 
 def test_compare_kept_on_planted_overlap():
-    """Two layers of 1000 weights: |A| = 500, |B| = 400, |A & B| = 300 in layer 0; disjoint sets in layer 1."""
+    """Two layers of 1000 weights: |A| = 500, |B| = 400, |A & B| = 300 in layer 0; disjoint sets in
+    layer 1."""
     a = np.zeros(2000, bool)
     b = np.zeros(2000, bool)
     a[:500] = True

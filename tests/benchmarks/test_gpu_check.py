@@ -1,5 +1,6 @@
-"""The GPU check (benchmarks/gpu_check.sh) as a dry run on the CPU: every part runs on stand-in sizes, and its
-verify step passes the recorded store it sends back but fails one whose counts or losses were altered."""
+"""The GPU check (benchmarks/gpu_check.sh) as a dry run on the CPU: every part runs on stand-in
+sizes, and its verify step passes the recorded store it sends back but fails one whose counts or
+losses were altered."""
 
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ def _script(*args: str, env_extra: dict[str, str] | None = None, timeout: float 
 
 @pytest.fixture(scope="module")
 def dry_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
-    """``bash benchmarks/gpu_check.sh --device cpu --quick`` into a fresh folder (no wheels, no GPU)."""
+    """``bash benchmarks/gpu_check.sh --device cpu --quick`` into a fresh folder (no wheels, no
+    GPU)."""
     out = tmp_path_factory.mktemp("gpu-check")
     res = _script("--device", "cpu", "--quick", "--out", str(out))
     return res, out
@@ -129,7 +131,8 @@ def test_script_rejects_bad_options_before_running_anything(tmp_path):
 
 
 def test_env_stops_the_check_when_a_package_is_missing(tmp_path):
-    """A machine without zarr (the wheels not installed): env fails, and no other part spends the lease."""
+    """A machine without zarr (the wheels not installed): env fails, and no other part spends the
+    lease."""
     shadow = tmp_path / "shadow"
     (shadow / "zarr").mkdir(parents=True)
     (shadow / "zarr" / "__init__.py").write_text(
@@ -164,8 +167,9 @@ def test_variants_select_per_case_and_reject_unknown_names():
 
 
 def test_wheel_list_pins_one_version_of_each_installed_package():
-    """benchmarks/gpu_wheels.sh pins each wheel once (two versions stop the whole install on the device machine),
-    each a package the project's environment installs, the key ones of the checked paths among them."""
+    """benchmarks/gpu_wheels.sh pins each wheel once (two versions stop the whole install on the
+    device machine), each a package the project's environment installs, the key ones of the checked
+    paths among them."""
     from importlib import metadata
 
     text = (REPO / "benchmarks" / "gpu_wheels.sh").read_text()

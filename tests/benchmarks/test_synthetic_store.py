@@ -1,4 +1,5 @@
-"""The synthetic store generator used by the analysis-throughput benchmark: a valid, self-consistent run."""
+"""The synthetic store generator used by the analysis-throughput benchmark: a valid, self-consistent
+run."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ def _per_layer(flags: np.ndarray, layer_of: np.ndarray, n_layers: int) -> np.nda
 
 @pytest.fixture(scope="module", params=["float32", "float16"])
 def synthetic(request, tmp_path_factory):
-    # small weight chunks so the store has several weight-chunk columns and layers that straddle them
+    # small weight chunks so the store has several weight-chunk columns and layers that straddle
+    # them
     mp = pytest.MonkeyPatch()
     mp.setattr(store_module, "WEIGHT_CHUNK", 256)
     try:

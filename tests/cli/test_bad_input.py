@@ -1,9 +1,10 @@
-"""Every bad input a user can give is one line starting with ``error:``, exit status 2, and nothing on disk changes.
+"""Every bad input a user can give is one line starting with ``error:``, exit status 2, and nothing
+on disk changes.
 
-Each case runs the CLI in this process with the working folder set to the test's tmp folder, into which the
-fixtures below are written first (a regular file, a folder, config files); the tree under it, with every
-mtime, must be the same afterwards. ``{gmp}``, ``{random}`` and ``{control}`` stand for recorded stores
-(the session's ``recorded`` fixture, which lives outside the tmp folder).
+Each case runs the CLI in this process with the working folder set to the test's tmp folder, into
+which the fixtures below are written first (a regular file, a folder, config files); the tree under
+it, with every mtime, must be the same afterwards. ``{gmp}``, ``{random}`` and ``{control}`` stand
+for recorded stores (the session's ``recorded`` fixture, which lives outside the tmp folder).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ FILES: dict[str, str | bytes] = {
 }
 FOLDERS = ("folder", "report_dir.html")
 
-# the record command's options for a tiny run, given first so that a case's own options override them
+# the record command's options for a tiny run, given first so that a case's own options override
+# them
 TINY = [
     "--train-duration",
     "1ep",
@@ -175,7 +177,8 @@ CONFIG_FILES = [
 ]
 
 PATHS = [
-    # --out-is-a-file*: refused by shedding.recording.store.check_path (another change); they pass once it lands
+    # --out-is-a-file*: refused by shedding.recording.store.check_path (another change); they pass
+    # once it lands
     pytest.param(["--out", "file.txt"], "file.txt", id="out-is-a-file"),
     pytest.param(["--out", "file.txt", "--overwrite"], "file.txt", id="out-is-a-file-overwrite"),
     pytest.param(["--out", "file.txt/run.zarr"], "--out file.txt/run.zarr", id="out-under-a-file"),
@@ -304,7 +307,8 @@ ANALYSIS = [
 
 
 def _snapshot(root: Path) -> dict[str, tuple[bool, int, int]]:
-    """Every path under ``root`` (the root's own mtime included): (is a folder, size, mtime in ns)."""
+    """Every path under ``root`` (the root's own mtime included): (is a folder, size, mtime in
+    ns)."""
     out = {}
     for p in [root, *root.rglob("*")]:
         st = p.lstat()

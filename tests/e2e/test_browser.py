@@ -1,5 +1,5 @@
-"""Each kind of report opened in headless Chromium (Debian's chromium + chromium-driver, which .ci/run installs):
-no console errors, every figure rendered, a screenshot taken."""
+"""Each kind of report opened in headless Chromium (Debian's chromium + chromium-driver, which
+.ci/run installs): no console errors, every figure rendered, a screenshot taken."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The main job end to end: ``shedding demo`` leaves complete stores for every seed and a report with verdicts."""
+"""The main job end to end: ``shedding demo`` leaves complete stores for every seed and a report
+with verdicts."""
 
 from __future__ import annotations
 
@@ -52,7 +53,8 @@ def test_demo_end_to_end(tmp_path):
 
 
 def _tensorstore_reads_every_demo_array(stores: list) -> None:
-    """tensorstore, an independent Zarr v3 implementation, reads every array of every demo store as zarr-python."""
+    """tensorstore, an independent Zarr v3 implementation, reads every array of every demo store as
+    zarr-python."""
     import numpy as np
     from test_zarr_conformance import _open, _tensorstore
 

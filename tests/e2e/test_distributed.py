@@ -1,5 +1,5 @@
-"""torchrun + DistributedDataParallel: batch sharding, the batch-size check, and a real two-process run on CPU (gloo)
-against a single-process run of the same configuration."""
+"""torchrun + DistributedDataParallel: batch sharding, the batch-size check, and a real two-process
+run on CPU (gloo) against a single-process run of the same configuration."""
 
 from __future__ import annotations
 
@@ -72,7 +72,8 @@ def test_the_global_batch_must_split_over_the_processes(monkeypatch: pytest.Monk
         ConfigError, match="^--data-batch-size: 127 is the global batch.*divisible by 2"
     ):
         prepare(tiny_config(data__batch_size=127))
-    # digits has 1437 training examples: with batches of 1436 the last batch has 1 example for 2 processes
+    # digits has 1437 training examples: with batches of 1436 the last batch has 1 example for 2
+    # processes
     with pytest.raises(ConfigError, match=r"last batch \(1 examples\) at least 2"):
         prepare(tiny_config(data__batch_size=1436))
 
@@ -81,9 +82,10 @@ def _files(folder: Path) -> set[str]:
     return {str(p.relative_to(folder)) for p in folder.rglob("*")}
 
 
-# lr 0.05: at 0.1 this MLP has a ReLU pre-activation 1.5e-8 from zero at step 9, on one side of it with the
-# global batch in one piece and on the other with it summed from two shards; that first 1e-8 difference then
-# grows to 4e-3 in the weights by step 36. At 0.05 the two runs stay within about 1e-7 of each other.
+# lr 0.05: at 0.1 this MLP has a ReLU pre-activation 1.5e-8 from zero at step 9, on one side of it
+# with the global batch in one piece and on the other with it summed from two shards; that first
+# 1e-8 difference then grows to 4e-3 in the weights by step 36. At 0.05 the two runs stay within
+# about 1e-7 of each other.
 OPTIONS = {
     "model-name": "mlp",
     "data-batch-size": "128",
@@ -156,7 +158,8 @@ def test_torchrun_two_processes_match_one_process(tmp_path: Path) -> None:
     )
     single = record(cfg, tmp_path / "single" / "ddp.zarr", cache_dir=tmp_path / "single" / "cache")
 
-    # exactly the files a single-process run writes: one store, one cached original run, nothing else
+    # exactly the files a single-process run writes: one store, one cached original run, nothing
+    # else
     assert _files(work) == _files(tmp_path / "single")
     assert not [f for f in _files(work) if f.endswith(".tmp") or "/." in f]
     with warnings.catch_warnings():
@@ -187,7 +190,8 @@ def test_torchrun_two_processes_match_one_process(tmp_path: Path) -> None:
     for name in ("shed_count", "event_pruned", "event_survivors", "magnitude_hist"):
         assert np.array_equal(a[name].values, b[name].values), name
 
-    # again over the same store and cache: rank 0 alone replaces the store and reads the cached original run
+    # again over the same store and cache: rank 0 alone replaces the store and reads the cached
+    # original run
     before = {p: p.stat().st_mtime_ns for p in (work / "cache").rglob("*")}
     res = _torchrun(work, logs / "again", "--overwrite")
     assert res.returncode == 0, res.stderr[-3000:] + _rank_logs(logs / "again", 1)[-3000:]

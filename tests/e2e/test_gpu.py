@@ -1,6 +1,8 @@
-"""The CUDA recording path: per-step work never waits for the GPU, and what it records equals numpy's recount.
+"""The CUDA recording path: per-step work never waits for the GPU, and what it records equals
+numpy's recount.
 
-Skipped without a CUDA device (CI has none); run on a GPU machine with ``pytest tests/e2e/test_gpu.py``.
+Skipped without a CUDA device (CI has none); run on a GPU machine with ``pytest
+tests/e2e/test_gpu.py``.
 """
 
 from __future__ import annotations
@@ -37,14 +39,16 @@ def _recorder(tmp_path, dtype: str, steps: int):
 
 @pytest.mark.parametrize("dtype", ["float16", "log8"])
 def test_recording_steps_never_sync_the_device(tmp_path, dtype):
-    """Every profile at every step, across chunk hand-overs, with CUDA's sync debug mode set to raise."""
+    """Every profile at every step, across chunk hand-overs, with CUDA's sync debug mode set to
+    raise."""
     from shedding.training.loop import TrainState
 
     steps = 70  # past a 64-row chunk of snapshots: staged rows are handed over on the way
     rec, params = _recorder(tmp_path, dtype, steps)
     state = TrainState(None, None, steps, steps)
     gen = torch.Generator(device="cuda").manual_seed(0)
-    # the writer thread waits for its copies (that is its job): hold it until the training-side checks are done
+    # the writer thread waits for its copies (that is its job): hold it until the training-side
+    # checks are done
     gate = threading.Event()
     rec.io._queue.maxsize = 0
     rec.io.submit(gate.wait)
@@ -70,7 +74,8 @@ def test_recording_steps_never_sync_the_device(tmp_path, dtype):
 
 
 def test_cuda_run_counts_equal_numpy_recount(tmp_path):
-    """A whole recorded run on CUDA: the device's per-step counts equal numpy on the stored magnitudes."""
+    """A whole recorded run on CUDA: the device's per-step counts equal numpy on the stored
+    magnitudes."""
     from conftest import assert_counts_match_recount, tiny_config
 
     from shedding.experiment import record

@@ -1,4 +1,5 @@
-"""The example notebook runs top to bottom on the tiny recorded stores, and its numbers match ours."""
+"""The example notebook runs top to bottom on the tiny recorded stores, and its numbers match
+ours."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ NOTEBOOK = Path(__file__).resolve().parents[2] / "examples" / "explore_runs.ipyn
 
 
 def _kernel_path(tmp: Path) -> str:
-    """A JUPYTER_PATH whose first entry holds a ``python3`` kernelspec that runs this very interpreter."""
+    """A JUPYTER_PATH whose first entry holds a ``python3`` kernelspec that runs this very
+    interpreter."""
     from ipykernel.kernelspec import install
     from jupyter_client.kernelspec import KernelSpecManager
 
@@ -130,7 +132,8 @@ def test_notebook_numbers_match_an_independent_computation(executed, recorded):
         mag[-1][kept].astype(np.float64).mean(), rel=1e-9
     )
 
-    # (d) the cascade verdicts: excess of S = shed / eligible over the control's, within 5 epochs of the event
+    # (d) the cascade verdicts: excess of S = shed / eligible over the control's, within 5 epochs of
+    # the event
     def s_of(g):
         return np.asarray(g["shed_count"][:]).sum(axis=1) / np.asarray(g["event_eligible"][0]).sum()
 

@@ -1,5 +1,6 @@
-"""One import name and one direction: the installed tree exposes only ``shedding``, its layers import
-only downwards (import-linter's layers contract in pyproject.toml) and no module imports itself back."""
+"""One import name and one direction: the installed tree exposes only ``shedding``, its layers
+import only downwards (import-linter's layers contract in pyproject.toml) and no module imports
+itself back."""
 
 from __future__ import annotations
 
@@ -36,8 +37,8 @@ print("no cycles among", len(edges), "modules")
 
 
 def _installed_tree(dest: Path) -> Path:
-    """The package as setuptools installs it: each folder of pyproject's package-dir table copied to the
-    place its dotted name gives, under ``dest``."""
+    """The package as setuptools installs it: each folder of pyproject's package-dir table copied to
+    the place its dotted name gives, under ``dest``."""
     tool = tomllib.loads(PYPROJECT.read_text())["tool"]["setuptools"]
     ignore = shutil.ignore_patterns("__pycache__")
     shutil.copytree(ROOT / "shedding", dest / "shedding", ignore=ignore)
@@ -90,7 +91,8 @@ def test_a_cycle_is_found(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_installed_copy_has_one_import_name(tmp_path: Path) -> None:
-    """``pip install .`` (not editable) into a folder outside the checkout: the four layers import under
+    """``pip install .`` (not editable) into a folder outside the checkout: the four layers import
+    under
     ``shedding``, and their folder names are not importable on their own."""
     source, target = (
         tmp_path / "source",

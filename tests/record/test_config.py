@@ -1,4 +1,5 @@
-"""Typed configuration: TOML round trip, string overrides, validation, hashing and the flat CLI view."""
+"""Typed configuration: TOML round trip, string overrides, validation, hashing and the flat CLI
+view."""
 
 from __future__ import annotations
 

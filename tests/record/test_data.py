@@ -60,13 +60,13 @@ def test_digits_split_depends_only_on_the_seed() -> None:
     assert not torch.equal(a.test.tensors[1], c.test.tensors[1])
 
 
-# --------------------------------------------------------------------------- CIFAR in the real file format
+# -------------------------------------------------------------------- CIFAR in the real file format
 
 
 class _Py2Pickler(pickle._Pickler):
-    """Pickles ``bytes`` as Python 2 ``str`` (SHORT_BINSTRING / BINSTRING opcodes), as the cPickle that
-    wrote the real CIFAR files did: they load as ``str`` with ``encoding='latin1'`` (torchvision) and
-    as ``bytes`` with ``encoding='bytes'`` (the CIFAR web page's ``unpickle``)."""
+    """Pickles ``bytes`` as Python 2 ``str`` (SHORT_BINSTRING / BINSTRING opcodes), as the cPickle
+    that wrote the real CIFAR files did: they load as ``str`` with ``encoding='latin1'``
+    (torchvision) and as ``bytes`` with ``encoding='bytes'`` (the CIFAR web page's ``unpickle``)."""
 
     dispatch = pickle._Pickler.dispatch.copy()
 
@@ -170,7 +170,8 @@ def _write_cifar100(root: Path) -> dict[str, tuple[np.ndarray, list[int]]]:
 
 @pytest.fixture
 def skip_md5(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tiny files cannot match the real md5s: torchvision's integrity check becomes 'the file exists'."""
+    """Tiny files cannot match the real md5s: torchvision's integrity check becomes 'the file
+    exists'."""
     monkeypatch.setattr(
         torchvision.datasets.cifar, "check_integrity", lambda fpath, md5=None: os.path.isfile(fpath)
     )

@@ -42,8 +42,9 @@ def _check_bound(values: np.ndarray, layers: np.ndarray, decoded: np.ndarray) ->
 
 
 def _documented_codes(values: np.ndarray, layers: np.ndarray) -> np.ndarray:
-    """The codes the store's attributes document, computed in float64 with numpy: 0 for zero, MISSING for non-finite,
-    else LEVELS - round((log2 top - log2 |w|) / STEP) clipped to 1..LEVELS, top being the layer's largest finite."""
+    """The codes the store's attributes document, computed in float64 with numpy: 0 for zero,
+    MISSING for non-finite, else LEVELS - round((log2 top - log2 |w|) / STEP) clipped to 1..LEVELS,
+    top being the layer's largest finite."""
     x = values.astype(np.float64)
     finite = np.isfinite(x)
     top = np.log2([x[(layers == k) & finite].max() for k in range(int(layers.max()) + 1)])[layers]
@@ -99,8 +100,9 @@ def test_adversarial_values():
 
 
 def test_layers_of_denormals_beside_normal_ones():
-    # the encoder raises magnitudes to a floor below every layer's smallest code before log2: with a layer of
-    # denormals that floor is itself denormal, and with a layer topped by the smallest denormal it is 0
+    # the encoder raises magnitudes to a floor below every layer's smallest code before log2: with a
+    # layer of denormals that floor is itself denormal, and with a layer topped by the smallest
+    # denormal it is 0
     values = np.array(
         [
             2e-39,
@@ -134,8 +136,9 @@ def test_layers_of_denormals_beside_normal_ones():
 
 @pytest.mark.parametrize("top", [240, 250, 300, 400])
 def test_smallest_top_a_few_hundred_denormal_spacings(top):
-    # the floor below every layer's smallest code is then a denormal that float32 rounds up to twice its value:
-    # it must not lift the smallest magnitudes above code 1 (found in review: 2**-149 got code 13)
+    # the floor below every layer's smallest code is then a denormal that float32 rounds up to twice
+    # its value: it must not lift the smallest magnitudes above code 1 (found in review: 2**-149 got
+    # code 13)
     tiny = 2.0**-149
     values = np.array([top * tiny, tiny, 2 * tiny, 0.0, 1.0, 0.5], dtype=np.float32)
     layers = np.array([0, 0, 0, 0, 1, 1], dtype=np.int64)
@@ -194,7 +197,8 @@ def test_log8_run_decodes_within_bound_of_float32_run(tmp_path):
 
 
 def test_encoder_for_contiguous_layers_equals_the_general_encoding():
-    """The recorder's buffered encoder gives the same codes and tops as encode_log8, adversarial values included."""
+    """The recorder's buffered encoder gives the same codes and tops as encode_log8, adversarial
+    values included."""
     from shedding.recording.encoding import Log8Encoder
 
     rng = np.random.default_rng(3)

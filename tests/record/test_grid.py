@@ -1,4 +1,5 @@
-"""Study grids: hash-named runs, skip/resume/record on rerun, a LocalCluster grid with retries and failures."""
+"""Study grids: hash-named runs, skip/resume/record on rerun, a LocalCluster grid with retries and
+failures."""
 
 from __future__ import annotations
 
@@ -137,7 +138,8 @@ def test_ensure_run_records_skips_resumes_and_rerecords(tmp_path):
     )
     assert {p: p.stat().st_mtime_ns for p in first.path.rglob("*")} == before  # nothing written
 
-    # interrupted in its second retraining epoch: resumed from the checkpoint, bitwise as uninterrupted
+    # interrupted in its second retraining epoch: resumed from the checkpoint, bitwise as
+    # uninterrupted
     cut = _config(seed=1)
     path = run_path(root, cut)
     with pytest.raises(_Stop):
@@ -235,7 +237,8 @@ if __name__ == "__main__":
 
 @pytest.fixture(scope="module")
 def cluster_grid(tmp_path_factory):
-    """A grid run on a 2-worker LocalCluster from a fresh process that imports shedding via PYTHONPATH."""
+    """A grid run on a 2-worker LocalCluster from a fresh process that imports shedding via
+    PYTHONPATH."""
     tmp = tmp_path_factory.mktemp("grid")
     configs = {
         "gmp": _config("gmp"),

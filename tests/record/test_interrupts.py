@@ -1,7 +1,9 @@
-"""SIGINT and SIGTERM at every phase of a run, sent by a hook at a chosen moment (tests/signal_cli.py), never by a
-sleep: each ends with one clear line, exit 130, the lock released and the status the moment earned; what was
-interrupted resumes bitwise equal to an uninterrupted run. And kill -9 at 20 drawn moments: every one ends, after
---resume (or a new record where the store was never fully created), bitwise equal to an uninterrupted run."""
+"""SIGINT and SIGTERM at every phase of a run, sent by a hook at a chosen moment
+(tests/signal_cli.py), never by a sleep: each ends with one clear line, exit 130, the lock released
+and the status the moment earned; what was interrupted resumes bitwise equal to an uninterrupted
+run. And kill -9 at 20 drawn moments: every one ends, after
+--resume (or a new record where the store was never fully created), bitwise equal to an
+uninterrupted run."""
 
 from __future__ import annotations
 
@@ -89,8 +91,8 @@ CASES = [(at, sig) for at in PHASES for sig in ("INT", "TERM")] + [
 @pytest.mark.slow
 @pytest.mark.parametrize("at, sig", CASES, ids=[f"{at}-{sig}" for at, sig in CASES])
 def test_signal_at_each_phase(reference, tmp_path, at, sig):
-    """Each phase with SIGINT and SIGTERM; two signals at once (the second stops at once) in training and while
-    a finished run closes (where it must not cut the close short)."""
+    """Each phase with SIGINT and SIGTERM; two signals at once (the second stops at once) in
+    training and while a finished run closes (where it must not cut the close short)."""
     out = tmp_path / "run.zarr"
     res = _run(tmp_path, out, at, sig)
     status, words = PHASES[at]
@@ -122,7 +124,8 @@ NEVER_CREATED = (
 
 
 def _finish(out: Path, tmp: Path) -> str:
-    """Finish a killed run as a user would: --resume, or a new record where the store was never created."""
+    """Finish a killed run as a user would: --resume, or a new record where the store was never
+    created."""
     if not (out / "zarr.json").exists():
         record(_config(), out, cache_dir=tmp / "cache", overwrite=True)
         return "recorded again"
@@ -161,8 +164,8 @@ def test_kill_9_at_20_drawn_moments_then_resume_is_bitwise(reference, tmp_path):
 
 @pytest.mark.slow
 def test_a_signal_while_resume_checks_the_store_changes_nothing(reference, tmp_path, monkeypatch):
-    """Ctrl-C while resume verifies what it keeps: the store is left exactly as it was (its tables too), the
-    lock released, and a later resume finishes it."""
+    """Ctrl-C while resume verifies what it keeps: the store is left exactly as it was (its tables
+    too), the lock released, and a later resume finishes it."""
     import json
     import os
     import signal

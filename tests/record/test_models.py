@@ -1,4 +1,5 @@
-"""Model registry: every model builds and classifies; CIFAR models match the published architectures."""
+"""Model registry: every model builds and classifies; CIFAR models match the published
+architectures."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ def _count(model: nn.Module) -> int:
 
 
 def _cifar_resnet_params(depth: int, num_classes: int = 10, in_channels: int = 3) -> int:
-    """Closed-form parameter count of the OpenLTH CIFAR ResNet (1x1-conv shortcuts, BN, fc with bias)."""
+    """Closed-form parameter count of the OpenLTH CIFAR ResNet (1x1-conv shortcuts, BN, fc with
+    bias)."""
     n = (depth - 2) // 6
     total = in_channels * 16 * 9 + 2 * 16  # stem conv + BN
     f_in = 16

@@ -1,6 +1,6 @@
-"""Gradual (Zhu & Gupta) and cascade-aware pruning schedules: targets, event placement, the optimizer and LR
-continuing across gradual events, the shed set removed by cascade-aware events, the store cut to the events
-actually used, and resume after a kill -9."""
+"""Gradual (Zhu & Gupta) and cascade-aware pruning schedules: targets, event placement, the
+optimizer and LR continuing across gradual events, the shed set removed by cascade-aware events, the
+store cut to the events actually used, and resume after a kill -9."""
 
 from __future__ import annotations
 
@@ -124,7 +124,8 @@ def gradual_runs(tmp_path_factory):
     cache = root / "cache"
     runs = {
         "gradual": record(_gradual(), root / "gradual.zarr", cache_dir=cache),
-        # every event at the target: only the first prunes, so the run must equal a one-shot one bitwise
+        # every event at the target: only the first prunes, so the run must equal a one-shot one
+        # bitwise
         "flat": record(_gradual(prune__initial_sparsity=0.5), root / "flat.zarr", cache_dir=cache),
         "oneshot": record(
             _gradual(prune__schedule="oneshot"), root / "oneshot.zarr", cache_dir=cache
@@ -152,7 +153,8 @@ def test_gradual_events_are_placed_and_reach_their_targets(gradual_runs) -> None
 
 def test_gradual_continues_the_optimizer_lr_and_data_order(gradual_runs) -> None:
     runs, paths = gradual_runs
-    # the LR trace is the lr_rewind schedule over one phase (milestones inside it), not restarted per event
+    # the LR trace is the lr_rewind schedule over one phase (milestones inside it), not restarted
+    # per event
     np.testing.assert_array_equal(runs["gradual"].lr.values, runs["oneshot"].lr.values)
     np.testing.assert_array_equal(runs["flat"].loss.values, runs["oneshot"].loss.values)
     a = torch.load(paths["flat"] / FINAL_MODEL, weights_only=True)
@@ -196,7 +198,8 @@ def test_cascade_removes_what_was_shed_and_cuts_the_store(cascade_run) -> None:
     n = ds.sizes["weight"]
     mask = ds.mask.values
     for e in range(1, k):
-        # independently: the previous event's eligible survivors that are below its line at this event
+        # independently: the previous event's eligible survivors that are below its line at this
+        # event
         at_prev = ds.magnitude.sel(record_step=int(ds.event_step[e - 1])).values
         line = float(ds.event_line[e - 1])
         eligible = mask[e - 1] & (at_prev >= line)
@@ -217,7 +220,8 @@ def test_cascade_removes_what_was_shed_and_cuts_the_store(cascade_run) -> None:
 def test_cascade_kill_9_and_resume_is_bitwise(cascade_run, tmp_path, where) -> None:
     ref, cache = cascade_run
     steps = xr.open_zarr(ref).event_step.values
-    # killed one step into the second window, or two epochs into the final round once the writer caught up
+    # killed one step into the second window, or two epochs into the final round once the writer
+    # caught up
     at = "retrain:1@1" if where == "window" else f"retrain:{2 * IPE}@{len(steps) - 1}"
     out = tmp_path / "killed.zarr"
     _killed(_cascade(), out, cache, tmp_path, at, sync=True)

@@ -68,7 +68,7 @@ def _prune(method: str, weights, masks, sparsity, seed=0, **cfg_kw):
     return PRUNERS.get(method)(weights, masks, sparsity, cfg, torch.Generator().manual_seed(seed))
 
 
-# --------------------------------------------------------------------------- GMP and layerwise vs torch
+# ----------------------------------------------------------------------- GMP and layerwise vs torch
 
 
 @pytest.mark.parametrize("sparsity", SPARSITIES)
@@ -136,7 +136,7 @@ def test_layerwise_second_round_matches_torch() -> None:
         assert torch.equal(m2[key], mod.weight_mask)
 
 
-# --------------------------------------------------------------------------- exact sparsity, every method
+# --------------------------------------------------------------------- exact sparsity, every method
 
 
 METHODS = [
@@ -207,7 +207,8 @@ def test_gmp_threshold_separates_and_equals_numpy_midpoint(sparsity: float) -> N
 
 
 def _np_block_table(w: np.ndarray, mask: np.ndarray, bh: int, bw: int, score: str):
-    """Per block (row-major over the (out, rest) view): score, alive count, slices. Edge blocks partial."""
+    """Per block (row-major over the (out, rest) view): score, alive count, slices. Edge blocks
+    partial."""
     a = (np.abs(w).astype(np.float64) * mask).reshape(w.shape[0], -1)
     m = mask.reshape(w.shape[0], -1)
     rows = []
@@ -307,7 +308,8 @@ def test_block_masks_are_whole_blocks_and_the_smallest_prefix(score, shape, spar
 @pytest.mark.parametrize("score", BLOCK_SCORES)
 @pytest.mark.parametrize("shape", [(2, 3), (4, 4)])
 def test_block_second_round_from_unstructured_mask_matches_numpy(score, shape) -> None:
-    """Partly-pruned blocks: scores use |w|*mask, already-pruned weights count towards the target."""
+    """Partly-pruned blocks: scores use |w|*mask, already-pruned weights count towards the
+    target."""
     w = _weights(_model())
     m1 = _prune("gmp", w, ones_like(w), 0.3)
     m2 = _prune("block", w, m1, 0.6, block_shape=list(shape), block_score=score)

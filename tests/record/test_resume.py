@@ -1,4 +1,5 @@
-"""Crash safety and resume: a really killed run leaves a readable committed prefix; resume is bitwise."""
+"""Crash safety and resume: a really killed run leaves a readable committed prefix; resume is
+bitwise."""
 
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ def _attrs(path: Path) -> dict:
 
 
 def _killed(cfg, out: Path, cache: Path, tmp: Path, at: str, sync: bool = False) -> None:
-    """Record ``cfg`` in a process that kills itself (SIGKILL) at the moment ``at`` (see tests/signal_cli.py)."""
+    """Record ``cfg`` in a process that kills itself (SIGKILL) at the moment ``at`` (see
+    tests/signal_cli.py)."""
     (tmp / "run.toml").write_text(to_toml(cfg))
     env = {
         **os.environ,
@@ -133,8 +135,9 @@ def test_resume_refusals(recorded, tmp_path):
 
 
 def test_resume_refused_while_another_machine_holds_the_lock(recorded, tmp_path):
-    """A run killed on another machine leaves its lock, which can't be checked from here: resume is refused in one
-    line that names the holder and the lock file to remove; once removed, the lock no longer blocks."""
+    """A run killed on another machine leaves its lock, which can't be checked from here: resume is
+    refused in one line that names the holder and the lock file to remove; once removed, the lock no
+    longer blocks."""
     import shutil
 
     from typer.testing import CliRunner
@@ -163,7 +166,8 @@ def test_resume_refused_while_another_machine_holds_the_lock(recorded, tmp_path)
 
 
 def _interrupted_in_process(cfg, out: Path, cache: Path, monkeypatch, at_step: int) -> None:
-    """Record ``cfg`` and stop it (as Ctrl-C does) after retraining step ``at_step`` of the first round."""
+    """Record ``cfg`` and stop it (as Ctrl-C does) after retraining step ``at_step`` of the first
+    round."""
     from shedding import experiment
     from shedding.training.loop import Callback
 
@@ -188,7 +192,8 @@ def _interrupted_in_process(cfg, out: Path, cache: Path, monkeypatch, at_step: i
 
 @pytest.fixture(scope="module")
 def interrupted(reference, tmp_path_factory):
-    """An lr_rewind run stopped inside its fourth retraining epoch (it has checkpoints), and its reference."""
+    """An lr_rewind run stopped inside its fourth retraining epoch (it has checkpoints), and its
+    reference."""
     refs, cache = reference
     out = tmp_path_factory.mktemp("interrupted") / "stopped.zarr"
     with pytest.MonkeyPatch.context() as mp:
@@ -285,7 +290,8 @@ def test_a_run_stopped_before_its_first_checkpoint_restarts_from_the_original_ru
 
 
 def test_a_run_killed_after_its_last_commit_completes_its_close(reference, tmp_path):
-    """Every step committed, the final model written, the status still running (killed while closing)."""
+    """Every step committed, the final model written, the status still running (killed while
+    closing)."""
     refs, cache = reference
     out = tmp_path / "closing.zarr"
     _killed(_config(), out, cache, tmp_path, "close")

@@ -1,7 +1,8 @@
-"""Retraining techniques end to end (Renda's definitions, SCIENCE.md section 3), read back from the store.
+"""Retraining techniques end to end (Renda's definitions, SCIENCE.md section 3), read back from the
+store.
 
-Tiny runs on digits: T = 4 epochs of 12 iterations (48 steps), t = 2 epochs (24 steps), LR 0.1 times 0.1
-at epochs 1 and 3, so the replayed schedule crosses a milestone inside the retraining window.
+Tiny runs on digits: T = 4 epochs of 12 iterations (48 steps), t = 2 epochs (24 steps), LR 0.1 times
+0.1 at epochs 1 and 3, so the replayed schedule crosses a milestone inside the retraining window.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ def _cfg(technique: str, **kw) -> RunConfig:
 
 
 class Runs:
-    """Records each configuration once per module; weight rewinding first so the cache holds T - t too."""
+    """Records each configuration once per module; weight rewinding first so the cache holds T - t
+    too."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -128,7 +130,8 @@ def test_weight_rewinding_restores_theta_T_minus_t_bitwise(runs: Runs) -> None:
     np.testing.assert_array_equal(_magnitude_at(ds, 0), np.abs(rewound * mask))
     trained = _flat(runs.checkpoint(cfg, T), ds)
     assert not np.array_equal(_magnitude_at(ds, 0), np.abs(trained * mask))
-    # The mask is computed from theta_T (torch prune as the oracle), and recorded as the pre-prune weights.
+    # The mask is computed from theta_T (torch prune as the oracle), and recorded as the pre-prune
+    # weights.
     np.testing.assert_array_equal(mask, _theta_T_mask_oracle(runs, cfg, 0.2))
     np.testing.assert_array_equal(ds["pre_prune_magnitude"].isel(event=0).values, np.abs(trained))
     # LR: the original schedule replayed from T - t.

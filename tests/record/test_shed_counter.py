@@ -1,4 +1,5 @@
-"""The per-step shed counter and its reductions against plain numpy, on both the CPU and the CUDA kernel paths."""
+"""The per-step shed counter and its reductions against plain numpy, on both the CPU and the CUDA
+kernel paths."""
 
 import numpy as np
 import pytest
@@ -29,7 +30,8 @@ def test_segment_sums_with_empty_segments():
 
 
 def _numpy_counts(trajectory, alive, line, layer_ids, n_layers):
-    """The shed level, shed events and recover events per step and layer, the definition in SCIENCE.md section 4."""
+    """The shed level, shed events and recover events per step and layer, the definition in
+    SCIENCE.md section 4."""
     eligible = alive & (trajectory[0] >= line)
     prev = np.zeros_like(eligible)
     rows = []

@@ -1,5 +1,5 @@
-"""Stores at fsspec URLs: recorded, resumed, locked and analysed exactly as local ones (fsspec's memory://
-filesystem stands in for S3/GCS; it lives in this process)."""
+"""Stores at fsspec URLs: recorded, resumed, locked and analysed exactly as local ones (fsspec's
+memory:// filesystem stands in for S3/GCS; it lives in this process)."""
 
 from __future__ import annotations
 

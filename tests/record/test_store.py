@@ -1,4 +1,5 @@
-"""The Zarr store: readable by plain xarray, documented layout, counts equal an offline recomputation."""
+"""The Zarr store: readable by plain xarray, documented layout, counts equal an offline
+recomputation."""
 
 from __future__ import annotations
 
@@ -227,7 +228,8 @@ def test_float16_store_and_iterative_run(tmp_path):
     np.testing.assert_allclose(ds.event_sparsity.values, [0.2, 0.36], atol=1e-4)
     m0, m1 = ds["mask"].values
     assert (m1 <= m0).all()  # the second round only removes more
-    # the second event prunes from the first round's retrained weights, which the last snapshot before it holds
+    # the second event prunes from the first round's retrained weights, which the last snapshot
+    # before it holds
     assert set(ds.record_step.values) >= {0, t, 2 * t}
     assert ds.attrs["status"] == "complete"
 
@@ -275,7 +277,8 @@ def test_recording_the_original_training(tmp_path):
     ]
     assert np.isfinite(ds.loss.values).all() and np.isfinite(ds.test_accuracy.values).all()
     assert (ds.shed_count.values[:T] == 0).all()  # no event yet: nothing is eligible to be shed
-    # the learning rate replays the original schedule (0.1, x0.1 at 2ep) during the recorded training
+    # the learning rate replays the original schedule (0.1, x0.1 at 2ep) during the recorded
+    # training
     np.testing.assert_allclose(ds.lr.values[:T], [0.1 if j < 2 * ipe else 0.01 for j in range(T)])
     # the pruned weights were computed from theta_T, the end of the recorded training
     pre = ds.pre_prune_magnitude.isel(event=0).values
@@ -299,13 +302,15 @@ def test_device_histogram_matches_numpy(recorded):
             expect, _ = np.histogram(np.clip(logs, edges[0], edges[-1] - 1e-9), bins=edges)
             got = hist[k, li]
             assert got.sum() == expect.sum() == (v > 0).sum()
-            # float32 log10 on the device: only values within rounding of an edge may sit in the next bin
+            # float32 log10 on the device: only values within rounding of an edge may sit in the
+            # next bin
             near = int((np.min(np.abs(logs[:, None] - edges[None, 1:-1]), axis=1) < 1e-5).sum())
             assert np.abs(got - expect).sum() <= 2 * near
 
 
 def test_summary_only_run_without_snapshots(tmp_path):
-    """--record-every 0: counts and device histograms only; analysis and report work, or say what they lack."""
+    """--record-every 0: counts and device histograms only; analysis and report work, or say what
+    they lack."""
     from conftest import tiny_config
 
     from shedding.analysis import cascade_summary, magnitude_histogram, open_run
@@ -342,7 +347,8 @@ def test_summary_only_run_without_snapshots(tmp_path):
 
 
 def test_slow_store_never_drops_a_step(tmp_path, monkeypatch):
-    """A writer slower than training: training waits (back-pressure, recorded) and every row is written."""
+    """A writer slower than training: training waits (back-pressure, recorded) and every row is
+    written."""
     import time as _time
 
     from conftest import tiny_config
@@ -415,7 +421,8 @@ def test_sampled_profile_matches_full_magnitudes(tmp_path):
     )  # the same values, gathered on the device
     conv2 = sample_trajectories(ds, "conv2.weight")
     assert conv2.sizes["sample"] == 100
-    # the sampled estimate of S(t) equals the recount on the sampled weights, and its CI covers the true S
+    # the sampled estimate of S(t) equals the recount on the sampled weights, and its CI covers the
+    # true S
     est = sampled_shed_fraction(ds)
     line = np.float32(ds.event_line.values[0])
     elig = ds["mask"].values[0][which].astype(bool) & (ds.magnitude.values[0][which] >= line)
@@ -431,7 +438,8 @@ def test_sampled_profile_matches_full_magnitudes(tmp_path):
 
 
 def test_balanced_chunk_lengths():
-    """As few chunks of at most ``most`` as hold ``n``, of about one length: no nearly empty edge chunk."""
+    """As few chunks of at most ``most`` as hold ``n``, of about one length: no nearly empty edge
+    chunk."""
     from shedding.recording.store import balanced_chunk
 
     for n in range(1, 300):
@@ -449,8 +457,9 @@ def test_balanced_chunk_lengths():
 
 
 def test_unchanged_tables_and_commit_not_rewritten(tmp_path, monkeypatch):
-    """A flush rewrites only the event/epoch tables that changed, and the root attributes only for a new commit
-    (each rewrite of them rewrites the whole consolidated metadata); the store still ends with every value."""
+    """A flush rewrites only the event/epoch tables that changed, and the root attributes only for a
+    new commit (each rewrite of them rewrites the whole consolidated metadata); the store still ends
+    with every value."""
     from conftest import tiny_config
 
     from shedding.experiment import record
@@ -489,8 +498,8 @@ def test_unchanged_tables_and_commit_not_rewritten(tmp_path, monkeypatch):
 
 
 def _hand_recorder(path, params, masks, **store_kw):
-    """A recorder on a fresh two-step store of ``params`` (histogram every step), past its prune event and two
-    training steps, built by hand as the experiment would drive it."""
+    """A recorder on a fresh two-step store of ``params`` (histogram every step), past its prune
+    event and two training steps, built by hand as the experiment would drive it."""
     import torch
 
     from shedding.recording.layout import build_layers, build_timeline
@@ -522,8 +531,9 @@ def _hand_recorder(path, params, masks, **store_kw):
 
 @pytest.mark.parametrize("n_layers, key", [(511, "int16"), (513, "int64")])
 def test_histogram_keys_past_int16(tmp_path, n_layers, key):
-    """64 bins x 511 layers still fit int16 keys; at 513 layers the histogram counts int64 keys. Either way each
-    layer's counts are exactly numpy's, for magnitudes placed at bin centres (no rounding near an edge)."""
+    """64 bins x 511 layers still fit int16 keys; at 513 layers the histogram counts int64 keys.
+    Either way each layer's counts are exactly numpy's, for magnitudes placed at bin centres (no
+    rounding near an edge)."""
     import torch
 
     rng = np.random.default_rng(0)
@@ -548,8 +558,9 @@ def test_histogram_keys_past_int16(tmp_path, n_layers, key):
 
 
 def test_tables_interrupted_while_handed_over_are_written_at_close(tmp_path):
-    """Ctrl-C or SIGTERM (a KeyboardInterrupt) that stops a hand-over of the tables, say while it waits on a full
-    queue, leaves them to close's flush: the interrupted store holds the tables as they are in memory."""
+    """Ctrl-C or SIGTERM (a KeyboardInterrupt) that stops a hand-over of the tables, say while it
+    waits on a full queue, leaves them to close's flush: the interrupted store holds the tables as
+    they are in memory."""
     import torch
 
     params = {f"l{i}.weight": torch.nn.Parameter(torch.rand(2, 3) + 0.1) for i in range(2)}
@@ -572,8 +583,9 @@ def test_tables_interrupted_while_handed_over_are_written_at_close(tmp_path):
 
 
 def test_second_writer_message_by_host(tmp_path):
-    """A live writer on this machine is refused as such; a lock from another machine, which can't be checked from
-    here, is refused with the file to remove if that writer is gone; removing it lets the store be reopened."""
+    """A live writer on this machine is refused as such; a lock from another machine, which can't be
+    checked from here, is refused with the file to remove if that writer is gone; removing it lets
+    the store be reopened."""
     import re
     import socket
 
@@ -595,7 +607,8 @@ def test_second_writer_message_by_host(tmp_path):
         ) as e:
             attempt()
         assert str(path / LOCK_NAME) in str(e.value) and "\n" not in str(e.value)
-    # odd lock contents still give the one-line refusal (the time as '?'), or count as no lock when not a lock
+    # odd lock contents still give the one-line refusal (the time as '?'), or count as no lock when
+    # not a lock
     for content, since in (
         ({"pid": 7, "host": "elsewhere"}, "?"),
         ({"pid": 7, "host": "elsewhere", "time": None}, "?"),

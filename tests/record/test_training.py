@@ -1,4 +1,5 @@
-"""Training loop, masking, evaluation and data order, each checked against an independent computation."""
+"""Training loop, masking, evaluation and data order, each checked against an independent
+computation."""
 
 from __future__ import annotations
 
@@ -98,7 +99,8 @@ def test_masked_training_is_deterministic() -> None:
 
 
 class _Probe(Callback):
-    """Records the LR the optimizer holds at each step and the epoch-end hooks (independent of the loop)."""
+    """Records the LR the optimizer holds at each step and the epoch-end hooks (independent of the
+    loop)."""
 
     def __init__(self) -> None:
         self.lrs: list[float] = []

@@ -1,5 +1,7 @@
-"""Stores any Zarr v3 reader opens: core data types only (tensorstore reads every array as zarr-python does), CF
-``long_name`` and ``units`` everywhere, unwritten rows masked by plain xarray, a checksum on every chunk."""
+"""Stores any Zarr v3 reader opens: core data types only (tensorstore reads every array as
+zarr-python does), CF
+``long_name`` and ``units`` everywhere, unwritten rows masked by plain xarray, a checksum on every
+chunk."""
 
 from __future__ import annotations
 
@@ -40,7 +42,8 @@ LINES = ["gmp:0.5", "std:0.5"]
 
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory) -> dict[str, Path]:
-    """A float32 store with every optional array (extra lines, samples, histograms) and a log8 one."""
+    """A float32 store with every optional array (extra lines, samples, histograms) and a log8
+    one."""
     from conftest import tiny_config
 
     from shedding.experiment import record

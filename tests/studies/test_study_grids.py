@@ -1,6 +1,6 @@
-"""Studies: each grid is exactly the product of its factor levels, configurations follow the factors, options layer
-as documented, and ``shedding study`` writes its report, fails bad input with one line and exits non-zero when a
-run fails."""
+"""Studies: each grid is exactly the product of its factor levels, configurations follow the
+factors, options layer as documented, and ``shedding study`` writes its report, fails bad input with
+one line and exits non-zero when a run fails."""
 
 from __future__ import annotations
 
@@ -142,7 +142,8 @@ def test_cascade_grid_is_the_product_with_a_control_per_condition_and_seed(size)
         for m in (*grid.methods, "none")
         for seed in range(grid.seeds)
     ]
-    # cascade-aware pruning against one-shot and iterative GMP at one final sparsity, in the first condition
+    # cascade-aware pruning against one-shot and iterative GMP at one final sparsity, in the first
+    # condition
     expected += [
         ("aware", grid.conditions[0].name, "gmp", grid.aware_sparsity, schedule, seed)
         for schedule in grid.aware_schedules
@@ -291,7 +292,8 @@ def test_out_must_be_a_folder(tmp_path):
 
 
 def test_quick_grids_fit_the_budget_estimate():
-    """The quick grids stay small: retraining epochs summed over runs (cascade-aware runs at their bound) at most
+    """The quick grids stay small: retraining epochs summed over runs (cascade-aware runs at their
+    bound) at most
     900; about 700 epochs of digits retraining took 3-4 minutes on 2 busy CPU cores (README)."""
     from shedding.config import parse_step
     from shedding.pruning.schedule import plan_rounds
@@ -315,8 +317,9 @@ def test_quick_grids_fit_the_budget_estimate():
 
 @pytest.mark.slow
 def test_quick_blocks_study_from_a_fresh_process(tmp_path):
-    """The done criterion, for the cheapest study: `study blocks --quick` in a fresh process, within 10 minutes,
-    with a complete report (2 min 21 s to 4 min 39 s measured on 2 shared cores; the README)."""
+    """The done criterion, for the cheapest study: `study blocks --quick` in a fresh process, within
+    10 minutes, with a complete report (2 min 21 s to 4 min 39 s measured on 2 shared cores; the
+    README)."""
     import os
     import subprocess
     import sys

@@ -1,5 +1,5 @@
-"""Study analysis: the results Dataset holds what each store recorded, and the reductions compute what they say
-(checked against hand-built inputs)."""
+"""Study analysis: the results Dataset holds what each store recorded, and the reductions compute
+what they say (checked against hand-built inputs)."""
 
 from __future__ import annotations
 
@@ -87,8 +87,9 @@ def test_rewinding_reductions_follow_the_runs(studies):
 
 
 def test_max_compression_at_parity_on_a_hand_built_dataset():
-    # technique a: parity up to 4.77x then below; b: never at parity; c: parity at the largest tested (censored);
-    # d: non-monotone, parity again at 9.31x after a dip at 4.77x (the largest compression at parity counts)
+    # technique a: parity up to 4.77x then below; b: never at parity; c: parity at the largest
+    # tested (censored); d: non-monotone, parity again at 9.31x after a dip at 4.77x (the largest
+    # compression at parity counts)
     rows = [
         ("a", 1.95, 0.01),
         ("a", 4.77, 0.0),
