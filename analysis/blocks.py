@@ -1,4 +1,4 @@
-"""Semi-structured view of a kept set (SCIENCE.md section 5, last bullet): per-block density against
+"""Semi-structured view of a kept set (docs/science.md#kept-sets, last bullet): per-block density against
 chance.
 
 For a block shape (bh, bw), or for N:M groups (M consecutive weights along each row), count the kept

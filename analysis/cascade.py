@@ -1,4 +1,4 @@
-"""Cascade detection against a control (SCIENCE.md section 4): onset, peak, time to peak,
+"""Cascade detection against a control (docs/science.md#shedding): onset, peak, time to peak,
 amplification, recovered weights and the excess over a matched control, per prune event and per shed
 line.
 

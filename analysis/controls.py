@@ -1,5 +1,5 @@
 """Which control a run is measured against: the one rule that ``analyze``, ``compare``, the reports
-and the studies all use (SCIENCE.md section 4: a cascade is only the excess of a run's shedding over
+and the studies all use (docs/science.md#shedding: a cascade is only the excess of a run's shedding over
 its control's).
 
 A *control* is a run recorded with prune method ``none``. It prunes nothing, and during its

@@ -1,4 +1,4 @@
-"""Comparing kept-weight sets of two runs (SCIENCE.md section 5), globally and per layer.
+"""Comparing kept-weight sets of two runs (docs/science.md#kept-sets), globally and per layer.
 
 Jaccard J = |A ∩ B| / |A ∪ B| beside its chance level for independent random sets of the same
 densities, d_A d_B / (d_A + d_B - d_A d_B), and the hypergeometric tail P(|A ∩ B| >= observed).
@@ -175,7 +175,7 @@ def convergence(
     of run are compared with reference's kept set (its mask after ``event``), each beside the chance
     level for independent sets of the same densities:
 
-    * ``effective``: kept and not shed (SCIENCE.md section 5's definition). Survivors already below
+    * ``effective``: kept and not shed (docs/science.md#kept-sets definition). Survivors already below
       the line at the event are never shed, so they stay in this set however small they are;
     * ``above_line``: kept and at or above the event's line at that step: the set GMP at the event's
       line would keep now.

@@ -1,4 +1,4 @@
-"""The shed fraction S(t) and amplification (SCIENCE.md section 4), from recorded counts or
+"""The shed fraction S(t) and amplification (docs/science.md#shedding), from recorded counts or
 magnitudes.
 
 Denominator (our choice, configurable): by default S divides the shed count by the *eligible*

@@ -140,7 +140,7 @@ def env(device: str) -> int:
 
 def numpy_recount(group: Any) -> dict[str, np.ndarray]:
     """What a store's device-side counts should be, recounted by numpy from its stored float32
-    magnitudes, the event's mask and its shed line (SCIENCE.md section 4): per layer, the eligible
+    magnitudes, the event's mask and its shed line (docs/science.md#shedding): per layer, the eligible
     weights (kept, at or above the line at the event) and those below it, then for each recorded
     step after the event the eligible weights below the line (``shed_count``), those newly below
     (``shed_events``) and those back above (``recover_events``). Expects one prune event and a

@@ -201,7 +201,7 @@ def _banners(summary: Summary) -> str:
     parts = []
     if not summary.controls:
         parts.append(
-            '<div class="banner warn">No control run. Retraining alone sheds weights (SCIENCE.md §4), '
+            '<div class="banner warn">No control run. Retraining alone sheds weights (docs/science.md#shedding), '
             "so these shed curves cannot show a cascade. Record the same retraining with "
             "<code>--prune-method none</code> and analyze it alongside.</div>"
         )

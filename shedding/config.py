@@ -151,7 +151,7 @@ class PruneConfig:
     schedule: str = _f(
         "oneshot",
         "oneshot, iterative, gradual (Zhu & Gupta) or cascade (cascade-aware); "
-        "SCIENCE.md section 2 and the README",
+        "docs/science.md#pruning and the README",
     )
     fraction_per_round: float = _f(
         0.2, "iterative: share of the remaining weights removed per round", within=OPEN_FRACTION
@@ -186,7 +186,7 @@ class RetrainConfig:
     """How to retrain the survivors (Renda et al.'s techniques)."""
 
     technique: str = _f(
-        "lr_rewind", "finetune, weight_rewind, lr_rewind or reinit (SCIENCE.md section 3)"
+        "lr_rewind", "finetune, weight_rewind, lr_rewind or reinit (docs/science.md#retraining)"
     )
     duration: str = _f(
         "40ep", "retraining budget t per round (at most T for rewinding techniques)", kind=STEP
@@ -234,7 +234,7 @@ class RecordConfig:
     lines: list[str] = _f(
         [],
         "extra shed lines counted on the device every step, as kind:value "
-        "(gmp:A, std:C, abs:V, next:D; see SCIENCE.md section 4)",
+        "(gmp:A, std:C, abs:V, next:D; see docs/science.md#shedding)",
     )
     record_pretrain: bool = _f(False, "also snapshot magnitudes during the original training run")
     chunk_steps: int = _f(

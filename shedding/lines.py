@@ -1,4 +1,4 @@
-"""Shed lines (SCIENCE.md section 4), shared by the recorder (device counts) and the analysis
+"""Shed lines (docs/science.md#shedding), shared by the recorder (device counts) and the analysis
 (recounts).
 
 A line is written ``kind:value``:

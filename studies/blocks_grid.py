@@ -2,7 +2,7 @@
 and random re-initialisation of the pruned structure.
 
 Block pruning removes whole (bh x bw) blocks of each weight's (out, in*kh*kw) view, lowest mean |w|
-first, globally (SCIENCE.md section 2); 1x1 is unstructured GMP. Fine-tuning and weight rewinding
+first, globally (docs/science.md#pruning); 1x1 is unstructured GMP. Fine-tuning and weight rewinding
 retrain for
 ``budget`` * T; random re-initialisation replays the whole original schedule (t = T).
 """

@@ -5,7 +5,7 @@ GMP's.
 Every condition has its own unpruned control per seed and sparsity (same training and retraining,
 prune method
 ``none``): retraining alone sheds, so only the excess over that control can show a cascade
-(SCIENCE.md section 4).
+(docs/science.md#shedding).
 
 A second part compares cascade-aware pruning (``--prune-schedule cascade``) with one-shot and
 iterative GMP at the same final sparsity, in accuracy and in training steps.
@@ -31,7 +31,7 @@ class Condition:
 
     name: str
     description: str
-    expectation: str  # what SCIENCE.md section 4 leads us to expect
+    expectation: str  # what docs/science.md#shedding leads us to expect
     optimizer: str | None = None
     lr: float | None = None
     weight_decay: float | None = None
@@ -56,12 +56,12 @@ HIGH_LR = Condition(
     "sgd_high_lr",
     "SGD with weight decay at the base's high LR, LR rewinding (digits: constant LR "
     "0.1, weight decay 5e-4)",
-    expectation="sheds (SCIENCE.md section 4)",
+    expectation="sheds (docs/science.md#shedding)",
 )
 SMALL_LR = Condition(
     "sgd_small_lr",
     "SGD with weight decay, fine-tuned at a small constant LR 0.001",
-    expectation="little shedding (SCIENCE.md section 4)",
+    expectation="little shedding (docs/science.md#shedding)",
     technique="finetune",
     finetune_lr=1e-3,
 )

@@ -2,7 +2,7 @@
 paper" table.
 
 Each row is ``{"claim", "paper", "ours", "setting", "verdict"}``. The paper's numbers are from
-SCIENCE.md section 3 (Renda et al.'s released results); the cascade paper's and Siswanto's claims
+docs/science.md#retraining (Renda et al.'s released results); the cascade paper's and Siswanto's claims
 are qualitative and stated as claims.
 Verdicts follow explicit rules written in each row; "inconclusive" whenever the data cannot decide.
 Pure functions of :class:`shedding.studies.study_results.StudyResults`.
@@ -337,14 +337,14 @@ def _ci_text(r: dict[str, Any], k: str, scale: float = 1.0, fmt: str = "+.3f") -
 
 
 def cascade_claims(results: Any, conditions: list[str] | None = None) -> list[dict[str, str]]:
-    """The cascade paper's claims (and SCIENCE.md section 4's expectations) beside our verdicts."""
+    """The cascade paper's claims (and docs/science.md#shedding expectations) beside our verdicts."""
     t = results.tables.get("conditions")
     rvg = results.tables.get("random_vs_gmp")
     conv = results.tables.get("convergence")
     s = _setting(results)
     setting = (
         f"paper: ImageNet ResNet50 / MobileNetV3, their own shed threshold (not public); ours: {s['model']} "
-        f"on {s['data']}, SCIENCE.md section 4's line (GMP cut value), {s['seeds']} seed(s), against "
+        f"on {s['data']}, the shed line of docs/science.md#shedding (GMP cut value), {s['seeds']} seed(s), against "
         "seed-matched unpruned controls"
     )
     conds = conditions or (
@@ -406,7 +406,7 @@ def cascade_claims(results: Any, conditions: list[str] | None = None) -> list[di
         rows.append(
             {
                 "claim": "shedding needs its conditions: SGD with weight decay at a high LR sheds; a small "
-                "constant LR hardly (SCIENCE.md section 4)",
+                "constant LR hardly (docs/science.md#shedding)",
                 "paper": "pruning and learning-rate schedules matter (claimed)",
                 "ours": "; ".join(parts),
                 "setting": setting,
@@ -440,7 +440,7 @@ def cascade_claims(results: Any, conditions: list[str] | None = None) -> list[di
         rows.append(
             {
                 "claim": "shedding depends on the optimizer (Adam against SGD)",
-                "paper": "optimizer, LR and weight decay matter (SCIENCE.md section 4)",
+                "paper": "optimizer, LR and weight decay matter (docs/science.md#shedding)",
                 "ours": "; ".join(parts),
                 "setting": setting,
                 "verdict": _combine(verdicts),
@@ -497,7 +497,7 @@ def cascade_claims(results: Any, conditions: list[str] | None = None) -> list[di
             {
                 "claim": "shedding changes which weights are kept; does random pruning followed by shedding "
                 "converge towards the set GMP keeps?",
-                "paper": "shedding changes the kept set (claimed); convergence is SCIENCE.md section 5's question",
+                "paper": "shedding changes the kept set (claimed); convergence is docs/science.md#kept-sets question",
                 "ours": "; ".join(parts),
                 "setting": setting,
                 "verdict": "converges"

@@ -425,7 +425,7 @@ def write_cascade_report(results: StudyResults, out: str | Path, context: dict[s
                 "Kept-set convergence: random pruning towards GMP's set",
                 "<p>For each random run and the GMP run of the same condition and seed: the Jaccard index of "
                 "random's survivors at or above the line with GMP's kept set, minus its chance level for "
-                "independent sets of the same densities (SCIENCE.md section 5), over the retraining. A rising "
+                "independent sets of the same densities (docs/science.md#kept-sets), over the retraining. A rising "
                 "curve means shedding moves random's set towards GMP's.</p>" + _table(_rows(conv)),
                 [convergence_curves(ds)],
             )

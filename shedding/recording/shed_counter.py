@@ -1,5 +1,4 @@
-"""Per-step shed and recover crossings, counted per layer on the training device (SCIENCE.md section
-4).
+"""Per-step shed and recover crossings, counted per layer on the training device (docs/science.md#shedding).
 
 At a prune event with line L = alpha * tau, a survivor is *eligible* when |w| >= L; survivors
 already below L are counted separately (``below``) and never as shed. After each step, an eligible

@@ -1,4 +1,4 @@
-"""Retraining techniques end to end (Renda's definitions, SCIENCE.md section 3), read back from the
+"""Retraining techniques end to end (Renda's definitions, docs/science.md#retraining), read back from the
 store.
 
 Tiny runs on digits: T = 4 epochs of 12 iterations (48 steps), t = 2 epochs (24 steps), LR 0.1 times

@@ -31,7 +31,7 @@ def test_segment_sums_with_empty_segments():
 
 def _numpy_counts(trajectory, alive, line, layer_ids, n_layers):
     """The shed level, shed events and recover events per step and layer, the definition in
-    SCIENCE.md section 4."""
+    docs/science.md#shedding."""
     eligible = alive & (trajectory[0] >= line)
     prev = np.zeros_like(eligible)
     rows = []
