@@ -40,6 +40,10 @@ class UnknownNameError(KeyError):
         return str(self.args[0])
 
 
+class PluginError(ValueError):
+    """An entry point of a registry's group failed to load; the message (one line) names it."""
+
+
 class Registry(Generic[T]):
     """Maps names to objects (usually factories). Adding an entry is one decorator line."""
 
@@ -59,9 +63,9 @@ class Registry(Generic[T]):
             try:
                 obj = ep.load()
             except Exception as e:
-                raise ImportError(
-                    f"{self.kind} plugin {ep.name!r} ({ep.value}) failed to load: "
-                    f"{type(e).__name__}: {e}"
+                message = " ".join(f"{type(e).__name__}: {e}".split())
+                raise PluginError(
+                    f"{self.kind} plugin {ep.name!r} ({ep.value}) failed to load: {message}"
                 ) from e
             if not isinstance(obj, ModuleType) and ep.name not in self._entries:
                 self._entries[ep.name] = obj

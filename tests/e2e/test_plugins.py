@@ -100,8 +100,9 @@ def test_a_plugin_that_fails_to_load_is_named(tmp_path: Path) -> None:
     )
     res = _cli(site, "record", "--model-name", "broken", "--out", str(tmp_path / "r.zarr"),
                cwd=tmp_path)  # fmt: skip
-    assert res.returncode != 0
-    assert "model plugin 'broken' (no_such_module_anywhere) failed to load" in res.stderr
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.startswith("error: model plugin 'broken' (no_such_module_anywhere) failed")
+    assert len(res.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "r.zarr").exists()
 
 
