@@ -120,17 +120,18 @@ def test_installed_copy_has_one_import_name(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr[-3000:]
     packages = [p.name for p in target.iterdir() if p.suffix != ".dist-info" and p.name != "bin"]
     assert packages == ["shedding"]  # bin/ holds the console script
-    code = (
-        "import importlib, shedding.analysis, shedding.reports, shedding.studies, shedding.cli.main\n"
-        "assert shedding.analysis.__file__.startswith(%r)\n"
-        "for name in ('analysis', 'reports', 'cli', 'studies'):\n"
-        "    try:\n"
-        "        importlib.import_module(name)\n"
-        "    except ModuleNotFoundError:\n"
-        "        continue\n"
-        "    raise SystemExit(name + ' is importable')\n"
-        "print('ok')\n"
-    ) % str(target)
+    code = f"""
+import importlib
+import shedding.analysis, shedding.reports, shedding.studies, shedding.cli.main
+assert shedding.analysis.__file__.startswith({str(target)!r})
+for name in ("analysis", "reports", "cli", "studies"):
+    try:
+        importlib.import_module(name)
+    except ModuleNotFoundError:
+        continue
+    raise SystemExit(name + " is importable")
+print("ok")
+"""
     env = {**os.environ, "PYTHONPATH": str(target)}
     res = subprocess.run(
         [sys.executable, "-c", code],
@@ -141,3 +142,27 @@ def test_installed_copy_has_one_import_name(tmp_path: Path) -> None:
         timeout=300,
     )
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stdout + res.stderr
+
+
+def _long_functions(limit: int) -> list[str]:
+    """Functions of the package whose body (after the signature and docstring) is over ``limit``
+    lines."""
+    import ast
+
+    out = []
+    for folder in ("shedding", "analysis", "reports", "studies", "cli"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    continue
+                body = node.body
+                if len(body) > 1 and isinstance(body[0], ast.Expr):
+                    if isinstance(body[0].value, ast.Constant):
+                        body = body[1:]
+                if node.end_lineno - body[0].lineno + 1 > limit:
+                    out.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}")
+    return out
+
+
+def test_functions_are_short() -> None:
+    assert _long_functions(60) == []
