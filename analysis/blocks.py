@@ -1,5 +1,5 @@
-"""Semi-structured view of a kept set (docs/science.md#kept-sets, last bullet): per-block density against
-chance.
+"""Semi-structured view of a kept set (docs/science.md#kept-sets, last bullet): per-block density
+against chance.
 
 For a block shape (bh, bw), or for N:M groups (M consecutive weights along each row), count the kept
 weights in every block and compare the histogram of those counts (0..k, k = bh*bw or M) with the
@@ -18,11 +18,10 @@ different densities (GMP) raise its dispersion above 1 even when each layer is r
 clustering within a layer from the per-layer scopes.
 
 Test of fit (our choice): Pearson's chi-square on pooled bins. Bins are pooled left to right (kept
-count
-0, 1, ...): a pool closes once its expected count reaches 5; a trailing pool with expected < 5 is
-merged into the previous one. Degrees of freedom = pools - 2 (one for the total, one for d estimated
-from the same data).
-With fewer than 3 pools (too few blocks, or d in {0, 1}) the p-value is NaN.
+count 0, 1, ...): a pool closes once its expected count reaches 5; a trailing pool with expected < 5
+is merged into the previous one. Degrees of freedom = pools - 2 (one for the total, one for d
+estimated from the same data). With fewer than 3 pools (too few blocks, or d in {0, 1}) the p-value
+is NaN.
 """
 
 from __future__ import annotations
@@ -35,8 +34,8 @@ from shedding.analysis.overlap import _scopes, kept_set
 
 MIN_EXPECTED = 5.0
 POOLING_RULE = (
-    "Pearson chi-square; bins pooled left to right until each pool's expected count is >= 5, a short "
-    "trailing pool merged into the previous; dof = pools - 2; NaN with fewer than 3 pools"
+    "Pearson chi-square; bins pooled left to right until each pool's expected count is >= 5, "
+    "a short trailing pool merged into the previous; dof = pools - 2; NaN with fewer than 3 pools"
 )
 EDGE_RULE = (
     "only full blocks/groups count; partial edge blocks of the (out, in*kh*kw) view are dropped"
@@ -102,6 +101,73 @@ def _scope_stats(counts: np.ndarray, k: int, n_max: int | None) -> dict:
     return out
 
 
+def _pattern(
+    block: tuple[int, int] | None, nm: tuple[int, int] | None
+) -> tuple[int, int, int | None, str]:
+    """(bh, bw, N of N:M or None, pattern label) of exactly one of ``block`` and ``nm``."""
+    if (block is None) == (nm is None):
+        raise ValueError("give exactly one of block=(bh, bw) or nm=(N, M)")
+    if block is not None:
+        bh, bw = (int(v) for v in block)
+        if bh < 1 or bw < 1:
+            raise ValueError(f"block shape must be positive, got {tuple(block)}")
+        return bh, bw, None, f"{bh}x{bw} blocks"
+    n_max, m = (int(v) for v in nm)
+    if m < 1 or not 0 <= n_max <= m:
+        raise ValueError(f"N:M needs M >= 1 and 0 <= N <= M, got {tuple(nm)}")
+    return 1, m, n_max, f"{n_max}:{m}"
+
+
+def _kept_values(ds: xr.Dataset, kept: xr.DataArray) -> np.ndarray:
+    """``kept`` as one bool per weight of ``ds``."""
+    values = np.asarray(kept.values)
+    if values.shape != (int(ds.sizes["weight"]),):
+        raise ValueError(
+            f"kept must be one value per weight ({ds.sizes['weight']}), got shape {values.shape}"
+        )
+    return values.astype(bool)
+
+
+def _scope_counts(
+    ds: xr.Dataset, values: np.ndarray, bh: int, bw: int
+) -> list[tuple[str, np.ndarray, int]]:
+    """(scope, kept count per full block, weights) for 'all' and then each layer."""
+    per_layer, names = [], []
+    for (name, sl), shape in zip(_scopes(ds)[1:], ds.layer_shape.values, strict=True):
+        r, c = _shape2d(shape)
+        if r * c != sl.stop - sl.start:
+            raise ValueError(
+                f"layer {name}: shape {shape} does not match its size {sl.stop - sl.start}"
+            )
+        per_layer.append((block_counts(values[sl], (r, c), bh, bw), r * c))
+        names.append(name)
+    all_counts = np.concatenate([c for c, _ in per_layer]) if per_layer else np.zeros(0, np.int64)
+    return [("all", all_counts, sum(s for _, s in per_layer))] + [
+        (nm_, c, s) for nm_, (c, s) in zip(names, per_layer, strict=True)
+    ]
+
+
+def _density_dataset(
+    scopes: list[tuple[str, np.ndarray, int]], k: int, n_max: int | None
+) -> xr.Dataset:
+    """The histograms and statistics of every scope (see :func:`block_density`)."""
+    rows = []
+    for _, counts, size in scopes:
+        st = _scope_stats(counts, k, n_max)
+        st["n_weights_dropped"] = size - st["n_blocks"] * k
+        rows.append(st)
+    keys = [key for key in rows[0] if key not in ("observed", "expected")]
+    data = {
+        "observed": (("scope", "kept_count"), np.stack([r["observed"] for r in rows])),
+        "expected": (("scope", "kept_count"), np.stack([r["expected"] for r in rows])),
+    }
+    for key in keys:
+        data[key] = ("scope", np.asarray([r[key] for r in rows]))
+    return xr.Dataset(
+        data, coords={"scope": [s[0] for s in scopes], "kept_count": np.arange(k + 1)}
+    )
+
+
 def block_density(
     ds: xr.Dataset,
     kept: xr.DataArray | None = None,
@@ -116,73 +182,26 @@ def block_density(
 
     ``kept`` is a boolean (or 0/1) DataArray over ``weight``; by default ``kept_set(ds, event,
     effective, step)`` (``event``/``effective``/``step`` are ignored when ``kept`` is given). Give
-    exactly one of
-    ``block=(bh, bw)`` (tiles of the (out, in*kh*kw) view, as block pruning uses) or ``nm=(N, M)``
-    (groups of
-    M consecutive weights along each row of that view, i.e. along the input dimension; same as block
-    (1, M)).
-    Only full blocks/groups count; partial edge blocks are dropped (see the module docstring).
+    exactly one of ``block=(bh, bw)`` (tiles of the (out, in*kh*kw) view, as block pruning uses) or
+    ``nm=(N, M)`` (groups of M consecutive weights along each row of that view, i.e. along the input
+    dimension; same as block (1, M)). Only full blocks/groups count; partial edge blocks are dropped
+    (see the module docstring).
 
     Variables: ``observed(scope, kept_count)`` (number of blocks with that many kept weights),
     ``expected(scope, kept_count)`` = n_blocks * Binomial(k, d).pmf with d the scope's kept density
     over its full blocks; per scope ``n_blocks``, ``n_weights_dropped``, ``density``,
-    ``frac_empty_observed/expected``,
-    ``frac_full_observed/expected``, ``dispersion`` (variance of the per-block count, population
-    form, over k d (1 - d): 1 for a random set, k for whole-block pruning), ``chi2``, ``dof``,
-    ``p_value`` (pooled
-    Pearson chi-square); with ``nm`` also ``frac_nm_observed/expected`` (share of groups with at
-    most N kept).
+    ``frac_empty_observed/expected``, ``frac_full_observed/expected``, ``dispersion`` (variance of
+    the per-block count, population form, over k d (1 - d): 1 for a random set, k for whole-block
+    pruning), ``chi2``, ``dof``, ``p_value`` (pooled Pearson chi-square); with ``nm`` also
+    ``frac_nm_observed/expected`` (share of groups with at most N kept).
     """
-    if (block is None) == (nm is None):
-        raise ValueError("give exactly one of block=(bh, bw) or nm=(N, M)")
-    if block is not None:
-        bh, bw = (int(v) for v in block)
-        if bh < 1 or bw < 1:
-            raise ValueError(f"block shape must be positive, got {tuple(block)}")
-        n_max, pattern = None, f"{bh}x{bw} blocks"
-    else:
-        n_max, m = (int(v) for v in nm)
-        if m < 1 or not 0 <= n_max <= m:
-            raise ValueError(f"N:M needs M >= 1 and 0 <= N <= M, got {tuple(nm)}")
-        bh, bw, pattern = 1, m, f"{n_max}:{m}"
+    bh, bw, n_max, pattern = _pattern(block, nm)
     k = bh * bw
     given = kept is not None
     if not given:
         kept = kept_set(ds, event, effective, step)
-    values = np.asarray(kept.values)
-    if values.shape != (int(ds.sizes["weight"]),):
-        raise ValueError(
-            f"kept must be one value per weight ({ds.sizes['weight']}), got shape {values.shape}"
-        )
-    values = values.astype(bool)
-
-    per_layer, names = [], []
-    for (name, sl), shape in zip(_scopes(ds)[1:], ds.layer_shape.values, strict=True):
-        r, c = _shape2d(shape)
-        if r * c != sl.stop - sl.start:
-            raise ValueError(
-                f"layer {name}: shape {shape} does not match its size {sl.stop - sl.start}"
-            )
-        per_layer.append((block_counts(values[sl], (r, c), bh, bw), r * c))
-        names.append(name)
-    all_counts = np.concatenate([c for c, _ in per_layer]) if per_layer else np.zeros(0, np.int64)
-    scopes = [("all", all_counts, sum(s for _, s in per_layer))] + [
-        (nm_, c, s) for nm_, (c, s) in zip(names, per_layer, strict=True)
-    ]
-
-    rows = []
-    for _, counts, size in scopes:
-        st = _scope_stats(counts, k, n_max)
-        st["n_weights_dropped"] = size - st["n_blocks"] * k
-        rows.append(st)
-    keys = [key for key in rows[0] if key not in ("observed", "expected")]
-    data = {
-        "observed": (("scope", "kept_count"), np.stack([r["observed"] for r in rows])),
-        "expected": (("scope", "kept_count"), np.stack([r["expected"] for r in rows])),
-    }
-    for key in keys:
-        data[key] = ("scope", np.asarray([r[key] for r in rows]))
-    out = xr.Dataset(data, coords={"scope": [s[0] for s in scopes], "kept_count": np.arange(k + 1)})
+    values = _kept_values(ds, kept)
+    out = _density_dataset(_scope_counts(ds, values, bh, bw), k, n_max)
     out.attrs.update(
         pattern=pattern,
         mode="nm" if nm is not None else "block",

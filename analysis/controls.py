@@ -1,6 +1,6 @@
 """Which control a run is measured against: the one rule that ``analyze``, ``compare``, the reports
-and the studies all use (docs/science.md#shedding: a cascade is only the excess of a run's shedding over
-its control's).
+and the studies all use (docs/science.md#shedding: a cascade is only the excess of a run's shedding
+over its control's).
 
 A *control* is a run recorded with prune method ``none``. It prunes nothing, and during its
 retraining it counts the weights falling under one line: alpha * tau, where tau is the GMP cut value

@@ -139,7 +139,8 @@ def read_listing(path: AnyPath) -> Listing:
             or not isinstance(grid, list)
         ):
             raise _damaged(
-                f"{meta_path}: not a complete array metadata (shape, chunk grid); the store is damaged"
+                f"{meta_path}: not a complete array metadata (shape, chunk grid); "
+                "the store is damaged"
             )
         arrays[name] = meta
     return Listing(files, arrays)
@@ -195,6 +196,6 @@ def check_chunks(path: AnyPath, ds: xr.Dataset, listing: Listing) -> None:
         for key in chunk_keys(meta, rows):
             if f"{name}/{key}" not in listing.files:
                 raise _damaged(
-                    f"{path / name / key}: chunk file missing (holds committed rows of {name} along "
-                    f"{dims[0]}); the store is damaged"
+                    f"{path / name / key}: chunk file missing (holds committed rows of {name} "
+                    f"along {dims[0]}); the store is damaged"
                 )

@@ -175,8 +175,8 @@ def convergence(
     of run are compared with reference's kept set (its mask after ``event``), each beside the chance
     level for independent sets of the same densities:
 
-    * ``effective``: kept and not shed (docs/science.md#kept-sets definition). Survivors already below
-      the line at the event are never shed, so they stay in this set however small they are;
+    * ``effective``: kept and not shed (docs/science.md#kept-sets definition). Survivors already
+      below the line at the event are never shed, so they stay in this set however small they are;
     * ``above_line``: kept and at or above the event's line at that step: the set GMP at the event's
       line would keep now.
 

@@ -160,6 +160,71 @@ def _round_rows(ds: xr.Dataset, event: int, dim: str) -> np.ndarray:
     return rows
 
 
+_COUNTS = ("shed_count", "shed_events", "recover_events")
+
+
+def _device_line_counts(ds: xr.Dataset, event: int, extra: int) -> tuple[xr.Dataset, np.ndarray]:
+    """Counts of an extra line the recorder counted on the device every step, and its values."""
+    rows = steps_of_round(ds, event)
+    out = xr.Dataset({k: ds[f"line_{k}"].isel(step=rows, line=extra, drop=True) for k in _COUNTS})
+    out["eligible"] = ds.line_eligible.isel(event=event, line=extra, drop=True)
+    out["below"] = ds.event_survivors.isel(event=event, drop=True) - out["eligible"]
+    values = np.asarray(ds.line_value.isel(event=event, line=extra).values, dtype=float)
+    return out, values
+
+
+def _recorded_counts(ds: xr.Dataset, event: int) -> tuple[xr.Dataset, np.ndarray]:
+    """The recorder's per-step counts of the recorded line, and the line's value per layer."""
+    rows = steps_of_round(ds, event)
+    sub = ds[list(_COUNTS)].isel(step=rows)
+    out = xr.Dataset({k: sub[k] for k in _COUNTS})
+    out["eligible"] = ds.event_eligible.isel(event=event, drop=True)
+    out["below"] = ds.event_below.isel(event=event, drop=True)
+    values = np.full(ds.sizes["layer"], float(ds.event_line.isel(event=event)))
+    return out, values
+
+
+def _snapshot_counts(ds: xr.Dataset, event: int, values: np.ndarray) -> xr.Dataset:
+    """Counts against the line ``values`` (one per layer), recounted from the magnitude snapshots
+    of the event's round."""
+    rows = _round_rows(ds, event, "record_step")
+    ev_step = int(ds.event_step.isel(event=event))
+    mags = ds.magnitude.isel(record_step=rows)
+    start_all = ds.magnitude.sel(record_step=ev_step)
+    mask_all = ds["mask"].isel(event=event).astype(bool)
+    parts: dict[str, list[xr.DataArray]] = {k: [] for k in (*_COUNTS, "eligible", "below")}
+    for i, (s0, n) in enumerate(zip(ds.layer_start.values, ds.layer_size.values, strict=True)):
+        sl = slice(int(s0), int(s0 + n))
+        mag, start, mask = mags.isel(weight=sl), start_all.isel(weight=sl), mask_all.isel(weight=sl)
+        line_i = np.float32(values[i])  # compared in float32, as the recorder does on the device
+        elig = mask & (start >= line_i)
+        below = elig & (mag < line_i)
+        prev = below.shift(record_step=1, fill_value=False)
+        parts["shed_count"].append(below.sum("weight"))
+        parts["shed_events"].append((below & ~prev).sum("weight"))
+        parts["recover_events"].append((prev & ~below).sum("weight"))
+        parts["eligible"].append(elig.sum("weight"))
+        parts["below"].append((mask & (start < line_i)).sum("weight"))
+    out = xr.Dataset({k: xr.concat(v, dim=ds.layer) for k, v in parts.items()})
+    return out.rename(record_step="step").transpose("step", "layer")
+
+
+def _with_fractions(
+    out: xr.Dataset, ds: xr.Dataset, event: int, values: np.ndarray, denominator: str
+) -> xr.Dataset:
+    """``out``'s counts with survivors, S per layer and globally, global counts and the line's
+    values; (step, layer) order, other coordinates dropped."""
+    out["survivors"] = ds.event_survivors.isel(event=event, drop=True)
+    den = out["eligible"] if denominator == "eligible" else out["survivors"]
+    out["shed_fraction"] = out.shed_count / den.where(den > 0)
+    out["shed_count_global"] = out.shed_count.sum("layer")
+    out["shed_fraction_global"] = out.shed_count_global / den.sum("layer")
+    out["line_value"] = ("layer", values)
+    out = out.transpose("step", "layer")
+    keep_coords = [c for c in out.coords if c not in ("step", "layer")]
+    return out.drop_vars(keep_coords)
+
+
 def shed_curves(
     ds: xr.Dataset,
     event: int = 0,
@@ -170,14 +235,14 @@ def shed_curves(
     """Shed counts and S(t) of one event's round for one line, per layer and globally.
 
     ``line`` is an :class:`shedding.analysis.lines.Line` (default: the recorded line, gmp at the
-    run's alpha).
-    ``line_values`` (one per layer) overrides the line's own values: a control is measured against
-    its pruned run's line this way. The recorded line uses the per-step counts of the recorder
-    (every step); any other line is recounted from the magnitude snapshots (snapshot resolution;
-    needs magnitudes).
+    run's alpha). ``line_values`` (one per layer) overrides the line's own values: a control is
+    measured against its pruned run's line this way. The recorded line uses the per-step counts of
+    the recorder (every step), as does an extra line the recorder counted on the device
+    (``--record-lines``); any other line is recounted from the magnitude snapshots (snapshot
+    resolution; needs magnitudes).
+
     Returns ``shed_count``, ``shed_events``, ``recover_events`` (step, layer), ``eligible``,
-    ``survivors``,
-    ``below`` (layer), ``shed_fraction`` (step, layer), ``shed_fraction_global`` and
+    ``survivors``, ``below`` (layer), ``shed_fraction`` (step, layer), ``shed_fraction_global`` and
     ``shed_count_global`` (step), with the line and the resolution in the attributes.
     """
     from shedding.analysis.lines import Line
@@ -192,73 +257,23 @@ def shed_curves(
     )
     recorded = line.is_recorded(ds) and line_values is None
     extra = line.recorded_index(ds) if line_values is None and not recorded else None
+    resolution = "every step"
     if extra is not None:  # an extra line the recorder counted on the device every step
-        rows = steps_of_round(ds, event)
-        out = xr.Dataset(
-            {
-                k: ds[f"line_{k}"].isel(step=rows, line=extra, drop=True)
-                for k in ("shed_count", "shed_events", "recover_events")
-            }
-        )
-        out["eligible"] = ds.line_eligible.isel(event=event, line=extra, drop=True)
-        out["below"] = ds.event_survivors.isel(event=event, drop=True) - out["eligible"]
-        values = np.asarray(ds.line_value.isel(event=event, line=extra).values, dtype=float)
-        resolution = "every step"
+        out, values = _device_line_counts(ds, event, extra)
     elif recorded:
-        rows = steps_of_round(ds, event)
-        sub = ds[["shed_count", "shed_events", "recover_events"]].isel(step=rows)
-        out = xr.Dataset({k: sub[k] for k in ("shed_count", "shed_events", "recover_events")})
-        out["eligible"] = ds.event_eligible.isel(event=event, drop=True)
-        out["below"] = ds.event_below.isel(event=event, drop=True)
-        values = np.full(ds.sizes["layer"], float(ds.event_line.isel(event=event)))
-        resolution = "every step"
+        out, values = _recorded_counts(ds, event)
     else:
         if "magnitude" not in ds:
             raise ValueError(
-                f"line {line.label} needs magnitude snapshots (record them with --record-every N) or "
-                "device counts (--record-lines); this run has neither for it"
+                f"line {line.label} needs magnitude snapshots (record them with --record-every N) "
+                "or device counts (--record-lines); this run has neither for it"
             )
         values = np.asarray(
             line_values if line_values is not None else line.values(ds, event), dtype=float
         )
-        rows = _round_rows(ds, event, "record_step")
-        ev_step = int(ds.event_step.isel(event=event))
-        mags = ds.magnitude.isel(record_step=rows)
-        start_all = ds.magnitude.sel(record_step=ev_step)
-        mask_all = ds["mask"].isel(event=event).astype(bool)
-        parts: dict[str, list[xr.DataArray]] = {
-            k: [] for k in ("shed_count", "shed_events", "recover_events", "eligible", "below")
-        }
-        for i, (s0, n) in enumerate(zip(ds.layer_start.values, ds.layer_size.values, strict=True)):
-            sl = slice(int(s0), int(s0 + n))
-            mag, start, mask = (
-                mags.isel(weight=sl),
-                start_all.isel(weight=sl),
-                mask_all.isel(weight=sl),
-            )
-            line_i = np.float32(
-                values[i]
-            )  # compared in float32, as the recorder does on the device
-            elig = mask & (start >= line_i)
-            below = elig & (mag < line_i)
-            prev = below.shift(record_step=1, fill_value=False)
-            parts["shed_count"].append(below.sum("weight"))
-            parts["shed_events"].append((below & ~prev).sum("weight"))
-            parts["recover_events"].append((prev & ~below).sum("weight"))
-            parts["eligible"].append(elig.sum("weight"))
-            parts["below"].append((mask & (start < line_i)).sum("weight"))
-        out = xr.Dataset({k: xr.concat(v, dim=ds.layer) for k, v in parts.items()})
-        out = out.rename(record_step="step").transpose("step", "layer")
+        out = _snapshot_counts(ds, event, values)
         resolution = "snapshots"
-    out["survivors"] = ds.event_survivors.isel(event=event, drop=True)
-    den = out["eligible"] if denominator == "eligible" else out["survivors"]
-    out["shed_fraction"] = out.shed_count / den.where(den > 0)
-    out["shed_count_global"] = out.shed_count.sum("layer")
-    out["shed_fraction_global"] = out.shed_count_global / den.sum("layer")
-    out["line_value"] = ("layer", values)
-    out = out.transpose("step", "layer")
-    keep_coords = [c for c in out.coords if c not in ("step", "layer")]
-    out = out.drop_vars(keep_coords)
+    out = _with_fractions(out, ds, event, values, denominator)
     out.attrs.update(
         line=line.label,
         resolution=resolution,

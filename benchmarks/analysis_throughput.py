@@ -3,10 +3,9 @@ it.
 
 Run: ``python -m benchmarks.analysis_throughput [--gb 1] [--path DIR] [--keep] [--repeats 3]``.
 Synthesises a run store with about ``--gb`` GB of magnitudes (uncompressed; random walk, not
-trained; see
-:mod:`benchmarks.synthetic_store`) in a temporary folder, or reuses ``--path`` when it holds one,
-then measures, each in a fresh Python process (so peak RSS of one measurement does not mix with
-another's):
+trained; see :mod:`benchmarks.synthetic_store`) in a temporary folder, or reuses ``--path`` when it
+holds one, then measures, each in a fresh Python process (so peak RSS of one measurement does not
+mix with another's):
 
 * ``raw``: every magnitude chunk read and decompressed with zarr directly and summed (so nothing is
   skipped), two ways: chunk-aligned row blocks ``arr[a:b]`` (zarr decodes a block's chunks
@@ -38,6 +37,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RAW = ("raw row blocks", "raw chunks")
@@ -63,16 +63,82 @@ def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
+def _dask_threads() -> int:
+    """The number of threads dask's threaded scheduler uses."""
+    import dask
+    import dask.system
+
+    return dask.config.get("num_workers", None) or dask.system.CPU_COUNT
+
+
+def _raw_row_blocks(path: Path) -> float:
+    """Sum of the magnitudes read in chunk-aligned row blocks (zarr decodes a block's chunks
+    concurrently)."""
+    import zarr
+
+    arr = zarr.open_array(str(path / "magnitude"), mode="r")
+    step = arr.chunks[0]
+    check = 0.0
+    for a in range(0, arr.shape[0], step):
+        check += float(arr[a : a + step].sum())
+    return check
+
+
+def _raw_chunks(path: Path) -> float:
+    """Sum of the magnitudes read one chunk at a time per thread, as many threads as dask uses."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import zarr
+
+    arr = zarr.open_array(str(path / "magnitude"), mode="r")
+    (nr, nw), (cr, cw) = arr.shape, arr.chunks
+    blocks = [
+        (slice(a, a + cr), slice(c, c + cw)) for a in range(0, nr, cr) for c in range(0, nw, cw)
+    ]
+    with ThreadPoolExecutor(_dask_threads()) as pool:
+        return sum(pool.map(lambda b: float(arr[b].sum()), blocks))
+
+
+def _analysis(kind: str, path: Path, phases: dict[str, float], t0: float) -> float:
+    """Open the store and run the dask read or an analysis; a checksum of the result. Phase
+    times go into ``phases``."""
+    from shedding.analysis import magnitude_histogram, open_run, shed_from_magnitude
+
+    ds = open_run(path)
+    phases["open_run"] = time.perf_counter() - t0
+    if kind == "dask read":
+        return float(ds.magnitude.sum().compute())
+    if kind == "shed_from_magnitude":
+        return float(shed_from_magnitude(ds).compute().shed_count.sum())
+    if kind == "magnitude_histogram":
+        t1 = time.perf_counter()
+        h = magnitude_histogram(ds)  # computes the range (max, smallest non-zero): one full read
+        phases["range pass"] = time.perf_counter() - t1
+        t1 = time.perf_counter()
+        check = float(h.compute().sum())
+        phases["histogram pass"] = time.perf_counter() - t1
+        return check
+    raise ValueError(kind)
+
+
+def _task_seconds(prof: Any) -> list[list]:
+    """Summed task seconds by task-name prefix (over every thread): [name, tasks, seconds],
+    busiest first."""
+    tasks: dict[str, list[float]] = {}
+    for r in prof.results:
+        key = r.key[0] if isinstance(r.key, tuple) else r.key
+        entry = tasks.setdefault(str(key).rsplit("-", 1)[0], [0, 0.0])
+        entry[0] += 1
+        entry[1] += r.end_time - r.start_time
+    return sorted(([k, int(n), s] for k, (n, s) in tasks.items()), key=lambda x: -x[2])
+
+
 def measure(kind: str, path: Path, profile: bool = False) -> dict:
     """Run one measurement in this process: its time (and phases), peak RSS and a checksum of the
     result."""
     import contextlib
 
     import dask
-    import dask.system
-    import zarr
-
-    from shedding.analysis import magnitude_histogram, open_run, shed_from_magnitude
 
     base = _peak_rss()
     phases: dict[str, float] = {}
@@ -83,46 +149,12 @@ def measure(kind: str, path: Path, profile: bool = False) -> dict:
         prof = Profiler()
     t0 = time.perf_counter()
     with prof if prof is not None else contextlib.nullcontext():
-        if (
-            kind == "raw row blocks"
-        ):  # chunk-aligned row blocks, zarr decoding a block's chunks concurrently
-            arr = zarr.open_array(str(path / "magnitude"), mode="r")
-            step = arr.chunks[0]
-            check = 0.0
-            for a in range(0, arr.shape[0], step):
-                check += float(arr[a : a + step].sum())
-        elif kind == "raw chunks":  # one chunk at a time per thread, as many threads as dask uses
-            from concurrent.futures import ThreadPoolExecutor
-
-            arr = zarr.open_array(str(path / "magnitude"), mode="r")
-            (nr, nw), (cr, cw) = arr.shape, arr.chunks
-            blocks = [
-                (slice(a, a + cr), slice(c, c + cw))
-                for a in range(0, nr, cr)
-                for c in range(0, nw, cw)
-            ]
-            with ThreadPoolExecutor(
-                dask.config.get("num_workers", None) or dask.system.CPU_COUNT
-            ) as pool:
-                check = sum(pool.map(lambda b: float(arr[b].sum()), blocks))
+        if kind == "raw row blocks":
+            check = _raw_row_blocks(path)
+        elif kind == "raw chunks":
+            check = _raw_chunks(path)
         else:
-            ds = open_run(path)
-            phases["open_run"] = time.perf_counter() - t0
-            if kind == "dask read":
-                check = float(ds.magnitude.sum().compute())
-            elif kind == "shed_from_magnitude":
-                check = float(shed_from_magnitude(ds).compute().shed_count.sum())
-            elif kind == "magnitude_histogram":
-                t1 = time.perf_counter()
-                h = magnitude_histogram(
-                    ds
-                )  # computes the range (max, smallest non-zero): one full read
-                phases["range pass"] = time.perf_counter() - t1
-                t1 = time.perf_counter()
-                check = float(h.compute().sum())
-                phases["histogram pass"] = time.perf_counter() - t1
-            else:
-                raise ValueError(kind)
+            check = _analysis(kind, path, phases, t0)
     seconds = time.perf_counter() - t0
     out = {
         "kind": kind,
@@ -131,17 +163,11 @@ def measure(kind: str, path: Path, profile: bool = False) -> dict:
         "peak_rss": _peak_rss(),
         "base_rss": base,
         "check": check,
-        "dask_threads": dask.config.get("num_workers", None) or dask.system.CPU_COUNT,
+        "dask_threads": _dask_threads(),
         "scheduler": str(dask.config.get("scheduler", "threads (default)")),
     }
-    if prof is not None:  # summed task seconds by task-name prefix (over every thread)
-        tasks: dict[str, list[float]] = {}
-        for r in prof.results:
-            key = r.key[0] if isinstance(r.key, tuple) else r.key
-            entry = tasks.setdefault(str(key).rsplit("-", 1)[0], [0, 0.0])
-            entry[0] += 1
-            entry[1] += r.end_time - r.start_time
-        out["tasks"] = sorted(([k, int(n), s] for k, (n, s) in tasks.items()), key=lambda x: -x[2])
+    if prof is not None:
+        out["tasks"] = _task_seconds(prof)
     return out
 
 
@@ -192,8 +218,8 @@ def _machine() -> str:
     )
 
 
-def main() -> None:
-    """Parse options, synthesise or reuse the store, measure every kind, print the table."""
+def _parser() -> argparse.ArgumentParser:
+    """The command line options."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
         "--gb",
@@ -220,15 +246,32 @@ def main() -> None:
     ap.add_argument(
         "--profile",
         action="store_true",
-        help="then run each analysis once more under dask's Profiler and print where task time goes",
+        help="then run each analysis once more under dask's Profiler and print where task time "
+        "goes",
     )
     ap.add_argument("--measure", choices=KINDS, help=argparse.SUPPRESS)  # internal: one measurement
-    args = ap.parse_args()
+    return ap
+
+
+def _synthesise_unless_there(path: Path, args: argparse.Namespace) -> float | None:
+    """Synthesise the store at ``path`` unless one is there; the seconds it took, or None."""
+    from benchmarks.synthetic_store import synthesize
+
+    if (path / "zarr.json").exists():
+        return None
+    itemsize = 2 if args.dtype == "float16" else 4
+    n_snapshots = max(1, round(args.gb * 1e9 / (args.weights * itemsize)) - 1)
+    t0 = time.perf_counter()
+    synthesize(path, args.weights, n_snapshots, chunk_steps=args.chunk_steps, dtype=args.dtype)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    """Parse options, synthesise or reuse the store, measure every kind, print the table."""
+    args = _parser().parse_args()
     if args.measure:
         print(json.dumps(measure(args.measure, args.path, args.profile)))
         return
-
-    from benchmarks.synthetic_store import synthesize
 
     print(_machine())
     tmp = None
@@ -236,16 +279,8 @@ def main() -> None:
     if path is None:
         tmp = Path(tempfile.mkdtemp(prefix="shedding-throughput-"))
         path = tmp / "synthetic.zarr"
-    synth_s = None
     try:
-        if not (path / "zarr.json").exists():
-            itemsize = 2 if args.dtype == "float16" else 4
-            n_snapshots = max(1, round(args.gb * 1e9 / (args.weights * itemsize)) - 1)
-            t0 = time.perf_counter()
-            synthesize(
-                path, args.weights, n_snapshots, chunk_steps=args.chunk_steps, dtype=args.dtype
-            )
-            synth_s = time.perf_counter() - t0
+        synth_s = _synthesise_unless_there(path, args)
         rows = run(path, args.repeats, synth_s, args.kinds)
         _print(rows)
         if args.profile:
@@ -257,32 +292,11 @@ def main() -> None:
             print(f"kept: {path}")
 
 
-def run(
-    path: Path, repeats: int, synth_s: float | None, kinds: list[str] | tuple[str, ...] = KINDS
+def _speed_rows(
+    kinds: list[str], results: dict[str, list[dict]], uncompressed: int
 ) -> list[tuple[str, str]]:
-    """Measure each of ``kinds`` ``repeats`` times, interleaved; the table's rows."""
-    import zarr
-
-    kinds = [k for k in KINDS if k in kinds]
-    arr = zarr.open_array(str(path / "magnitude"), mode="r")
-    uncompressed = arr.nbytes
-    on_disk = _folder_bytes(path / "magnitude")
-    print(
-        f"store: {path}; magnitude {arr.shape[0]} snapshots x {arr.shape[1]:,} weights {arr.dtype}, "
-        f"chunks {arr.chunks}; {uncompressed / 1e9:.2f} GB uncompressed, {on_disk / 1e9:.2f} GB on disk "
-        f"(x{uncompressed / on_disk:.2f} compression)"
-        + (f"; synthesised in {synth_s:.0f} s" if synth_s else "")
-    )
-    results: dict[str, list[dict]] = {k: [] for k in kinds}
-    for _ in range(repeats):
-        for kind in kinds:
-            results[kind].append(_in_subprocess(kind, path))
-    first = next(iter(results.values()))[0]
-    print(
-        f"dask scheduler: {first['scheduler']}, {first['dask_threads']} threads; "
-        f"zarr async concurrency {zarr.config.get('async.concurrency')}; "
-        f"median of {repeats} interleaved repeats, each in a fresh process; raw = the faster raw read"
-    )
+    """Per kind: median throughput, its ratio to the faster raw read (analyses: against the
+    target) and median phase times."""
     secs = {k: statistics.median(r["seconds"] for r in v) for k, v in results.items()}
     raw = min((secs[k] for k in RAW if k in secs), default=float("nan"))
     rows: list[tuple[str, str]] = []
@@ -303,6 +317,15 @@ def run(
         }
         if len(phases) > 1:
             rows.append((f"{kind}: phases", ", ".join(f"{p} {v:.2f} s" for p, v in phases.items())))
+    return rows
+
+
+def _memory_rows(
+    kinds: list[str], results: dict[str, list[dict]], uncompressed: int
+) -> list[tuple[str, str]]:
+    """Per kind the peak RSS against the store's uncompressed size; then the store against the
+    machine's RAM."""
+    rows: list[tuple[str, str]] = []
     for kind in kinds:
         peak = max(r["peak_rss"] for r in results[kind])
         base = max(r["base_rss"] for r in results[kind])
@@ -322,6 +345,39 @@ def run(
         )
     )
     return rows
+
+
+def run(
+    path: Path, repeats: int, synth_s: float | None, kinds: list[str] | tuple[str, ...] = KINDS
+) -> list[tuple[str, str]]:
+    """Measure each of ``kinds`` ``repeats`` times, interleaved; the table's rows."""
+    import zarr
+
+    kinds = [k for k in KINDS if k in kinds]
+    arr = zarr.open_array(str(path / "magnitude"), mode="r")
+    uncompressed = arr.nbytes
+    on_disk = _folder_bytes(path / "magnitude")
+    print(
+        f"store: {path}; magnitude {arr.shape[0]} snapshots x {arr.shape[1]:,} weights "
+        f"{arr.dtype}, chunks {arr.chunks}; {uncompressed / 1e9:.2f} GB uncompressed, "
+        f"{on_disk / 1e9:.2f} GB on disk (x{uncompressed / on_disk:.2f} compression)"
+        + (f"; synthesised in {synth_s:.0f} s" if synth_s else "")
+    )
+    results: dict[str, list[dict]] = {k: [] for k in kinds}
+    for _ in range(repeats):
+        for kind in kinds:
+            results[kind].append(_in_subprocess(kind, path))
+    first = next(iter(results.values()))[0]
+    print(
+        f"dask scheduler: {first['scheduler']}, {first['dask_threads']} threads; "
+        f"zarr async concurrency {zarr.config.get('async.concurrency')}; "
+        f"median of {repeats} interleaved repeats, each in a fresh process; "
+        "raw = the faster raw read"
+    )
+    return [
+        *_speed_rows(kinds, results, uncompressed),
+        *_memory_rows(kinds, results, uncompressed),
+    ]
 
 
 def _profile(path: Path) -> None:

@@ -133,10 +133,12 @@ def main() -> None:
     try:
         mag, layers = (_digits if args.source == "digits" else _resnet20)(folder)
         print(
-            f"{mag.shape[0]} snapshots x {mag.shape[1]:,} weights of a {args.source} run (50% pruned), median of 3"
+            f"{mag.shape[0]} snapshots x {mag.shape[1]:,} weights of a {args.source} run "
+            "(50% pruned), median of 3"
         )
         print(
-            f"{'encoding':8} {'codec':32} {'chunk':>5} {'B/weight-step':>13} {'write MB/s':>11} {'read MB/s':>10}"
+            f"{'encoding':8} {'codec':32} {'chunk':>5} {'B/weight-step':>13} "
+            f"{'write MB/s':>11} {'read MB/s':>10}"
         )
         for enc, data in _encodings(mag, layers).items():
             for name, codecs in CANDIDATES.items():

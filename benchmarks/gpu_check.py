@@ -105,7 +105,8 @@ def env(device: str) -> int:
     """Print what this machine has for the check; 1 when something the check needs is missing."""
     problems = []
     print(
-        f"python {platform.python_version()} at {sys.executable} ({platform.machine()}, {platform.system()})"
+        f"python {platform.python_version()} at {sys.executable} "
+        f"({platform.machine()}, {platform.system()})"
     )
     for name in PACKAGES + MODULES:
         try:
@@ -120,14 +121,17 @@ def env(device: str) -> int:
 
         cuda = torch.cuda.is_available()
         print(
-            f"torch {torch.__version__}, CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}, "
+            f"torch {torch.__version__}, CUDA {torch.version.cuda}, "
+            f"cuDNN {torch.backends.cudnn.version()}, "
             f"cuda available: {cuda}, {torch.get_num_threads()} CPU threads"
         )
         if cuda:
             props = torch.cuda.get_device_properties(0)
             print(
-                f"GPU: {props.name}, {props.total_memory / 2**30:.0f} GiB, capability {props.major}.{props.minor}, "
-                f"{props.multi_processor_count} multiprocessors, {torch.cuda.device_count()} device(s)"
+                f"GPU: {props.name}, {props.total_memory / 2**30:.0f} GiB, "
+                f"capability {props.major}.{props.minor}, "
+                f"{props.multi_processor_count} multiprocessors, "
+                f"{torch.cuda.device_count()} device(s)"
             )
         if device.startswith("cuda") and not cuda:
             problems.append("--device cuda: torch sees no CUDA device")
@@ -140,11 +144,11 @@ def env(device: str) -> int:
 
 def numpy_recount(group: Any) -> dict[str, np.ndarray]:
     """What a store's device-side counts should be, recounted by numpy from its stored float32
-    magnitudes, the event's mask and its shed line (docs/science.md#shedding): per layer, the eligible
-    weights (kept, at or above the line at the event) and those below it, then for each recorded
-    step after the event the eligible weights below the line (``shed_count``), those newly below
-    (``shed_events``) and those back above (``recover_events``). Expects one prune event and a
-    snapshot at every step after it (record every 1)."""
+    magnitudes, the event's mask and its shed line (docs/science.md#shedding): per layer, the
+    eligible weights (kept, at or above the line at the event) and those below it, then for each
+    recorded step after the event the eligible weights below the line (``shed_count``), those newly
+    below (``shed_events``) and those back above (``recover_events``). Expects one prune event and
+    a snapshot at every step after it (record every 1)."""
     mag = np.asarray(group["magnitude"][:], dtype=np.float32)
     mask = np.asarray(group["mask"][0]).astype(bool)
     line = float(group["event_line"][0])
@@ -271,7 +275,8 @@ def verify(path: Path, device: str | None) -> int:
         loss = np.asarray(g["loss"][:])
         print(
             f"verify: OK: {path.name}: recorded on {g.attrs['device']}, {len(g['step'][:])} steps, "
-            f"{g['magnitude'].shape[1]} weights, {len(g['layer'][:])} layers; shed counts equal numpy's recount; "
+            f"{g['magnitude'].shape[1]} weights, {len(g['layer'][:])} layers; "
+            "shed counts equal numpy's recount; "
             f"loss {loss[0]:.4f} -> {loss[-1]:.4f}"
         )
     return 0
@@ -299,7 +304,8 @@ def report(path: Path) -> int:
             verdict = ("meets" if wall <= target else "MISSES") if gpu else "-"
         fmt = lambda v: "-" if v is None or not math.isfinite(v) else f"{v:.3f}"  # noqa: E731
         print(
-            f"{labels.get(case, case):<40}  {what.removesuffix(': wall'):<42}  {fmt(wall):>6}  {fmt(own):>6}  "
+            f"{labels.get(case, case):<40}  {what.removesuffix(': wall'):<42}  "
+            f"{fmt(wall):>6}  {fmt(own):>6}  "
             f"{target:6.2f}  {verdict}"
         )
     return 1 if missing else 0

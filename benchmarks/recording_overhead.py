@@ -1,9 +1,8 @@
 """Recording overhead: training-step time with the recorder against the same loop without it.
 
 Run: ``python -m benchmarks.recording_overhead [--steps N] [--repeats R] [--device cpu|cuda]
-[--cases ...]
-[--variants ...] [--json PATH]``; ``--model/--shape/--batch`` time a case's variants on a stand-in
-model (a dry run of the GPU rows on a CPU, see benchmarks/gpu_check.sh).
+[--cases ...] [--variants ...] [--json PATH]``; ``--model/--shape/--batch`` time a case's variants
+on a stand-in model (a dry run of the GPU rows on a CPU, see benchmarks/gpu_check.sh).
 Prints one table of ratios measured in this run (machines are shared and noisy: only ratios are
 reported, each the median over repeats that interleave the variants in a shuffled order). Two
 measures per variant:
@@ -310,6 +309,101 @@ def _writer_held(rec: Recorder) -> Callable[[], float]:
     return release
 
 
+@dataclass
+class _Timings:
+    """Per variant: the repeats' wall and own seconds, the seconds on the training thread alone
+    (hooks, waits for a full queue included), and the store's bytes."""
+
+    wall: dict[str, list[float]] = field(default_factory=dict)
+    own: dict[str, list[float]] = field(default_factory=dict)
+    thread: dict[str, list[float]] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)
+
+    def add(self, name: str, wall: float, own: float, thread: float, size: int) -> None:
+        """One repeat of variant ``name``."""
+        self.wall.setdefault(name, []).append(wall)
+        self.own.setdefault(name, []).append(own)
+        self.thread.setdefault(name, []).append(thread)
+        self.sizes[name] = size
+
+    def median(self, which: str, name: str) -> float:
+        """The median over repeats of ``wall``, ``own`` or ``thread`` seconds of ``name``."""
+        return statistics.median(getattr(self, which)[name])
+
+
+def _time_variant(
+    build: Callable[..., Callback | None],
+    folder: Path,
+    run: Callable[[list[Callback]], float],
+) -> tuple[float, float, float, int]:
+    """One repeat of one variant in ``folder`` (removed after): (wall, own, training-thread
+    seconds, store bytes). A recorder runs twice, the second time with its writer held back until
+    training ends (a queue for every write) for its own time."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cb = build(folder)
+    timed = Timed(cb) if cb is not None else None
+    elapsed = run([timed] if timed else [])
+    seconds = thread = timed.seconds if timed else 0.0
+    if isinstance(cb, Recorder):
+        t0 = time.perf_counter()
+        cb.close("complete")
+        elapsed += time.perf_counter() - t0
+        size = _folder_bytes(folder)
+        shutil.rmtree(folder)
+        folder.mkdir()
+        held = build(folder, max_pending=1 << 20)
+        release = _writer_held(held)
+        timed = Timed(held)
+        run([timed])
+        seconds = timed.seconds + release()
+    else:
+        size = _folder_bytes(folder)
+    shutil.rmtree(folder)
+    return elapsed, seconds, thread, size
+
+
+def _peer_rows(case: Case, t: _Timings) -> list[tuple[str, str, float]]:
+    """Our encodings against the hand-written peer: own and training-thread time, bytes."""
+    rows = []
+    for ours, peer in case.peers:
+        for enc in ("float16", "log8"):
+            name = ours.replace("float16", enc)
+            if name in t.sizes and peer in t.sizes:
+                rows.append(
+                    (
+                        case.label,
+                        f"own time: {peer} / {name}",
+                        t.median("own", peer) / t.median("own", name),
+                    )
+                )
+                rows.append(
+                    (
+                        case.label,
+                        f"training-thread time: {peer} / {name}",
+                        t.median("thread", peer) / t.median("thread", name),
+                    )
+                )
+                if t.sizes[peer]:  # a run shorter than the peer's interval saves nothing
+                    size_ratio = t.sizes[name] / t.sizes[peer]
+                    rows.append((case.label, f"bytes: {name} / {peer}", size_ratio))
+    return rows
+
+
+def _rows(case: Case, t: _Timings, steps: int, n_weights: int) -> list[tuple[str, str, float]]:
+    """The table rows of one case from its timings."""
+    base = t.median("wall", "none")
+    rows = [(case.label, f"step time without recording (ms, {steps} steps)", 1e3 * base / steps)]
+    for name in case.variants:
+        rows.append((case.label, f"{name} / none: wall", t.median("wall", name) / base))
+        rows.append((case.label, f"{name} / none: own", 1 + t.median("own", name) / base))
+    rows += _peer_rows(case, t)
+    for name in case.variants:
+        if name.startswith("full every step"):
+            per = t.sizes[name] / (n_weights * (steps + 1))
+            rows.append((case.label, f"bytes per weight-step, {name}", per))
+    return rows
+
+
 def measure(
     case: Case, device: torch.device, repeats: int, steps: int | None = None
 ) -> list[tuple[str, str, float]]:
@@ -319,90 +413,27 @@ def measure(
         case.model, case.shape, device, case.batch, steps
     )
     tmp = Path(tempfile.mkdtemp(prefix="shedding-bench-"))
-    wall: dict[str, list[float]] = {}
-    own: dict[str, list[float]] = {}
-    thread: dict[
-        str, list[float]
-    ] = {}  # on the training thread alone: hooks, waits for a full queue included
-    sizes: dict[str, int] = {}
+    timings = _Timings()
     make: dict[str, Callable[..., Callback | None]] = {"none": lambda d, **kw: None}
     for name in case.variants:
         make[name] = lambda d, name=name, **kw: _variant(
             name, d, params, masks, weights, steps, device, **kw
         )
+
+    def run(extra: list[Callback]) -> float:
+        return _run(model, params, masks, loader, steps, extra, case.mixed_precision)
+
     _run(model, params, masks, loader, min(steps, 5), [], case.mixed_precision)  # warm-up
     for rep in range(repeats):
         order = list(make)
-        random.Random(rep).shuffle(
-            order
-        )  # no variant always runs first, or right after the disk-heavy peer
+        # no variant always runs first, or right after the disk-heavy peer
+        random.Random(rep).shuffle(order)
         for name in order:
-            build = make[name]
             folder = tmp / name.replace(" ", "_").replace(",", "")
-            folder.mkdir(parents=True, exist_ok=True)
-            cb = build(folder)
-            timed = Timed(cb) if cb is not None else None
-            elapsed = _run(
-                model, params, masks, loader, steps, [timed] if timed else [], case.mixed_precision
-            )
-            seconds = timed.seconds if timed else 0.0
-            thread.setdefault(name, []).append(seconds)
-            if isinstance(cb, Recorder):
-                t0 = time.perf_counter()
-                cb.close("complete")
-                elapsed += time.perf_counter() - t0
-                sizes[name] = _folder_bytes(folder)
-                shutil.rmtree(folder)
-                folder.mkdir()
-                # own time: the same run with the writer held back until training ends (a queue for
-                # every write)
-                held = build(folder, max_pending=1 << 20)
-                release = _writer_held(held)
-                timed = Timed(held)
-                _run(model, params, masks, loader, steps, [timed], case.mixed_precision)
-                seconds = timed.seconds + release()
-            else:
-                sizes[name] = _folder_bytes(folder)
-            wall.setdefault(name, []).append(elapsed)
-            own.setdefault(name, []).append(seconds)
-            shutil.rmtree(folder)
+            timings.add(name, *_time_variant(make[name], folder, run))
     shutil.rmtree(tmp, ignore_errors=True)
-    base = statistics.median(wall["none"])
     n_weights = sum(p.numel() for p in params.values())
-    rows = [(case.label, f"step time without recording (ms, {steps} steps)", 1e3 * base / steps)]
-    for name in case.variants:
-        rows.append((case.label, f"{name} / none: wall", statistics.median(wall[name]) / base))
-        rows.append((case.label, f"{name} / none: own", 1 + statistics.median(own[name]) / base))
-    for ours, peer in case.peers:
-        for enc in ("float16", "log8"):
-            name = ours.replace("float16", enc)
-            if name in sizes and peer in sizes:
-                rows.append(
-                    (
-                        case.label,
-                        f"own time: {peer} / {name}",
-                        statistics.median(own[peer]) / statistics.median(own[name]),
-                    )
-                )
-                rows.append(
-                    (
-                        case.label,
-                        f"training-thread time: {peer} / {name}",
-                        statistics.median(thread[peer]) / statistics.median(thread[name]),
-                    )
-                )
-                if sizes[peer]:  # a run shorter than the peer's interval saves nothing
-                    rows.append((case.label, f"bytes: {name} / {peer}", sizes[name] / sizes[peer]))
-    for name in case.variants:
-        if name.startswith("full every step"):
-            rows.append(
-                (
-                    case.label,
-                    f"bytes per weight-step, {name}",
-                    sizes[name] / (n_weights * (steps + 1)),
-                )
-            )
-    return rows
+    return _rows(case, timings, steps, n_weights)
 
 
 def _positive(text: str) -> int:
@@ -443,7 +474,8 @@ def select_variants(names: list[str], wanted: list[str] | None) -> dict[str, lis
                 keep.append(v)
         if not keep:
             raise ValueError(
-                f"--variants: none of them is timed in case {n} (it has: {', '.join(CASES[n].variants)})"
+                f"--variants: none of them is timed in case {n} "
+                f"(it has: {', '.join(CASES[n].variants)})"
             )
         chosen[n] = keep
     unused = [w for w in wanted if w not in used]
@@ -462,8 +494,8 @@ def _write_json(path: Path, meta: dict, rows: list[dict]) -> None:
     os.replace(tmp, path)
 
 
-def main() -> None:
-    """Parse options, measure every case, print the table."""
+def _parser() -> argparse.ArgumentParser:
+    """The command line options."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
         "--steps", type=_positive, default=None, help="steps per run (default: each case's own)"
@@ -475,7 +507,8 @@ def main() -> None:
         nargs="+",
         choices=sorted(CASES),
         default=None,
-        help=f"models to time (default: {' '.join(CPU_CASES)} on CPU, {' '.join(GPU_CASES)} on CUDA)",
+        help=f"models to time (default: {' '.join(CPU_CASES)} on CPU, "
+        f"{' '.join(GPU_CASES)} on CUDA)",
     )
     ap.add_argument(
         "--variants",
@@ -495,7 +528,13 @@ def main() -> None:
         "--batch", type=_positive, default=None, help="batch size (default: each case's own)"
     )
     ap.add_argument("--json", type=Path, default=None, help="also write the rows to this JSON file")
-    args = ap.parse_args()
+    return ap
+
+
+def _checked(
+    ap: argparse.ArgumentParser, args: argparse.Namespace
+) -> tuple[torch.device, list[str]]:
+    """The device and the case names, or a one-line usage error (exit 2)."""
     try:
         device = torch.device(args.device)
     except RuntimeError:
@@ -504,15 +543,32 @@ def main() -> None:
         ap.error("--device: CUDA is not available on this machine")
     if (args.model is None) != (args.shape is None):
         ap.error("--model and --shape go together")
-    names = args.cases or (GPU_CASES if device.type == "cuda" else CPU_CASES)
+    return device, args.cases or (GPU_CASES if device.type == "cuda" else CPU_CASES)
+
+
+def _case(name: str, variants: list[str], args: argparse.Namespace) -> Case:
+    """Case ``name`` with the chosen variants, on the stand-in model and batch size if given."""
+    case = dataclasses.replace(CASES[name], variants=variants)
+    if args.model:
+        case = dataclasses.replace(case, model=args.model, shape=args.shape, stands_for=name)
+    if args.batch:
+        case = dataclasses.replace(case, batch=args.batch)
+    return case
+
+
+def main() -> None:
+    """Parse options, measure every case, print the table."""
+    ap = _parser()
+    args = ap.parse_args()
+    device, names = _checked(ap, args)
     try:
         variants = select_variants(names, args.variants)
     except ValueError as e:
         ap.error(str(e))
     name_of = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(
-        f"device: {device} ({name_of}, {torch.get_num_threads()} threads); median of {args.repeats} "
-        f"interleaved repeats",
+        f"device: {device} ({name_of}, {torch.get_num_threads()} threads); "
+        f"median of {args.repeats} interleaved repeats",
         flush=True,
     )
     meta = {
@@ -523,11 +579,7 @@ def main() -> None:
     }
     table: list[dict] = []
     for name in names:  # each case's rows as soon as they are measured
-        case = dataclasses.replace(CASES[name], variants=variants[name])
-        if args.model:
-            case = dataclasses.replace(case, model=args.model, shape=args.shape, stands_for=name)
-        if args.batch:
-            case = dataclasses.replace(case, batch=args.batch)
+        case = _case(name, variants[name], args)
         for label, what, value in measure(case, device, args.repeats, args.steps):
             print(f"{label:<40}  {what:<72}  {value:8.3f}", flush=True)
             table.append(

@@ -19,12 +19,11 @@ same arrays, chunks, codecs and attributes as a recorded run: one GMP event at s
 Memory is bounded by the Zarr chunk, not by the store: the magnitudes are generated one weight-chunk
 column at a time, walking through the steps one chunk of rows at a time, and each block is written
 as one whole chunk. Besides that block (and a few boolean blocks of its shape) only one snapshot's
-worth of per-weight state is held: the start magnitudes and the mask, ``n_weights * 5`` bytes (plus,
-while the
-GMP cut is found, one int64 index per weight). ``ChunkWriter``
-(whose buffer spans every weight of ``chunk_steps`` rows) writes the per-step arrays; ``magnitude``
-is written with chunk-aligned assignments, each covering exactly one chunk, so no chunk is ever
-written partially or read back either.
+worth of per-weight state is held: the start magnitudes and the mask, ``n_weights * 5`` bytes
+(plus, while the GMP cut is found, one int64 index per weight). ``ChunkWriter`` (whose buffer spans
+every weight of ``chunk_steps`` rows) writes the per-step arrays; ``magnitude`` is written with
+chunk-aligned assignments, each covering exactly one chunk, so no chunk is ever written partially or
+read back either.
 """
 
 from __future__ import annotations
@@ -108,6 +107,45 @@ def _segments(layers: list[Layer], c0: int, c1: int) -> tuple[np.ndarray, np.nda
     return np.maximum(starts[ids], c0) - c0, ids
 
 
+def _attrs(
+    n_weights: int, n_snapshots: int, n_l: int, chunk_steps: int, dtype: str, seed: int, ipe: int
+) -> dict:
+    """The run attributes of a synthetic store (its parameters under ``config.synthetic``)."""
+    synthetic = {
+        "n_weights": n_weights,
+        "n_snapshots": n_snapshots,
+        "layers": n_l,
+        "chunk_steps": chunk_steps,
+        "dtype": dtype,
+        "seed": seed,
+        "sparsity": SPARSITY,
+        "start_median": START_MEDIAN,
+        "start_sigma": START_SIGMA,
+        "drift_total": DRIFT_TOTAL,
+        "noise_total": NOISE_TOTAL,
+    }
+    return {
+        "config": {"synthetic": synthetic},
+        "synthetic": True,
+        "seed": seed,
+        "versions": {},
+        "device": "none",
+        "iterations_per_epoch": ipe,
+        "T": n_snapshots,
+        "t": n_snapshots,
+        "rounds": 1,
+        "method": "gmp",
+        "technique": "synthetic",
+        "control": False,
+        "alpha": ALPHA,
+        "dataset": "synthetic",
+        "model": "synthetic",
+        "schedule_offset": None,
+        "shed_definition": "a survivor at or above the line alpha*tau at its event is shed at "
+        "step s while |w(s)| < alpha*tau; tau is the GMP cut value at the event's sparsity",
+    }
+
+
 def synthesize(
     path: str | Path,
     n_weights: int,
@@ -129,7 +167,6 @@ def synthesize(
     if n_snapshots < 1:
         raise ValueError("n_snapshots must be at least 1")
     lay = synthetic_layers(n_weights, layers)
-    n_l = len(lay)
     ipe = max(1, n_snapshots // 4)
     tl = build_timeline(
         T=n_snapshots,
@@ -139,40 +176,7 @@ def synthesize(
         iterations_per_epoch=ipe,
         record_pretrain=False,
     )
-    attrs = {
-        "config": {
-            "synthetic": {
-                "n_weights": n_weights,
-                "n_snapshots": n_snapshots,
-                "layers": n_l,
-                "chunk_steps": chunk_steps,
-                "dtype": dtype,
-                "seed": seed,
-                "sparsity": SPARSITY,
-                "start_median": START_MEDIAN,
-                "start_sigma": START_SIGMA,
-                "drift_total": DRIFT_TOTAL,
-                "noise_total": NOISE_TOTAL,
-            }
-        },
-        "synthetic": True,
-        "seed": seed,
-        "versions": {},
-        "device": "none",
-        "iterations_per_epoch": ipe,
-        "T": n_snapshots,
-        "t": n_snapshots,
-        "rounds": 1,
-        "method": "gmp",
-        "technique": "synthetic",
-        "control": False,
-        "alpha": ALPHA,
-        "dataset": "synthetic",
-        "model": "synthetic",
-        "schedule_offset": None,
-        "shed_definition": "a survivor at or above the line alpha*tau at its event is shed at step s while "
-        "|w(s)| < alpha*tau; tau is the GMP cut value at the event's sparsity",
-    }
+    attrs = _attrs(n_weights, n_snapshots, len(lay), chunk_steps, dtype, seed, ipe)
     started = time.time()
     store = RunStore.create(path, lay, tl, attrs, dtype, chunk_steps, overwrite=overwrite)
     try:
@@ -192,6 +196,179 @@ def synthesize(
     return path
 
 
+def _start_magnitudes(n_w: int, wchunk: int, seed: int) -> np.ndarray:
+    """Lognormal start magnitudes, generated per column block (no float64 temporary of
+    n_weights)."""
+    start = np.empty(n_w, dtype=np.float32)
+    for b, c0 in enumerate(range(0, n_w, wchunk)):
+        c1 = min(c0 + wchunk, n_w)
+        z = np.random.default_rng([seed, 0, b]).standard_normal(c1 - c0, dtype=np.float32)
+        start[c0:c1] = np.exp(np.float32(math.log(START_MEDIAN)) + np.float32(START_SIGMA) * z)
+    return start
+
+
+class _Tally:
+    """The exact counts of the stored magnitudes, accumulated one block at a time: per step
+    (1..n_s) and layer the shed weights, shed events and recover events; per layer the event's
+    eligible survivors and the survivors below the line."""
+
+    def __init__(self, n_s: int, n_l: int, line: float) -> None:
+        self.line = line
+        self.shed = np.zeros((n_s, n_l), dtype=np.int64)
+        self.down = np.zeros((n_s, n_l), dtype=np.int64)
+        self.up = np.zeros((n_s, n_l), dtype=np.int64)
+        self.eligible = np.zeros(n_l, dtype=np.int64)
+        self.below0 = np.zeros(n_l, dtype=np.int64)
+        self._elig = self._prev = np.zeros(0, dtype=bool)
+
+    def add(
+        self, block: np.ndarray, keep: np.ndarray, a: int, seg: np.ndarray, seg_layer: np.ndarray
+    ) -> None:
+        """Count rows [a, a + len(block)) of one weight-chunk column (``a`` 0 starts a column)."""
+        line = self.line
+        if a == 0:  # the event's eligible set, from the stored step-0 values as analyses see them
+            self._elig = keep & (block[0] >= line)
+            self._prev = np.zeros(block.shape[1], dtype=bool)
+            self.eligible[seg_layer] += np.add.reduceat(self._elig, seg, dtype=np.int64)
+            self.below0[seg_layer] += np.add.reduceat(keep & ~self._elig, seg, dtype=np.int64)
+        below = self._elig & (block < line)
+        before = np.concatenate([self._prev[None], below[:-1]])
+        self._prev = below[-1].copy()
+        lo = max(a, 1)  # step 0 has no per-step row
+        rows = slice(lo - 1, a + len(block) - 1)
+        for out, flags in (
+            (self.shed, below),
+            (self.down, below & ~before),
+            (self.up, before & ~below),
+        ):
+            out[rows, seg_layer] += np.add.reduceat(flags[lo - a :], seg, axis=1, dtype=np.int64)
+
+
+def _walk(
+    rng: np.random.Generator,
+    logm: np.ndarray,
+    n_rows: int,
+    sigma: float,
+    drift: float,
+    start: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The next ``n_rows`` steps of the random walk of log|w| from ``logm`` (the last row so far):
+    (magnitudes, new last row of log|w|). ``start`` (first rows only): the post-prune magnitudes,
+    stored exactly as row 0."""
+    buf = rng.standard_normal((n_rows, len(logm)), dtype=np.float32)
+    buf *= np.float32(sigma)
+    buf += np.float32(drift)
+    if start is not None:
+        buf[0] = 0.0  # step 0: the post-prune start itself
+    np.cumsum(buf, axis=0, out=buf)
+    buf += logm
+    logm = buf[-1].copy()
+    np.exp(buf, out=buf)
+    if start is not None:
+        buf[0] = start  # exactly, not exp(log(.))
+    return buf, logm
+
+
+def _print_progress(name: str, done: float, t0: float, gigabytes: float) -> None:
+    """One progress line on standard error, overwriting the previous one."""
+    eta = (time.perf_counter() - t0) * (1 - done) / done
+    print(
+        f"\rsynthesizing {name}: {done:6.1%} of {gigabytes:.2f} GB, {eta:5.0f} s left",
+        end="",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _write_magnitudes(
+    store: RunStore,
+    lay: list[Layer],
+    start: np.ndarray,
+    mask: np.ndarray,
+    tally: _Tally,
+    dtype: np.dtype,
+    seed: int,
+    progress: bool,
+) -> None:
+    """Write ``magnitude`` one whole chunk at a time (weight-chunk columns, then row chunks),
+    counting every block into ``tally``."""
+    arr = store.group["magnitude"]
+    n_r, n_w = arr.shape  # n_s + 1 snapshots: steps 0..n_s
+    n_s = n_r - 1
+    rchunk, wchunk = arr.chunks
+    drift = DRIFT_TOTAL / n_s
+    sigma = NOISE_TOTAL / math.sqrt(n_s)
+    n_blocks = -(-n_w // wchunk)
+    t0 = time.perf_counter()
+    for b, c0 in enumerate(range(0, n_w, wchunk)):
+        c1 = min(c0 + wchunk, n_w)
+        seg, seg_layer = _segments(lay, c0, c1)
+        keep = mask[c0:c1]
+        logm = np.log(start[c0:c1])
+        rng = np.random.default_rng([seed, 1, b])
+        for a in range(0, n_r, rchunk):
+            e = min(a + rchunk, n_r)
+            buf, logm = _walk(rng, logm, e - a, sigma, drift, start[c0:c1] if a == 0 else None)
+            buf *= keep
+            block = buf.astype(dtype, copy=False)
+            # exactly one chunk (the edge chunks: all of their in-bounds part)
+            arr[a:e, c0:c1] = block
+            tally.add(block, keep, a, seg, seg_layer)
+            del buf, block
+            if progress:
+                gigabytes = n_r * n_w * dtype.itemsize / 1e9
+                _print_progress(store.path.name, (b + e / n_r) / n_blocks, t0, gigabytes)
+    if progress:
+        print(file=sys.stderr)
+
+
+def _write_step_arrays(store: RunStore, n_s: int, seed: int, tally: _Tally) -> None:
+    """The per-step arrays, through the whole-chunk writer: loss and lr curves and the counts."""
+    steps = np.arange(1, n_s + 1)
+    x = steps / n_s
+    rng = np.random.default_rng([seed, 2])
+    loss = 0.3 + 1.2 * np.exp(-4 * x) + 0.05 * rng.standard_normal(n_s)
+    lr = 0.05 * 0.5 * (1 + np.cos(np.pi * (steps - 1) / n_s))  # cosine over the round
+    for name, values in (
+        ("loss", loss.clip(0.01).astype(np.float32)),
+        ("lr", lr),
+        ("shed_count", tally.shed),
+        ("shed_events", tally.down),
+        ("recover_events", tally.up),
+    ):
+        w = store.writer(name)
+        w.append(values.astype(w.array.dtype))
+        w.flush()
+
+
+def _write_tables(
+    store: RunStore, lay: list[Layer], tl: Timeline, mask: np.ndarray, tau: float, tally: _Tally
+) -> None:
+    """The event tables (exact counts) and simple epoch metric curves."""
+    sizes = np.array([layer.size for layer in lay])
+    survivors = np.add.reduceat(mask, [layer.start for layer in lay], dtype=np.int64)
+    n_ep = len(tl.epoch)
+    ep_x = np.arange(1, n_ep + 1) / max(n_ep, 1)
+    tables = {
+        "event_round": np.array([0], dtype=np.int16),
+        "event_sparsity": np.array([1.0 - mask.sum() / len(mask)]),
+        "event_tau": np.array([tau]),
+        "event_line": np.array([tally.line]),
+        "event_pruned": (sizes - survivors)[None],
+        "event_survivors": survivors[None],
+        "event_eligible": tally.eligible[None],
+        "event_below": tally.below0[None],
+        "event_test_accuracy": np.array([0.80]),
+        "event_final_test_accuracy": np.array([0.90]),
+        "train_accuracy": 0.85 + 0.1 * ep_x,
+        "train_loss": 0.3 + 1.2 * np.exp(-4 * ep_x),
+        "test_accuracy": 0.82 + 0.08 * ep_x,
+        "test_loss": 0.35 + 1.2 * np.exp(-4 * ep_x),
+    }
+    for name, values in tables.items():
+        store.write_whole(name, values)
+
+
 def _fill(
     store: RunStore,
     lay: list[Layer],
@@ -203,125 +380,11 @@ def _fill(
     progress: bool,
 ) -> None:
     """Write every array of a freshly created store, magnitudes one whole chunk at a time."""
-    g = store.group
-    arr = g["magnitude"]
-    n_r = arr.shape[0]  # n_s + 1 snapshots: steps 0..n_s
-    rchunk, wchunk = arr.chunks
-    n_l = len(lay)
-    drift = DRIFT_TOTAL / n_s
-    sigma = NOISE_TOTAL / math.sqrt(n_s)
-
-    # start magnitudes, generated per column block (no float64 temporary of n_weights)
-    start = np.empty(n_w, dtype=np.float32)
-    for b, c0 in enumerate(range(0, n_w, wchunk)):
-        c1 = min(c0 + wchunk, n_w)
-        z = np.random.default_rng([seed, 0, b]).standard_normal(c1 - c0, dtype=np.float32)
-        start[c0:c1] = np.exp(np.float32(math.log(START_MEDIAN)) + np.float32(START_SIGMA) * z)
+    start = _start_magnitudes(n_w, store.group["magnitude"].chunks[1], seed)
     mask, tau = _gmp(start)
-    line = ALPHA * tau
     store.write_rows("mask", 0, mask)
     store.write_rows("pre_prune_magnitude", 0, start)
-
-    shed = np.zeros((n_s, n_l), dtype=np.int64)  # per step 1..n_s
-    down = np.zeros((n_s, n_l), dtype=np.int64)
-    up = np.zeros((n_s, n_l), dtype=np.int64)
-    eligible = np.zeros(n_l, dtype=np.int64)
-    below0 = np.zeros(n_l, dtype=np.int64)
-    n_blocks = -(-n_w // wchunk)
-    t0 = time.perf_counter()
-    for b, c0 in enumerate(range(0, n_w, wchunk)):
-        c1 = min(c0 + wchunk, n_w)
-        seg, seg_layer = _segments(lay, c0, c1)
-        keep = mask[c0:c1]
-        logm = np.log(start[c0:c1])
-        rng = np.random.default_rng([seed, 1, b])
-        elig = prev = None
-        for a in range(0, n_r, rchunk):
-            e = min(a + rchunk, n_r)
-            buf = rng.standard_normal((e - a, c1 - c0), dtype=np.float32)
-            buf *= np.float32(sigma)
-            buf += np.float32(drift)
-            if a == 0:
-                buf[0] = 0.0  # step 0: the post-prune start itself
-            np.cumsum(buf, axis=0, out=buf)
-            buf += logm
-            logm = buf[-1].copy()
-            np.exp(buf, out=buf)
-            if a == 0:
-                buf[0] = start[c0:c1]  # exactly, not exp(log(.))
-            buf *= keep
-            block = buf.astype(dtype, copy=False)
-            arr[a:e, c0:c1] = (
-                block  # exactly one chunk (the edge chunks: all of their in-bounds part)
-            )
-            if (
-                elig is None
-            ):  # the event's eligible set, from the stored step-0 values as analyses see them
-                elig = keep & (block[0] >= line)
-                prev = np.zeros(c1 - c0, dtype=bool)
-                eligible[seg_layer] += np.add.reduceat(elig, seg, dtype=np.int64)
-                below0[seg_layer] += np.add.reduceat(keep & ~elig, seg, dtype=np.int64)
-            below = elig & (block < line)
-            before = np.concatenate([prev[None], below[:-1]])
-            prev = below[-1].copy()
-            lo = max(a, 1)  # step 0 has no per-step row
-            rows = slice(lo - 1, e - 1)
-            for out, flags in ((shed, below), (down, below & ~before), (up, before & ~below)):
-                out[rows, seg_layer] += np.add.reduceat(
-                    flags[lo - a :], seg, axis=1, dtype=np.int64
-                )
-            del buf, block, below, before
-            if progress:
-                done = (b + e / n_r) / n_blocks
-                eta = (time.perf_counter() - t0) * (1 - done) / done
-                print(
-                    f"\rsynthesizing {store.path.name}: {done:6.1%} of {n_r * n_w * dtype.itemsize / 1e9:.2f} GB, "
-                    f"{eta:5.0f} s left",
-                    end="",
-                    file=sys.stderr,
-                    flush=True,
-                )
-    if progress:
-        print(file=sys.stderr)
-
-    # per-step arrays through the whole-chunk writer
-    steps = np.arange(1, n_s + 1)
-    x = steps / n_s
-    rng = np.random.default_rng([seed, 2])
-    loss = (
-        (0.3 + 1.2 * np.exp(-4 * x) + 0.05 * rng.standard_normal(n_s)).clip(0.01).astype(np.float32)
-    )
-    lr = 0.05 * 0.5 * (1 + np.cos(np.pi * (steps - 1) / n_s))  # cosine over the round
-    for name, values in (
-        ("loss", loss),
-        ("lr", lr),
-        ("shed_count", shed),
-        ("shed_events", down),
-        ("recover_events", up),
-    ):
-        w = store.writer(name)
-        w.append(values.astype(w.array.dtype))
-        w.flush()
-
-    sizes = np.array([layer.size for layer in lay])
-    survivors = np.add.reduceat(mask, [layer.start for layer in lay], dtype=np.int64)
-    n_ep = len(tl.epoch)
-    ep_x = np.arange(1, n_ep + 1) / max(n_ep, 1)
-    tables = {
-        "event_round": np.array([0], dtype=np.int16),
-        "event_sparsity": np.array([1.0 - mask.sum() / n_w]),
-        "event_tau": np.array([tau]),
-        "event_line": np.array([line]),
-        "event_pruned": (sizes - survivors)[None],
-        "event_survivors": survivors[None],
-        "event_eligible": eligible[None],
-        "event_below": below0[None],
-        "event_test_accuracy": np.array([0.80]),
-        "event_final_test_accuracy": np.array([0.90]),
-        "train_accuracy": 0.85 + 0.1 * ep_x,
-        "train_loss": 0.3 + 1.2 * np.exp(-4 * ep_x),
-        "test_accuracy": 0.82 + 0.08 * ep_x,
-        "test_loss": 0.35 + 1.2 * np.exp(-4 * ep_x),
-    }
-    for name, values in tables.items():
-        store.write_whole(name, values)
+    tally = _Tally(n_s, len(lay), ALPHA * tau)
+    _write_magnitudes(store, lay, start, mask, tally, dtype, seed, progress)
+    _write_step_arrays(store, n_s, seed, tally)
+    _write_tables(store, lay, tl, mask, tau, tally)

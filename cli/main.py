@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -29,6 +29,9 @@ from shedding.cli.study_commands import app as study_app
 from shedding.config import Range
 from shedding.storage import as_path
 from shedding.validate import validate_run_config
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 DEFAULT_CACHE = "runs/pretrain"
 
@@ -185,69 +188,63 @@ TABLE_COLUMNS = {
 }
 
 
+CONDITION_COLUMNS = (
+    "condition",
+    "seeds",
+    "excess",
+    "95% CI",
+    "peak S",
+    "amplif.",
+    "final excess",
+    "verdict",
+)
+LINE_COLUMNS = (
+    "run",
+    "event",
+    "line",
+    "resolution",
+    "peak_S",
+    "excess_peak",
+    "onset_step",
+    "verdict",
+)
+
+
+def _print_conditions(conds: list[dict[str, Any]]) -> None:
+    """The condition table: means over seeds with bootstrap CIs (nothing when there are none)."""
+    if not conds:
+        return
+    table = Table(title="Conditions: means over seeds (95% bootstrap CI)")
+    for col in CONDITION_COLUMNS:
+        justify = "left" if col in ("condition", "verdict") else "right"
+        table.add_column(col, justify=justify, overflow="fold")
+    for c in conds:
+        lo, hi = c["excess_peak_ci"]
+        table.add_row(
+            str(c["condition"]),
+            str(c["seeds"]),
+            fmt(c["excess_peak"]),
+            "-" if lo != lo else f"[{lo:+.3f}, {hi:+.3f}]",
+            fmt(c["peak_shed_fraction"]),
+            fmt(c["amplification"]),
+            fmt(c["final_excess"]),
+            str(c["verdict"]),
+        )
+    out_console.print(table)
+
+
 def _print_summary(summary) -> None:
     """The condition table (means over seeds with CIs), then the per-run table with evidence
-    lines."""
-    conds = summary.condition_table()
-    if conds:
-        table = Table(title="Conditions: means over seeds (95% bootstrap CI)")
-        for col in (
-            "condition",
-            "seeds",
-            "excess",
-            "95% CI",
-            "peak S",
-            "amplif.",
-            "final excess",
-            "verdict",
-        ):
-            table.add_column(
-                col, justify="left" if col in ("condition", "verdict") else "right", overflow="fold"
-            )
-        for c in conds:
-            lo, hi = c["excess_peak_ci"]
-            table.add_row(
-                str(c["condition"]),
-                str(c["seeds"]),
-                fmt(c["excess_peak"]),
-                "-" if lo != lo else f"[{lo:+.3f}, {hi:+.3f}]",
-                fmt(c["peak_shed_fraction"]),
-                fmt(c["amplification"]),
-                fmt(c["final_excess"]),
-                str(c["verdict"]),
-            )
-        out_console.print(table)
+    lines, then the verdicts per line when there are several lines."""
+    _print_conditions(summary.condition_table())
     _print_table(summary.table())
     lines = summary.line_table()
     if summary.lines and len(summary.lines) > 1:
         table = Table(title="Verdicts per line")
-        for col in (
-            "run",
-            "event",
-            "line",
-            "resolution",
-            "peak_S",
-            "excess_peak",
-            "onset_step",
-            "verdict",
-        ):
+        for col in LINE_COLUMNS:
             table.add_column(col)
         for r in lines:
-            table.add_row(
-                *[
-                    fmt(r[k])
-                    for k in (
-                        "run",
-                        "event",
-                        "line",
-                        "resolution",
-                        "peak_S",
-                        "excess_peak",
-                        "onset_step",
-                        "verdict",
-                    )
-                ]
-            )
+            table.add_row(*[fmt(r[k]) for k in LINE_COLUMNS])
         out_console.print(table)
 
 
@@ -429,6 +426,51 @@ def _check_comparable(opened: dict[str, Any], event: int) -> None:
             )
 
 
+def _parse_block(block: str) -> tuple[int, int]:
+    """``--block`` BHxBW as (BH, BW), both positive."""
+    try:
+        bh, bw = (int(v) for v in block.lower().split("x"))
+        assert bh > 0 and bw > 0
+    except (ValueError, AssertionError):
+        raise ValueError(
+            f"--block {block!r}: expected BHxBW with positive integers, e.g. 4x4"
+        ) from None
+    return bh, bw
+
+
+def _kept_json(matrix: xr.Dataset, effective: bool, event: int) -> dict[str, Any]:
+    """``compare --json``: the overlap matrices per scope."""
+    return {
+        "effective": effective,
+        "event": event,
+        "scopes": [str(s) for s in matrix.scope.values],
+        "runs": [str(r) for r in matrix.run_a.values],
+        **{
+            k: matrix[k].transpose("scope", "run_a", "run_b").values.tolist()
+            for k in ("jaccard", "jaccard_chance", "p_value", "spearman")
+        },
+    }
+
+
+def _print_kept(matrix: xr.Dataset, effective: bool) -> None:
+    """The all-layers overlap table: Jaccard, its chance value and p for each pair of runs."""
+    g = matrix.sel(scope="all")
+    sets = "effective sets" if effective else "masks"
+    table = Table(title=f"Kept-set overlap ({sets}), all layers: Jaccard (chance) p")
+    names = [str(n) for n in g.run_a.values]
+    table.add_column("")
+    for n in names:
+        table.add_column(n, justify="right")
+    for a in names:
+        cells = []
+        for b in names:
+            c = g.sel(run_a=a, run_b=b)
+            jaccard, chance = float(c.jaccard), float(c.jaccard_chance)
+            cells.append(f"{jaccard:.3f} ({chance:.3f}) p={float(c.p_value):.1e}")
+        table.add_row(a, *cells)
+    out_console.print(table)
+
+
 @app.command()
 def compare(
     runs: Annotated[
@@ -459,55 +501,16 @@ def compare(
 
     with user_errors():
         _check_html(out)
-        try:
-            bh, bw = (int(v) for v in block.lower().split("x"))
-            assert bh > 0 and bw > 0
-        except (ValueError, AssertionError):
-            raise ValueError(
-                f"--block {block!r}: expected BHxBW with positive integers, e.g. 4x4"
-            ) from None
+        bh, bw = _parse_block(block)
         if len(runs) < 2:
             raise ValueError("compare needs at least two runs")
         opened = _open_all(runs)
         _check_comparable(opened, event)
         matrix = kept_matrix(opened, event=event, effective=effective)
         if as_json:
-            print(
-                json.dumps(
-                    _no_nan(
-                        {
-                            "effective": effective,
-                            "event": event,
-                            "scopes": [str(s) for s in matrix.scope.values],
-                            "runs": [str(r) for r in matrix.run_a.values],
-                            **{
-                                k: matrix[k].transpose("scope", "run_a", "run_b").values.tolist()
-                                for k in ("jaccard", "jaccard_chance", "p_value", "spearman")
-                            },
-                        }
-                    ),
-                    indent=1,
-                )
-            )
+            print(json.dumps(_no_nan(_kept_json(matrix, effective, event)), indent=1))
         else:
-            g = matrix.sel(scope="all")
-            table = Table(
-                title=f"Kept-set overlap ({'effective sets' if effective else 'masks'}), all layers: "
-                "Jaccard (chance) p"
-            )
-            names = [str(n) for n in g.run_a.values]
-            table.add_column("")
-            for n in names:
-                table.add_column(n, justify="right")
-            for a in names:
-                cells = []
-                for b in names:
-                    c = g.sel(run_a=a, run_b=b)
-                    cells.append(
-                        f"{float(c.jaccard):.3f} ({float(c.jaccard_chance):.3f}) p={float(c.p_value):.1e}"
-                    )
-                table.add_row(a, *cells)
-            out_console.print(table)
+            _print_kept(matrix, effective)
         if out is not None:
             from shedding.analysis.summary import summarize
 
@@ -518,14 +521,24 @@ def compare(
             (console if as_json else out_console).print(f"report: {out}")
 
 
-@app.command()
-def info(run: Annotated[str, typer.Argument(help="a run store (path or fsspec URL)")]) -> None:
-    """Status, configuration, dimensions and prune events of a run store."""
-    from shedding.analysis.io import open_run
+EVENT_COLUMNS = (
+    "event",
+    "step",
+    "sparsity",
+    "tau",
+    "line",
+    "pruned",
+    "eligible",
+    "below",
+    "acc after",
+    "acc end",
+)
+
+
+def _print_run_header(run: str, ds: xr.Dataset) -> None:
+    """A run's status, last committed step, error, configuration in one line and dimensions."""
     from shedding.recording.store import run_status
 
-    with user_errors():
-        ds = open_run(run)
     a = ds.attrs
     status = run_status(run, a)
     if status == "crashed":
@@ -537,10 +550,10 @@ def info(run: Annotated[str, typer.Argument(help="a run store (path or fsspec UR
     )
     if a.get("error"):
         out_console.print(f"error: {a['error']}", highlight=False, markup=False)
-    cfg = a.get("config", {})
+    prune = a.get("config", {}).get("prune", {})
     out_console.print(
-        f"model {a.get('model')} on {a.get('dataset')}; prune {cfg.get('prune', {}).get('method')} "
-        f"to {cfg.get('prune', {}).get('sparsity')} ({cfg.get('prune', {}).get('schedule')}); "
+        f"model {a.get('model')} on {a.get('dataset')}; prune {prune.get('method')} "
+        f"to {prune.get('sparsity')} ({prune.get('schedule')}); "
         f"retrain {a.get('technique')} for {a.get('t')} steps x {a.get('rounds')} round(s); "
         f"T = {a.get('T')} steps; seed {a.get('seed')}; device {a.get('device')}",
         highlight=False,
@@ -548,19 +561,12 @@ def info(run: Annotated[str, typer.Argument(help="a run store (path or fsspec UR
     out_console.print(
         "dimensions: " + ", ".join(f"{k}={v}" for k, v in ds.sizes.items()), highlight=False
     )
+
+
+def _events_table(ds: xr.Dataset) -> Table:
+    """One row per prune event of a run: step, sparsity, threshold, line, counts, accuracies."""
     table = Table(title="prune events")
-    for col in (
-        "event",
-        "step",
-        "sparsity",
-        "tau",
-        "line",
-        "pruned",
-        "eligible",
-        "below",
-        "acc after",
-        "acc end",
-    ):
+    for col in EVENT_COLUMNS:
         table.add_column(col, justify="right")
     for i in range(ds.sizes["event"]):
         e = ds.isel(event=i)
@@ -576,7 +582,18 @@ def info(run: Annotated[str, typer.Argument(help="a run store (path or fsspec UR
             fmt(float(e.event_test_accuracy)),
             fmt(float(e.event_final_test_accuracy)),
         )
-    out_console.print(table)
+    return table
+
+
+@app.command()
+def info(run: Annotated[str, typer.Argument(help="a run store (path or fsspec URL)")]) -> None:
+    """Status, configuration, dimensions and prune events of a run store."""
+    from shedding.analysis.io import open_run
+
+    with user_errors():
+        ds = open_run(run)
+    _print_run_header(run, ds)
+    out_console.print(_events_table(ds))
     layers = Table(title="prunable layers")
     for col in ("layer", "shape", "size"):
         layers.add_column(col)

@@ -22,8 +22,8 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    help="Studies: a grid over (pruning method x sparsity x retraining technique x seed) ending in one "
-    "report (digits by default; --recipe, --config or options for another model and dataset).",
+    help="Studies: a grid over (pruning method x sparsity x retraining technique x seed) ending in "
+    "one report (digits by default; --recipe, --config or options for another model and dataset).",
 )
 
 
@@ -83,16 +83,13 @@ def _check_options(
 ) -> None:
     """The study command's own options (the configuration's are checked with the grid's plan)."""
     from shedding.cli.feedback import check_output
-    from shedding.config import AT_LEAST_1, NON_NEGATIVE
+    from shedding.config import AT_LEAST_1
+    from shedding.grid import check_grid_options
     from shedding.validate import check_number
 
-    for value, option, within in (
-        (seeds, "--seeds", AT_LEAST_1),
-        (workers, "--workers", AT_LEAST_1),
-        (retries, "--retries", NON_NEGATIVE),
-    ):
-        if value is not None:
-            check_number(value, option, within)
+    if seeds is not None:
+        check_number(seeds, "--seeds", AT_LEAST_1)
+    check_grid_options(workers, retries)
     if (
         scheduler is not None
         and scheduler != "sync"
@@ -104,44 +101,25 @@ def _check_options(
     check_output(out, "--out", "folder")
 
 
-def run_study(
+def _run_configs(
     study: Study,
-    overrides: dict[str, str],
-    size: str,
+    configs: dict[str, Any],
     out: Path,
-    seeds: int | None,
-    recipe: str | None,
-    config: Path | None,
     scheduler: str | None,
     workers: int | None,
     retries: int,
-) -> None:
-    """Plan, check, run, analyze, report; see the module docstring."""
+) -> list[Any]:
+    """Run the grid's distinct configurations with a progress bar; their outcomes. Ctrl-C says
+    how to resume and exits with status 130."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from rich.table import Table
 
-    from shedding.cli.feedback import console, fmt, out_console, user_errors
-    from shedding.config import to_toml
-    from shedding.grid import run_grid, run_path
-    from shedding.studies.study_results import Entry, collect
+    from shedding.cli.feedback import console
+    from shedding.grid import run_grid
 
-    with user_errors():
-        _check_options(out, seeds, scheduler, workers, retries)
-        base, grid, runs = study.plan(size, seeds, recipe, config, overrides)
-        _check_data(runs)
-    configs = _unique(runs)
-    out.mkdir(parents=True, exist_ok=True)
-    console.print(
-        f"[bold]study {study.name}[/] ({size}): {len(runs)} grid entries, "
-        f"{len(configs)} runs into {out / 'runs'}",
-        highlight=False,
-    )
-    started = time.time()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     try:
         with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
+            *columns,
             TextColumn("runs"),
             TimeElapsedColumn(),
             console=console,
@@ -161,13 +139,21 @@ def run_study(
             prog.update(task, completed=len(configs))
     except KeyboardInterrupt:
         console.print(
-            f"[bold red]interrupted:[/] complete runs stay in {out / 'runs'}; the same command skips them "
-            "and resumes the others",
+            f"[bold red]interrupted:[/] complete runs stay in {out / 'runs'}; the same command "
+            "skips them and resumes the others",
             highlight=False,
             soft_wrap=True,
         )
         raise typer.Exit(130) from None
-    seconds = time.time() - started
+    return outcomes
+
+
+def _entries(runs: list[GridRun], outcomes: list[Any], out: Path) -> list[Any]:
+    """One study result entry per grid entry, from the outcome of its run (found by hash, else
+    by path); an entry without one has failed."""
+    from shedding.grid import run_path
+    from shedding.studies.study_runs import Entry
+
     by_hash = {o.config.hash(): o for o in outcomes}
     by_path = {Path(o.path).resolve(): o for o in outcomes}
     entries = []
@@ -185,10 +171,20 @@ def run_study(
                 else None,
             )
         )
-    with user_errors():  # a damaged store or two equal controls: one line, exit 2
-        results = study.analyze(collect(entries, out / "pretrain"), grid)
+    return entries
+
+
+def _rerun_command(
+    study: Study,
+    size: str,
+    out: Path,
+    recipe: str | None,
+    config: Path | None,
+    overrides: dict[str, str],
+) -> str:
+    """The command line that runs this study again (shown in the report)."""
     size_flag = {"quick": ["--quick"], "full": []}.get(size, [f"--size {size}"])
-    command = " ".join(
+    return " ".join(
         [
             f"shedding study {study.name}",
             *size_flag,
@@ -198,27 +194,31 @@ def run_study(
             *(f"--{k.replace('.', '-').replace('_', '-')} {v}" for k, v in overrides.items()),
         ]
     )
-    context = {
-        "title": study.title,
-        "paper": study.paper,
-        "question": study.question,
-        "grid": grid,
-        "base_toml": to_toml(base),
-        "size": size,
-        "seconds": seconds,
-        "base_schedule": base.train.schedule,
-        "command": command,
-    }
-    report = study.report(results, out / "report.html", context)
+
+
+def _print_results(study: Study, results: Any) -> None:
+    """The study's results table on standard output (nothing when it has no rows)."""
+    from rich.table import Table
+
+    from shedding.cli.feedback import fmt, out_console
+
     rows = study.table(results)
-    if rows:
-        table = Table(title=f"study {study.name}: results")
-        keys = list(rows[0])
-        for k in keys:
-            table.add_column(k, overflow="fold")
-        for row in rows:
-            table.add_row(*[fmt(row[k]) for k in keys])
-        out_console.print(table)
+    if not rows:
+        return
+    table = Table(title=f"study {study.name}: results")
+    keys = list(rows[0])
+    for k in keys:
+        table.add_column(k, overflow="fold")
+    for row in rows:
+        table.add_row(*[fmt(row[k]) for k in keys])
+    out_console.print(table)
+
+
+def _print_end(entries: list[Any], seconds: float, out: Path, report: Any) -> None:
+    """How many grid entries completed and where the report is; the failed ones with their
+    errors, then exit status 1."""
+    from shedding.cli.feedback import console, out_console
+
     failed = [e for e in entries if e.status != "complete"]
     done = len(entries) - len(failed)
     out_console.print(
@@ -233,52 +233,109 @@ def run_study(
         raise typer.Exit(1)
 
 
+def run_study(
+    study: Study,
+    overrides: dict[str, str],
+    size: str,
+    out: Path,
+    seeds: int | None,
+    recipe: str | None,
+    config: Path | None,
+    scheduler: str | None,
+    workers: int | None,
+    retries: int,
+) -> None:
+    """Plan, check, run, analyze, report; see the module docstring."""
+    from shedding.cli.feedback import console, user_errors
+    from shedding.config import to_toml
+    from shedding.studies.study_runs import collect
+
+    with user_errors():
+        _check_options(out, seeds, scheduler, workers, retries)
+        base, grid, runs = study.plan(size, seeds, recipe, config, overrides)
+        _check_data(runs)
+    configs = _unique(runs)
+    out.mkdir(parents=True, exist_ok=True)
+    console.print(
+        f"[bold]study {study.name}[/] ({size}): {len(runs)} grid entries, "
+        f"{len(configs)} runs into {out / 'runs'}",
+        highlight=False,
+    )
+    started = time.time()
+    outcomes = _run_configs(study, configs, out, scheduler, workers, retries)
+    seconds = time.time() - started
+    entries = _entries(runs, outcomes, out)
+    with user_errors():  # a damaged store or two equal controls: one line, exit 2
+        results = study.analyze(collect(entries, out / "pretrain"), grid)
+    context = {
+        "title": study.title,
+        "paper": study.paper,
+        "question": study.question,
+        "grid": grid,
+        "base_toml": to_toml(base),
+        "size": size,
+        "seconds": seconds,
+        "base_schedule": base.train.schedule,
+        "command": _rerun_command(study, size, out, recipe, config, overrides),
+    }
+    report = study.report(results, out / "report.html", context)
+    _print_results(study, results)
+    _print_end(entries, seconds, out, report)
+
+
+# the study command's own options; --out's default depends on the study
+_Quick = Annotated[
+    bool,
+    typer.Option(
+        "--quick",
+        help="the quick grid (digits: at most 10 minutes on 2 CPU cores, pretraining included)",
+    ),
+]
+_Out = Annotated[
+    Path,
+    typer.Option(
+        "--out",
+        "-o",
+        help="folder: runs in OUT/runs, original training runs in OUT/pretrain, the report at "
+        "OUT/report.html",
+    ),
+]
+_Seeds = Annotated[int | None, typer.Option(help="seeds 0..N-1 (default: the grid's)")]
+_Recipe = Annotated[
+    str | None,
+    typer.Option(
+        help="start from a recipe instead of the study's digits setting (see `shedding list`)"
+    ),
+]
+_Config = Annotated[Path | None, typer.Option("--config", "-c", help="TOML file of options on top")]
+_Scheduler = Annotated[
+    str | None,
+    typer.Option(
+        help="dask scheduler address (tcp://host:8786), 'sync' for in-process, default: a local "
+        "cluster"
+    ),
+]
+_Workers = Annotated[int | None, typer.Option(help="workers of the local cluster")]
+_Retries = Annotated[int, typer.Option(help="retries of a failed run")]
+_Size = Annotated[str | None, typer.Option(hidden=True, help="grid size by name (tests: tiny)")]
+
+
 def _command(study: Study) -> Callable[..., None]:
+    """The ``shedding study NAME`` command of ``study``: its own options and every config
+    option."""
+
     @with_config_options
     def command(
         overrides: dict[str, str],
-        quick: Annotated[
-            bool,
-            typer.Option(
-                "--quick",
-                help="the quick grid (digits: at most 10 minutes on 2 CPU "
-                "cores, pretraining included)",
-            ),
-        ] = False,
-        out: Annotated[
-            Path,
-            typer.Option(
-                "--out",
-                "-o",
-                help="folder: runs in OUT/runs, original training runs in "
-                "OUT/pretrain, the report at OUT/report.html",
-            ),
-        ] = Path(f"study_{study.name}"),
-        seeds: Annotated[
-            int | None, typer.Option(help="seeds 0..N-1 (default: the grid's)")
-        ] = None,
-        recipe: Annotated[
-            str | None,
-            typer.Option(
-                help="start from a recipe instead of the study's digits setting "
-                "(see `shedding list`)"
-            ),
-        ] = None,
-        config: Annotated[
-            Path | None, typer.Option("--config", "-c", help="TOML file of options on top")
-        ] = None,
-        scheduler: Annotated[
-            str | None,
-            typer.Option(
-                help="dask scheduler address (tcp://host:8786), 'sync' for "
-                "in-process, default: a local cluster"
-            ),
-        ] = None,
-        workers: Annotated[int | None, typer.Option(help="workers of the local cluster")] = None,
-        retries: Annotated[int, typer.Option(help="retries of a failed run")] = 1,
-        size: Annotated[
-            str | None, typer.Option(hidden=True, help="grid size by name (tests: tiny)")
-        ] = None,
+        quick: _Quick = False,
+        out: _Out = Path(f"study_{study.name}"),
+        seeds: _Seeds = None,
+        recipe: _Recipe = None,
+        config: _Config = None,
+        scheduler: _Scheduler = None,
+        workers: _Workers = None,
+        retries: _Retries = 1,
+        size: _Size = None,
     ) -> None:
         run_study(
             study,

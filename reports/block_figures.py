@@ -24,6 +24,46 @@ def _title(name: str, result: xr.Dataset, scope: str) -> str:
     )
 
 
+def _scope_bars(r: xr.Dataset, s: str, x: list[int], visible: bool) -> list[go.Bar]:
+    """The observed and the binomial-expected bars of scope ``s``."""
+    return [
+        go.Bar(
+            x=x,
+            y=_list(r.observed),
+            name="observed",
+            visible=visible,
+            marker_color=PALETTE[0],
+            meta=s,
+            hovertemplate=f"{s}<br>%{{x}} kept: %{{y}} blocks<extra>observed</extra>",
+        ),
+        go.Bar(
+            x=x,
+            y=_list(r.expected),
+            name="binomial (random set, same density)",
+            visible=visible,
+            marker_color=CONTROL_COLOR,
+            opacity=0.6,
+            meta=s,
+            hovertemplate=f"{s}<br>%{{x}} kept: %{{y:.1f}} blocks<extra>expected</extra>",
+        ),
+    ]
+
+
+def _scope_buttons(name: str, result: xr.Dataset, scopes: list[str]) -> list[dict]:
+    """One dropdown button per scope: show its two traces and its title."""
+    buttons = []
+    for i, s in enumerate(scopes):
+        visible = [j // 2 == i for j in range(2 * len(scopes))]
+        buttons.append(
+            dict(
+                label=s,
+                method="update",
+                args=[{"visible": visible}, {"title": {"text": _title(name, result, s)}}],
+            )
+        )
+    return buttons
+
+
 def block_density_figure(name: str, result: xr.Dataset, scope: str = "all") -> go.Figure:
     """Observed vs binomial-expected number of blocks per kept count; a dropdown switches scope
     (layer).
@@ -37,40 +77,7 @@ def block_density_figure(name: str, result: xr.Dataset, scope: str = "all") -> g
     x = [int(v) for v in result.kept_count.values]
     fig = go.Figure()
     for s in scopes:
-        r = result.sel(scope=s)
-        fig.add_trace(
-            go.Bar(
-                x=x,
-                y=_list(r.observed),
-                name="observed",
-                visible=s == scope,
-                marker_color=PALETTE[0],
-                meta=s,
-                hovertemplate=f"{s}<br>%{{x}} kept: %{{y}} blocks<extra>observed</extra>",
-            )
-        )
-        fig.add_trace(
-            go.Bar(
-                x=x,
-                y=_list(r.expected),
-                name="binomial (random set, same density)",
-                visible=s == scope,
-                marker_color=CONTROL_COLOR,
-                opacity=0.6,
-                meta=s,
-                hovertemplate=f"{s}<br>%{{x}} kept: %{{y:.1f}} blocks<extra>expected</extra>",
-            )
-        )
-    buttons = []
-    for i, s in enumerate(scopes):
-        visible = [j // 2 == i for j in range(2 * len(scopes))]
-        buttons.append(
-            dict(
-                label=s,
-                method="update",
-                args=[{"visible": visible}, {"title": {"text": _title(name, result, s)}}],
-            )
-        )
+        fig.add_traces(_scope_bars(result.sel(scope=s), s, x, s == scope))
     layout = {**LAYOUT, "hovermode": "closest", "margin": dict(l=60, r=20, t=90, b=50)}
     fig.update_layout(
         title=_title(name, result, scope),
@@ -80,7 +87,7 @@ def block_density_figure(name: str, result: xr.Dataset, scope: str = "all") -> g
         **layout,
         updatemenus=[
             dict(
-                buttons=buttons,
+                buttons=_scope_buttons(name, result, scopes),
                 active=scopes.index(scope),
                 x=1.0,
                 xanchor="right",

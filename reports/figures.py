@@ -26,6 +26,33 @@ def _list(a: xr.DataArray | np.ndarray) -> list:
     return [None if not np.isfinite(v) else float(v) for v in values.ravel()]
 
 
+def _run_curve(name: str, f: xr.Dataset, is_ctrl: bool, color: str) -> go.Scatter:
+    """A run's global S(t): solid in its color, or dashed grey for a control."""
+    return go.Scatter(
+        x=_list(f.step),
+        y=_list(f.shed_fraction_global),
+        name=name + (" (control)" if is_ctrl else ""),
+        mode="lines",
+        line=dict(
+            color=CONTROL_COLOR if is_ctrl else color,
+            dash="dash" if is_ctrl else "solid",
+        ),
+    )
+
+
+def _excess_curve(name: str, f: xr.Dataset, ctrl: xr.Dataset, color: str) -> go.Scatter:
+    """A run's global S minus its control's, at the steps both have."""
+    common = np.intersect1d(f.step.values, ctrl.step.values)
+    ex = f.shed_fraction_global.sel(step=common) - ctrl.shed_fraction_global.sel(step=common)
+    return go.Scatter(
+        x=[int(s) for s in common],
+        y=_list(ex),
+        name=f"{name} excess",
+        mode="lines",
+        line=dict(color=color),
+    )
+
+
 def shed_curves(
     fractions: dict[str, xr.Dataset], controls: set[str], control_of: dict[str, str | None]
 ) -> go.Figure:
@@ -43,38 +70,12 @@ def shed_curves(
     any_ctrl = False
     for i, (name, f) in enumerate(fractions.items()):
         is_ctrl = name in controls
-        fig.add_trace(
-            go.Scatter(
-                x=_list(f.step),
-                y=_list(f.shed_fraction_global),
-                name=name + (" (control)" if is_ctrl else ""),
-                mode="lines",
-                line=dict(
-                    color=CONTROL_COLOR if is_ctrl else PALETTE[i % len(PALETTE)],
-                    dash="dash" if is_ctrl else "solid",
-                ),
-            ),
-            row=1,
-            col=1,
-        )
+        color = PALETTE[i % len(PALETTE)]
+        fig.add_trace(_run_curve(name, f, is_ctrl, color), row=1, col=1)
         ctrl = fractions.get(control_of.get(name) or "")
         if ctrl is not None and not is_ctrl:
             any_ctrl = True
-            common = np.intersect1d(f.step.values, ctrl.step.values)
-            ex = f.shed_fraction_global.sel(step=common) - ctrl.shed_fraction_global.sel(
-                step=common
-            )
-            fig.add_trace(
-                go.Scatter(
-                    x=[int(s) for s in common],
-                    y=_list(ex),
-                    name=f"{name} excess",
-                    mode="lines",
-                    line=dict(color=PALETTE[i % len(PALETTE)]),
-                ),
-                row=2,
-                col=1,
-            )
+            fig.add_trace(_excess_curve(name, f, ctrl, color), row=2, col=1)
     if not any_ctrl:
         fig.add_annotation(
             text="NO CONTROL RUN: these curves cannot show a cascade",
@@ -337,37 +338,70 @@ def shed_bands(
     return fig
 
 
+def _frame_steps(hists: dict[str, xr.DataArray], max_frames: int) -> np.ndarray:
+    """At most ``max_frames`` snapshot steps, evenly spread over those every run has."""
+    steps = next(iter(hists.values())).record_step.values
+    for h in hists.values():
+        steps = np.intersect1d(steps, h.record_step.values)
+    picks = np.linspace(0, len(steps) - 1, min(max_frames, len(steps))).round().astype(int)
+    return steps[np.unique(picks)]
+
+
+def _histogram_bars(
+    hists: dict[str, xr.DataArray], centers: dict[str, list[float]], step: int
+) -> list[go.Bar]:
+    """One translucent bar trace per run: its histogram at snapshot ``step``."""
+    return [
+        go.Bar(
+            x=centers[n],
+            y=[int(v) for v in h.sel(record_step=step).values],
+            name=n,
+            opacity=0.6,
+            marker_color=PALETTE[i % len(PALETTE)],
+        )
+        for i, (n, h) in enumerate(hists.items())
+    ]
+
+
+def _player(frames_at: np.ndarray) -> dict[str, list[dict]]:
+    """Play/pause buttons and a step slider over the frames (layout ``updatemenus``,
+    ``sliders``)."""
+    play = dict(
+        label="play",
+        method="animate",
+        args=[None, {"frame": {"duration": 150}, "fromcurrent": True}],
+    )
+    pause = dict(label="pause", method="animate", args=[[None], {"mode": "immediate"}])
+    buttons = dict(
+        type="buttons", showactive=False, x=0, y=-0.15, xanchor="left", buttons=[play, pause]
+    )
+    slider = dict(
+        active=0,
+        y=-0.1,
+        currentvalue=dict(prefix="step "),
+        steps=[
+            dict(method="animate", label=str(int(s)), args=[[str(int(s))], {"mode": "immediate"}])
+            for s in frames_at
+        ],
+    )
+    return {"updatemenus": [buttons], "sliders": [slider]}
+
+
 def magnitude_animation(
     hists: dict[str, xr.DataArray], lines: dict[str, float], max_frames: int = 40
 ) -> go.Figure:
     """Histograms of log10|w| (non-zero weights) of every run, animated over snapshot steps with a
     slider."""
-    names = list(hists)
-    steps = hists[names[0]].record_step.values
-    for h in hists.values():
-        steps = np.intersect1d(steps, h.record_step.values)
-    frames_at = steps[
-        np.unique(np.linspace(0, len(steps) - 1, min(max_frames, len(steps))).round().astype(int))
-    ]
+    frames_at = _frame_steps(hists, max_frames)
     centers = {
         n: [float(c) for c in (h.bin_lo.values + h.bin_hi.values) / 2] for n, h in hists.items()
     }
-
-    def traces(step: int) -> list[go.Bar]:
-        return [
-            go.Bar(
-                x=centers[n],
-                y=[int(v) for v in hists[n].sel(record_step=step).values],
-                name=n,
-                opacity=0.6,
-                marker_color=PALETTE[i % len(PALETTE)],
-            )
-            for i, n in enumerate(names)
-        ]
-
     fig = go.Figure(
-        data=traces(int(frames_at[0])),
-        frames=[go.Frame(data=traces(int(s)), name=str(int(s))) for s in frames_at],
+        data=_histogram_bars(hists, centers, int(frames_at[0])),
+        frames=[
+            go.Frame(data=_histogram_bars(hists, centers, int(s)), name=str(int(s)))
+            for s in frames_at
+        ],
     )
     for i, (n, line) in enumerate(lines.items()):
         if line > 0:
@@ -381,38 +415,7 @@ def magnitude_animation(
         barmode="overlay",
         xaxis_title="log10 |w|",
         yaxis_title="weights",
-        updatemenus=[
-            dict(
-                type="buttons",
-                showactive=False,
-                x=0,
-                y=-0.15,
-                xanchor="left",
-                buttons=[
-                    dict(
-                        label="play",
-                        method="animate",
-                        args=[None, {"frame": {"duration": 150}, "fromcurrent": True}],
-                    ),
-                    dict(label="pause", method="animate", args=[[None], {"mode": "immediate"}]),
-                ],
-            )
-        ],
-        sliders=[
-            dict(
-                active=0,
-                y=-0.1,
-                currentvalue=dict(prefix="step "),
-                steps=[
-                    dict(
-                        method="animate",
-                        label=str(int(s)),
-                        args=[[str(int(s))], {"mode": "immediate"}],
-                    )
-                    for s in frames_at
-                ],
-            )
-        ],
+        **_player(frames_at),
         **{
             **LAYOUT,
             "hovermode": "closest",

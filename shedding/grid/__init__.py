@@ -6,6 +6,13 @@ process.
 """
 
 from shedding.grid.provenance import RunOutcome, ensure_run, run_name, run_path
-from shedding.grid.runner import run_grid
+from shedding.grid.runner import check_grid_options, run_grid
 
-__all__ = ["RunOutcome", "ensure_run", "run_grid", "run_name", "run_path"]
+__all__ = [
+    "RunOutcome",
+    "check_grid_options",
+    "ensure_run",
+    "run_grid",
+    "run_name",
+    "run_path",
+]

@@ -206,7 +206,7 @@ def _open_executor(
 ) -> tuple[_SyncExecutor | _DaskExecutor, int | None]:
     """The executor and the torch thread count its tasks should set (None: leave the workers'
     own)."""
-    if scheduler == SYNC or workers == 0:
+    if scheduler == SYNC:
         return _SyncExecutor(), None
     import dask
     from distributed import Client, LocalCluster
@@ -233,12 +233,10 @@ def _open_executor(
         client = stack.enter_context(Client(cluster))
         return _DaskExecutor(client), 1
     try:
-        _reachable(
-            scheduler
-        )  # before any Client exists: a half-built one that fails is collected later, and
-        client = Client(
-            scheduler
-        )  # its __del__ can then deadlock a LocalCluster starting at that moment
+        # check before any Client exists: a half-built one that fails is collected later, and its
+        # __del__ can then deadlock a LocalCluster starting at that moment
+        _reachable(scheduler)
+        client = Client(scheduler)
     except (OSError, TimeoutError, ValueError) as e:
         import gc
 
@@ -304,6 +302,166 @@ class _Manifest:
 # --------------------------------------------------------------------------- the grid
 
 
+def check_grid_options(workers: int | None, retries: int | None) -> None:
+    """Raise :class:`ConfigError` unless ``workers`` (None: the default) is at least 1 and
+    ``retries`` is not negative: the one check of both, for :func:`run_grid` and the CLI."""
+    from shedding.config import AT_LEAST_1, NON_NEGATIVE
+    from shedding.validate import check_number
+
+    for value, option, within in (
+        (workers, "--workers", AT_LEAST_1),
+        (retries, "--retries", NON_NEGATIVE),
+    ):
+        if value is not None:
+            check_number(value, option, within)
+
+
+def _validate_all(configs: list[RunConfig]) -> None:
+    """Validate every configuration; a :class:`ConfigError` names the first bad run."""
+    for i, cfg in enumerate(configs):
+        try:
+            validate_run_config(cfg)
+        except ConfigError as e:
+            raise ConfigError(f"run {i + 1} of {len(configs)} ({run_name(cfg)}): {e}") from None
+
+
+class _Grid:
+    """One :func:`run_grid` call's distinct runs, their plans, the manifest and the outcomes."""
+
+    def __init__(
+        self,
+        unique: dict[str, RunConfig],
+        root: Path,
+        cache: Path | None,
+        progress: Callable[[RunOutcome], None] | None,
+    ) -> None:
+        self.unique = unique
+        self.root = root
+        self.cache = cache
+        self.progress = progress
+        self.manifest = _Manifest(root)
+        self.outcomes: dict[str, RunOutcome] = {}
+        self.plans: dict[str, str] = {}
+
+    def finish(self, outcome: RunOutcome, tb: str | None = None) -> None:
+        """Record a run's final outcome (manifest written at once) and report it."""
+        self.outcomes[outcome.config.hash()] = outcome
+        self.manifest.finish(outcome, tb)
+        self.manifest.write()
+        if self.progress is not None:
+            self.progress(outcome)
+
+    def plan(self) -> list[str]:
+        """Plan every run, list it as pending, finish the complete ones; return the others'
+        hashes."""
+        for h, cfg in self.unique.items():
+            try:
+                self.plans[h] = plan_run(cfg, run_path(self.root, cfg))
+            except Exception:  # noqa: BLE001 - the run's own task raises it again and reports it
+                self.plans[h] = "record"
+            self.manifest.pending(cfg)
+        self.manifest.write()
+        for h, cfg in self.unique.items():
+            if self.plans[h] == "skip":
+                path = run_path(self.root, cfg)
+                self.finish(RunOutcome(cfg, path, COMPLETE, SKIPPED, None, 1, 0.0))
+        return [h for h in self.unique if h not in self.outcomes]
+
+    def pretrain_groups(self, todo: list[str]) -> dict[str, list[str]]:
+        """Runs to record that share an original training run, by its cache folder (groups of two
+        or more): one task trains it first, then they start."""
+        from shedding.experiment import pretrain_dir
+
+        if self.cache is None:
+            return {}
+        groups: dict[str, list[str]] = {}
+        for h in todo:
+            cfg = self.unique[h]
+            if self.plans[h] != "resume" and not cfg.record.record_pretrain:
+                groups.setdefault(str(pretrain_dir(self.cache, cfg)), []).append(h)
+        return {k: hs for k, hs in groups.items() if len(hs) > 1}
+
+    def ordered(self, configs: list[RunConfig]) -> list[RunOutcome]:
+        """The outcomes in the order of ``configs``."""
+        return [self.outcomes[cfg.hash()] for cfg in configs]
+
+
+class _Dispatch:
+    """Submits a grid's tasks to an executor and handles each as it comes back: a finished
+    original training starts its runs, a failed run is retried, a final outcome is finished."""
+
+    def __init__(
+        self,
+        grid: _Grid,
+        executor: _SyncExecutor | _DaskExecutor,
+        threads: int | None,
+        retries: int,
+        todo: list[str],
+    ) -> None:
+        self.grid = grid
+        self.executor = executor
+        self.threads = threads
+        self.retries = retries
+        self.token = uuid.uuid4().hex[:8]
+        self.tasks: dict[str, tuple[str, str]] = {}
+        self.attempts = dict.fromkeys(todo, 0)
+        self.seconds = dict.fromkeys(todo, 0.0)
+
+    def submit_run(self, h: str) -> None:
+        """Submit one attempt at run ``h``."""
+        grid = self.grid
+        self.attempts[h] += 1
+        key = f"shedding-run-{run_name(grid.unique[h])}-{self.attempts[h]}-{self.token}"
+        self.tasks[key] = ("run", h)
+        cache = str(grid.cache) if grid.cache else None
+        self.executor.submit(key, _run_task, grid.unique[h], str(grid.root), cache, self.threads)
+
+    def run(self, todo: list[str], groups: dict[str, list[str]]) -> None:
+        """Submit the original trainings and the runs not waiting on one; handle every result."""
+        for i, (group, hs) in enumerate(groups.items()):
+            key = f"shedding-pretrain-{i}-{self.token}"
+            self.tasks[key] = ("pretrain", group)
+            cfgs = [self.grid.unique[h] for h in hs]
+            self.executor.submit(key, _pretrain_task, cfgs, str(self.grid.cache), self.threads)
+        waiting = {h for hs in groups.values() for h in hs}
+        for h in todo:
+            if h not in waiting:
+                self.submit_run(h)
+        for key, result, error in self.executor.results():
+            kind, ident = self.tasks.pop(key)
+            if kind == "pretrain":
+                problem = error and _error_line(error) or result
+                if problem:
+                    log.warning(
+                        "original training for %s failed (%s); its runs train it themselves",
+                        ident,
+                        problem,
+                    )
+                for h in groups[ident]:
+                    self.submit_run(h)
+            else:
+                self.run_done(ident, result, error)
+
+    def run_done(self, h: str, result: Any, error: BaseException | None) -> None:
+        """Handle an attempt at run ``h`` that came back: retry it or finish it."""
+        tb = None
+        cfg = self.grid.unique[h]
+        if error is not None:  # the task itself did not come back (a lost worker, say)
+            action = ACTIONS[self.grid.plans[h]]
+            path = run_path(self.grid.root, cfg)
+            outcome = RunOutcome(cfg, path, FAILED, action, _error_line(error), 1, 0.0)
+            retry = True
+        else:
+            outcome, retry, tb = result
+        self.seconds[h] += outcome.seconds
+        if outcome.status == FAILED and retry and self.attempts[h] <= self.retries:
+            log.warning("run %s failed (%s); retrying", run_name(cfg), outcome.error)
+            self.submit_run(h)
+            return
+        final = replace(outcome, config=cfg, attempts=self.attempts[h], seconds=self.seconds[h])
+        self.grid.finish(final, tb)
+
+
 def run_grid(
     configs: Sequence[RunConfig],
     root: str | Path,
@@ -321,12 +479,11 @@ def run_grid(
     resumed, missing ones recorded (:func:`shedding.grid.provenance.ensure_run`). Configurations
     with the same hash run once.
 
-    ``scheduler`` None starts a ``dask.distributed`` LocalCluster of ``workers`` processes with one
-    thread each (default: min(CPUs, runs to do), or 1 where the runs would train on this machine's
-    GPU);
-    ``"tcp://host:port"`` uses that cluster (its workers must import ``shedding`` and see ``root``
-    and
-    ``cache_dir`` at the same paths); ``"sync"`` or ``workers=0`` runs everything in this process.
+    ``scheduler`` None starts a ``dask.distributed`` LocalCluster of ``workers`` processes (at
+    least 1) with one thread each (default: min(CPUs, runs to do), or 1 where the runs would train
+    on this machine's GPU); ``"tcp://host:port"`` uses that cluster (its workers must import
+    ``shedding`` and see ``root`` and ``cache_dir`` at the same paths); ``"sync"`` runs everything
+    in this process.
 
     A run that raises is retried up to ``retries`` times (resuming from its checkpoint when it has
     one; configuration and store errors are not retried) and is then reported with status ``failed``
@@ -337,18 +494,9 @@ def run_grid(
     :class:`ConfigError` naming the run); an unreachable scheduler is a one-line
     :class:`ConfigError`.
     """
-    from shedding.experiment import pretrain_dir
-
     configs = list(configs)
-    if retries < 0:
-        raise ConfigError(f"--retries: {retries} must be at least 0")
-    if workers is not None and workers < 0:
-        raise ConfigError(f"--workers: {workers} must be at least 0")
-    for i, cfg in enumerate(configs):
-        try:
-            validate_run_config(cfg)
-        except ConfigError as e:
-            raise ConfigError(f"run {i + 1} of {len(configs)} ({run_name(cfg)}): {e}") from None
+    check_grid_options(workers, retries)
+    _validate_all(configs)
     root = as_path(root)
     root = root.absolute() if is_local(root) else root
     cache = Path(cache_dir).absolute() if cache_dir is not None else None
@@ -356,92 +504,12 @@ def run_grid(
     unique: dict[str, RunConfig] = {}
     for cfg in configs:
         unique.setdefault(cfg.hash(), cfg)
-
-    manifest = _Manifest(root)
-    outcomes: dict[str, RunOutcome] = {}
-
-    def finish(outcome: RunOutcome, tb: str | None = None) -> None:
-        outcomes[outcome.config.hash()] = outcome
-        manifest.finish(outcome, tb)
-        manifest.write()
-        if progress is not None:
-            progress(outcome)
-
-    plans: dict[str, str] = {}
-    for h, cfg in unique.items():
-        try:
-            plans[h] = plan_run(cfg, run_path(root, cfg))
-        except Exception:  # noqa: BLE001 - the run's own task raises it again and reports it
-            plans[h] = "record"
-        manifest.pending(cfg)
-    manifest.write()
-    for h, cfg in unique.items():
-        if plans[h] == "skip":
-            finish(RunOutcome(cfg, run_path(root, cfg), COMPLETE, SKIPPED, None, 1, 0.0))
-    todo = [h for h in unique if h not in outcomes]
-
-    # runs to record that share an original training run: one task trains it first, then they start
-    groups: dict[str, list[str]] = {}
-    if cache is not None:
-        for h in todo:
-            cfg = unique[h]
-            if plans[h] != "resume" and not cfg.record.record_pretrain:
-                groups.setdefault(str(pretrain_dir(cache, cfg)), []).append(h)
-        groups = {k: hs for k, hs in groups.items() if len(hs) > 1}
-    waiting = {h for hs in groups.values() for h in hs}
-
+    grid = _Grid(unique, root, cache, progress)
+    todo = grid.plan()
     if not todo:
-        return [outcomes[cfg.hash()] for cfg in configs]
+        return grid.ordered(configs)
+    groups = grid.pretrain_groups(todo)
     with ExitStack() as stack:
         executor, threads = _open_executor(stack, scheduler, workers, [unique[h] for h in todo])
-        token = uuid.uuid4().hex[:8]
-        tasks: dict[str, tuple[str, str]] = {}
-        attempts = dict.fromkeys(todo, 0)
-        seconds = dict.fromkeys(todo, 0.0)
-
-        def submit_run(h: str) -> None:
-            attempts[h] += 1
-            key = f"shedding-run-{run_name(unique[h])}-{attempts[h]}-{token}"
-            tasks[key] = ("run", h)
-            executor.submit(
-                key, _run_task, unique[h], str(root), str(cache) if cache else None, threads
-            )
-
-        for i, (group, hs) in enumerate(groups.items()):
-            key = f"shedding-pretrain-{i}-{token}"
-            tasks[key] = ("pretrain", group)
-            executor.submit(key, _pretrain_task, [unique[h] for h in hs], str(cache), threads)
-        for h in todo:
-            if h not in waiting:
-                submit_run(h)
-
-        for key, result, error in executor.results():
-            kind, ident = tasks.pop(key)
-            if kind == "pretrain":
-                problem = error and _error_line(error) or result
-                if problem:
-                    log.warning(
-                        "original training for %s failed (%s); its runs train it themselves",
-                        ident,
-                        problem,
-                    )
-                for h in groups[ident]:
-                    submit_run(h)
-                continue
-            h = ident
-            tb = None
-            if error is not None:  # the task itself did not come back (a lost worker, say)
-                cfg = unique[h]
-                outcome = RunOutcome(
-                    cfg, run_path(root, cfg), FAILED, ACTIONS[plans[h]], _error_line(error), 1, 0.0
-                )
-                retry = True
-            else:
-                outcome, retry, tb = result
-            seconds[h] += outcome.seconds
-            if outcome.status == FAILED and retry and attempts[h] <= retries:
-                log.warning("run %s failed (%s); retrying", run_name(unique[h]), outcome.error)
-                submit_run(h)
-                continue
-            finish(replace(outcome, config=unique[h], attempts=attempts[h], seconds=seconds[h]), tb)
-    return [outcomes[cfg.hash()] for cfg in configs]
+        _Dispatch(grid, executor, threads, retries, todo).run(todo, groups)
+    return grid.ordered(configs)

@@ -22,7 +22,10 @@ SCREENSHOTS = (
     else None
 )
 
-REASON = "needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver; .ci/run does)"
+REASON = (
+    "needs Debian's chromium and chromium-driver "
+    "(apt-get install chromium chromium-driver; .ci/run does)"
+)
 if not HAVE_BROWSER and os.environ.get("SHEDDING_REQUIRE_BROWSER"):
     raise RuntimeError(f"SHEDDING_REQUIRE_BROWSER is set but the browser is missing: {REASON}")
 pytestmark = pytest.mark.skipif(not HAVE_BROWSER, reason=REASON)
@@ -61,14 +64,17 @@ def _check(driver, path: Path, shot: Path) -> dict[str, int]:
     driver.get(path.resolve().as_uri())
     WebDriverWait(driver, 60).until(
         lambda d: d.execute_script(
-            "return Array.from(document.querySelectorAll('div.figure')).every(d => d.querySelector('.main-svg'))"
+            "return Array.from(document.querySelectorAll('div.figure'))"
+            ".every(d => d.querySelector('.main-svg'))"
         )
     )
     counts = driver.execute_script(
         "return {figures: document.querySelectorAll('div.figure').length,"
         " rendered: document.querySelectorAll('div.figure .main-svg').length > 0 ?"
-        "   Array.from(document.querySelectorAll('div.figure')).filter(d => d.querySelector('.main-svg')).length : 0,"
-        " traces: Array.from(document.querySelectorAll('div.figure')).map(d => (d.data || []).length)"
+        "   Array.from(document.querySelectorAll('div.figure'))"
+        "     .filter(d => d.querySelector('.main-svg')).length : 0,"
+        " traces: Array.from(document.querySelectorAll('div.figure'))"
+        "   .map(d => (d.data || []).length)"
         "   .reduce((a, b) => a + b, 0)}"
     )
     errors = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
@@ -102,15 +108,16 @@ def test_linked_hover_reaches_other_figures(browser, recorded_seeds, tmp_path):
     hovered = browser.execute_script("""
         const linked = Array.from(document.querySelectorAll('.figure[data-link="step"]'));
         linked.forEach(d => { d._hoverdata = undefined; });
-        // what a mouse hover on the first figure emits (plotly emits plotly_hover only for pointer events)
+        // what a mouse hover on the first figure emits
+        // (plotly emits plotly_hover only for pointer events)
         linked[0].emit('plotly_hover', {points: [{x: 10}]});
-        return linked.slice(1).filter(d => d._hoverdata && d._hoverdata.some(p => p.x === 10)).length;""")
+        return linked.slice(1)
+            .filter(d => d._hoverdata && d._hoverdata.some(p => p.x === 10)).length;""")
     n_linked = browser.execute_script(
         "return document.querySelectorAll('.figure[data-link=\"step\"]').length;"
     )
-    assert (
-        n_linked >= 3 and hovered >= n_linked - 2
-    )  # the others now show step 10 (a figure may lack it)
+    # the others now show step 10 (a figure may lack it)
+    assert n_linked >= 3 and hovered >= n_linked - 2
 
 
 @pytest.mark.parametrize("name", ["rewinding", "blocks", "cascade"])

@@ -80,7 +80,8 @@ def test_run_name_differs_in_every_option_and_is_stable_across_processes(tmp_pat
     )
     assert run_path(tmp_path, base) == tmp_path / f"{run_name(base)}.zarr"
     code = (
-        "import json, sys; from shedding.config import from_plain; from shedding.grid import run_name; "
+        "import json, sys; from shedding.config import from_plain; "
+        "from shedding.grid import run_name; "
         "print(run_name(from_plain(json.load(sys.stdin))))"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": "123"}
@@ -223,10 +224,12 @@ def main():
     import grid_faults  # the test-only techniques, here for validation; the workers preload them
     finished = []
     with dask.config.set({"distributed.worker.preload": [spec["preload"]]}):
-        outcomes = run_grid([from_plain(d) for d in spec["configs"]], spec["root"], cache_dir=spec["cache"],
-                            workers=2, retries=1, progress=lambda o: finished.append(o.config.hash()))
-    json.dump({"outcomes": [{"hash": o.config.hash(), "path": str(o.path), "status": o.status, "action": o.action,
-                             "error": o.error, "attempts": o.attempts, "seconds": o.seconds} for o in outcomes],
+        outcomes = run_grid([from_plain(d) for d in spec["configs"]], spec["root"],
+                            cache_dir=spec["cache"], workers=2, retries=1,
+                            progress=lambda o: finished.append(o.config.hash()))
+    json.dump({"outcomes": [{"hash": o.config.hash(), "path": str(o.path), "status": o.status,
+                             "action": o.action, "error": o.error, "attempts": o.attempts,
+                             "seconds": o.seconds} for o in outcomes],
                "finished": finished}, open(spec["result"], "w"))
 
 
@@ -391,7 +394,7 @@ def test_sync_grid_trains_a_shared_original_run_once(tmp_path, monkeypatch):
         _config("random", seed=6),
         _config("gmp", "weight_rewind", seed=6),
     ]
-    outcomes = run_grid(shared, tmp_path / "root", cache_dir=tmp_path / "cache", workers=0)
+    outcomes = run_grid(shared, tmp_path / "root", cache_dir=tmp_path / "cache", scheduler="sync")
     assert [(o.status, o.action, o.attempts) for o in outcomes] == [("complete", "recorded", 1)] * 3
     assert all(o.config is c for o, c in zip(outcomes, shared, strict=True))
     assert (
