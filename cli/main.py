@@ -623,7 +623,9 @@ def list_registries() -> None:
         ("retraining techniques", TECHNIQUES),
         ("recipes", RECIPES),
     ):
-        out_console.print(f"[bold]{title}:[/] {', '.join(reg.names())}", highlight=False)
+        with user_errors():  # a plugin that fails to load
+            names = reg.names()
+        out_console.print(f"[bold]{title}:[/] {', '.join(names)}", highlight=False)
 
 
 @app.command()

@@ -103,6 +103,9 @@ def test_a_plugin_that_fails_to_load_is_named(tmp_path: Path) -> None:
     assert res.returncode == 2, res.stderr
     assert res.stderr.startswith("error: model plugin 'broken' (no_such_module_anywhere) failed")
     assert len(res.stderr.strip().splitlines()) == 1
+    res = _cli(site, "list", cwd=tmp_path)
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert res.stderr.startswith("error: model plugin 'broken'")
     assert not (tmp_path / "r.zarr").exists()
 
 
