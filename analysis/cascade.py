@@ -86,7 +86,14 @@ def summarize_event(
             control_peak_shed_fraction=nan,
             excess_peak_layer=xr.full_like(out.peak_shed_fraction_layer, np.nan),
         )
-    crel = _relative(control_curves)
+    return out.assign(_excess(win, rel, _relative(control_curves), ev_step, onset_excess))
+
+
+def _excess(
+    win: xr.Dataset, rel: xr.Dataset, crel: xr.Dataset, ev_step: int, onset_excess: float
+) -> dict[str, object]:
+    """The excess variables of :func:`summarize_event`: the run's curves in the window (``win``)
+    and over the round (``rel``) against the control's (``crel``), all by steps since the event."""
     common = np.intersect1d(win.step.values, crel.step.values)
     if common.size == 0:
         raise ValueError(
@@ -105,10 +112,10 @@ def summarize_event(
             - crel.shed_fraction_global.sel(step=all_common[-1])
         )
         if all_common.size
-        else nan
+        else float("nan")
     )
     _, ctrl_peak = peak(crel.shed_fraction_global.sel(step=common))
-    return out.assign(
+    return dict(
         onset_step=int(common[onset_idx[0]]) + ev_step if onset_idx.size else -1,
         excess_peak=ex_value,
         excess_peak_step=ex_rel + ev_step,
@@ -124,7 +131,8 @@ def _rule(window: int | None, min_excess: float, onset_excess: float, denominato
     span = "the round" if window is None else f"{window} steps"
     return (
         f"cascade when S_run - S_control reaches {min_excess:g} within {span} of the event "
-        f"(S = shed / {denominator} survivors; onset: first step the excess reaches {onset_excess:g})"
+        f"(S = shed / {denominator} survivors; onset: first step the excess reaches "
+        f"{onset_excess:g})"
     )
 
 
@@ -137,7 +145,8 @@ def _verdict(s: xr.Dataset, min_excess: float, has_control: bool) -> tuple[str, 
     ex = float(s.excess_peak)
     verdict = "cascade" if ex >= min_excess else "no cascade"
     evidence = (
-        f"peak excess {ex:+.3f} at step {int(s.excess_peak_step)} (run {float(s.run_at_excess_peak):.3f} "
+        f"peak excess {ex:+.3f} at step {int(s.excess_peak_step)} "
+        f"(run {float(s.run_at_excess_peak):.3f} "
         f"vs control {float(s.control_at_excess_peak):.3f}); threshold {min_excess:g}"
     )
     return verdict, evidence

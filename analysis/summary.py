@@ -22,6 +22,7 @@ from shedding.analysis.lines import Line
 from shedding.analysis.overlap import convergence, kept_matrix
 from shedding.analysis.seeds import curve_band, group_conditions, group_runs, mean_ci
 from shedding.analysis.shed import shed_curves, shed_fraction
+from shedding.analysis.verdicts import condition_verdict
 
 SCALARS = (
     "peak_shed_fraction",
@@ -147,14 +148,8 @@ def _condition_statistics(
         mean, low, high = mean_ci(values[:, None], axis=0)
         out[var] = float(mean[0])
         out[f"{var}_ci"] = (float(low[0]), float(high[0]))
-    ex, (lo, _) = out["excess_peak"], out["excess_peak_ci"]
-    if not has_control:
-        verdict = "no control"
-    elif len(names) < 2:
-        verdict = ("cascade" if ex >= min_excess else "no cascade") + " (1 seed, no CI)"
-    else:
-        verdict = "cascade" if ex >= min_excess and lo > 0 else "no cascade"
-    out["verdict"] = verdict
+    low = out["excess_peak_ci"][0]
+    out["verdict"] = condition_verdict(out["excess_peak"], low, len(names), min_excess, has_control)
     return out
 
 
@@ -171,19 +166,11 @@ def summarize(
     """Analyze ``runs`` together; see the module docstring. ``control`` forces one control for every
     run.
 
-    Condition verdict (ours): a cascade when the mean peak excess over seeds reaches ``min_excess``
-    and its
-    95% bootstrap CI lies above 0; with one seed, the run's own verdict, flagged as such.
+    Condition verdict (ours, :func:`shedding.analysis.verdicts.condition_verdict`): a cascade when
+    the mean peak excess over seeds reaches ``min_excess`` and its 95% bootstrap CI lies above 0;
+    with one seed, the run's own verdict, flagged as such.
     """
-    if control is not None and control not in runs:
-        raise ValueError(f"control {control!r} is not among the runs: {', '.join(runs)}")
-    controls = {n for n, ds in runs.items() if is_control(ds)}
-    if control is not None:  # the user's choice for every run, instead of the matching rule
-        conditions = group_conditions(runs)
-        controls.add(control)
-        control_of = {n: (None if n in controls else control) for n in runs}
-    else:
-        conditions, control_of = group_runs(runs)
+    controls, conditions, control_of = _match(runs, control)
     lines = lines or []
     fractions = {n: shed_fraction(ds, denominator).compute() for n, ds in runs.items()}
     detections = {}
@@ -205,14 +192,40 @@ def summarize(
         fractions,
         detections,
     )
-    for label, names in conditions.items():
+    _add_conditions(summary, min_excess, denominator)
+    if overlaps and len(runs) > 1:
+        _add_kept_sets(summary)
+    return summary
+
+
+def _match(
+    runs: dict[str, xr.Dataset], control: str | None
+) -> tuple[set[str], dict[str, list[str]], dict[str, str | None]]:
+    """(controls, conditions, control_of): by the matching rule, or ``control`` for every run."""
+    if control is not None and control not in runs:
+        raise ValueError(f"control {control!r} is not among the runs: {', '.join(runs)}")
+    controls = {n for n, ds in runs.items() if is_control(ds)}
+    if control is not None:  # the user's choice for every run, instead of the matching rule
+        conditions = group_conditions(runs)
+        controls.add(control)
+        control_of = {n: (None if n in controls else control) for n in runs}
+    else:
+        conditions, control_of = group_runs(runs)
+    return controls, conditions, control_of
+
+
+def _add_conditions(summary: Summary, min_excess: float, denominator: str) -> None:
+    """Per condition: the statistics over seeds (with the verdict) and the CI bands of S and of
+    the excess; changes ``summary``."""
+    runs, controls, control_of = summary.runs, summary.controls, summary.control_of
+    for label, names in summary.conditions.items():
         pruned = [n for n in names if n not in controls]
         if not pruned:
             summary.bands[label] = {"S": curve_band([_curve(runs[n], denominator) for n in names])}
             continue
         has_control = all(control_of.get(n) for n in pruned)
         summary.condition_stats[label] = _condition_statistics(
-            pruned, detections, min_excess, has_control
+            pruned, summary.detections, min_excess, has_control
         )
         bands = {"S": curve_band([_curve(runs[n], denominator) for n in pruned])}
         if has_control:
@@ -223,24 +236,28 @@ def summarize(
                 ]
             )
         summary.bands[label] = bands
-    if overlaps and len(runs) > 1:
-        summary.overlap = kept_matrix(runs)
-        with_mags = {n: ds for n, ds in runs.items() if "magnitude" in ds}
-        if len(with_mags) > 1:
-            summary.overlap_effective = kept_matrix(with_mags, effective=True)
-        for n, ds in with_mags.items():
-            if ds.attrs.get("method") not in ("random", "random_layerwise"):
-                continue
-            refs = [
-                m
-                for m, r in with_mags.items()
-                if r.attrs.get("method") == "gmp"
-                and r.attrs.get("seed") == ds.attrs.get("seed")
-                and list(r.layer.values) == list(ds.layer.values)
-            ]
-            for m in refs:
-                summary.convergences[(n, m)] = convergence(ds, with_mags[m])
-    return summary
+
+
+def _add_kept_sets(summary: Summary) -> None:
+    """The kept-set overlap matrices and each random run's convergence towards the GMP runs of
+    its seed; changes ``summary``."""
+    runs = summary.runs
+    summary.overlap = kept_matrix(runs)
+    with_mags = {n: ds for n, ds in runs.items() if "magnitude" in ds}
+    if len(with_mags) > 1:
+        summary.overlap_effective = kept_matrix(with_mags, effective=True)
+    for n, ds in with_mags.items():
+        if ds.attrs.get("method") not in ("random", "random_layerwise"):
+            continue
+        refs = [
+            m
+            for m, r in with_mags.items()
+            if r.attrs.get("method") == "gmp"
+            and r.attrs.get("seed") == ds.attrs.get("seed")
+            and list(r.layer.values) == list(ds.layer.values)
+        ]
+        for m in refs:
+            summary.convergences[(n, m)] = convergence(ds, with_mags[m])
 
 
 def _curve(ds: xr.Dataset, denominator: str) -> xr.DataArray:

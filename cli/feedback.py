@@ -237,7 +237,8 @@ def progress_bars() -> Iterator[Callable[[str, int], Callable[[int], None]]]:
 
 
 def fmt(v: object) -> str:
-    """A table cell: floats to 4 significant figures, NaN as "-"."""
-    if isinstance(v, float):
-        return "-" if v != v else f"{v:.4g}"
-    return str(v)
+    """A table cell: floats to 4 significant figures, NaN as "-"
+    (:func:`shedding.reports.numbers.text_cell`)."""
+    from shedding.reports.numbers import text_cell
+
+    return text_cell(v)

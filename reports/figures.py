@@ -21,7 +21,8 @@ LAYOUT = dict(
 )
 
 
-def _list(a: xr.DataArray | np.ndarray) -> list:
+def as_list(a: xr.DataArray | np.ndarray) -> list:
+    """Plain floats of an array (NaN and infinities as None), for a figure's JSON."""
     values = np.asarray(a.values if isinstance(a, xr.DataArray) else a, dtype=float)
     return [None if not np.isfinite(v) else float(v) for v in values.ravel()]
 
@@ -29,8 +30,8 @@ def _list(a: xr.DataArray | np.ndarray) -> list:
 def _run_curve(name: str, f: xr.Dataset, is_ctrl: bool, color: str) -> go.Scatter:
     """A run's global S(t): solid in its color, or dashed grey for a control."""
     return go.Scatter(
-        x=_list(f.step),
-        y=_list(f.shed_fraction_global),
+        x=as_list(f.step),
+        y=as_list(f.shed_fraction_global),
         name=name + (" (control)" if is_ctrl else ""),
         mode="lines",
         line=dict(
@@ -46,7 +47,7 @@ def _excess_curve(name: str, f: xr.Dataset, ctrl: xr.Dataset, color: str) -> go.
     ex = f.shed_fraction_global.sel(step=common) - ctrl.shed_fraction_global.sel(step=common)
     return go.Scatter(
         x=[int(s) for s in common],
-        y=_list(ex),
+        y=as_list(ex),
         name=f"{name} excess",
         mode="lines",
         line=dict(color=color),
@@ -103,8 +104,8 @@ def layer_heatmap(name: str, fraction: xr.Dataset, zmax: float | None = None) ->
     sf = fraction.shed_fraction.transpose("layer", "step")
     fig = go.Figure(
         go.Heatmap(
-            z=[_list(row) for row in sf],
-            x=_list(sf.step),
+            z=[as_list(row) for row in sf],
+            x=as_list(sf.step),
             y=[str(v) for v in sf.layer.values],
             colorscale="Viridis",
             colorbar=dict(title="S"),
@@ -132,7 +133,7 @@ def magnitude_distribution(
         go.Heatmap(
             z=[[float(v) for v in row] for row in np.log10(1 + np.asarray(h.values, dtype=float))],
             customdata=[[int(v) for v in row] for row in np.asarray(h.values)],
-            x=_list(h.record_step),
+            x=as_list(h.record_step),
             y=[float(c) for c in centers],
             colorscale="Magma",
             colorbar=dict(title="log10(1+count)"),
@@ -165,8 +166,8 @@ def training_curves(runs: dict[str, xr.Dataset]) -> go.Figure:
         color = PALETTE[i % len(PALETTE)]
         fig.add_trace(
             go.Scatter(
-                x=_list(ds.step),
-                y=_list(ds.loss),
+                x=as_list(ds.step),
+                y=as_list(ds.loss),
                 name=f"{name} loss",
                 mode="lines",
                 line=dict(color=color, width=1),
@@ -177,8 +178,8 @@ def training_curves(runs: dict[str, xr.Dataset]) -> go.Figure:
         )
         fig.add_trace(
             go.Scatter(
-                x=_list(ds.step),
-                y=_list(ds.lr),
+                x=as_list(ds.step),
+                y=as_list(ds.lr),
                 name=f"{name} LR",
                 mode="lines",
                 line=dict(color=color),
@@ -189,8 +190,8 @@ def training_curves(runs: dict[str, xr.Dataset]) -> go.Figure:
         )
         fig.add_trace(
             go.Scatter(
-                x=_list(ds.epoch_step),
-                y=_list(ds.test_accuracy),
+                x=as_list(ds.epoch_step),
+                y=as_list(ds.test_accuracy),
                 name=f"{name} test",
                 mode="lines+markers",
                 line=dict(color=color),
@@ -201,8 +202,8 @@ def training_curves(runs: dict[str, xr.Dataset]) -> go.Figure:
         )
         fig.add_trace(
             go.Scatter(
-                x=_list(ds.epoch_step),
-                y=_list(ds.train_accuracy),
+                x=as_list(ds.epoch_step),
+                y=as_list(ds.train_accuracy),
                 name=f"{name} train",
                 mode="lines",
                 line=dict(color=color, dash="dot"),
@@ -253,7 +254,7 @@ def _band_traces(
         fig.add_trace(
             go.Scatter(
                 x=x + x[::-1],
-                y=_list(band.high) + _list(band.low)[::-1],
+                y=as_list(band.high) + as_list(band.low)[::-1],
                 fill="toself",
                 fillcolor=_rgba(color, 0.18),
                 line=dict(width=0),
@@ -268,7 +269,7 @@ def _band_traces(
     fig.add_trace(
         go.Scatter(
             x=x,
-            y=_list(band["mean"]),
+            y=as_list(band["mean"]),
             name=name,
             mode="lines",
             legendgroup=name,
@@ -476,7 +477,7 @@ def convergence_figure(results: dict[tuple[str, str], xr.Dataset]) -> go.Figure:
         fig.add_trace(
             go.Scatter(
                 x=x,
-                y=_list(r.toward_effective),
+                y=as_list(r.toward_effective),
                 mode="lines",
                 line=dict(color=color),
                 name=f"{run} vs {ref}: effective set (kept, not shed)",
@@ -485,7 +486,7 @@ def convergence_figure(results: dict[tuple[str, str], xr.Dataset]) -> go.Figure:
         fig.add_trace(
             go.Scatter(
                 x=x,
-                y=_list(r.toward_above_line),
+                y=as_list(r.toward_above_line),
                 mode="lines",
                 line=dict(color=color, dash="dot"),
                 name=f"{run} vs {ref}: kept and above the line",

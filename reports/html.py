@@ -21,19 +21,24 @@ from shedding.analysis.seeds import condition_label
 from shedding.analysis.summary import Summary
 from shedding.reports import figures
 from shedding.reports.block_figures import block_density_figure
+from shedding.reports.numbers import html_cell, interval, scaled
 from shedding.storage import write_text_atomic
 
 CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1200px;padding:16px;
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;\
+max-width:1200px;padding:16px;
 color:#222}
 h1{font-size:1.5em} h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;font-size:0.85em;margin:8px 0;display:block;overflow-x:auto}
-td,th{border:1px solid #ddd;padding:3px 7px;text-align:right;white-space:nowrap} th{background:#f4f4f4}
+td,th{border:1px solid #ddd;padding:3px 7px;text-align:right;white-space:nowrap} \
+th{background:#f4f4f4}
 td:first-child,th:first-child{text-align:left}
 .banner{padding:10px 14px;border-radius:6px;margin:8px 0;font-size:1.0em}
-.cascade{background:#fde2e1;border:1px solid #e0837f} .nocascade{background:#e3f1e3;border:1px solid #7fbf7f}
+.cascade{background:#fde2e1;border:1px solid #e0837f} \
+.nocascade{background:#e3f1e3;border:1px solid #7fbf7f}
 .warn{background:#fff3cd;border:2px solid #d39e00;font-weight:bold}
-.figure{margin:12px 0;min-height:300px} pre{background:#f7f7f7;padding:8px;overflow:auto;font-size:0.8em}
+.figure{margin:12px 0;min-height:300px} \
+pre{background:#f7f7f7;padding:8px;overflow:auto;font-size:0.8em}
 small{color:#555}
 """
 
@@ -53,7 +58,8 @@ LINK_JS = """
       busy = false;
     });
     src.on('plotly_unhover', function(){
-      linked.forEach(function(dst){ if (dst !== src) { try { Plotly.Fx.unhover(dst); } catch (e) {} } });
+      linked.forEach(function(dst){ if (dst !== src) { \
+try { Plotly.Fx.unhover(dst); } catch (e) {} } });
     });
   });
 })();
@@ -68,34 +74,30 @@ def _json_default(o: object) -> object:
     raise TypeError(type(o))
 
 
-def _fig_block(fig: go.Figure, idx: int, link: bool) -> str:
+def figure_block(fig: go.Figure, idx: int, link: bool) -> str:
+    """A figure's placeholder and script: its JSON embedded, drawn by the inlined plotly.js;
+    ``link``: hovering it shows the same step in the other linked figures."""
     payload = json.dumps(fig.to_plotly_json(), default=_json_default).replace("</", "<\\/")
     attr = ' data-link="step"' if link else ""
     return (
         f'<div class="figure" id="fig-{idx}"{attr}></div>\n'
         f'<script type="application/json" id="fig-{idx}-data">{payload}</script>\n'
-        f'<script>(function(){{var s=JSON.parse(document.getElementById("fig-{idx}-data").textContent);'
+        "<script>(function(){"
+        f'var s=JSON.parse(document.getElementById("fig-{idx}-data").textContent);'
         f'Plotly.newPlot("fig-{idx}",s.data,s.layout,{{responsive:true}}).then(function(gd){{'
         f"if(s.frames){{Plotly.addFrames(gd,s.frames);}}}});}})();</script>"
     )
 
 
-def _fmt(v: object) -> str:
-    if isinstance(v, float):
-        return "—" if not np.isfinite(v) else f"{v:.4g}"
-    if isinstance(v, tuple) and len(v) == 2:
-        lo, hi = v
-        return "—" if not (np.isfinite(lo) and np.isfinite(hi)) else f"[{lo:.3g}, {hi:.3g}]"
-    return html.escape(str(v))
-
-
-def _table(rows: list[dict[str, object]], keys: list[str] | None = None) -> str:
+def html_table(rows: list[dict[str, object]], keys: list[str] | None = None) -> str:
+    """Rows of dicts as an HTML table (columns: ``keys``, else the first row's keys); each cell is
+    written by :func:`shedding.reports.numbers.html_cell`. Empty rows: an empty string."""
     if not rows:
         return ""
     keys = keys or list(rows[0])
     head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
     body = "".join(
-        "<tr>" + "".join(f"<td>{_fmt(r.get(k))}</td>" for k in keys) + "</tr>" for r in rows
+        "<tr>" + "".join(f"<td>{html_cell(r.get(k))}</td>" for k in keys) + "</tr>" for r in rows
     )
     return f"<table><tr>{head}</tr>{body}</table>"
 
@@ -201,7 +203,8 @@ def _banners(summary: Summary) -> str:
     parts = []
     if not summary.controls:
         parts.append(
-            '<div class="banner warn">No control run. Retraining alone sheds weights (docs/science.md#shedding), '
+            '<div class="banner warn">No control run. Retraining alone sheds weights '
+            "(docs/science.md#shedding), "
             "so these shed curves cannot show a cascade. Record the same retraining with "
             "<code>--prune-method none</code> and analyze it alongside.</div>"
         )
@@ -216,23 +219,117 @@ def _banners(summary: Summary) -> str:
             else "warn"
         )
         lo, hi = stats["excess_peak_ci"]
-        ci = f" (95% CI [{lo:+.3f}, {hi:+.3f}])" if np.isfinite(lo) else ""
+        ci = f" (95% CI {interval(lo, hi)})" if np.isfinite(lo) else ""
         runs_txt = "; ".join(
             f"{html.escape(n)}: {html.escape(cascades[n].attrs['evidence'])}"
             for n in summary.conditions[label]
         )
         parts.append(
-            f'<div class="banner {cls}"><b>{html.escape(label)}: {html.escape(verdict.upper())}</b> — '
-            f"mean peak excess {float(stats['excess_peak']):+.3f}{ci} over {stats['seeds']} seed(s)<br>"
+            f'<div class="banner {cls}"><b>{html.escape(label)}: '
+            f"{html.escape(verdict.upper())}</b> — "
+            f"mean peak excess {scaled(float(stats['excess_peak']))}{ci} over {stats['seeds']} "
+            "seed(s)<br>"
             f"<small>{runs_txt}</small></div>"
         )
     if cascades:
         rule = next(iter(cascades.values())).attrs["rule"]
         parts.append(
-            f"<p><small>Rule: {html.escape(rule)}. Across seeds: a cascade when the mean peak excess "
+            f"<p><small>Rule: {html.escape(rule)}. Across seeds: a cascade when the mean peak "
+            "excess "
             "reaches the threshold and its 95% bootstrap CI lies above 0.</small></p>"
         )
     return "\n".join(parts)
+
+
+RUN_KEYS = [
+    "run",
+    "method",
+    "technique",
+    "seed",
+    "sparsity",
+    "final_accuracy",
+    "peak_S",
+    "peak_step",
+    "final_S",
+    "excess_peak",
+    "onset_step",
+    "amplification",
+    "recovered",
+    "verdict",
+]
+
+
+def page(title: str, body: str, css: str = CSS) -> str:
+    """A whole self-contained page: plotly.js inlined once, the escaped ``title`` as its heading,
+    then ``body``, then the script that links the figures on the step axis."""
+    t = html.escape(str(title))
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{t}</title><style>{css}</style>
+<script type="text/javascript">{get_plotlyjs()}</script></head>
+<body>
+<h1>{t}</h1>
+{body}
+<script>{LINK_JS}</script>
+</body></html>
+"""
+
+
+def _condition_rows(summary: Summary) -> list[dict[str, object]]:
+    """The conditions table: means over seeds with CIs and the verdict."""
+    return [
+        {
+            "condition": r["condition"],
+            "seeds": r["seeds"],
+            "excess_peak": r["excess_peak"],
+            "95% CI": r["excess_peak_ci"],
+            "peak_S": r["peak_shed_fraction"],
+            "time_to_peak": r["time_to_peak"],
+            "amplification": r["amplification"],
+            "amplification CI": r["amplification_ci"],
+            "final_excess": r["final_excess"],
+            "recovered": r["recovered_events"],
+            "verdict": r["verdict"],
+        }
+        for r in summary.condition_table()
+    ]
+
+
+def _overlap_rows(summary: Summary) -> list[dict[str, object]]:
+    """The kept-set overlap of every pair of runs (all layers)."""
+    return [
+        {
+            "run A": a,
+            "run B": b,
+            **{
+                k: float(ov[k].sel(scope="all"))
+                for k in ("jaccard", "jaccard_chance", "p_value", "spearman")
+            },
+        }
+        for (a, b), ov in summary.overlaps.items()
+    ]
+
+
+def _convergence_rows(summary: Summary) -> list[dict[str, object]]:
+    """Each random run's convergence towards a GMP run's kept set, at the start and the end."""
+    return [
+        {
+            "run": a,
+            "reference": b,
+            "J-chance at start (above line)": float(r.toward_above_line.values[0]),
+            "at end": float(r.toward_above_line.values[-1]),
+            "J-chance at start (effective)": float(r.toward_effective.values[0]),
+            "at end ": float(r.toward_effective.values[-1]),
+            "half-way step (above line)": r.attrs["half_step_above_line"],
+        }
+        for (a, b), r in summary.convergences.items()
+    ]
+
+
+def _section(heading: str, rows: list[dict[str, object]]) -> str:
+    """A heading and its table; nothing without rows."""
+    return f"<h2>{heading}</h2>" + html_table(rows) if rows else ""
 
 
 def write_report(
@@ -249,61 +346,6 @@ def write_report(
     """
     out = Path(out)
     figs = report_figures(summary, kind, block)
-    run_keys = [
-        "run",
-        "method",
-        "technique",
-        "seed",
-        "sparsity",
-        "final_accuracy",
-        "peak_S",
-        "peak_step",
-        "final_S",
-        "excess_peak",
-        "onset_step",
-        "amplification",
-        "recovered",
-        "verdict",
-    ]
-    cond_rows = [
-        {
-            "condition": r["condition"],
-            "seeds": r["seeds"],
-            "excess_peak": r["excess_peak"],
-            "95% CI": r["excess_peak_ci"],
-            "peak_S": r["peak_shed_fraction"],
-            "time_to_peak": r["time_to_peak"],
-            "amplification": r["amplification"],
-            "amplification CI": r["amplification_ci"],
-            "final_excess": r["final_excess"],
-            "recovered": r["recovered_events"],
-            "verdict": r["verdict"],
-        }
-        for r in summary.condition_table()
-    ]
-    overlap_rows = [
-        {
-            "run A": a,
-            "run B": b,
-            **{
-                k: float(ov[k].sel(scope="all"))
-                for k in ("jaccard", "jaccard_chance", "p_value", "spearman")
-            },
-        }
-        for (a, b), ov in summary.overlaps.items()
-    ]
-    conv_rows = [
-        {
-            "run": a,
-            "reference": b,
-            "J-chance at start (above line)": float(r.toward_above_line.values[0]),
-            "at end": float(r.toward_above_line.values[-1]),
-            "J-chance at start (effective)": float(r.toward_effective.values[0]),
-            "at end ": float(r.toward_effective.values[-1]),
-            "half-way step (above line)": r.attrs["half_step_above_line"],
-        }
-        for (a, b), r in summary.convergences.items()
-    ]
     line_rows = summary.line_table() if summary.lines and len(summary.lines) > 1 else []
     configs = "".join(
         f"<details><summary>{html.escape(n)}</summary><pre>"
@@ -311,35 +353,28 @@ def write_report(
         for n, ds in summary.runs.items()
     )
     sections = "".join(
-        f"<h2>{html.escape(h)}</h2>\n{_fig_block(f, i, link)}"
+        f"<h2>{html.escape(h)}</h2>\n{figure_block(f, i, link)}"
         for i, (h, f, link) in enumerate(figs)
     )
     denominator = summary.params.get("denominator", "eligible")
-    doc = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{html.escape(title)}</title><style>{CSS}</style>
-<script type="text/javascript">{get_plotlyjs()}</script></head>
-<body>
-<h1>{html.escape(title)}</h1>
-{_banners(summary)}
+    body = f"""{_banners(summary)}
 <h2>Conditions (means over seeds, 95% bootstrap CIs)</h2>
-{_table(cond_rows)}
+{html_table(_condition_rows(summary))}
 <h2>Runs</h2>
-{_table(summary.table(), run_keys)}
-<p><small>S = shed weights / {html.escape(str(denominator))} survivors; a survivor is shed while |w| is below
-alpha·tau, tau being the GMP cut value at the event's sparsity. Peak, excess, onset and amplification are taken
-within the cascade window; amplification = shed count at the peak / weights pruned; recovered = crossings back
+{html_table(summary.table(), RUN_KEYS)}
+<p><small>S = shed weights / {html.escape(str(denominator))} survivors; a survivor is shed while \
+|w| is below
+alpha·tau, tau being the GMP cut value at the event's sparsity. Peak, excess, onset and \
+amplification are taken
+within the cascade window; amplification = shed count at the peak / weights pruned; recovered = \
+crossings back
 above the line in the window.</small></p>
-{"<h2>Verdicts per line</h2>" + _table(line_rows) if line_rows else ""}
-{"<h2>Kept-set overlap</h2>" + _table(overlap_rows) if overlap_rows else ""}
-{"<h2>Convergence towards GMP's kept set</h2>" + _table(conv_rows) if conv_rows else ""}
+{_section("Verdicts per line", line_rows)}
+{_section("Kept-set overlap", _overlap_rows(summary))}
+{_section("Convergence towards GMP's kept set", _convergence_rows(summary))}
 {sections}
 <h2>Configuration</h2>
-{configs}
-<script>{LINK_JS}</script>
-</body></html>
-"""
+{configs}"""
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out, doc)
+    write_text_atomic(out, page(title, body))
     return out

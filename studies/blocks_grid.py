@@ -72,11 +72,14 @@ class BlocksFactors:
 class Blocks(Study):
     name = "blocks"
     title = "Block sparsity and weight initialisation (Siswanto 2021)"
-    paper = "Siswanto: Block sparsity and weight initialization in neural network pruning (MIT M.Eng thesis, 2021)"
+    paper = (
+        "Siswanto: Block sparsity and weight initialization in neural network pruning "
+        "(MIT M.Eng thesis, 2021)"
+    )
     sizes = {"quick": QUICK, "full": FULL, "tiny": TINY}
     question = (
-        "Accuracy against block size at fixed sparsity for fine-tuning, weight rewinding and random "
-        "re-initialisation"
+        "Accuracy against block size at fixed sparsity for fine-tuning, weight rewinding and "
+        "random re-initialisation"
     )
 
     def setting(self, size: str) -> RunConfig:
@@ -107,17 +110,17 @@ class Blocks(Study):
         return out
 
     def analyze(self, runs: Any, grid: Any) -> Any:
-        from shedding.studies.study_results import blocks_results
+        from shedding.studies.blocks_results import blocks_results
 
         return blocks_results(runs)
 
     def report(self, results: Any, out: Path, context: dict[str, Any]) -> Path:
-        from shedding.studies.study_report import write_blocks_report
+        from shedding.studies.blocks_report import write_blocks_report
 
         return write_blocks_report(results, out, context)
 
     def table(self, results: Any) -> list[dict[str, Any]]:
-        from shedding.studies.study_results import blocks_table
+        from shedding.studies.blocks_results import blocks_table
 
         return blocks_table(results)
 

@@ -129,13 +129,13 @@ class Cascade(Study):
     name = "cascade"
     title = "Cascade weight shedding (Azarian & Porikli 2021)"
     paper = (
-        "Azarian, Porikli: Cascade Weight Shedding in Deep Neural Networks: Benefits and Pitfalls for "
-        "Network Pruning (arXiv 2103.10629, 2021)"
+        "Azarian, Porikli: Cascade Weight Shedding in Deep Neural Networks: Benefits and Pitfalls "
+        "for Network Pruning (arXiv 2103.10629, 2021)"
     )
     sizes = {"quick": QUICK, "full": FULL, "tiny": TINY}
     question = (
-        "Shedding with and without the conditions that cause it, random pruning with and without a cascade "
-        "against GMP, and the convergence of random pruning's kept set towards GMP's"
+        "Shedding with and without the conditions that cause it, random pruning with and without a "
+        "cascade against GMP, and the convergence of random pruning's kept set towards GMP's"
     )
 
     def setting(self, size: str) -> RunConfig:
@@ -181,17 +181,17 @@ class Cascade(Study):
         return out
 
     def analyze(self, runs: Any, grid: Any) -> Any:
-        from shedding.studies.study_results import cascade_results
+        from shedding.studies.cascade_results import cascade_results
 
         return cascade_results(runs, window=grid.window, min_excess=grid.min_excess)
 
     def report(self, results: Any, out: Path, context: dict[str, Any]) -> Path:
-        from shedding.studies.study_report import write_cascade_report
+        from shedding.studies.cascade_report import write_cascade_report
 
         return write_cascade_report(results, out, context)
 
     def table(self, results: Any) -> list[dict[str, Any]]:
-        from shedding.studies.study_results import cascade_table
+        from shedding.studies.cascade_results import cascade_table
 
         return cascade_table(results)
 

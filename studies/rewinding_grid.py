@@ -111,11 +111,14 @@ def follow_duration(cfg: RunConfig, setting: RunConfig) -> None:
 class Rewinding(Study):
     name = "rewinding"
     title = "Rewinding against fine-tuning (Renda, Frankle & Carbin 2020)"
-    paper = "Renda, Frankle, Carbin: Comparing Rewinding and Fine-tuning in Neural Network Pruning (ICLR 2020)"
+    paper = (
+        "Renda, Frankle, Carbin: Comparing Rewinding and Fine-tuning in Neural Network Pruning "
+        "(ICLR 2020)"
+    )
     sizes = {"quick": QUICK, "full": FULL, "tiny": TINY}
     question = (
-        "Accuracy against compression for fine-tuning, weight rewinding and LR rewinding, one-shot and "
-        "iterative, across retraining budgets t"
+        "Accuracy against compression for fine-tuning, weight rewinding and LR rewinding, one-shot "
+        "and iterative, across retraining budgets t"
     )
 
     def setting(self, size: str) -> RunConfig:
@@ -151,17 +154,17 @@ class Rewinding(Study):
         return out
 
     def analyze(self, runs: Any, grid: Any) -> Any:
-        from shedding.studies.study_results import rewinding_results
+        from shedding.studies.rewinding_results import rewinding_results
 
         return rewinding_results(runs)
 
     def report(self, results: Any, out: Path, context: dict[str, Any]) -> Path:
-        from shedding.studies.study_report import write_rewinding_report
+        from shedding.studies.rewinding_report import write_rewinding_report
 
         return write_rewinding_report(results, out, context)
 
     def table(self, results: Any) -> list[dict[str, Any]]:
-        from shedding.studies.study_results import parity_table
+        from shedding.studies.rewinding_results import parity_table
 
         return parity_table(results)
 

@@ -177,9 +177,9 @@ class Study:
     # ---------------------------------------------------------------- analysis and report
 
     def analyze(self, runs: Any, grid: Any) -> Any:
-        """Per-study results from :class:`shedding.studies.study_results.StudyRuns` (default: the
+        """Per-study results from :class:`shedding.studies.study_runs.StudyRuns` (default: the
         plain results Dataset)."""
-        from shedding.studies.study_results import results_dataset
+        from shedding.studies.study_runs import results_dataset
 
         return results_dataset(runs)
 

@@ -17,7 +17,7 @@ from shedding.analysis.io import open_run
 from shedding.analysis.summary import summarize
 from shedding.cli.main import app
 from shedding.config import to_dict
-from shedding.studies.study_results import cascade_results
+from shedding.studies.cascade_results import cascade_results
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +150,7 @@ def test_two_equal_controls_are_an_error(recorded_seeds, opened, tmp_path):
 
 
 def test_cascade_study_matches_by_the_same_rule(opened):
-    from shedding.studies.study_results import Entry, StudyRuns
+    from shedding.studies.study_runs import Entry, StudyRuns
 
     entries, runs = [], {}
     for name, ds in opened.items():

@@ -12,12 +12,12 @@ import xarray as xr
 
 from shedding.grid import run_path
 from shedding.studies import STUDIES
-from shedding.studies.study_claims import rewinding_claims
-from shedding.studies.study_results import (
+from shedding.studies.rewinding_claims import rewinding_claims
+from shedding.studies.rewinding_results import max_compression_at_parity
+from shedding.studies.study_runs import (
     Entry,
     StudyResults,
     collect,
-    max_compression_at_parity,
     points,
     results_dataset,
     seed_reduce,
@@ -151,7 +151,7 @@ def test_seed_reduce_on_a_hand_built_table():
 
 
 def test_blocks_claims_compare_the_smallest_and_largest_block(studies):
-    from shedding.studies.study_claims import blocks_claims
+    from shedding.studies.blocks_claims import blocks_claims
 
     _, _, _, _, res = _results("blocks", studies["blocks"])
     rows = blocks_claims(res)
@@ -231,7 +231,7 @@ def test_cascade_results_match_the_detection_against_the_matched_control(studies
             float(ds.excess_peak.values[sel].mean())
         )
         assert int(cond.seeds.values[i]) == grid.seeds
-    from shedding.studies.study_claims import cascade_claims
+    from shedding.studies.cascade_claims import cascade_claims
 
     rows = cascade_claims(res)
     assert all(
@@ -278,7 +278,8 @@ def _parity(rows):
         ((9.31, 7.45, 2.44), "reproduced"),
         (
             (4.77, 9.31, 2.44),
-            "partly: both rewinding techniques beat fine-tuning, but weight rewinding reaches further",
+            "partly: both rewinding techniques beat fine-tuning, but weight rewinding reaches "
+            "further",
         ),
         ((9.31, 9.31, 9.31), "not reproduced"),
         ((np.nan, 4.77, 1.95), "not reproduced"),
@@ -304,7 +305,7 @@ def test_rewinding_order_verdict(values, verdict):
 
 
 def test_results_dataset_with_no_complete_run():
-    from shedding.studies.study_results import StudyRuns
+    from shedding.studies.study_runs import StudyRuns
 
     ds = results_dataset(StudyRuns([Entry("a", {"seed": 0}, None, "failed", "x")], {}, {}))
     assert ds.sizes["run"] == 1 and str(ds.status.values[0]) == "failed"
@@ -336,13 +337,13 @@ def _aware(cascade_acc, iterative_acc, cascade_steps, iterative_steps):
 
 
 def test_cascade_aware_claim_follows_its_rule():
-    from shedding.studies.study_claims import _aware_claim
+    from shedding.studies.cascade_claims import aware_claim
 
-    got = _aware_claim(_aware((0.95, 0.94, 0.96), (0.90, 0.89, 0.91), 276, 480), "digits")
+    got = aware_claim(_aware((0.95, 0.94, 0.96), (0.90, 0.89, 0.91), 276, 480), "digits")
     assert got["verdict"] == "more accurate than iterative GMP, and cheaper"
     assert "cascade: accuracy 95.00% [94.00, 96.00], 276 retraining steps" in got["ours"]
-    got = _aware_claim(_aware((0.90, 0.85, 0.95), (0.91, 0.90, 0.92), 500, 480), "digits")
+    got = aware_claim(_aware((0.90, 0.85, 0.95), (0.91, 0.90, 0.92), 500, 480), "digits")
     assert got["verdict"] == "as accurate as iterative GMP, and not cheaper"
-    got = _aware_claim(_aware((0.80, 0.79, 0.81), (0.91, 0.90, 0.92), 200, 480), "digits")
+    got = aware_claim(_aware((0.80, 0.79, 0.81), (0.91, 0.90, 0.92), 200, 480), "digits")
     assert got["verdict"].startswith("less accurate")
-    assert _aware_claim(None, "digits")["verdict"] == "not tested"
+    assert aware_claim(None, "digits")["verdict"] == "not tested"
