@@ -293,8 +293,8 @@ def test_out_must_be_a_folder(tmp_path):
 
 def test_quick_grids_fit_the_budget_estimate():
     """The quick grids stay small: retraining epochs summed over runs (cascade-aware runs at their
-    bound) at most
-    900; about 700 epochs of digits retraining took 3-4 minutes on 2 busy CPU cores (README)."""
+    bound) at most 900; about 700 epochs of digits retraining took 3-4 minutes on 2 busy CPU cores
+    (docs/benchmarks.md)."""
     from shedding.config import parse_step
     from shedding.pruning.schedule import plan_rounds
 
@@ -318,8 +318,8 @@ def test_quick_grids_fit_the_budget_estimate():
 @pytest.mark.slow
 def test_quick_blocks_study_from_a_fresh_process(tmp_path):
     """The done criterion, for the cheapest study: `study blocks --quick` in a fresh process, within
-    10 minutes, with a complete report (2 min 21 s to 4 min 39 s measured on 2 shared cores; the
-    README)."""
+    10 minutes, with a complete report (2 min 21 s to 4 min 39 s measured on 2 shared cores;
+    docs/benchmarks.md)."""
     import os
     import subprocess
     import sys
