@@ -7,7 +7,7 @@ import numpy as np
 import plotly.graph_objects as go
 import xarray as xr
 
-from shedding.reports.figures import CONTROL_COLOR, LAYOUT, PALETTE, _list
+from shedding.reports.figures import CONTROL_COLOR, LAYOUT, PALETTE, as_list
 
 
 def _fmt(v: float, spec: str) -> str:
@@ -29,7 +29,7 @@ def _scope_bars(r: xr.Dataset, s: str, x: list[int], visible: bool) -> list[go.B
     return [
         go.Bar(
             x=x,
-            y=_list(r.observed),
+            y=as_list(r.observed),
             name="observed",
             visible=visible,
             marker_color=PALETTE[0],
@@ -38,7 +38,7 @@ def _scope_bars(r: xr.Dataset, s: str, x: list[int], visible: bool) -> list[go.B
         ),
         go.Bar(
             x=x,
-            y=_list(r.expected),
+            y=as_list(r.expected),
             name="binomial (random set, same density)",
             visible=visible,
             marker_color=CONTROL_COLOR,

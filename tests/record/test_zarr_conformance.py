@@ -6,13 +6,13 @@ chunk."""
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import xarray as xr
-import zarr
+from zarr_readers import open_group as _open
+from zarr_readers import read_with_tensorstore as _tensorstore
 
 from shedding.recording.layout import build_layers, build_timeline
 from shedding.recording.names import decode_names, read_names
@@ -65,17 +65,6 @@ def stores(tmp_path_factory) -> dict[str, Path]:
 def _arrays(path: Path) -> dict[str, dict]:
     """Every array's zarr.json, by name."""
     return {p.parent.name: json.loads(p.read_text()) for p in sorted(path.glob("*/zarr.json"))}
-
-
-def _open(path: Path):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # zarr's note that consolidated metadata is a v3 extension
-        return zarr.open_group(str(path), mode="r")
-
-
-def _tensorstore(path: Path) -> np.ndarray:
-    spec = {"driver": "zarr3", "kvstore": {"driver": "file", "path": str(path)}}
-    return ts.open(spec, read=True).result().read().result()
 
 
 def test_every_array_of_a_core_data_type(stores) -> None:
