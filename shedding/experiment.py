@@ -84,6 +84,7 @@ class Prepared:
 
     @property
     def ipe(self) -> int:
+        """Training steps in an epoch."""
         return len(self.train_loader)
 
     def new_model(self, seed: int) -> torch.nn.Module:
@@ -106,17 +107,7 @@ def prepare(cfg: RunConfig) -> Prepared:
         raise ConfigError(str(e).splitlines()[0]) from None
     world = distributed.world_size()
     if world > 1:  # torchrun: data.batch_size is the global batch, split evenly over the processes
-        rest = len(data.train) % cfg.data.batch_size
-        if cfg.data.batch_size % world or 0 < rest < world:
-            raise ConfigError(
-                f"--data-batch-size: {cfg.data.batch_size} is the global batch, split over the "
-                f"{world} torchrun processes, so it must be divisible by {world}"
-                + (
-                    f" and the epoch's last batch ({rest} examples) at least {world}"
-                    if rest
-                    else ""
-                )
-            )
+        _check_global_batch(cfg, len(data.train), world)
         device = distributed.init(device)
     train_loader = BatchLoader(
         data.train,
@@ -130,36 +121,9 @@ def prepare(cfg: RunConfig) -> Prepared:
     )
     test_loader = BatchLoader(data.test, EVAL_BATCH, False, 0, device, cfg.data.num_workers)
     ipe = len(train_loader)
-    T = parse_step(cfg.train.duration, "--train-duration").iterations(ipe)
-    t = parse_step(cfg.retrain.duration, "--retrain-duration").iterations(ipe)
-    if T < 1:
-        raise ConfigError("--train-duration: must be at least one step")
-    if t < 1:
-        raise ConfigError("--retrain-duration: must be at least one step")
-    technique = TECHNIQUES.get(cfg.retrain.technique)
-    if technique.needs_t_within_T and t > T:
-        raise ConfigError(
-            f"--retrain-duration: {cfg.retrain.duration} ({t} steps) is longer than "
-            f"--train-duration {cfg.train.duration} ({T} steps); {cfg.retrain.technique} "
-            "replays the original schedule from T - t, so t must be at most T"
-        )
+    T, t, technique = _lengths(cfg, ipe)
     schedule = build_schedule(cfg.train, ipe)
-    model = build_model(cfg.model.name, data.in_channels, data.num_classes, data.image_size)
-    known = set(all_prunable_names(model)) | {
-        n.rsplit(".", 1)[0] for n in all_prunable_names(model)
-    }
-    for name in cfg.model.dense_layers:
-        if name not in known:
-            raise ConfigError(
-                f"--model-dense-layers: {name!r} is not a Conv/Linear layer of "
-                f"{cfg.model.name}; prunable: {', '.join(all_prunable_names(model))}"
-            )
-    params = prunable_parameters(model, cfg.model.dense_layers)
-    if not params:
-        raise ConfigError(
-            "--model-dense-layers: every prunable layer is left dense; nothing to prune"
-        )
-    layers = build_layers([(k, tuple(p.shape)) for k, p in params.items()])
+    layers = _prunable_layers(cfg, data)
     rounds = plan_rounds(cfg.prune, t, _check_interval(cfg, ipe, t))
     return Prepared(
         cfg,
@@ -175,6 +139,55 @@ def prepare(cfg: RunConfig) -> Prepared:
         layers,
         _timeline(cfg, T, t, ipe, rounds),
     )
+
+
+def _check_global_batch(cfg: RunConfig, n_train: int, world: int) -> None:
+    """Under torchrun the global batch (and the epoch's last) must split over the processes."""
+    rest = n_train % cfg.data.batch_size
+    if cfg.data.batch_size % world or 0 < rest < world:
+        raise ConfigError(
+            f"--data-batch-size: {cfg.data.batch_size} is the global batch, split over the "
+            f"{world} torchrun processes, so it must be divisible by {world}"
+            + (f" and the epoch's last batch ({rest} examples) at least {world}" if rest else "")
+        )
+
+
+def _lengths(cfg: RunConfig, ipe: int) -> tuple[int, int, Technique]:
+    """The original training's steps T, a retraining round's steps t, and the technique (which may
+    need t <= T)."""
+    T = parse_step(cfg.train.duration, "--train-duration").iterations(ipe)
+    t = parse_step(cfg.retrain.duration, "--retrain-duration").iterations(ipe)
+    if T < 1:
+        raise ConfigError("--train-duration: must be at least one step")
+    if t < 1:
+        raise ConfigError("--retrain-duration: must be at least one step")
+    technique = TECHNIQUES.get(cfg.retrain.technique)
+    if technique.needs_t_within_T and t > T:
+        raise ConfigError(
+            f"--retrain-duration: {cfg.retrain.duration} ({t} steps) is longer than "
+            f"--train-duration {cfg.train.duration} ({T} steps); {cfg.retrain.technique} "
+            "replays the original schedule from T - t, so t must be at most T"
+        )
+    return T, t, technique
+
+
+def _prunable_layers(cfg: RunConfig, data: DataBundle) -> list[Layer]:
+    """The model's prunable tensors, less ``--model-dense-layers`` (each checked)."""
+    model = build_model(cfg.model.name, data.in_channels, data.num_classes, data.image_size)
+    names = all_prunable_names(model)
+    known = set(names) | {n.rsplit(".", 1)[0] for n in names}
+    for name in cfg.model.dense_layers:
+        if name not in known:
+            raise ConfigError(
+                f"--model-dense-layers: {name!r} is not a Conv/Linear layer of "
+                f"{cfg.model.name}; prunable: {', '.join(names)}"
+            )
+    params = prunable_parameters(model, cfg.model.dense_layers)
+    if not params:
+        raise ConfigError(
+            "--model-dense-layers: every prunable layer is left dense; nothing to prune"
+        )
+    return build_layers([(k, tuple(p.shape)) for k, p in params.items()])
 
 
 def _timeline(cfg: RunConfig, T: int, t: int, ipe: int, rounds: list[Round]) -> Timeline:
@@ -330,17 +343,17 @@ class ResumeCallback(Callback):
         self.masks = {k: m.detach().cpu() for k, m in masks.items()}
 
     def on_epoch_end(self, state: TrainState) -> None:
+        """Checkpoint the round (model, optimizer, masks, recorder) at the epoch's end."""
         # copies taken now; written by the store's writer after the epoch's data (its queue keeps
         # the order)
-        ckpt = {
+        payload = {
             "round": self.round,
             "step": state.step,
             "model": {k: v.detach().clone() for k, v in state.model.state_dict().items()},
             "optimizer": copy.deepcopy(state.optimizer.state_dict()),
             "masks": self.masks,
-            "recorder": self.recorder.state_dict(),
         }
-        self.recorder.io.submit(_atomic_save, ckpt, self.folder / "checkpoint.pt")
+        self.recorder.checkpoint(self.folder / "checkpoint.pt", payload)
 
 
 @contextmanager
@@ -444,8 +457,8 @@ def _create_store(p: Prepared, out: Path, overwrite: bool) -> RunStore:
         "alpha": cfg.record.alpha,
         "dataset": cfg.data.name,
         "model": cfg.model.name,
-        "shed_definition": "a survivor at or above the line alpha*tau at its event is shed at step s while "
-        "|w(s)| < alpha*tau; tau is the GMP cut value at the event's sparsity",
+        "shed_definition": "a survivor at or above the line alpha*tau at its event is shed at step "
+        "s while |w(s)| < alpha*tau; tau is the GMP cut value at the event's sparsity",
     }
     return RunStore.create(
         out,
@@ -567,7 +580,7 @@ def resume(out: str | Path, *, progress: ProgressFactory | None = None) -> Path:
             interrupts.check()
         except BaseException:
             if recorder is not None:
-                recorder.io.close()
+                recorder.abandon()
             store.release()
             raise
         store.set_attrs(status="running", error=None, resumed=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
@@ -636,6 +649,151 @@ def _cascade_masks(
     return prune_fn(weights, base, target, cfg, generator), target, final
 
 
+@dataclass
+class _Retraining:
+    """What :func:`_retrain` carries from round to round: the rounds, the weights and masks the next
+    event starts from, the optimizer and the technique's plan of the current phase."""
+
+    p: Prepared
+    model: torch.nn.Module
+    params: dict[str, torch.nn.Parameter]
+    checkpoints: dict[int, StateDict]
+    recorder: Recorder
+    rounds: list[Round]
+    dynamic: bool  # a cascade-aware schedule: events after the first remove what was shed
+    current: StateDict  # the weights the next event prunes
+    masks: StateDict  # the masks the next event prunes from
+    epoch_index: int  # the recorder's epoch index where the next round starts
+    advance: Callable[[int], None] | None = None
+    optimizer: torch.optim.Optimizer | None = None
+    plan: Any = None
+    phase: int = 0  # the round whose restart began the current optimizer / LR phase
+
+    def plan_for(self, trained: StateDict) -> Any:
+        """The technique's plan (start weights, LR schedule) for a phase after ``trained``."""
+        p = self.p
+
+        def fresh_init() -> StateDict:
+            return _clone(p.new_model(p.cfg.seed + 1_000_003).state_dict())
+
+        return p.technique.plan(
+            RetrainContext(
+                trained=trained,
+                checkpoints=self.checkpoints,
+                schedule=p.schedule,
+                T=p.T,
+                t=p.t,
+                finetune_lr=p.cfg.retrain.finetune_lr,
+                fresh_init=fresh_init,
+            )
+        )
+
+    def resume_round(self, r: int, state: dict[str, Any]) -> tuple[StateDict, int]:
+        """Round ``r`` from a resume checkpoint ``state``: its masks and the steps done in it
+        (resume() has loaded the recorder's state at that step)."""
+        new_masks = {k: m.to(self.p.device) for k, m in state["masks"].items()}
+        self.phase = max(i for i in range(r + 1) if self.rounds[i].restart)
+        self.plan = self.plan_for(self.current)
+        self.optimizer = build_optimizer(self.model.parameters(), self.p.cfg.train)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        start = int(state["step"])
+        self.epoch_index = self.recorder.epoch_index
+        if self.advance is not None:
+            self.advance(_event_steps(self.rounds)[r] + start)
+        return new_masks, start
+
+    def prune_event(self, r: int) -> StateDict:
+        """Prune event ``r`` on the previous round's weights, recorded; its masks."""
+        cfg = self.p.cfg
+        self.model.load_state_dict(self.current)
+        weights = {k: v.detach().clone() for k, v in self.params.items()}
+        generator = torch.Generator().manual_seed(cfg.seed * 7919 + r + 1)
+        target = self.rounds[r].target
+        if self.dynamic and r > 0:
+            new_masks, target = self._cascade_event(r, weights, generator)
+        else:
+            prune_fn = PRUNERS.get(cfg.prune.method)
+            new_masks = prune_fn(weights, self.masks, target, cfg.prune, generator)
+        tau = gmp_threshold(weights, self.masks, target)
+        old = self.masks
+        pruned = np.array([int(((old[k] > 0) & (new_masks[k] == 0)).sum()) for k in self.params])
+        rd = self.rounds[r]
+        if rd.restart or self.optimizer is None:
+            self.plan = self.plan_for(self.current)
+            # momentum starts empty
+            self.optimizer = build_optimizer(self.model.parameters(), cfg.train)
+            self.phase = r
+            if rd.rewind:
+                self.model.load_state_dict(self.plan.start)
+        apply_masks(self.params, new_masks)
+        if r == 0:  # where the retraining LR trace starts in the original schedule (null: constant)
+            self.recorder.set_attrs(schedule_offset=self.plan.schedule_offset)
+        acc, _ = evaluate(self.model, self.p.test_loader)
+        sparsity = sparsity_of(new_masks)
+        line = cfg.record.alpha * tau
+        pre_prune = flat(weights).abs()
+        self.recorder.begin_event(r, r, new_masks, pre_prune, pruned, sparsity, tau, line, acc)
+        return new_masks
+
+    def _cascade_event(
+        self, r: int, weights: StateDict, generator: torch.Generator
+    ) -> tuple[StateDict, float]:
+        """A cascade-aware event's masks and target; the last one cuts the rounds to it."""
+        p = self.p
+        # torchrun: rank 0's count
+        shed = distributed.from_main(lambda: self.recorder.shed_now().cpu())
+        prune_fn = PRUNERS.get(p.cfg.prune.method)
+        new_masks, target, final = _cascade_masks(p, weights, self.masks, shed, prune_fn, generator)
+        if final and len(self.rounds) != r + 1:
+            if self.advance is not None:
+                lengths = [x.length for x in self.rounds]
+                self.advance(sum(lengths) - sum(lengths[:r]) - p.t)
+            self.rounds = _cut_rounds(p, r)
+            self.recorder.set_timeline(_timeline(p.cfg, p.T, p.t, p.ipe, self.rounds))
+            self.recorder.set_attrs(rounds=len(self.rounds))
+        return new_masks, target
+
+    def train_round(
+        self, r: int, new_masks: StateDict, start: int, resume_dir: Path | None
+    ) -> float:
+        """Retraining round ``r`` under ``new_masks`` from its step ``start``; its final test
+        accuracy."""
+        p, rd = self.p, self.rounds[r]
+        starts = _event_steps(self.rounds)
+        b = starts[r]
+        self.recorder.begin_phase("retrain", step_base=b, epoch_index=self.epoch_index)
+        callbacks: list[Callback] = [
+            MaskCallback(self.params, new_masks),
+            EvalCallback(p.test_loader),
+            self.recorder,
+        ]
+        if resume_dir is not None:
+            callbacks.append(ResumeCallback(resume_dir, r, self.recorder, new_masks))
+        if self.advance is not None:
+            callbacks.append(ProgressCallback(self.advance))
+        offset = b - starts[self.phase]  # steps of this phase before the round
+        train(
+            self.model,
+            p.train_loader,
+            self.optimizer,
+            shifted(self.plan.schedule, offset) if offset else self.plan.schedule,
+            rd.length,
+            callbacks,
+            phase="retrain",
+            round=r,
+            data_epoch_offset=RETRAIN_DATA_EPOCH_OFFSET * (self.phase + 1) + offset // p.ipe,
+            mixed_precision=p.cfg.train.mixed_precision,
+            start_step=start,
+        )
+        self.epoch_index = self.recorder.epoch_index
+        final_acc, _ = evaluate(self.model, p.test_loader)
+        self.recorder.end_round(r, final_acc)
+        self.current = _clone(self.model.state_dict())
+        self.masks = new_masks
+        return final_acc
+
+
 def _retrain(
     p: Prepared,
     model: torch.nn.Module,
@@ -650,142 +808,37 @@ def _retrain(
     accuracy.
 
     A round with ``restart`` gets a new optimizer and the technique's LR schedule from its start
-    (and, with
-    ``rewind``, the technique's start weights); other rounds (gradual events, cascade windows)
-    continue the previous round's optimizer, LR schedule and data order.
+    (and, with ``rewind``, the technique's start weights); other rounds (gradual events, cascade
+    windows) continue the previous round's optimizer, LR schedule and data order.
     """
     cfg = p.cfg
-    current = _clone(checkpoints[p.T])
-    masks = ones_like({k: v.detach() for k, v in params.items()})
-    prune_fn = PRUNERS.get(cfg.prune.method)
     dynamic = cfg.prune.schedule in DYNAMIC and cfg.prune.method != "none"
     rounds = list(p.rounds)
-    if dynamic and recorder.tl.n_events < len(
-        rounds
-    ):  # resuming a cascade that had reached its target
-        rounds = _cut_rounds(p, recorder.tl.n_events - 1)
-    advance = (
-        progress("retraining", sum(r.length for r in rounds)) if progress is not None else None
+    n_events = recorder.timeline.n_events
+    if dynamic and n_events < len(rounds):  # resuming a cascade that had reached its target
+        rounds = _cut_rounds(p, n_events - 1)
+    run = _Retraining(
+        p,
+        model,
+        params,
+        checkpoints,
+        recorder,
+        rounds,
+        dynamic,
+        current=_clone(checkpoints[p.T]),
+        masks=ones_like({k: v.detach() for k, v in params.items()}),
+        epoch_index=len([e for e in p.timeline.epoch if e <= 0]),
+        advance=(
+            progress("retraining", sum(r.length for r in rounds)) if progress is not None else None
+        ),
     )
     final_acc = float("nan")
-
-    def fresh_init() -> StateDict:
-        return _clone(p.new_model(cfg.seed + 1_000_003).state_dict())
-
-    def plan_for(trained: StateDict):
-        return p.technique.plan(
-            RetrainContext(
-                trained=trained,
-                checkpoints=checkpoints,
-                schedule=p.schedule,
-                T=p.T,
-                t=p.t,
-                finetune_lr=cfg.retrain.finetune_lr,
-                fresh_init=fresh_init,
-            )
-        )
-
-    epoch_index = len([e for e in p.timeline.epoch if e <= 0])
-    first_round = resume_state["round"] if resume_state else 0
-    optimizer: torch.optim.Optimizer | None = None
-    plan = None
-    phase = 0  # the round whose restart began the current optimizer / LR phase
-    r = first_round
-    while r < len(rounds):
-        starts = _event_steps(rounds)
-        rd, b = rounds[r], starts[r]
-        start = 0
-        if resume_state is not None and r == first_round:
-            new_masks = {k: m.to(p.device) for k, m in resume_state["masks"].items()}
-            phase = max(i for i in range(r + 1) if rounds[i].restart)
-            plan = plan_for(current)
-            optimizer = build_optimizer(model.parameters(), cfg.train)
-            model.load_state_dict(resume_state["model"])
-            optimizer.load_state_dict(resume_state["optimizer"])
-            start = int(
-                resume_state["step"]
-            )  # resume() has loaded the recorder's state at b + start
-            epoch_index = recorder.epoch_index
-            if advance is not None:
-                advance(b + start)
-        else:
-            model.load_state_dict(current)
-            weights = {k: v.detach().clone() for k, v in params.items()}
-            generator = torch.Generator().manual_seed(cfg.seed * 7919 + r + 1)
-            target = rd.target
-            if dynamic and r > 0:
-                shed = distributed.from_main(
-                    lambda: recorder.shed_now().cpu()
-                )  # torchrun: rank 0's count
-                new_masks, target, final = _cascade_masks(
-                    p, weights, masks, shed, prune_fn, generator
-                )
-                if final and len(rounds) != r + 1:
-                    if advance is not None:
-                        advance(
-                            sum(x.length for x in rounds) - sum(x.length for x in rounds[:r]) - p.t
-                        )
-                    rounds = _cut_rounds(p, r)
-                    recorder.set_timeline(_timeline(cfg, p.T, p.t, p.ipe, rounds))
-                    recorder.io.submit(recorder.store.set_attrs, {"rounds": len(rounds)})
-                    rd = rounds[r]
-            else:
-                new_masks = prune_fn(weights, masks, target, cfg.prune, generator)
-            tau = gmp_threshold(weights, masks, target)
-            pruned = np.array([int(((masks[k] > 0) & (new_masks[k] == 0)).sum()) for k in params])
-            if rd.restart or optimizer is None:
-                plan = plan_for(current)
-                optimizer = build_optimizer(model.parameters(), cfg.train)  # momentum starts empty
-                phase = r
-                if rd.rewind:
-                    model.load_state_dict(plan.start)
-            apply_masks(params, new_masks)
-            if (
-                r == 0
-            ):  # where the retraining LR trace starts in the original schedule (null: constant LR)
-                recorder.io.submit(
-                    recorder.store.set_attrs, {"schedule_offset": plan.schedule_offset}
-                )
-            acc, _ = evaluate(model, p.test_loader)
-            recorder.begin_event(
-                r,
-                r,
-                new_masks,
-                flat(weights).abs(),
-                pruned,
-                sparsity_of(new_masks),
-                tau,
-                cfg.record.alpha * tau,
-                acc,
-            )
-        recorder.begin_phase("retrain", step_base=b, epoch_index=epoch_index)
-        callbacks: list[Callback] = [
-            MaskCallback(params, new_masks),
-            EvalCallback(p.test_loader),
-            recorder,
-        ]
-        if resume_dir is not None:
-            callbacks.append(ResumeCallback(resume_dir, r, recorder, new_masks))
-        if advance is not None:
-            callbacks.append(ProgressCallback(advance))
-        offset = b - starts[phase]  # steps of this phase before the round
-        train(
-            model,
-            p.train_loader,
-            optimizer,
-            shifted(plan.schedule, offset) if offset else plan.schedule,
-            rd.length,
-            callbacks,
-            phase="retrain",
-            round=r,
-            data_epoch_offset=RETRAIN_DATA_EPOCH_OFFSET * (phase + 1) + offset // p.ipe,
-            mixed_precision=cfg.train.mixed_precision,
-            start_step=start,
-        )
-        epoch_index = recorder.epoch_index
-        final_acc, _ = evaluate(model, p.test_loader)
-        recorder.end_round(r, final_acc)
-        current = _clone(model.state_dict())
-        masks = new_masks
+    r = resume_state["round"] if resume_state else 0
+    if resume_state is not None and r < len(run.rounds):
+        new_masks, start = run.resume_round(r, resume_state)
+        final_acc = run.train_round(r, new_masks, start, resume_dir)
+        r += 1
+    while r < len(run.rounds):
+        final_acc = run.train_round(r, run.prune_event(r), 0, resume_dir)
         r += 1
     return final_acc

@@ -92,7 +92,8 @@ def _check_relations(cfg: RunConfig) -> None:
         raise ConfigError("--prune-schedule: the unpruned control (method none) is one-shot only")
     if cfg.prune.initial_sparsity > cfg.prune.sparsity:
         raise ConfigError(
-            f"--prune-initial-sparsity: {cfg.prune.initial_sparsity} is not in [0, --prune-sparsity]"
+            f"--prune-initial-sparsity: {cfg.prune.initial_sparsity} is not in "
+            "[0, --prune-sparsity]"
         )
     if len(cfg.prune.block_shape) != 2:
         raise ConfigError(

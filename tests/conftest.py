@@ -120,8 +120,8 @@ def studies(tmp_path_factory) -> dict[str, Path]:
 
 def assert_counts_match_recount(path: Path) -> None:
     """The store's device-counted eligible set and per-step shed counts equal numpy on its stored
-    float32 magnitudes, mask and line (docs/science.md#shedding); the recount is benchmarks.gpu_check's,
-    which the GPU check's verify step uses too."""
+    float32 magnitudes, mask and line (docs/science.md#shedding); the recount is
+    benchmarks.gpu_check's, which the GPU check's verify step uses too."""
     import numpy as np
     import zarr
 

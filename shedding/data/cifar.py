@@ -44,7 +44,8 @@ def _load(
 ) -> DataBundle:
     if not cfg.root:
         raise FileNotFoundError(
-            f"{name}: no data folder given; pass --data-root DIR (and --data-download to fetch it there)"
+            f"{name}: no data folder given; pass --data-root DIR (and --data-download to fetch it "
+            "there)"
         )
     train_tf, test_tf = cifar_transforms(mean, std, cfg.augment)
     try:
@@ -55,7 +56,8 @@ def _load(
             raise
         where = os.path.join(os.path.abspath(cfg.root), cls.base_folder)
         raise FileNotFoundError(
-            f"{name}: dataset files not found or corrupted in {where}; pass --data-download to fetch them"
+            f"{name}: dataset files not found or corrupted in {where}; pass --data-download to "
+            "fetch them"
         ) from None
     return DataBundle(
         name, train, test, in_channels=3, num_classes=num_classes, image_size=(32, 32)

@@ -81,7 +81,8 @@ def sparsity_of(masks: Masks) -> float:
 
 @torch.no_grad()
 def gmp_threshold(weights: dict[str, torch.Tensor], masks: Masks, sparsity: float) -> float:
-    """The global-magnitude cut value tau at ``sparsity``: the shed line's reference (docs/science.md#shedding).
+    """The global-magnitude cut value tau at ``sparsity``: the shed line's reference
+    (docs/science.md#shedding).
 
     Scores are |w| * mask over all prunable tensors (already-pruned weights score 0, as in Renda's
     code).

@@ -1,6 +1,6 @@
 """The store's timeline: every coordinate of a run is known before it starts.
 
-Step convention (documented in the README): step ``s`` is the state after ``s`` retraining updates.
+Step convention (docs/store-format.md): step ``s`` is the state after ``s`` retraining updates.
 Step 0 is the state right after the first prune event, before any retraining update. Round ``r``
 retrains over steps ``(b_r, b_r + n_r]`` after its prune event at step ``b_r`` (``n_r = t`` and
 ``b_r = r * t`` for one-shot and iterative pruning; gradual and cascade-aware schedules have shorter
@@ -28,6 +28,7 @@ class Layer:
 
     @property
     def size(self) -> int:
+        """Weights in the layer."""
         return int(np.prod(self.shape))
 
 
@@ -57,6 +58,7 @@ class Timeline:
 
     @property
     def n_events(self) -> int:
+        """Prune events in the timeline."""
         return len(self.event_step)
 
 
@@ -174,95 +176,3 @@ def build_layers(named_shapes: list[tuple[str, tuple[int, ...]]]) -> list[Layer]
         out.append(layer)
         start += layer.size
     return out
-
-
-# CF ``long_name`` and ``units`` of every array a store can hold. Magnitudes are in the weights' own
-# units and counts, fractions, codes and indices are dimensionless ("1"); step coordinates count
-# retraining updates.
-VARIABLES: dict[str, tuple[str, str]] = {
-    # coordinates
-    "layer": ("prunable tensor, by parameter name", "1"),
-    "layer_size": ("weights in the layer", "1"),
-    "layer_start": ("index in weight of the layer's first weight", "1"),
-    "layer_shape": ("the layer's tensor shape, like 32x1x3x3", "1"),
-    "weight": ("prunable weight, layers concatenated in model order", "1"),
-    "weight_layer": ("index into layer of the weight's tensor", "1"),
-    "weight_index": ("flat position of the weight inside its tensor", "1"),
-    "step": (
-        "retraining updates done (0: right after the first prune event; < 0: original training)",
-        "steps",
-    ),
-    "step_round": ("round of the step (-1: original training)", "1"),
-    "record_step": ("step of the magnitude snapshot", "steps"),
-    "record_round": ("round of the snapshot (-1: original training)", "1"),
-    "hist_step": ("step of the histogram", "steps"),
-    "hist_round": ("round of the histogram (-1: original training)", "1"),
-    "hist_bin": ("histogram bin", "1"),
-    "hist_bin_lo": ("lower edge of the bin in log10|w|", "1"),
-    "hist_bin_hi": ("upper edge of the bin in log10|w|", "1"),
-    "sample_step": ("step of the sampled trajectories", "steps"),
-    "sample_round": ("round of the sampled step (-1: original training)", "1"),
-    "sample": ("sampled weight", "1"),
-    "sample_weight": ("index in weight of the sampled weight", "1"),
-    "sample_layer": ("index into layer of the sampled weight's tensor", "1"),
-    "epoch": ("completed epochs, cumulative (<= 0: original training)", "epochs"),
-    "epoch_step": ("step at the end of the epoch", "steps"),
-    "epoch_round": ("round of the epoch (-1: original training)", "1"),
-    "event": ("prune event", "1"),
-    "event_step": ("step of the prune event", "steps"),
-    "line": ("extra shed line, by label (kind:value)", "1"),
-    # per step
-    "loss": ("training loss of the step's batch", "1"),
-    "lr": ("learning rate used by the step's update", "1"),
-    "shed_count": ("eligible survivors below the shed line after the step", "1"),
-    "shed_events": ("weights crossing below the line during the step", "1"),
-    "recover_events": ("weights crossing back above the line during the step", "1"),
-    "line_shed_count": (
-        "eligible survivors below the line after the step, for each extra line (counted on the "
-        "device)",
-        "1",
-    ),
-    "line_shed_events": (
-        "crossings below the line during the step, for each extra line (counted on the device)",
-        "1",
-    ),
-    "line_recover_events": (
-        "crossings back above the line during the step, for each extra line (counted on the "
-        "device)",
-        "1",
-    ),
-    # snapshots
-    "magnitude": ("|w| after the step (pruned weights are 0)", "1"),
-    "magnitude_code": ("|w| after the step, log8-coded", "1"),
-    "magnitude_top": ("log2 of the layer's largest |w| after the step", "1"),
-    "magnitude_hist": (
-        "non-zero weights per log10|w| bin after the step (computed on the device; values outside "
-        "the range counted in the end bins)",
-        "1",
-    ),
-    "sample_magnitude": ("|w| of the sampled weights after the step", "1"),
-    # events
-    "mask": ("1 = weight kept after the event", "1"),
-    "pre_prune_magnitude": (
-        "|w| the event's mask was computed from (float16 when the snapshots use a compact "
-        "encoding: the mask itself is exact)",
-        "1",
-    ),
-    "event_round": ("round the event starts", "1"),
-    "event_sparsity": ("overall fraction of prunable weights pruned after the event", "1"),
-    "event_tau": ("GMP cut value at the event's sparsity (tau)", "1"),
-    "event_line": ("shed line alpha * tau", "1"),
-    "event_pruned": ("weights newly pruned by the event", "1"),
-    "event_survivors": ("weights kept after the event", "1"),
-    "event_eligible": ("survivors at or above the line at the event (can be shed)", "1"),
-    "event_below": ("survivors already below the line at the event (never counted as shed)", "1"),
-    "event_test_accuracy": ("test accuracy right after the event, before retraining", "1"),
-    "event_final_test_accuracy": ("test accuracy at the end of the event's retraining round", "1"),
-    "line_value": ("the extra line's value per layer at the event", "1"),
-    "line_eligible": ("survivors at or above the extra line at the event", "1"),
-    # epochs
-    "train_accuracy": ("running accuracy over the epoch's training batches", "1"),
-    "train_loss": ("running loss over the epoch's training batches", "1"),
-    "test_accuracy": ("test-set accuracy at the end of the epoch", "1"),
-    "test_loss": ("test-set loss at the end of the epoch", "1"),
-}

@@ -1,83 +1,37 @@
-"""The recorder: a training callback that writes a run's timeline into its :class:`RunStore`.
+"""The recorder: writes a run's timeline into its :class:`RunStore`, dispatching to small probes.
 
-The experiment tells it when a phase starts (:meth:`Recorder.begin_phase`) and when a prune event
-happens (:meth:`Recorder.begin_event`); the training loop calls its hooks. Per-step values are
-staged on the device and moved to the host once per chunk; snapshots are copied to the host (into
-pinned memory with non-blocking copies on CUDA) and handed to a background writer
+The caller tells it when a phase starts (:meth:`Recorder.begin_phase`), when a prune event happens
+(:meth:`Recorder.begin_event`), after each update (:meth:`Recorder.on_step`) and each epoch
+(:meth:`Recorder.on_epoch`); our training loop reaches the last two through the callback hooks.
+Each probe does one job (:mod:`shedding.recording.probes`: shed counting, the per-step series, the
+event rows and tables; :mod:`shedding.recording.periodic`: snapshots, histograms, samples). Per-step
+values are staged on the device and moved to the host once per chunk; snapshots are copied to the
+host (into pinned memory with non-blocking copies on CUDA) and handed to a background writer
 (:mod:`shedding.recording.io_thread`) that compresses and writes whole chunks while the next steps
 run. The writer thread owns every store write, so they happen in order; the training thread keeps
-its own row counters.
+its own row counters. The recorder owns the commit point (``last_committed_step``) and the state a
+resumed run restarts from.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from shedding.lines import Line
+from shedding import storage
 from shedding.pruning.masks import flat
-from shedding.recording.encoding import Log8Encoder
 from shedding.recording.io_thread import IOThread
-from shedding.recording.layout import Layer, Timeline
-from shedding.recording.names import read_names
-from shedding.recording.reductions import key_counts, key_dtype
-from shedding.recording.shed_counter import ShedCounter
+from shedding.recording.layout import Layer, Timeline, is_prefix
+from shedding.recording.periodic import Handover, Histograms, Periodic, Samples, Snapshots
+from shedding.recording.probes import EventRows, ShedLines, StepSeries, Tables
 from shedding.recording.store import ChunkWriter, RunStore
 from shedding.training.loop import Callback, TrainState
 
-EPOCH_VARS = ("train_accuracy", "train_loss", "test_accuracy", "test_loss")
-_TORCH_DTYPES = {np.dtype(k): getattr(torch, k) for k in ("float32", "float16", "uint8", "int32")}
 _NOT_YET = object()  # no last_committed_step written yet by this recorder
-STAGE_BYTES = (
-    4 << 20
-)  # rows of a periodic recording wait on the device until a chunk is full or they reach this
-
-
-class _Periodic:
-    """One periodic recording (magnitude snapshots, histograms or samples): its writers and step
-    rows.
-
-    ``next`` counts the rows the training thread has produced; the last of them may still be staged
-    (kept on the device, one list per writer) until :meth:`Recorder._drain` hands them to the writer
-    thread in one block. The writers' own positions belong to that thread.
-    """
-
-    def __init__(
-        self, writers: list[ChunkWriter], steps: np.ndarray, dtypes: list[np.dtype]
-    ) -> None:
-        self.writers = writers
-        self.steps = steps
-        self.dtypes = dtypes
-        self.rows = {int(s): i for i, s in enumerate(steps)}
-        self.next = 0
-        self.staged: list[list[torch.Tensor]] = [[] for _ in writers]
-        self.staged_bytes = 0
-
-    def due(self, step: int) -> bool:
-        """True when ``step`` is this recording's next row; False for other steps and rows already
-        written."""
-        row = self.rows.get(step)
-        if row is None or row < self.next:
-            # not one of its steps, or already on disk (a resumed run restarts at a written row)
-            return False
-        if row != self.next:
-            raise RuntimeError(f"recording for step {step} out of order (expected row {self.next})")
-        return True
-
-    def frontier(self) -> int | None:
-        """The last step before this recording's first unwritten row (writer thread), or None if all
-        written."""
-        pos = self.writers[0].pos
-        return int(self.steps[pos]) - 1 if pos < len(self.steps) else None
-
-    def seek(self, step: int) -> None:
-        """Resume just after global ``step``: the next row to hand over (training thread)."""
-        self.next = int(np.searchsorted(self.steps, step, side="right"))
-        self.staged = [[] for _ in self.writers]
-        self.staged_bytes = 0
 
 
 class Recorder(Callback):
@@ -93,114 +47,69 @@ class Recorder(Callback):
         device: torch.device,
         max_pending: int = 8,
     ) -> None:
-        self.store = store
-        self.tl = timeline
-        self.params = params
-        self.log8 = magnitude_dtype == "log8"
-        self.np_dtype = np.dtype("float16" if self.log8 else magnitude_dtype)
-        self.device = device
+        self._store = store
+        self._tl = timeline
+        self._params = params
+        self._device = device
+        self._layers = ([layer.start for layer in layers], [layer.size for layer in layers])
         layer_ids = torch.cat(
             [torch.full((layer.size,), i, dtype=torch.int64) for i, layer in enumerate(layers)]
         ).to(device)
-        self.layer_ids = layer_ids
-        self.counter = ShedCounter(layer_ids, len(layers))
-        self.n_layers = len(layers)
-        self.layer_starts = [layer.start for layer in layers]
-        self.layer_sizes = [layer.size for layer in layers]
-        self.extra_lines = (
-            [Line.parse(t) for t in read_names(store.group["line"])]
-            if "line" in store.group
-            else []
-        )
-        self.extra_counters = [ShedCounter(layer_ids, len(layers)) for _ in self.extra_lines]
-        self._event_steps = set(int(s) for s in timeline.event_step)
-        self.w_loss = store.writer("loss")
-        self.w_lr = store.writer("lr")
-        self.w_counts = [store.writer(n) for n in ("shed_count", "shed_events", "recover_events")]
-        self.w_line_counts = (
-            [
-                store.writer(n)
-                for n in ("line_shed_count", "line_shed_events", "line_recover_events")
-            ]
-            if self.extra_lines
-            else []
-        )
-        # the periodic recordings this run has, each with its writers (log8 adds the per-layer tops)
-        self.snapshots = self.hist = self.samples = None
-        if len(timeline.record_steps):
-            self._encoder = Log8Encoder(self.layer_sizes, layer_ids) if self.log8 else None
-            names = ["magnitude_code", "magnitude_top"] if self.log8 else ["magnitude"]
-            dtypes = [np.dtype(np.uint8), np.dtype(np.float32)] if self.log8 else [self.np_dtype]
-            self.snapshots = _Periodic(
-                [store.writer(n) for n in names], timeline.record_steps, dtypes
-            )
-        if len(timeline.hist_steps):
-            self.hist = _Periodic(
-                [store.writer("magnitude_hist")], timeline.hist_steps, [np.dtype(np.int32)]
-            )
-        if "sample_magnitude" in store.group:
-            self.samples = _Periodic(
-                [store.writer("sample_magnitude")], timeline.sample_steps, [self.np_dtype]
-            )
-            self._sample_index = torch.as_tensor(
-                np.asarray(store.group["sample_weight"][:]), device=device
-            )
-        self.periodic = [p for p in (self.snapshots, self.hist, self.samples) if p is not None]
-        if self.hist is not None:
-            lo = float(store.group["hist_bin_lo"][0])
-            hi = float(store.group["hist_bin_hi"][-1])
-            self._hist = (
-                lo,
-                store.group["hist_bin"].shape[0] / (hi - lo),
-                store.group["hist_bin"].shape[0],
-            )
-            self._hist_over(None)
-        n_weights = sum(self.layer_sizes)
+        out = self._out = Handover(store, None, device)  # its writer thread starts last
+        self._shed = ShedLines(out, layer_ids, len(layers))
+        self._series = StepSeries(out, bool(self._shed.lines), len(timeline.steps))
+        self._tables = Tables(out, timeline.n_events, len(timeline.epoch), len(layers))
+        if self._shed.lines:
+            self._tables.add_lines(len(self._shed.lines))
+        self._event_rows = EventRows(out)
+        self._periodic_probes(magnitude_dtype, layer_ids)
         same_dtype = all(p.dtype == torch.float32 for p in params.values())
         self._flat = (
-            torch.empty(n_weights, dtype=torch.float32, device=device) if same_dtype else None
+            torch.empty(sum(self._layers[1]), dtype=torch.float32, device=device)
+            if same_dtype
+            else None
         )
-        self._staged_loss: list[torch.Tensor] = []
-        self._staged_counts: list[torch.Tensor] = []
-        self._staged_line_counts: list[torch.Tensor] = []
-        self._staged_lr: list[float] = []
-        self.step_base = 0
+        self._event_steps = set(int(s) for s in timeline.event_step)
+        self._step_base = 0
         self.epoch_index = 0
-        self.phase = "retrain"
-        self.counting = False
-        n_ev, n_ep = timeline.n_events, len(timeline.epoch)
-        self.events: dict[str, np.ndarray] = {
-            "event_round": np.full(n_ev, -1, np.int16),
-            "event_sparsity": np.full(n_ev, np.nan),
-            "event_tau": np.full(n_ev, np.nan),
-            "event_line": np.full(n_ev, np.nan),
-            "event_pruned": np.full((n_ev, self.n_layers), -1, np.int64),
-            "event_survivors": np.full((n_ev, self.n_layers), -1, np.int64),
-            "event_eligible": np.full((n_ev, self.n_layers), -1, np.int64),
-            "event_below": np.full((n_ev, self.n_layers), -1, np.int64),
-            "event_test_accuracy": np.full(n_ev, np.nan),
-            "event_final_test_accuracy": np.full(n_ev, np.nan),
-        }
-        if self.extra_lines:
-            shape = (n_ev, len(self.extra_lines), self.n_layers)
-            self.events.update(
-                line_value=np.full(shape, np.nan), line_eligible=np.full(shape, -1, np.int64)
-            )
-        self.epochs: dict[str, np.ndarray] = {k: np.full(n_ep, np.nan) for k in EPOCH_VARS}
-        self.io = IOThread(max_pending)
-        self._tables_written: dict[str, np.ndarray] = {}  # the tables as last handed to the writer
+        self._phase = "retrain"
+        self._counting = False
         self._committed_written: object = _NOT_YET  # last_committed_step as last written
-        self._steps_next = 0  # per-step rows handed to the writer so far
         self._closed = False
+        # the writer thread, started last (tests and benchmarks hold it back through it)
+        self.io = out.io = IOThread(max_pending)
 
-    # ------------------------------------------------------------------ driven by the experiment
+    def _periodic_probes(self, magnitude_dtype: str, layer_ids: torch.Tensor) -> None:
+        """The periodic recordings this run has: snapshots, histograms, samples."""
+        tl, out = self._tl, self._out
+        np_dtype = np.dtype("float16" if magnitude_dtype == "log8" else magnitude_dtype)
+        self._snapshots = self._hist = self._samples = None
+        if len(tl.record_steps):
+            self._snapshots = Snapshots(
+                out, tl.record_steps, magnitude_dtype, self._layers[1], layer_ids
+            )
+        if len(tl.hist_steps):
+            self._hist = Histograms(out, tl.hist_steps, layer_ids)
+        if "sample_magnitude" in out.store.group:
+            self._samples = Samples(out, tl.sample_steps, np_dtype)
+        # in this order in the resume state
+        self._periodic: list[Periodic] = [
+            p for p in (self._snapshots, self._hist, self._samples) if p is not None
+        ]
+
+    # ------------------------------------------------------------------ the public interface
+    @property
+    def timeline(self) -> Timeline:
+        """The run's timeline (a cascade-aware run may cut it: :meth:`set_timeline`)."""
+        return self._tl
+
     def begin_phase(self, phase: str, step_base: int, epoch_index: int) -> None:
         """The next ``train`` call's step k is global step ``step_base + k``; its epochs start at
-        index."""
-        self.phase = phase
-        self.step_base = step_base
+        index ``epoch_index``. Shed crossings are counted in the ``retrain`` phase only."""
+        self._phase = phase
+        self._step_base = step_base
         self.epoch_index = epoch_index
-        self.counting = phase == "retrain"
+        self._counting = phase == "retrain"
 
     @torch.no_grad()
     def begin_event(
@@ -217,401 +126,110 @@ class Recorder(Callback):
     ) -> None:
         """Record prune event ``index`` from the model's current (post-prune, start-of-round)
         weights."""
-        step = int(self.tl.event_step[index])
+        step = int(self._tl.event_step[index])
         mag = self._flat_abs()
-        alive = flat(masks).to(self.device)
-        survivors, eligible, below = (t.cpu().numpy() for t in self.counter.start(mag, alive, line))
-        ev = self.events
-        ev["event_round"][index] = round
-        ev["event_sparsity"][index] = sparsity
-        ev["event_tau"][index] = tau
-        ev["event_line"][index] = line
-        ev["event_pruned"][index] = pruned_per_layer
-        ev["event_survivors"][index] = survivors
-        ev["event_eligible"][index] = eligible
-        ev["event_below"][index] = below
-        ev["event_test_accuracy"][index] = test_accuracy
-        for j, (ln, counter) in enumerate(zip(self.extra_lines, self.extra_counters, strict=True)):
-            values = ln.layer_values(mag, alive, self.layer_starts, self.layer_sizes, tau, sparsity)
-            per_weight = torch.as_tensor(values, dtype=torch.float32, device=self.device)[
-                self.counter.layer_ids
-            ]
-            _, elig, _ = counter.start(mag, alive, per_weight)
-            ev["line_value"][index, j] = values
-            ev["line_eligible"][index, j] = elig.cpu().numpy()
-        if self.hist is not None:
-            self._hist_over(alive.bool())
-        self.io.submit(self.store.write_rows, "mask", index, alive.bool().cpu().numpy())
-        pre_dtype = self.store.group["pre_prune_magnitude"].dtype
-        self.io.submit(
-            self.store.write_rows,
-            "pre_prune_magnitude",
+        alive = flat(masks).to(self._device)
+        counted = self._shed.start(mag, alive, line, tau, sparsity, self._layers)
+        self._tables.set_event(
             index,
-            pre_prune.float().cpu().numpy().astype(pre_dtype),
+            {
+                "event_round": round,
+                "event_sparsity": sparsity,
+                "event_tau": tau,
+                "event_line": line,
+                "event_pruned": pruned_per_layer,
+                "event_test_accuracy": test_accuracy,
+                **counted,
+            },
         )
-        self._write_tables()
-        self._snapshot(step, mag)
+        if self._hist is not None:
+            self._hist.over(alive.bool())
+        self._event_rows.write(index, alive, pre_prune)
+        self._tables.write()
+        self._record_periodic(step, mag)
+
+    @torch.no_grad()
+    def on_step(self, step: int, loss: torch.Tensor, lr: float) -> None:
+        """After update ``step`` of the current phase (global step ``step_base + step``): its loss
+        (a tensor, left on the device) and learning rate."""
+        g = self._step_base + step
+        mag = self._flat_abs() if self._counting else None
+        counts, line_counts = self._shed.update(mag)
+        self._series.stage(loss, lr, counts, line_counts)
+        if self._wants(g):
+            self._record_periodic(g, mag if mag is not None else self._flat_abs())
+        if self._series.chunk_done():
+            # a step chunk is complete: move it to the host and hand it to the writer
+            self._drain()
+
+    def on_epoch(self, metrics: dict[str, float]) -> None:
+        """After an epoch: its metrics (``train_accuracy``, ``train_loss``, ``test_accuracy``,
+        ``test_loss``; others are ignored), then a flush."""
+        self._tables.set_epoch(self.epoch_index, metrics)
+        self.epoch_index += 1
+        self.flush()
+
+    def end_round(self, index: int, test_accuracy: float) -> None:
+        """Record the test accuracy at the end of event ``index``'s retraining round."""
+        self._tables.set_event(index, {"event_final_test_accuracy": test_accuracy})
+        self._tables.write()
 
     @torch.no_grad()
     def shed_now(self) -> torch.Tensor:
         """Flat bool over the prunable weights: the current event's eligible survivors below its
         line now, the set the shed count counts (cascade-aware pruning removes it at the next
         event)."""
-        if self.counter.eligible is None:
-            raise RuntimeError("no prune event yet")
-        return self.counter.below_now(self._flat_abs())
+        return self._shed.below_now(self._flat_abs())
 
     def set_timeline(self, timeline: Timeline) -> None:
         """Switch to ``timeline``, a prefix of the current one (cascade-aware pruning reached its
         target early): the store and its writers are cut to it, in order with everything already
         handed to the writer."""
-        from shedding.recording.layout import is_prefix
-
-        if not is_prefix(timeline, self.tl):
+        if not is_prefix(timeline, self._tl):
             raise ValueError("the new timeline is not a prefix of the recorder's")
-        self._drain_steps()
-        self.tl = timeline
+        self._drain()
+        self._tl = timeline
         self._event_steps = set(int(s) for s in timeline.event_step)
         for p, steps in (
-            (self.snapshots, timeline.record_steps),
-            (self.hist, timeline.hist_steps),
-            (self.samples, timeline.sample_steps),
+            (self._snapshots, timeline.record_steps),
+            (self._hist, timeline.hist_steps),
+            (self._samples, timeline.sample_steps),
         ):
             if p is not None:
-                p.steps = steps
-                p.rows = {int(s): i for i, s in enumerate(steps)}
-        n_ev, n_ep = timeline.n_events, len(timeline.epoch)
-        self.events = {k: v[:n_ev] for k, v in self.events.items()}
-        self.epochs = {k: v[:n_ep] for k, v in self.epochs.items()}
-        sizes = [
-            (w, len(timeline.steps))
-            for w in (self.w_loss, self.w_lr, *self.w_counts, *self.w_line_counts)
-        ]
-        for p in self.periodic:
+                p.set_steps(steps)
+        self._series.n_steps = len(timeline.steps)
+        self._tables.cut(timeline.n_events, len(timeline.epoch))
+        sizes = [(w, len(timeline.steps)) for w in self._series.writers]
+        for p in self._periodic:
             sizes += [(w, len(p.steps)) for w in p.writers]
 
         def cut() -> None:  # writer thread
             for w, rows in sizes:
                 w.truncate(rows)
-            self.store.truncate(timeline)
+            self._store.truncate(timeline)
 
         self.io.submit(cut)
 
-    def end_round(self, index: int, test_accuracy: float) -> None:
-        """Record the test accuracy at the end of event ``index``'s retraining round."""
-        self.events["event_final_test_accuracy"][index] = test_accuracy
-        self._write_tables()
+    def set_attrs(self, **attrs: Any) -> None:
+        """Set root attributes of the store, in order with everything handed to the writer."""
+        self.io.submit(self._store.set_attrs, attrs)
 
-    # ------------------------------------------------------------------ callback hooks
-    def _wants(self, g: int) -> bool:
-        return g not in self._event_steps and any(g in p.rows for p in self.periodic)
-
-    def on_train_start(self, state: TrainState) -> None:
-        g = self.step_base + state.step
-        if self._wants(g):
-            self._snapshot(g, self._flat_abs())
-
-    @torch.no_grad()
-    def on_step_end(self, state: TrainState) -> None:
-        g = self.step_base + state.step
-        self._staged_loss.append(state.loss.float().reshape(()))
-        self._staged_lr.append(state.lr)
-        mag = None
-        if self.counting:
-            mag = self._flat_abs()
-            self._staged_counts.append(self.counter.update(mag))
-            if self.extra_lines:
-                self._staged_line_counts.append(
-                    torch.stack([c.update(mag) for c in self.extra_counters])
-                )
-        else:
-            self._staged_counts.append(
-                torch.zeros(3, self.n_layers, dtype=torch.int64, device=self.device)
-            )
-            if self.extra_lines:
-                self._staged_line_counts.append(
-                    torch.zeros(
-                        len(self.extra_lines),
-                        3,
-                        self.n_layers,
-                        dtype=torch.int64,
-                        device=self.device,
-                    )
-                )
-        if self._wants(g):
-            self._snapshot(g, mag if mag is not None else self._flat_abs())
-        end = self._steps_next + len(self._staged_lr)
-        if end % self.w_lr.chunk == 0 or end == len(self.tl.steps):
-            # a step chunk is complete: move it to the host and hand it to the writer
-            self._drain_steps()
-
-    def on_epoch_end(self, state: TrainState) -> None:
-        for k in EPOCH_VARS:
-            if k in state.metrics:
-                self.epochs[k][self.epoch_index] = state.metrics[k]
-        self.epoch_index += 1
-        self.flush()
-
-    # ------------------------------------------------------------------ writing
-    def _flat_abs(self) -> torch.Tensor:
-        """|w| of every prunable weight, flat in layer order, as float32: a buffer the next call
-        overwrites."""
-        views = [p.detach().reshape(-1) for p in self.params.values()]
-        if self._flat is None:
-            return torch.cat(views).abs_().float()
-        return torch.cat(views, out=self._flat).abs_()
-
-    def _to_host(self, tensor: torch.Tensor, dtype: np.dtype) -> Any:
-        """The writer's host copy of ``tensor``, a fresh one (a stack of staged rows, never a reused
-        buffer): on
-        CUDA a non-blocking copy into pinned memory and the event to wait on."""
-        tensor = tensor.to(
-            _TORCH_DTYPES[dtype]
-        )  # cast where the data is (fast, halves a float16 copy)
-        if tensor.device.type == "cuda":
-            host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
-            host.copy_(tensor, non_blocking=True)
-            done = torch.cuda.Event()
-            done.record()
-            return lambda: (done.synchronize(), host.numpy())[1]
-        array = tensor.numpy()
-        return lambda: array
-
-    def _hist_over(self, alive: torch.Tensor | None) -> None:
-        """Histogram the ``alive`` weights from now on (all weights before the first event): pruned
-        weights are 0 in every recorded state (the mask is applied after each update), so they never
-        enter the histogram."""
-        nb = self._hist[2]
-        index = None if alive is None else torch.nonzero(alive).reshape(-1)
-        layers = self.layer_ids if index is None else self.layer_ids[index]
-        n = layers.numel()
-        # keys layer * nb + bin, and n_layers * nb for a dropped value; counted sync-free on CUDA
-        # (key_counts)
-        dtype = key_dtype(self.n_layers * nb + 1, sync_free=self.device.type == "cuda")
-        self._hist_index = index
-        self._hist_offset = (layers * nb).to(dtype)
-        self._hist_buf = (
-            torch.empty(n, device=self.device),
-            torch.empty(n, dtype=dtype, device=self.device),
-        )
-
-    @torch.no_grad()
-    def _histogram(self, step: int, mag: torch.Tensor) -> None:
-        """Per-layer counts of non-zero |w| in equal log10 bins, on the device; one count of keys
-        for all layers."""
-        if self.hist is None or not self.hist.due(step):
-            return
-        lo, scale, nb = self._hist
-        total = self.n_layers * nb
-        values, keys = self._hist_buf
-        if self._hist_index is not None:
-            mag = torch.index_select(mag, 0, self._hist_index, out=values)
-        dropped = ~(mag > 0)  # zeros (and NaN) go to a dropped bin
-        logs = torch.log10(mag, out=values).sub_(lo).mul_(scale).floor_().clamp_(0, nb - 1)
-        keys.copy_(logs).add_(self._hist_offset).masked_fill_(dropped, total)
-        counts = key_counts(keys, total + 1)[:total]
-        self._stage(self.hist, [counts.reshape(self.n_layers, nb)])
-
-    def _sample(self, step: int, mag: torch.Tensor) -> None:
-        """The sampled subset's magnitudes, gathered on the device."""
-        if self.samples is None or not self.samples.due(step):
-            return
-        self._stage(self.samples, [mag[self._sample_index]])
-
-    def _snapshot(self, step: int, mag: torch.Tensor) -> None:
-        self._histogram(step, mag)
-        self._sample(step, mag)
-        if self.snapshots is None or not self.snapshots.due(step):
-            return
-        self._stage(self.snapshots, list(self._encoder(mag)) if self.log8 else [mag])
-
-    def _stage(self, p: _Periodic, rows: list[torch.Tensor]) -> None:
-        """Keep one row per writer of ``p`` (copied, cast to the store's dtype, on the device); hand
-        the staged rows over once their chunk is complete, the recording is done, or they pass
-        ``STAGE_BYTES``."""
-        for staged, row, dtype in zip(p.staged, rows, p.dtypes, strict=True):
-            staged.append(
-                row.to(_TORCH_DTYPES[dtype], copy=True)
-            )  # the recorder's buffers are reused
-            p.staged_bytes += staged[-1].numel() * staged[-1].element_size()
-        p.next += 1
-        if (
-            p.next % p.writers[0].chunk == 0
-            or p.next == len(p.steps)
-            or p.staged_bytes >= STAGE_BYTES
-        ):
-            self._drain(p)
-
-    def _drain(self, p: _Periodic) -> None:
-        """Hand ``p``'s staged rows to the writer thread as one block per writer."""
-        if not p.staged[0]:
-            return
-        hosts = [
-            self._to_host(torch.stack(staged), dtype)
-            for staged, dtype in zip(p.staged, p.dtypes, strict=True)
-        ]
-        writers = p.writers
-        self.io.submit(lambda: [w.append(h()) for w, h in zip(writers, hosts, strict=True)])
-        p.staged = [[] for _ in writers]
-        p.staged_bytes = 0
-
-    def _drain_steps(self) -> None:
-        for p in self.periodic:
-            self._drain(p)
-        if not self._staged_lr:
-            return
-        # device -> host without a sync on CUDA: the writer thread waits for the copies
-        loss = self._to_host(torch.stack(self._staged_loss), np.dtype(np.float32))
-        lr = np.asarray(self._staged_lr, dtype=np.float64)
-        counts = self._to_host(torch.stack(self._staged_counts), np.dtype(np.int32))  # (n, 3, L)
-        line_counts = (
-            self._to_host(torch.stack(self._staged_line_counts), np.dtype(np.int32))
-            if self.extra_lines
-            else None
-        )  # (n, lines, 3, L)
-        self.io.submit(self._append_steps, loss, lr, counts, line_counts)
-        self._steps_next += len(lr)
-        self._staged_loss, self._staged_lr, self._staged_counts, self._staged_line_counts = (
-            [],
-            [],
-            [],
-            [],
-        )
-
-    def _append_steps(
-        self, loss: Any, lr: np.ndarray, counts: Any, line_counts: Any
-    ) -> None:  # writer thread
-        loss, counts = loss(), counts()
-        line_counts = line_counts() if line_counts is not None else None
-        self.w_loss.append(loss)
-        self.w_lr.append(lr)
-        for j, w in enumerate(self.w_counts):
-            w.append(counts[:, j, :])
-        for j, w in enumerate(self.w_line_counts):
-            w.append(line_counts[:, :, j, :])
-
-    def _write_tables(self) -> None:
-        """Hand the event and epoch tables that changed since this recorder last handed them over to
-        the writer (each rewritten whole; a flush at an epoch's end and another at close used to
-        rewrite all of them twice)."""
-        last = self._tables_written
-        tables = {
-            k: v.copy()
-            for k, v in (*self.events.items(), *self.epochs.items())  # frozen for the writer
-            if k not in last or not _same(last[k], v)
-        }
-        if tables:
-            self.io.submit(lambda: [self.store.write_whole(k, v) for k, v in tables.items()])
-            last.update(
-                tables
-            )  # only once handed over: Ctrl-C may interrupt a submit waiting on a full queue
-
-    def committed_step(self) -> int | None:
-        """Largest step up to which every per-step row and snapshot is on disk (call in the writer
-        thread)."""
-        if self.w_lr.pos == 0:
-            return None
-        frontier = int(self.tl.steps[self.w_lr.pos - 1])
-        for p in self.periodic:
-            if (f := p.frontier()) is not None:
-                frontier = min(frontier, f)
-        return frontier
-
-    def _flush_writers(self) -> None:  # writer thread
-        for w in (
-            self.w_loss,
-            self.w_lr,
-            *self.w_counts,
-            *self.w_line_counts,
-            *(w for p in self.periodic for w in p.writers),
-        ):
-            w.flush()
-        committed = self.committed_step()
-        if (
-            committed != self._committed_written
-        ):  # each write of the root attributes rewrites all the metadata
-            self.store.set_attrs(last_committed_step=committed)
-            self._committed_written = committed
+    def checkpoint(self, path: Path, payload: dict[str, Any]) -> None:
+        """Save ``payload`` and the recorder's state (key ``recorder``) atomically at ``path`` once
+        everything recorded so far is written: what a resumed run restarts from."""
+        ckpt = {**payload, "recorder": self.state_dict()}
+        self.io.submit(storage.save_atomic, ckpt, path)
 
     def flush(self) -> None:
         """Hand everything staged to the writer, then have it write partial chunks whole and
         commit."""
-        self._drain_steps()
-        self._write_tables()
+        self._drain()
+        self._tables.write()
         self.io.submit(self._flush_writers)
 
     def sync(self) -> None:
         """Wait until the writer has written everything handed to it (raises its error if it
         failed)."""
-        self.io.sync()
-
-    # ------------------------------------------------------------------ resume
-    def state_dict(self) -> dict[str, Any]:
-        """What a resumed run needs to continue recording bitwise as an uninterrupted one would."""
-        # everything produced so far goes to the writer before the checkpoint that follows
-        self._drain_steps()
-        return {
-            "counters": [c.state_dict() for c in (self.counter, *self.extra_counters)],
-            "epoch_index": self.epoch_index,
-            # rows produced so far: a row at the checkpoint's own step may come after it (an event's
-            # snapshot)
-            "steps_next": self._steps_next,
-            "periodic_next": [p.next for p in self.periodic],
-            "events": {k: v.copy() for k, v in self.events.items()},
-            "epochs": {k: v.copy() for k, v in self.epochs.items()},
-        }
-
-    def _positions(self, state: dict[str, Any], step: int) -> tuple[int, list[int]]:
-        """(per-step rows, each periodic recording's rows) produced up to global ``step`` by
-        :meth:`state_dict`
-        ``state`` (older checkpoints without the counts: the rows up to ``step``)."""
-        steps_next = state.get(
-            "steps_next", int(np.searchsorted(self.tl.steps, step, side="right"))
-        )
-        periodic = state.get("periodic_next") or [
-            int(np.searchsorted(p.steps, step, side="right")) for p in self.periodic
-        ]
-        return steps_next, list(periodic)
-
-    def rows_at(self, state: dict[str, Any], step: int) -> dict[str, int]:
-        """Rows of each array that a resume from :meth:`state_dict` ``state`` at global ``step``
-        keeps."""
-        steps_next, periodic = self._positions(state, step)
-        rows = {
-            w.array.basename: steps_next
-            for w in (self.w_loss, self.w_lr, *self.w_counts, *self.w_line_counts)
-        }
-        for p, n in zip(self.periodic, periodic, strict=True):
-            rows.update({w.array.basename: n for w in p.writers})
-        return rows
-
-    def load_state_dict(self, state: dict[str, Any], step: int) -> None:
-        """Restore :meth:`state_dict` and put every writer just after global ``step``."""
-        for counter, saved in zip(
-            (self.counter, *self.extra_counters), state["counters"], strict=True
-        ):
-            counter.load_state_dict(saved, self.device)
-        self.epoch_index = state["epoch_index"]
-        self.events, self.epochs = state["events"], state["epochs"]
-        self._staged_loss, self._staged_lr, self._staged_counts, self._staged_line_counts = (
-            [],
-            [],
-            [],
-            [],
-        )
-        self._steps_next, periodic = self._positions(state, step)
-        for p, n in zip(self.periodic, periodic, strict=True):
-            p.seek(step)
-            p.next = n
-
-        def seek() -> None:  # writer thread
-            for w in (self.w_loss, self.w_lr, *self.w_counts, *self.w_line_counts):
-                w.seek(self._steps_next)
-            for p in self.periodic:
-                for w in p.writers:
-                    w.seek(p.next)
-
-        self.io.submit(seek)
         self.io.sync()
 
     def close(self, status: str, **attrs: Any) -> None:
@@ -622,7 +240,7 @@ class Recorder(Callback):
         the status is still set when the store allows it. A second call only sets the status.
         """
         if self._closed:
-            self.store.set_attrs(status=status, **attrs)
+            self._store.set_attrs(status=status, **attrs)
             return
         self._closed = True
         try:
@@ -638,65 +256,194 @@ class Recorder(Callback):
             if self.io.error is not None and status == "complete":
                 status = "failed"
             try:
-                self.store.set_attrs(
-                    status=status, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra, **attrs
-                )
+                finished = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+                self._store.set_attrs(status=status, finished=finished, **extra, **attrs)
             finally:
-                self.store.release()
+                self._store.release()
 
+    def abandon(self) -> None:
+        """Stop the writer, writing nothing more and setting no status (a resume that failed
+        before it started; its caller releases the store)."""
+        self.io.close()
 
-def _same(a: np.ndarray, b: np.ndarray) -> bool:
-    """Bitwise equal, shape and dtype included (so -0.0 is not 0.0, and NaN is NaN)."""
-    return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    # ------------------------------------------------------------------ resume
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs to continue recording bitwise as an uninterrupted one would."""
+        # everything produced so far goes to the writer before the checkpoint that follows
+        self._drain()
+        return {
+            "counters": self._shed.state_dict(),
+            "epoch_index": self.epoch_index,
+            # rows produced so far: a row at the checkpoint's own step may come after it (an event's
+            # snapshot)
+            "steps_next": self._series.next,
+            "periodic_next": [p.next for p in self._periodic],
+            **self._tables.state_dict(),
+        }
+
+    def rows_at(self, state: dict[str, Any], step: int) -> dict[str, int]:
+        """Rows of each array that a resume from :meth:`state_dict` ``state`` at global ``step``
+        keeps."""
+        steps_next, periodic = self._positions(state, step)
+        rows = {w.array.basename: steps_next for w in self._series.writers}
+        for p, n in zip(self._periodic, periodic, strict=True):
+            rows.update({w.array.basename: n for w in p.writers})
+        return rows
+
+    def load_state_dict(self, state: dict[str, Any], step: int) -> None:
+        """Restore :meth:`state_dict` and put every writer just after global ``step``."""
+        self._shed.load_state_dict(state["counters"])
+        self.epoch_index = state["epoch_index"]
+        self._tables.load_state_dict(state)
+        self._series.clear()
+        self._series.next, periodic = self._positions(state, step)
+        for p, n in zip(self._periodic, periodic, strict=True):
+            p.seek(step, n)
+        series, probes = self._series, self._periodic
+
+        def seek() -> None:  # writer thread
+            for w in series.writers:
+                w.seek(series.next)
+            for p in probes:
+                for w in p.writers:
+                    w.seek(p.next)
+
+        self.io.submit(seek)
+        self.io.sync()
+
+    def _positions(self, state: dict[str, Any], step: int) -> tuple[int, list[int]]:
+        """(per-step rows, each periodic recording's rows) produced up to global ``step`` by
+        :meth:`state_dict` ``state`` (older checkpoints without the counts: the rows up to
+        ``step``)."""
+        steps_next = state.get(
+            "steps_next", int(np.searchsorted(self._tl.steps, step, side="right"))
+        )
+        periodic = state.get("periodic_next") or [
+            int(np.searchsorted(p.steps, step, side="right")) for p in self._periodic
+        ]
+        return steps_next, list(periodic)
+
+    # ------------------------------------------------------------------ the training loop's hooks
+    def on_train_start(self, state: TrainState) -> None:
+        """The state before a phase's first step, where a periodic recording wants it."""
+        g = self._step_base + state.step
+        if self._wants(g):
+            self._record_periodic(g, self._flat_abs())
+
+    def on_step_end(self, state: TrainState) -> None:
+        """:meth:`on_step` from the training loop's state."""
+        self.on_step(state.step, state.loss, state.lr)
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        """:meth:`on_epoch` from the training loop's state."""
+        self.on_epoch(state.metrics)
+
+    # ------------------------------------------------------------------ internals
+    def _wants(self, g: int) -> bool:
+        return g not in self._event_steps and any(g in p.rows for p in self._periodic)
+
+    def _flat_abs(self) -> torch.Tensor:
+        """|w| of every prunable weight, flat in layer order, as float32: a buffer the next call
+        overwrites."""
+        views = [p.detach().reshape(-1) for p in self._params.values()]
+        if self._flat is None:
+            return torch.cat(views).abs_().float()
+        return torch.cat(views, out=self._flat).abs_()
+
+    def _record_periodic(self, step: int, mag: torch.Tensor) -> None:
+        """Every periodic recording due at ``step``."""
+        for p in (self._hist, self._samples, self._snapshots):
+            if p is not None:
+                p.record(step, mag)
+
+    def _drain(self) -> None:
+        """Hand every staged row to the writer."""
+        for p in self._periodic:
+            p.drain()
+        self._series.drain()
+
+    def _writers(self) -> list[ChunkWriter]:
+        return [*self._series.writers, *(w for p in self._periodic for w in p.writers)]
+
+    def _committed_step(self) -> int | None:
+        """Largest step up to which every per-step row and snapshot is on disk (call in the writer
+        thread)."""
+        pos = self._series.lr.pos
+        if pos == 0:
+            return None
+        frontier = int(self._tl.steps[pos - 1])
+        for p in self._periodic:
+            if (f := p.frontier()) is not None:
+                frontier = min(frontier, f)
+        return frontier
+
+    def _flush_writers(self) -> None:  # writer thread: the commit point
+        for w in self._writers():
+            w.flush()
+        committed = self._committed_step()
+        # each write of the root attributes rewrites all the metadata
+        if committed != self._committed_written:
+            self._store.set_attrs(last_committed_step=committed)
+            self._committed_written = committed
 
 
 class NullRecorder(Callback):
     """The recorder's interface, writing nothing: what ranks other than 0 of a torchrun launch use.
 
-    It keeps ``epoch_index`` as :class:`Recorder` does; ``io.submit`` and ``store.set_attrs``
-    discard their calls.
+    It keeps ``epoch_index`` and the timeline as :class:`Recorder` does.
     """
 
     def __init__(self, timeline: Timeline | None = None) -> None:
         self.epoch_index = 0
-        self.tl = timeline
-        self.io = self.store = (
-            self  # recorder.io.submit(...) and recorder.store.set_attrs(...) do nothing
-        )
+        self.timeline = timeline
 
     def set_timeline(self, timeline: Timeline) -> None:
         """Follows rank 0's timeline (a cascade-aware run cut to the events it used)."""
-        self.tl = timeline
+        self.timeline = timeline
 
-    def submit(self, *args: Any, **kwargs: Any) -> None:
-        """Discarded (stands in for ``io.submit``)."""
+    def set_attrs(self, **attrs: Any) -> None:
+        """Discarded."""
 
-    def set_attrs(self, *args: Any, **kwargs: Any) -> None:
-        """Discarded (stands in for ``store.set_attrs``)."""
+    def checkpoint(self, path: Path, payload: dict[str, Any]) -> None:
+        """Discarded."""
 
     def begin_phase(self, phase: str, step_base: int, epoch_index: int) -> None:
+        """As :class:`Recorder`'s, recording nothing."""
         self.epoch_index = epoch_index
 
     def begin_event(self, *args: Any, **kwargs: Any) -> None:
-        pass
+        """As :class:`Recorder`'s, recording nothing."""
 
-    def end_round(self, index: int, test_accuracy: float) -> None:
-        pass
+    def on_step(self, step: int, loss: torch.Tensor, lr: float) -> None:
+        """As :class:`Recorder`'s, recording nothing."""
 
-    def on_epoch_end(self, state: TrainState) -> None:
+    def on_epoch(self, metrics: dict[str, float]) -> None:
+        """As :class:`Recorder`'s, recording nothing."""
         self.epoch_index += 1
 
+    def on_epoch_end(self, state: TrainState) -> None:
+        """Counts the epoch."""
+        self.on_epoch(state.metrics)
+
+    def end_round(self, index: int, test_accuracy: float) -> None:
+        """As :class:`Recorder`'s, recording nothing."""
+
     def flush(self) -> None:
-        pass
+        """As :class:`Recorder`'s, recording nothing."""
 
     def sync(self) -> None:
-        pass
+        """As :class:`Recorder`'s, recording nothing."""
+
+    def abandon(self) -> None:
+        """As :class:`Recorder`'s, recording nothing."""
 
     def state_dict(self) -> dict[str, Any]:
+        """As :class:`Recorder`'s, recording nothing."""
         return {"epoch_index": self.epoch_index}
 
     def load_state_dict(self, state: dict[str, Any], step: int) -> None:
+        """As :class:`Recorder`'s, recording nothing."""
         self.epoch_index = state["epoch_index"]
 
     def close(self, status: str, **attrs: Any) -> None:
-        pass
+        """As :class:`Recorder`'s, recording nothing."""

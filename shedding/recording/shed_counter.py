@@ -1,9 +1,9 @@
-"""Per-step shed and recover crossings, counted per layer on the training device (docs/science.md#shedding).
+"""Per-step shed and recover crossings, counted per layer on the training device
+(docs/science.md#shedding).
 
 At a prune event with line L = alpha * tau, a survivor is *eligible* when |w| >= L; survivors
 already below L are counted separately (``below``) and never as shed. After each step, an eligible
-weight is
-*shed* while |w| < L; a crossing down is a shed event, a crossing back up a recover event.
+weight is *shed* while |w| < L; a crossing down is a shed event, a crossing back up a recover event.
 
 Only eligible weights can be shed, so each step looks at them alone: their indices, fixed between
 events, are gathered into preallocated buffers (layers stay contiguous, since the flat vector is

@@ -3,18 +3,18 @@ lock.
 
 All arrays are allocated at creation with their final shapes (the timeline is known in advance) and
 written only in whole chunks from in-memory chunk buffers (:class:`ChunkWriter`), so no write ever
-reads back a half-written chunk. ``xarray.open_zarr(path)`` reads the store with no import of ours:
+reads back a half-written chunk. Which arrays a store has, and their dimensions, data types, fill
+values, chunking and codecs, come from the schema table (:mod:`shedding.recording.schema`, rendered
+as docs/store-format.md). ``xarray.open_zarr(path)`` reads the store with no import of ours:
 dimension names are Zarr v3 ``dimension_names`` and non-index coordinates are listed in the root
 attribute ``coordinates`` (the CF convention xarray decodes).
 
 Every array is of a Zarr v3 core data type, so any Zarr v3 reader opens it: names (``layer``,
-``layer_shape``,
-``line``) are integer codes with their labels in attributes (:mod:`shedding.recording.names`). Every
-array has
-CF ``long_name`` and ``units``; an integer array preallocated with a "not written" fill value (-1,
-or 255 for log8 codes) names it in ``_FillValue``, so plain xarray masks rows a crashed run never
-wrote (float arrays hold
-NaN there). Every array's codecs end with ``crc32c``: a damaged chunk fails to decode in any reader.
+``layer_shape``, ``line``) are integer codes with their labels in attributes
+(:mod:`shedding.recording.names`). Every array has CF ``long_name`` and ``units``; an integer array
+preallocated with a "not written" fill value (-1, or 255 for log8 codes) names it in
+``_FillValue``, so plain xarray masks rows a crashed run never wrote (float arrays hold NaN there).
+Every array's codecs end with ``crc32c``: a damaged chunk fails to decode in any reader.
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ import numpy as np
 import zarr
 from zarr.codecs import Crc32cCodec, TransposeCodec, ZstdCodec
 
-from shedding.recording.layout import VARIABLES, Layer, Timeline
-from shedding.recording.names import CODE_DTYPE, encode_names
+from shedding.recording import schema
+from shedding.recording.layout import Layer, Timeline
+from shedding.recording.names import encode_names
 from shedding.storage import as_path, create_exclusive, rmtree, zarr_location
 
 FORMAT_VERSION = 2  # 2: names as integer codes with labels, CF attributes, crc32c checksums
@@ -97,7 +98,10 @@ def held_error(path: str | Path, holder: dict[str, Any] | None) -> StoreError:
         f"(locked {since}); one writer per store"
     )
     if not _checkable(holder):
-        text += f"; it can't be checked from this machine: if that process is gone, remove {path / LOCK_NAME} and retry"
+        text += (
+            "; it can't be checked from this machine: if that process is gone, remove "
+            f"{path / LOCK_NAME} and retry"
+        )
     return StoreError(" ".join(text.split("\n")))
 
 
@@ -145,8 +149,7 @@ class ArraySpec:
     codecs.
 
     ``data`` (coordinates known at creation) is written right after the array is created. CF
-    ``long_name`` and
-    ``units`` come from :data:`~shedding.recording.layout.VARIABLES`.
+    ``long_name`` and ``units`` come from :data:`~shedding.recording.schema.VARIABLES`.
     """
 
     name: str
@@ -156,36 +159,38 @@ class ArraySpec:
     dtype: Any
     fill_value: Any = None
     attrs: dict[str, Any] | None = None
-    compressor: Any = (
-        None  # a bytes-to-bytes codec (None: DEFAULT_CODEC); CHECKSUM always follows it
-    )
+    # a bytes-to-bytes codec (None: DEFAULT_CODEC); CHECKSUM always follows it
+    compressor: Any = None
     filters: Any = None  # array-to-array codecs before compression (None: none)
     data: Any = None
 
 
-DEFAULT_CODEC = ZstdCodec(
-    level=0
-)  # what zarr's "auto" picks for numbers: small tables and coordinates
-MAGNITUDE_CODEC = ZstdCodec(
-    level=3
-)  # rows written one at a time (the magnitudes a prune event saw)
+# what zarr's "auto" picks for numbers: small tables and coordinates
+DEFAULT_CODEC = ZstdCodec(level=0)
+# rows written one at a time (the magnitudes a prune event saw)
+MAGNITUDE_CODEC = ZstdCodec(level=3)
 SNAPSHOT_CODEC = ZstdCodec(level=1)  # snapshots (magnitude, magnitude_code, sample_magnitude)
-TIME_MAJOR = [
-    TransposeCodec(order=(1, 0))
-]  # float snapshots: each weight's run of steps side by side in a chunk
-CHECKSUM = (
-    Crc32cCodec()
-)  # last codec of every array: each chunk carries a CRC32C that readers verify on decode
+# float snapshots: each weight's run of steps side by side in a chunk
+TIME_MAJOR = [TransposeCodec(order=(1, 0))]
+# last codec of every array: each chunk carries a CRC32C that readers verify on decode
+CHECKSUM = Crc32cCodec()
+# the codecs (compressor, filters) of each codec name of the schema (schema.CODECS)
+_CODECS: dict[str, tuple[Any, Any]] = {
+    "zstd0": (None, None),
+    "zstd1": (SNAPSHOT_CODEC, None),
+    "zstd3": (MAGNITUDE_CODEC, None),
+    "transpose-zstd1": (SNAPSHOT_CODEC, TIME_MAJOR),
+}
 CODEC_CHOICE = (
-    "snapshots: chunks of at most 64 snapshots x 262144 weights, balanced (a run's snapshots and weights split into"
-    " chunks of about one length: zarr pads an edge chunk to the full shape); float16/float32 transposed (each "
-    "weight's steps side by side) then zstd level 1, log8 codes zstd level 1 as they are. Chosen by "
-    "benchmarks/codecs.py (2-core CPU, 2026-11-21) on 65 ResNet-20 snapshots of 270,896 weights and 133 digits-CNN "
-    "snapshots of 30,496, in bytes per weight-step and write MB/s: float16 0.34 / 0.42 at 286 / 220 MB/s, against "
-    "0.45 / 0.82 at 186 / 149 with zstd 3 untransposed (the choice before); float32 1.76 / 1.78 at 378 / 351, "
-    "against 2.09 / 1.96 at 186 / 185; log8 0.037 / 0.034 at 819 / 460 (transposed: 0.064 / 0.066). Reading float16"
-    " is slower transposed (112-294 MB/s against 211-349). Blosc with bitshuffle or lz4 was larger; 64-snapshot "
-    "chunks compress better than 16. Every array ends with a crc32c checksum codec (4 bytes a chunk)"
+    "snapshots: chunks of at most record.chunk_steps snapshots by at most 262144 weights, "
+    "balanced (a run's snapshots and weights split into chunks of about one length: zarr pads an "
+    "edge chunk to the full shape); float16/float32 snapshots and sampled trajectories transposed "
+    "(each weight's steps side by side) then zstd level 1, log8 codes zstd level 1 as they are, "
+    "the magnitudes a prune event saw zstd level 3, everything else zstd level 0. Chosen with "
+    "benchmarks/codecs.py: transposed float snapshots were smaller and faster to write than zstd "
+    "level 3 untransposed (log8 codes were not), Blosc with bitshuffle or lz4 was larger, and "
+    "long chunks of snapshots compress better than short ones. Every array ends with a crc32c "
+    "checksum codec"
 )
 WEIGHT_CHUNK = 1 << 18  # weights per chunk along the flat weight dimension, at most
 
@@ -200,150 +205,62 @@ def balanced_chunk(n: int, most: int) -> int:
     return -(-n // k)
 
 
-def _table(
-    name: str,
-    dims: tuple[str, ...],
-    shape: tuple[int, ...],
-    dtype: Any,
-    fill: Any = None,
-    **kw: Any,
-) -> ArraySpec:
-    """A small array stored as one chunk."""
-    return ArraySpec(name, dims, shape, tuple(max(n, 1) for n in shape), dtype, fill, **kw)
-
-
-def _coord(
-    name: str, values: Any, dtype: Any, dim: str | None = None, chunk: int | None = None
-) -> ArraySpec:
-    """A one-dimensional coordinate along ``dim`` (default: its own name) holding ``values``."""
-    values = np.asarray(values, dtype=dtype)
-    n = len(values)
-    return ArraySpec(name, (dim or name,), (n,), (chunk or max(n, 1),), dtype, data=values)
-
-
-def _names(name: str, names: list[str]) -> ArraySpec:
-    """A name coordinate along ``layer`` or ``line``: integer codes, the labels in its
-    attributes."""
-    codes, attrs = encode_names(names)
-    spec = _coord(name, codes, CODE_DTYPE, dim="line" if name == "line" else "layer")
-    spec.attrs = attrs
-    return spec
-
-
-def _layer_specs(layers: list[Layer], wchunk: int) -> list[ArraySpec]:
-    """The ``layer`` and ``weight`` coordinates."""
+def _coordinates(
+    layers: list[Layer],
+    tl: Timeline,
+    sample: np.ndarray,
+    hist_bins: int,
+    hist_range: tuple[float, float],
+) -> dict[str, Any]:
+    """The values of every coordinate a store can hold (its names as codes: :func:`_labels`)."""
     sizes = [layer.size for layer in layers]
     n_w = sum(sizes)
-    weight_layer = np.repeat(np.arange(len(layers), dtype=np.int32), sizes)
-    weight_index = np.concatenate([np.arange(n, dtype=np.int64) for n in sizes]) if n_w else []
-    return [
-        _names("layer", [layer.name for layer in layers]),
-        _coord("layer_size", sizes, "int64", "layer"),
-        _coord("layer_start", [layer.start for layer in layers], "int64", "layer"),
-        _names("layer_shape", ["x".join(map(str, layer.shape)) for layer in layers]),
-        _coord("weight", np.arange(n_w), "int64", chunk=wchunk),
-        _coord("weight_layer", weight_layer, "int32", "weight", wchunk),
-        _coord("weight_index", weight_index, "int64", "weight", wchunk),
-    ]
+    edges = np.linspace(hist_range[0], hist_range[1], hist_bins + 1)
+    starts = np.array([layer.start for layer in layers])
+    return {
+        "layer_size": sizes,
+        "layer_start": [layer.start for layer in layers],
+        "weight": np.arange(n_w),
+        "weight_layer": np.repeat(np.arange(len(layers), dtype=np.int32), sizes),
+        "weight_index": np.concatenate([np.arange(n, dtype=np.int64) for n in sizes])
+        if n_w
+        else [],
+        "step": tl.steps,
+        "step_round": tl.step_round,
+        "epoch": tl.epoch,
+        "epoch_step": tl.epoch_step,
+        "epoch_round": tl.epoch_round,
+        "event": np.arange(tl.n_events),
+        "event_step": tl.event_step,
+        "record_step": tl.record_steps,
+        "record_round": tl.record_round,
+        "hist_step": tl.hist_steps,
+        "hist_round": tl.hist_round,
+        "sample_step": tl.sample_steps,
+        "sample_round": tl.sample_round,
+        "hist_bin": np.arange(hist_bins),
+        "hist_bin_lo": edges[:-1],
+        "hist_bin_hi": edges[1:],
+        "sample": np.arange(len(sample)),
+        "sample_weight": sample,
+        "sample_layer": np.searchsorted(starts, sample, side="right") - 1,
+    }
 
 
-def _timeline_specs(tl: Timeline, samples: bool) -> list[ArraySpec]:
-    """The step, epoch and event coordinates, and the snapshot, histogram and (``samples``) sample
-    steps the run has."""
-    out = [
-        _coord("step", tl.steps, "int64"),
-        _coord("step_round", tl.step_round, "int16", "step"),
-        _coord("epoch", tl.epoch, "int64"),
-        _coord("epoch_step", tl.epoch_step, "int64", "epoch"),
-        _coord("epoch_round", tl.epoch_round, "int16", "epoch"),
-        _coord("event", np.arange(tl.n_events), "int64"),
-        _coord("event_step", tl.event_step, "int64", "event"),
-    ]
-    for kind, steps, rounds in (
-        ("record", tl.record_steps, tl.record_round),
-        ("hist", tl.hist_steps, tl.hist_round),
-        ("sample", tl.sample_steps if samples else [], tl.sample_round),
-    ):
-        if len(steps):
-            out += [
-                _coord(f"{kind}_step", steps, "int64"),
-                _coord(f"{kind}_round", rounds, "int16", f"{kind}_step"),
-            ]
-    return out
+def _labels(layers: list[Layer], lines: list[str]) -> dict[str, tuple[np.ndarray, dict]]:
+    """The name coordinates: codes and the attributes that hold their labels."""
+    return {
+        "layer": encode_names([layer.name for layer in layers]),
+        "layer_shape": encode_names(["x".join(map(str, layer.shape)) for layer in layers]),
+        "line": encode_names(lines),
+    }
 
 
-def _run_specs(
-    n_s: int, n_l: int, n_ev: int, n_e: int, n_w: int, wchunk: int, pre_dtype: str
-) -> list[ArraySpec]:
-    """The per-step, per-event and per-epoch variables."""
-    schunk = max(1, min(4096, n_s))
-    step = [
-        ArraySpec("loss", ("step",), (n_s,), (schunk,), "float32", np.nan),
-        ArraySpec("lr", ("step",), (n_s,), (schunk,), "float64", np.nan),
-    ]
-    step += [
-        ArraySpec(k, ("step", "layer"), (n_s, n_l), (schunk, n_l), "int32", -1)
-        for k in ("shed_count", "shed_events", "recover_events")
-    ]
-    event = [
-        ArraySpec("mask", ("event", "weight"), (n_ev, n_w), (1, wchunk), "bool", False),
-        ArraySpec(
-            "pre_prune_magnitude",
-            ("event", "weight"),
-            (n_ev, n_w),
-            (1, wchunk),
-            pre_dtype,
-            np.nan,
-            compressor=MAGNITUDE_CODEC,
-        ),
-        _table("event_round", ("event",), (n_ev,), "int16", -1),
-    ]
-    event += [
-        _table(k, ("event",), (n_ev,), "float64", np.nan)
-        for k in (
-            "event_sparsity",
-            "event_tau",
-            "event_line",
-            "event_test_accuracy",
-            "event_final_test_accuracy",
-        )
-    ]
-    event += [
-        _table(k, ("event", "layer"), (n_ev, n_l), "int64", -1)
-        for k in ("event_pruned", "event_survivors", "event_eligible", "event_below")
-    ]
-    epoch = [
-        _table(k, ("epoch",), (n_e,), "float64", np.nan)
-        for k in ("train_accuracy", "train_loss", "test_accuracy", "test_loss")
-    ]
-    return step + event + epoch
-
-
-def _snapshot_specs(
-    n_r: int, n_l: int, n_w: int, wchunk: int, magnitude_dtype: str, chunk_steps: int
-) -> list[ArraySpec]:
-    """The magnitude snapshots: float ``magnitude``, or log8 ``magnitude_code`` and
-    ``magnitude_top``."""
-    if not n_r:
-        return []
-    rchunk = balanced_chunk(n_r, chunk_steps)
-    dims, shape, chunks = ("record_step", "weight"), (n_r, n_w), (rchunk, wchunk)
-    if magnitude_dtype != "log8":
-        return [
-            ArraySpec(
-                "magnitude",
-                dims,
-                shape,
-                chunks,
-                magnitude_dtype,
-                np.nan,
-                compressor=SNAPSHOT_CODEC,
-                filters=TIME_MAJOR,
-            )
-        ]
+def _log8_attrs() -> dict[str, Any]:
+    """The attributes of ``magnitude_code`` that say how to decode it."""
     from shedding.recording import encoding as enc
 
-    log8 = {
+    return {
         "encoding": "log8",
         "decode": "|w| = 0 if code == 0; NaN if code == 255; else "
         "2 ** (magnitude_top[layer of the weight] - (254 - code) * step)",
@@ -352,92 +269,57 @@ def _snapshot_specs(
         "relative_error_bound": enc.RELATIVE_ERROR,
         "floor_ratio": enc.FLOOR_RATIO,
     }
-    return [
-        ArraySpec(
-            "magnitude_code",
-            dims,
-            shape,
-            chunks,
-            "uint8",
-            enc.MISSING,
-            log8,
-            compressor=SNAPSHOT_CODEC,
-        ),
-        ArraySpec(
-            "magnitude_top", ("record_step", "layer"), (n_r, n_l), (rchunk, n_l), "float32", np.nan
-        ),
-    ]
 
 
-def _hist_specs(
-    n_h: int, n_l: int, bins: int, hist_range: tuple[float, float], chunk_steps: int
-) -> list[ArraySpec]:
-    """The per-layer histograms and their bins."""
-    if not n_h:
-        return []
-    edges = np.linspace(hist_range[0], hist_range[1], bins + 1)
-    return [
-        _coord("hist_bin", np.arange(bins), "int64"),
-        _coord("hist_bin_lo", edges[:-1], "float64", "hist_bin"),
-        _coord("hist_bin_hi", edges[1:], "float64", "hist_bin"),
-        ArraySpec(
-            "magnitude_hist",
-            ("hist_step", "layer", "hist_bin"),
-            (n_h, n_l, bins),
-            (balanced_chunk(n_h, chunk_steps), n_l, bins),
-            "int32",
-            -1,
-        ),
-    ]
+def _chunks(kind: str, shape: tuple[int, ...], chunk_steps: int) -> tuple[int, ...]:
+    """The chunk shape of an array of ``shape`` chunked as ``kind`` (:data:`schema.CHUNKING`)."""
+    wchunk = balanced_chunk(shape[-1], WEIGHT_CHUNK)
+    first = {
+        "step": max(1, min(4096, shape[0])),
+        "event": 1,
+        "snapshot": balanced_chunk(shape[0], chunk_steps),
+        "snapshot-layer": balanced_chunk(shape[0], chunk_steps),
+        "hist": balanced_chunk(shape[0], chunk_steps),
+        "sample": balanced_chunk(shape[0], chunk_steps * 8),
+    }
+    if kind == "whole":
+        return tuple(max(n, 1) for n in shape)
+    if kind == "weight":
+        return (wchunk,)
+    if kind in ("event", "snapshot"):
+        return (first[kind], wchunk)
+    return (first[kind], *shape[1:])
 
 
-def _sample_specs(
-    n_ss: int, sample: np.ndarray, layers: list[Layer], dtype: str, chunk_steps: int
-) -> list[ArraySpec]:
-    """The sampled weights and their trajectories."""
-    n_sa = len(sample)
-    starts = np.array([layer.start for layer in layers])
-    which = np.searchsorted(starts, sample, side="right") - 1
-    return [
-        _coord("sample", np.arange(n_sa), "int64"),
-        _coord("sample_weight", sample, "int64", "sample"),
-        _coord("sample_layer", which, "int32", "sample"),
-        ArraySpec(
-            "sample_magnitude",
-            ("sample_step", "sample"),
-            (n_ss, n_sa),
-            (balanced_chunk(n_ss, chunk_steps * 8), n_sa),
-            dtype,
-            np.nan,
-            compressor=SNAPSHOT_CODEC,
-            filters=TIME_MAJOR,
-        ),
-    ]
-
-
-def _line_specs(lines: list[str], n_s: int, n_ev: int, n_l: int) -> list[ArraySpec]:
-    """The extra lines and their per-event and per-step counts."""
-    n_li = len(lines)
-    schunk = max(1, min(4096, n_s))
-    return [
-        _names("line", lines),
-        _table("line_value", ("event", "line", "layer"), (n_ev, n_li, n_l), "float64", np.nan),
-        _table("line_eligible", ("event", "line", "layer"), (n_ev, n_li, n_l), "int64", -1),
-        *[
-            ArraySpec(
-                k, ("step", "line", "layer"), (n_s, n_li, n_l), (schunk, n_li, n_l), "int32", -1
-            )
-            for k in ("line_shed_count", "line_shed_events", "line_recover_events")
-        ],
-    ]
+def _spec(
+    var: schema.Variable, sizes: dict[str, int], values: Any, ctx: dict[str, Any]
+) -> ArraySpec:
+    """The array of schema row ``var`` in a store of dimension ``sizes``; ``values`` for a
+    coordinate."""
+    shape = tuple(sizes[d] for d in var.dims)
+    dtype = var.dtype_for(ctx["magnitude_dtype"])
+    compressor, filters = _CODECS[var.codec]
+    data = np.asarray(values, dtype=dtype) if var.coord else None
+    return ArraySpec(
+        var.name,
+        var.dims,
+        shape,
+        _chunks(var.chunks, shape, ctx["chunk_steps"]),
+        dtype,
+        var.fill,
+        ctx["attrs"].get(var.name),
+        compressor=compressor,
+        filters=filters,
+        data=data,
+    )
 
 
 def cf_attrs(spec: ArraySpec) -> dict[str, Any]:
     """The attributes of ``spec``'s array: CF ``long_name`` and ``units``, ``_FillValue`` for an
     integer array whose fill value marks rows not written yet (plain xarray masks them), then the
     spec's own."""
-    long_name, units = VARIABLES[spec.name]
-    out: dict[str, Any] = {"long_name": long_name, "units": units}
+    var = schema.BY_NAME[spec.name]
+    out: dict[str, Any] = {"long_name": var.long_name, "units": var.units}
     if spec.fill_value is not None and np.dtype(spec.dtype).kind in "iu":
         out["_FillValue"] = int(spec.fill_value)
     return {**out, **(spec.attrs or {})}
@@ -473,32 +355,29 @@ def store_specs(
     lines: list[str] | None = None,
     sample: np.ndarray | None = None,
 ) -> list[ArraySpec]:
-    """Every array of a run store for ``layers`` and timeline ``tl`` (see
-    :meth:`RunStore.create`)."""
-    n_w, n_l = sum(layer.size for layer in layers), len(layers)
-    n_s, n_ev, n_ss = len(tl.steps), tl.n_events, len(tl.sample_steps)
-    wchunk = balanced_chunk(n_w, WEIGHT_CHUNK)
-    pre_dtype = "float32" if magnitude_dtype == "float32" else "float16"
+    """Every array of a run store for ``layers`` and timeline ``tl`` (see :meth:`RunStore.create`):
+    the rows of :data:`schema.VARIABLES` its profile has, in the table's order."""
+    lines = list(lines or [])
     sample = (
         np.zeros(0, dtype=np.int64)
-        if sample is None or not n_ss
+        if sample is None or not len(tl.sample_steps)
         else np.asarray(sample, dtype=np.int64)
     )
-    specs = _layer_specs(layers, wchunk) + _timeline_specs(tl, samples=len(sample) > 0)
-    specs += _run_specs(n_s, n_l, n_ev, len(tl.epoch), n_w, wchunk, pre_dtype)
-    specs += _snapshot_specs(len(tl.record_steps), n_l, n_w, wchunk, magnitude_dtype, chunk_steps)
-    specs += _hist_specs(len(tl.hist_steps), n_l, hist_bins, hist_range, chunk_steps)
-    if len(sample):
-        specs += _sample_specs(
-            n_ss,
-            sample,
-            layers,
-            "float16" if magnitude_dtype == "log8" else magnitude_dtype,
-            chunk_steps,
-        )
-    if lines:
-        specs += _line_specs(list(lines), n_s, n_ev, n_l)
-    return specs
+    flags = schema.profile(
+        magnitude_dtype,
+        snapshots=len(tl.record_steps) > 0,
+        hist=len(tl.hist_steps) > 0,
+        samples=len(sample) > 0,
+        lines=bool(lines),
+    )
+    values = _coordinates(layers, tl, sample, hist_bins, hist_range)
+    labels = _labels(layers, lines)
+    values.update({k: codes for k, (codes, _) in labels.items()})
+    sizes = {k: len(v) for k, v in values.items() if k in schema.BY_NAME[k].dims}
+    attrs = {k: a for k, (_, a) in labels.items()}
+    attrs["magnitude_code"] = _log8_attrs()
+    ctx = {"magnitude_dtype": magnitude_dtype, "chunk_steps": chunk_steps, "attrs": attrs}
+    return [_spec(v, sizes, values.get(v.name), ctx) for v in schema.present(flags)]
 
 
 class ChunkWriter:

@@ -1,4 +1,5 @@
-"""Retraining-technique registry (Renda et al.; docs/science.md#retraining). One module per technique.
+"""Retraining-technique registry (Renda et al.; docs/science.md#retraining). One module per
+technique.
 
 A technique turns a :class:`RetrainContext` into a :class:`RetrainPlan`: the weights to start the
 round from (before the mask is applied) and the learning rate for each of the round's steps. The

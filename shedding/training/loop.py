@@ -2,8 +2,7 @@
 
 ``train`` runs ``num_steps`` optimizer steps. Step ``k`` (0-based) uses batch ``k % len(loader)`` of
 data epoch ``data_epoch_offset + k // len(loader)`` and learning rate ``schedule(k)``. Callbacks see
-a
-:class:`TrainState` at fixed points; masking, evaluation and recording are all callbacks.
+a :class:`TrainState` at fixed points; masking, evaluation and recording are all callbacks.
 
 Under torchrun (a loader with ``world_size`` > 1) the model runs in DistributedDataParallel on this
 rank's shard of each global batch. Each rank's loss is its shard's summed loss times ``world_size /
@@ -104,10 +103,9 @@ def train(
         step=start_step,
         epoch=start_step // ipe,
     )
-    device_type = loader.device.type
-    amp = mixed_precision and device_type == "cuda"
     world = loader.world_size
     net = distributed.wrap(model) if world > 1 else model  # callbacks see the plain model
+    step = _Step(net, loader, optimizer, schedule, callbacks, mixed_precision)
     for cb in callbacks:
         cb.on_train_start(state)
     model.train()
@@ -115,39 +113,8 @@ def train(
     while state.step < num_steps:
         batches = 0
         for x, y in loader.epoch(data_epoch_offset + state.epoch):
-            lr = schedule(state.step)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            ctx = (
-                torch.autocast(device_type, dtype=torch.bfloat16)
-                if amp
-                else contextlib.nullcontext()
-            )
-            with ctx:
-                out = net(x)
-                loss = (
-                    F.cross_entropy(out, y)
-                    if world == 1
-                    else F.cross_entropy(out, y, reduction="sum")
-                )
-            n = loader.global_batch_size(batches)
-            optimizer.zero_grad(set_to_none=True)
-            (loss if world == 1 else loss * (world / n)).backward()
-            for cb in callbacks:
-                cb.before_optimizer_step(state)
-            optimizer.step()
-            state.step += 1
+            step(state, x, y, batches)
             batches += 1
-            state.lr = lr
-            correct = (out.detach().argmax(1) == y).sum()
-            if world > 1:
-                loss, correct = distributed.batch_totals(loss, correct)
-                loss = loss / n
-            state.loss = loss.detach()
-            state.batch_correct = correct
-            state.batch_size = n
-            for cb in callbacks:
-                cb.on_step_end(state)
             finite.step(state)
             if world == 1:
                 # Ctrl-C and SIGTERM stop here, between steps (torchrun: at the epoch's end)
@@ -161,14 +128,57 @@ def train(
         for cb in callbacks:
             cb.on_epoch_end(state)
         if world > 1 and distributed.stop_requested(interrupts.requested() is not None):
-            raise KeyboardInterrupt(
-                "a stop was requested on one of the ranks"
-            )  # every rank stops here
+            # every rank stops here
+            raise KeyboardInterrupt("a stop was requested on one of the ranks")
         model.train()
     finite.finish(state)
     for cb in callbacks:
         cb.on_train_end(state)
     return state
+
+
+@dataclass
+class _Step:
+    """One optimizer step of :func:`train` on a batch, then the step-end hooks."""
+
+    net: torch.nn.Module  # the model, wrapped in DistributedDataParallel under torchrun
+    loader: BatchLoader
+    optimizer: torch.optim.Optimizer
+    schedule: LRSchedule
+    callbacks: Sequence[Callback]
+    mixed_precision: bool
+
+    def __call__(self, state: TrainState, x: torch.Tensor, y: torch.Tensor, batch: int) -> None:
+        """Train on ``(x, y)``, the epoch's ``batch``-th batch."""
+        loader, optimizer, world = self.loader, self.optimizer, self.loader.world_size
+        device_type = loader.device.type
+        lr = self.schedule(state.step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        amp = self.mixed_precision and device_type == "cuda"
+        ctx = torch.autocast(device_type, dtype=torch.bfloat16) if amp else contextlib.nullcontext()
+        with ctx:
+            out = self.net(x)
+            loss = (
+                F.cross_entropy(out, y) if world == 1 else F.cross_entropy(out, y, reduction="sum")
+            )
+        n = loader.global_batch_size(batch)
+        optimizer.zero_grad(set_to_none=True)
+        (loss if world == 1 else loss * (world / n)).backward()
+        for cb in self.callbacks:
+            cb.before_optimizer_step(state)
+        optimizer.step()
+        state.step += 1
+        state.lr = lr
+        correct = (out.detach().argmax(1) == y).sum()
+        if world > 1:
+            loss, correct = distributed.batch_totals(loss, correct)
+            loss = loss / n
+        state.loss = loss.detach()
+        state.batch_correct = correct
+        state.batch_size = n
+        for cb in self.callbacks:
+            cb.on_step_end(state)
 
 
 class _FiniteWatch:
@@ -183,6 +193,7 @@ class _FiniteWatch:
         self.copied: Any = None  # the CUDA event after the last copy into ``host``
 
     def step(self, state: TrainState) -> None:
+        """Check (or, on CUDA, queue the check of) the step's loss."""
         loss = state.loss
         if loss is None:
             return

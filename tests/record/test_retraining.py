@@ -1,5 +1,5 @@
-"""Retraining techniques end to end (Renda's definitions, docs/science.md#retraining), read back from the
-store.
+"""Retraining techniques end to end (Renda's definitions, docs/science.md#retraining), read back
+from the store.
 
 Tiny runs on digits: T = 4 epochs of 12 iterations (48 steps), t = 2 epochs (24 steps), LR 0.1 times
 0.1 at epochs 1 and 3, so the replayed schedule crosses a milestone inside the retraining window.
