@@ -151,7 +151,7 @@ class PruneConfig:
     schedule: str = _f(
         "oneshot",
         "oneshot, iterative, gradual (Zhu & Gupta) or cascade (cascade-aware); "
-        "docs/science.md#pruning and the README",
+        "docs/science.md#pruning and docs/recording.md",
     )
     fraction_per_round: float = _f(
         0.2, "iterative: share of the remaining weights removed per round", within=OPEN_FRACTION
@@ -216,7 +216,7 @@ class RecordConfig:
     dtype: str = _f(
         "float32",
         "magnitude encoding: float32, float16 or log8 (1 byte, <= 1% relative error; "
-        "see the README)",
+        "see docs/recording.md)",
     )
     alpha: float = _f(
         1.0,

@@ -3,9 +3,8 @@ snapshot.
 
 For each snapshot and layer, ``top`` = log2 of the layer's largest |w| (stored as
 ``magnitude_top``). A non-zero magnitude x is coded ``q = clip(254 - round((top - log2 x) / STEP),
-1, 254)`` and decoded
-``2 ** (top - (254 - q) * STEP)``, with ``STEP = 2 * log2(1.01)``. The error bound (the README
-states it):
+1, 254)`` and decoded ``2 ** (top - (254 - q) * STEP)``, with ``STEP = 2 * log2(1.01)``. The error
+bound (docs/recording.md states it):
 
 * zero is code 0 and decodes to exactly 0;
 * a magnitude within ``FLOOR_RATIO`` (about 1/154) of its layer's largest decodes within 1% relative

@@ -124,7 +124,7 @@ def test_names_decode_to_the_labels(stores) -> None:
     assert int(ds.shed_count.sel(layer=names[1]).count()) == ds.sizes["step"]
     assert "labels" not in ds.layer.attrs and ds.layer.attrs["units"] == "1"
     assert decode_names(ds).identical(ds)  # idempotent
-    # the one line a reader without this package needs (README, shedding.recording.names)
+    # the one line a reader without this package needs (docs/analysis.md, shedding.recording.names)
     alone = plain.assign_coords(
         {
             k: (v.dims, [v.attrs["labels"][i] for i in v.values])
