@@ -373,13 +373,24 @@ def analyze(
     as_json: Annotated[
         bool, typer.Option("--json", help="print the statistics as JSON instead of tables")
     ] = False,
+    figures_dir: Annotated[
+        Path | None,
+        typer.Option("--figures", help="also write each report figure as a static file here"),
+    ] = None,
+    fig_format: Annotated[
+        str, typer.Option("--format", help="static figure format: svg, pdf or png")
+    ] = "svg",
 ) -> None:
     """Cascade verdicts per run, event and line against matched controls, means with bootstrap CIs
-    per condition, kept-set overlaps; optional HTML report."""
+    per condition, kept-set overlaps; optional HTML report and static figures."""
     from shedding.reports import write_report
 
     with user_errors():
         _check_html(out)
+        if fig_format not in ("svg", "pdf", "png"):
+            raise ValueError(f"--format {fig_format}: choose one of svg, pdf, png")
+        if figures_dir is not None:
+            check_output(figures_dir, "--figures", "folder")
         summary = _summarize_cli(
             runs,
             control,
@@ -409,6 +420,11 @@ def analyze(
         if out is not None:
             write_report(summary, out)
             (console if as_json else out_console).print(f"report: {out}")
+        if figures_dir is not None:
+            from shedding.reports.figure_export import write_figures
+
+            paths = write_figures(summary, figures_dir, fig_format)
+            (console if as_json else out_console).print(f"figures: {len(paths)} in {figures_dir}")
 
 
 def _check_comparable(opened: dict[str, Any], event: int) -> None:
