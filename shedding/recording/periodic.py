@@ -53,6 +53,8 @@ class Handover:
 class Periodic:
     """One periodic recording: its writers, its steps and the rows staged on the device."""
 
+    coords: tuple[str, str] = ("", "")  # its step and round coordinates
+
     def __init__(
         self, out: Handover, names: list[str], steps: np.ndarray, dtypes: list[np.dtype]
     ) -> None:
@@ -63,6 +65,48 @@ class Periodic:
         self.next = 0
         self.staged: list[list[torch.Tensor]] = [[] for _ in self.writers]
         self.staged_bytes = 0
+        # an open timeline (a growable store): the rows' steps and rounds are appended as they come
+        self.open = self.coords[0] in out.store.growth
+        self.coord_writers = [out.store.writer(n) for n in self.coords] if self.open else []
+        self.coord_rows: list[tuple[int, int]] = []
+
+    def add_step(self, step: int, round: int, mag: torch.Tensor) -> None:
+        """Record ``mag`` as a new row at ``step`` of round ``round`` (an open timeline)."""
+        if not isinstance(self.steps, list):
+            self.steps = list(self.steps)
+        self.steps.append(step)  # the writer thread reads it (frontier): appends only
+        self.rows[step] = len(self.steps) - 1
+        self.coord_rows.append((step, round))
+        self.stage(self.rows_of(mag))
+
+    def rewrite_last(self, step: int, round: int, mag: torch.Tensor) -> None:
+        """Replace the last row (at ``step``) with ``mag`` in round ``round``: a prune event at the
+        step of a row just recorded (an open timeline)."""
+        new = zip(self.rows_of(mag), self.dtypes, strict=True)
+        rows = [r.to(TORCH_DTYPES[d], copy=True) for r, d in new]
+        if self.staged[0]:
+            for staged, row in zip(self.staged, rows, strict=True):
+                staged[-1] = row
+            self.coord_rows[-1] = (step, round)
+            return
+        hosts = [self.out.to_host(row[None], d) for row, d in zip(rows, self.dtypes, strict=True)]
+        writers, coords = self.writers, self.coord_writers
+
+        def rewrite() -> None:  # writer thread
+            for w, h in zip(writers, hosts, strict=True):
+                w.rewrite_last(h()[0])
+            for w, v in zip(coords, (step, round), strict=True):
+                w.rewrite_last(np.asarray(v))
+
+        self.out.submit(rewrite)
+
+    def shift(self, delta: int) -> None:
+        """Add ``delta`` to every step of this recording (an open timeline at its first event)."""
+        self.steps = [s + delta for s in self.steps]
+        self.rows = {s: i for i, s in enumerate(self.steps)}
+        self.coord_rows = [(s + delta, r) for s, r in self.coord_rows]
+        if self.coord_writers:
+            self.out.submit(self.coord_writers[0].shift, delta)
 
     def set_steps(self, steps: np.ndarray) -> None:
         """The steps this recording has rows for (a timeline cut keeps a prefix of them)."""
@@ -100,7 +144,7 @@ class Periodic:
         self.next += 1
         if (
             self.next % self.writers[0].chunk == 0
-            or self.next == len(self.steps)
+            or (self.next == len(self.steps) and not self.open)
             or self.staged_bytes >= STAGE_BYTES
         ):
             self.drain()
@@ -117,6 +161,11 @@ class Periodic:
         self.out.submit(lambda: [w.append(h()) for w, h in zip(writers, hosts, strict=True)])
         self.staged = [[] for _ in writers]
         self.staged_bytes = 0
+        if self.coord_writers:
+            steps, rounds = np.asarray(self.coord_rows, dtype=np.int64).T
+            for w, values in zip(self.coord_writers, (steps, rounds), strict=True):
+                self.out.submit(w.append, values)
+            self.coord_rows = []
 
     def frontier(self) -> int | None:
         """The last step before this recording's first unwritten row (writer thread), or None if all
@@ -136,6 +185,8 @@ class Periodic:
 class Snapshots(Periodic):
     """Every prunable weight's magnitude: float ``magnitude``, or log8 ``magnitude_code`` and the
     per-layer ``magnitude_top``."""
+
+    coords = ("record_step", "record_round")
 
     def __init__(
         self,
@@ -159,6 +210,8 @@ class Snapshots(Periodic):
 class Samples(Periodic):
     """The magnitudes of a fixed subset of weights (``sample_weight``), gathered on the device."""
 
+    coords = ("sample_step", "sample_round")
+
     def __init__(self, out: Handover, steps: np.ndarray, dtype: np.dtype) -> None:
         super().__init__(out, ["sample_magnitude"], steps, [dtype])
         index = np.asarray(out.store.group["sample_weight"][:])
@@ -172,6 +225,8 @@ class Samples(Periodic):
 class Histograms(Periodic):
     """Per-layer counts of non-zero |w| in equal log10 bins, on the device; one count of keys for
     all layers."""
+
+    coords = ("hist_step", "hist_round")
 
     def __init__(self, out: Handover, steps: np.ndarray, layer_ids: torch.Tensor) -> None:
         super().__init__(out, ["magnitude_hist"], steps, [np.dtype(np.int32)])

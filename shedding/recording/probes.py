@@ -20,6 +20,7 @@ from shedding.recording.shed_counter import ShedCounter
 from shedding.recording.store import ChunkWriter
 
 EPOCH_VARS = ("train_accuracy", "train_loss", "test_accuracy", "test_loss")
+_FILLS = {"f": np.nan, "i": -1, "u": 0}  # the tables' fill values, by dtype kind
 
 
 class ShedLines:
@@ -105,12 +106,16 @@ class StepSeries:
         self.line_counts = [store.writer(n) for n in names] if lines else []
         self.n_steps = n_steps
         self.next = 0  # rows handed to the writer so far
+        # an open timeline (a growable store): each row's step and round are appended with it
+        self.open = "step" in store.growth
+        self.coords = [store.writer(n) for n in ("step", "step_round")] if self.open else []
+        self.steps: list[int] = []  # an open timeline's steps (the writer thread reads them)
         self.clear()
 
     @property
     def writers(self) -> list[ChunkWriter]:
-        """Every writer of the series."""
-        return [self.loss, self.lr, *self.counts, *self.line_counts]
+        """Every writer of the series (an open timeline's coordinates included)."""
+        return [self.loss, self.lr, *self.counts, *self.line_counts, *self.coords]
 
     def clear(self) -> None:
         """Forget the staged rows."""
@@ -118,6 +123,18 @@ class StepSeries:
         self._lr: list[float] = []
         self._counts: list[torch.Tensor] = []
         self._line_counts: list[torch.Tensor] = []
+        self._coords: list[tuple[int, int]] = []
+
+    def add_step(self, step: int, round: int) -> None:
+        """The next row's step and round (an open timeline; before its :meth:`stage`)."""
+        self.steps.append(step)
+        self._coords.append((step, round))
+
+    def shift(self, delta: int) -> None:
+        """Add ``delta`` to every step so far (an open timeline at its first prune event)."""
+        self.steps = [s + delta for s in self.steps]
+        self._coords = [(s + delta, r) for s, r in self._coords]
+        self.out.submit(self.coords[0].shift, delta)
 
     def stage(
         self, loss: torch.Tensor, lr: float, counts: torch.Tensor, line_counts: torch.Tensor | None
@@ -129,10 +146,25 @@ class StepSeries:
         if line_counts is not None:
             self._line_counts.append(line_counts)
 
+    @property
+    def n_staged(self) -> int:
+        """Rows staged and not yet handed to the writer."""
+        return len(self._lr)
+
+    def set_last(self, loss: torch.Tensor | None, lr: float | None) -> bool:
+        """Replace the last staged row's loss and/or LR; False when no row is staged."""
+        if not self._lr:
+            return False
+        if loss is not None:
+            self._loss[-1] = loss.detach().float().reshape(())
+        if lr is not None:
+            self._lr[-1] = float(lr)
+        return True
+
     def chunk_done(self) -> bool:
         """Whether the staged rows complete a chunk of steps (or the run's steps)."""
         end = self.next + len(self._lr)
-        return end % self.lr.chunk == 0 or end == self.n_steps
+        return end % self.lr.chunk == 0 or (end == self.n_steps and not self.open)
 
     def drain(self) -> None:
         """Hand the staged rows to the writer (device -> host without a sync on CUDA: the writer
@@ -149,6 +181,10 @@ class StepSeries:
             else None
         )  # (n, lines, 3, L)
         self.out.submit(self._append, loss, lr, counts, line_counts)
+        if self.open:
+            steps, rounds = np.asarray(self._coords, dtype=np.int64).T
+            for w, values in zip(self.coords, (steps, rounds), strict=True):
+                self.out.submit(w.append, values)
         self.next += len(lr)
         self.clear()
 
@@ -208,6 +244,15 @@ class Tables:
             line_value=np.full(shape, np.nan), line_eligible=np.full(shape, -1, np.int64)
         )
 
+    def grow(self, n_events: int, n_epochs: int) -> None:
+        """Room for ``n_events`` events and ``n_epochs`` epochs (an open timeline), the new rows
+        holding each table's fill value."""
+        for table, n in ((self.events, n_events), (self.epochs, n_epochs)):
+            for k, v in table.items():
+                if len(v) < n:
+                    fill = np.full((n - len(v), *v.shape[1:]), _FILLS.get(v.dtype.kind), v.dtype)
+                    table[k] = np.concatenate([v, fill])
+
     def set_event(self, index: int, values: dict[str, Any]) -> None:
         """Event ``index``'s values (names of :attr:`events`; the line tables as lists by line)."""
         for k, v in values.items():
@@ -218,8 +263,9 @@ class Tables:
                 self.events[k][index] = v
 
     def set_epoch(self, index: int, metrics: dict[str, float]) -> None:
-        """Epoch ``index``'s metrics (those of :data:`EPOCH_VARS` in ``metrics``)."""
-        for k in EPOCH_VARS:
+        """Epoch ``index``'s metrics (those of :data:`EPOCH_VARS` in ``metrics``; an open
+        timeline's epoch coordinates too)."""
+        for k in self.epochs:
             if k in metrics:
                 self.epochs[k][index] = metrics[k]
 

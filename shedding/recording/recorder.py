@@ -16,6 +16,7 @@ resumed run restarts from.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +47,14 @@ class Recorder(Callback):
         magnitude_dtype: str,
         device: torch.device,
         max_pending: int = 8,
+        read: Callable[[], list[torch.Tensor]] | None = None,
     ) -> None:
         self._store = store
         self._tl = timeline
         self._params = params
+        # the prunable weights as they are now, in layer order (default: the parameters themselves;
+        # a watched model reads them through its modules: shedding.watching)
+        self._read = read if read is not None else lambda: list(self._params.values())
         self._device = device
         self._layers = ([layer.start for layer in layers], [layer.size for layer in layers])
         layer_ids = torch.cat(
@@ -126,7 +131,7 @@ class Recorder(Callback):
     ) -> None:
         """Record prune event ``index`` from the model's current (post-prune, start-of-round)
         weights."""
-        step = int(self._tl.event_step[index])
+        step = self._event_step(index)
         mag = self._flat_abs()
         alive = flat(masks).to(self._device)
         counted = self._shed.start(mag, alive, line, tau, sparsity, self._layers)
@@ -339,13 +344,17 @@ class Recorder(Callback):
         self.on_epoch(state.metrics)
 
     # ------------------------------------------------------------------ internals
+    def _event_step(self, index: int) -> int:
+        """The global step of prune event ``index``."""
+        return int(self._tl.event_step[index])
+
     def _wants(self, g: int) -> bool:
         return g not in self._event_steps and any(g in p.rows for p in self._periodic)
 
     def _flat_abs(self) -> torch.Tensor:
         """|w| of every prunable weight, flat in layer order, as float32: a buffer the next call
         overwrites."""
-        views = [p.detach().reshape(-1) for p in self._params.values()]
+        views = [p.detach().reshape(-1) for p in self._read()]
         if self._flat is None:
             return torch.cat(views).abs_().float()
         return torch.cat(views, out=self._flat).abs_()
@@ -363,7 +372,8 @@ class Recorder(Callback):
         self._series.drain()
 
     def _writers(self) -> list[ChunkWriter]:
-        return [*self._series.writers, *(w for p in self._periodic for w in p.writers)]
+        periodic = [w for p in self._periodic for w in (*p.writers, *p.coord_writers)]
+        return [*self._series.writers, *periodic]
 
     def _committed_step(self) -> int | None:
         """Largest step up to which every per-step row and snapshot is on disk (call in the writer
@@ -377,13 +387,15 @@ class Recorder(Callback):
                 frontier = min(frontier, f)
         return frontier
 
-    def _flush_writers(self) -> None:  # writer thread: the commit point
+    def _flush_writers(self, extra: dict[str, Any] | None = None) -> None:
+        """Write every partial chunk whole, then commit (writer thread): ``last_committed_step``
+        (and ``extra`` root attributes)."""
         for w in self._writers():
             w.flush()
         committed = self._committed_step()
         # each write of the root attributes rewrites all the metadata
-        if committed != self._committed_written:
-            self._store.set_attrs(last_committed_step=committed)
+        if committed != self._committed_written or extra:
+            self._store.set_attrs(last_committed_step=committed, **(extra or {}))
             self._committed_written = committed
 
 

@@ -24,6 +24,7 @@ import os
 import socket
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -354,9 +355,12 @@ def store_specs(
     hist_range: tuple[float, float] = (-8.0, 1.0),
     lines: list[str] | None = None,
     sample: np.ndarray | None = None,
+    open_dims: tuple[str, ...] = (),
 ) -> list[ArraySpec]:
     """Every array of a run store for ``layers`` and timeline ``tl`` (see :meth:`RunStore.create`):
-    the rows of :data:`schema.VARIABLES` its profile has, in the table's order."""
+    the rows of :data:`schema.VARIABLES` its profile has, in the table's order. The coordinates
+    along ``open_dims`` (a growable store's timeline dimensions) are left unwritten: the recorder
+    appends them as the run goes."""
     lines = list(lines or [])
     sample = (
         np.zeros(0, dtype=np.int64)
@@ -377,7 +381,11 @@ def store_specs(
     attrs = {k: a for k, (_, a) in labels.items()}
     attrs["magnitude_code"] = _log8_attrs()
     ctx = {"magnitude_dtype": magnitude_dtype, "chunk_steps": chunk_steps, "attrs": attrs}
-    return [_spec(v, sizes, values.get(v.name), ctx) for v in schema.present(flags)]
+    specs = [_spec(v, sizes, values.get(v.name), ctx) for v in schema.present(flags)]
+    for spec in specs:
+        if spec.dims[0] in open_dims:
+            spec.data = None
+    return specs
 
 
 class ChunkWriter:
@@ -388,25 +396,32 @@ class ChunkWriter:
     holds a chunk assembled from two partial writes.
     """
 
-    def __init__(self, array: zarr.Array, fill: Any) -> None:
+    def __init__(
+        self, array: zarr.Array, fill: Any, grow: Callable[[int], None] | None = None
+    ) -> None:
         self.array = array
         self.rows = array.shape[0]
         self.chunk = array.chunks[0]
         self.fill = fill
+        # a growable store's writer asks for more rows (in whole chunks) instead of failing
+        self.grow = grow
         self.pos = 0  # next row to append
         self._start = 0  # first row of the chunk in the buffer
         self._buf = self._alloc(0)
         self._dirty = False
 
     def _alloc(self, start: int) -> np.ndarray:
-        n = min(self.chunk, self.rows - start)
+        n = max(0, min(self.chunk, self.rows - start))
         return np.full((n, *self.array.shape[1:]), self.fill, dtype=self.array.dtype)
 
     def append(self, rows: np.ndarray) -> None:
         """Append ``rows`` (first axis = rows); each chunk is written as soon as it is complete."""
         rows = np.asarray(rows)
         if self.pos + len(rows) > self.rows:
-            raise IndexError(f"{self.array.name}: appending past its {self.rows} rows")
+            if self.grow is None:
+                raise IndexError(f"{self.array.name}: appending past its {self.rows} rows")
+            self.grow(self.pos + len(rows))
+            self._after_growth()
         i = 0
         while i < len(rows):
             off = self.pos - self._start
@@ -421,6 +436,37 @@ class ChunkWriter:
                 if self.pos < self.rows:
                     self._start = self.pos
                     self._buf = self._alloc(self.pos)
+
+    def _after_growth(self) -> None:
+        """The array has more rows now (:attr:`rows`): the buffer is the next chunk's, or holds the
+        whole of the chunk it had only partly."""
+        if self.pos >= self._start + len(self._buf):  # its chunk was written whole
+            self._start = self.pos
+            self._buf = self._alloc(self.pos)
+        elif len(self._buf) < self.chunk:
+            more = self._alloc(self._start + len(self._buf))
+            self._buf = np.concatenate([self._buf, more[: self.chunk - len(self._buf)]])
+
+    def rewrite_last(self, row: np.ndarray) -> None:
+        """Replace the last appended row (a growable store's snapshot at a step that a prune event
+        then took: the event's post-prune state replaces it)."""
+        i = self.pos - 1
+        if i < 0:
+            raise IndexError(f"{self.array.name}: no row to rewrite")
+        if i >= self._start:
+            self._buf[i - self._start] = row
+            self._dirty = True
+        else:  # in a chunk already written whole
+            self.array[i] = row
+
+    def shift(self, delta: int) -> None:
+        """Add ``delta`` to every row appended so far (the step coordinates of a growable store,
+        renumbered at its first prune event)."""
+        if self._start:
+            self.array[: self._start] = np.asarray(self.array[: self._start]) + delta
+        n = self.pos - self._start
+        self._buf[:n] += delta
+        self._dirty = self._dirty or n > 0
 
     def seek(self, pos: int) -> None:
         """Continue appending at row ``pos`` (resume): rows before it are kept, rows from it on are
@@ -452,12 +498,21 @@ class ChunkWriter:
             self._dirty = False
 
 
+def _dims(arr: zarr.Array) -> tuple[str, ...]:
+    """The array's dimension names."""
+    return tuple(arr.metadata.dimension_names or ())
+
+
 class RunStore:
     """A run's Zarr store, opened for writing by a single process (a lock file guards it)."""
 
-    def __init__(self, path: Path, group: zarr.Group) -> None:
+    def __init__(self, path: Path, group: zarr.Group, growth: dict[str, int] | None = None) -> None:
         self.path = path
         self.group = group
+        # a growable store: the rows each open dimension grows by (its chunk length)
+        self.growth = dict(growth or {})
+        self._writers: list[ChunkWriter] = []
+        self.grown = False  # grown since the last commit (the recorder then consolidates)
 
     # ------------------------------------------------------------------ creation
     @classmethod
@@ -474,17 +529,31 @@ class RunStore:
         hist_range: tuple[float, float] = (-8.0, 1.0),
         lines: list[str] | None = None,
         sample: np.ndarray | None = None,
+        growth: dict[str, int] | None = None,
     ) -> RunStore:
         """Create every array and coordinate for ``layers`` and ``timeline``, and take the writer
-        lock."""
+        lock.
+
+        ``growth`` makes a growable store (a run of unknown length): ``timeline`` then holds one
+        chunk of rows of each open dimension (its keys), whose coordinates the recorder appends;
+        those dimensions grow by whole chunks (:meth:`grow`) and :meth:`trim` cuts them to the rows
+        written when the run ends."""
         path = as_path(path)
         prepare_path(path, overwrite)
         path.parent.mkdir(parents=True, exist_ok=True)
         group = zarr.open_group(zarr_location(path), mode="w", zarr_format=3)
-        store = cls(path, group)
+        store = cls(path, group, growth)
         store._lock()
         specs = store_specs(
-            layers, timeline, magnitude_dtype, chunk_steps, hist_bins, hist_range, lines, sample
+            layers,
+            timeline,
+            magnitude_dtype,
+            chunk_steps,
+            hist_bins,
+            hist_range,
+            lines,
+            sample,
+            open_dims=tuple(store.growth),
         )
         for spec in specs:
             create_array(group, spec)
@@ -494,7 +563,7 @@ class RunStore:
                 "format": "shedding-run",
                 "format_version": FORMAT_VERSION,
                 "coordinates": " ".join(
-                    s.name for s in specs if s.data is not None and s.name not in s.dims
+                    s.name for s in specs if schema.BY_NAME[s.name].coord and s.name not in s.dims
                 ),
                 "status": "running",
                 "codec_choice": CODEC_CHOICE,
@@ -529,18 +598,71 @@ class RunStore:
             # before writing it, a full pass over the chunk that took 60% of a magnitude chunk's
             # write (benchmarks.recording_overhead)
             arr = arr.with_config({"write_empty_chunks": True})
-        return ChunkWriter(arr, arr.fill_value)
+        dim = _dims(arr)[0]
+        grow = (lambda rows: self.grow(dim, rows)) if dim in self.growth else None
+        writer = ChunkWriter(arr, arr.fill_value, grow)
+        self._writers.append(writer)
+        return writer
 
     def write_rows(self, name: str, index: int, values: Any) -> None:
         """Write row ``index`` of an array whose first-dimension chunk is 1 (masks, event
         magnitudes)."""
+        self._room(name, index + 1)
         arr = self.group[name]
         assert arr.chunks[0] == 1
         arr[index] = values
 
     def write_whole(self, name: str, values: np.ndarray) -> None:
-        """Write a whole small array at once (event and epoch tables, rewritten from memory)."""
-        self.group[name][...] = values
+        """Write a whole small array at once (event and epoch tables, rewritten from memory; in a
+        growable store, the rows written so far)."""
+        self._room(name, len(values))
+        arr = self.group[name]
+        if arr.shape[0] == len(values):
+            arr[...] = values
+        elif len(values):
+            arr[: len(values)] = values
+
+    def _room(self, name: str, rows: int) -> None:
+        """Grow the first dimension of array ``name`` to hold ``rows`` rows (a growable store)."""
+        arr = self.group[name]
+        dim = _dims(arr)[0]
+        if arr.shape[0] < rows and dim in self.growth:
+            self.grow(dim, rows)
+
+    def grow(self, dim: str, rows: int) -> None:
+        """Resize every array along open dimension ``dim`` to hold ``rows`` rows, rounded up to
+        whole chunks (writer thread). The consolidated metadata follows at the next commit."""
+        unit = self.growth[dim]
+        rows = -(-rows // unit) * unit
+        self._resize({dim: rows}, only_up=True)
+        self.grown = True
+
+    def trim(self, sizes: dict[str, int]) -> None:
+        """Cut dimensions to ``sizes`` rows (a growable store at its end: the rows written)."""
+        self._resize(sizes, only_up=False)
+        self.consolidate()
+
+    def _resize(self, sizes: dict[str, int], only_up: bool) -> None:
+        """Resize each array along the dimensions of ``sizes``; the writers follow."""
+        # the array metadata itself, not the consolidated copy, which goes stale as arrays resize
+        self.group = zarr.open_group(
+            zarr_location(self.path), mode="r+", zarr_format=3, use_consolidated=False
+        )
+        by_name = {w.array.basename: w for w in self._writers}
+        for name, arr in self.group.arrays():
+            dims = _dims(arr)
+            shape = tuple(sizes.get(d, n) for d, n in zip(dims, arr.shape, strict=True))
+            if only_up:
+                shape = tuple(max(a, b) for a, b in zip(shape, arr.shape, strict=True))
+            if shape == arr.shape:
+                continue
+            writer = by_name.get(name)
+            target = writer.array if writer is not None else arr
+            target.resize(shape)
+            if writer is not None and shape[0] < writer.rows:
+                writer.truncate(shape[0])
+            elif writer is not None:
+                writer.rows = shape[0]
 
     def truncate(self, timeline: Timeline) -> None:
         """Cut the store to ``timeline``, a prefix of the one it was created for (a cascade-aware
@@ -554,16 +676,7 @@ class RunStore:
             "epoch": len(timeline.epoch),
             "event": timeline.n_events,
         }
-        # the array metadata itself, not the consolidated copy, which goes stale as arrays are
-        # resized
-        self.group = zarr.open_group(
-            zarr_location(self.path), mode="r+", zarr_format=3, use_consolidated=False
-        )
-        for _, arr in self.group.arrays():
-            dims = arr.metadata.dimension_names or ()
-            shape = tuple(sizes.get(d, n) for d, n in zip(dims, arr.shape, strict=True))
-            if shape != arr.shape:
-                arr.resize(shape)
+        self._resize(sizes, only_up=False)
         for name, values in (
             ("step_round", timeline.step_round),
             ("record_round", timeline.record_round),

@@ -1,0 +1,1 @@
+"""Recording any PyTorch run: :func:`shedding.watching.watch.watch` (``shedding.watch``)."""
