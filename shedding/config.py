@@ -141,7 +141,9 @@ class PruneConfig:
     """How to choose the mask."""
 
     method: str = _f(
-        "gmp", "pruning method: gmp, layerwise, random, random_layerwise, block or none"
+        "gmp",
+        "pruning method: gmp, layerwise, random, random_layerwise, block, nm, channel, file "
+        "or none",
     )
     sparsity: float = _f(
         0.2,
@@ -179,6 +181,14 @@ class PruneConfig:
         [1, 1], "block: block height, width over the (out, in*kh*kw) view", within=AT_LEAST_1
     )
     block_score: str = _f("mean_abs", "block: block score, mean_abs, l2 or max_abs")
+    nm: str = _f(
+        "2:4",
+        "nm: keep the N largest |w| of every M consecutive weights along each row of the "
+        "(out, in*kh*kw) view, as N:M (sparsity 1 - N/M)",
+    )
+    mask_file: str = _f(
+        "", "file: masks written by `shedding export-mask` ({parameter name: mask}, torch.save)"
+    )
 
 
 @dataclass

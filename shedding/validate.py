@@ -12,7 +12,16 @@ import math
 import typing
 from typing import Any
 
-from shedding.config import STEP, ConfigError, FlatField, Range, RunConfig, flat_fields, parse_step
+from shedding.config import (
+    STEP,
+    ConfigError,
+    FlatField,
+    PruneConfig,
+    Range,
+    RunConfig,
+    flat_fields,
+    parse_step,
+)
 
 
 def check_number(value: Any, where: str, within: Range | None = None) -> None:
@@ -101,6 +110,8 @@ def _check_relations(cfg: RunConfig) -> None:
         )
     if cfg.prune.method != "block" and cfg.prune.block_shape != [1, 1]:
         raise ConfigError("--prune-block-shape: only used with --prune-method block")
+    _check_nm(cfg.prune)
+    _check_mask_file(cfg.prune)
     if len(cfg.data.image_shape) != 3:
         raise ConfigError(
             f"--data-image-shape: expected three sizes C,H,W, got {cfg.data.image_shape}"
@@ -114,6 +125,77 @@ def _check_relations(cfg: RunConfig) -> None:
             "--retrain-finetune-lr: 0 would not train; use a positive LR or -1 for the default"
         )
     _check_lines(cfg.record.lines)
+
+
+def _check_nm(pc: PruneConfig) -> None:
+    """``--prune-nm`` well formed, only with the nm method, which is one-shot at 1 - N/M."""
+    from shedding.pruning.nm import parse_nm
+
+    try:
+        n, m = parse_nm(pc.nm)
+    except ValueError as e:
+        raise ConfigError(f"--prune-nm: {e}") from None
+    if pc.method != "nm":
+        if pc.nm != PruneConfig().nm:
+            raise ConfigError("--prune-nm: only used with --prune-method nm")
+        return
+    if pc.schedule != "oneshot":
+        raise ConfigError(
+            f"--prune-schedule: {pc.schedule} with --prune-method nm; N:M pruning reaches its "
+            "fixed pattern in one event, use oneshot"
+        )
+    pattern = f"{1 - n / m:.10g}"
+    if abs(pc.sparsity - (1 - n / m)) > 1e-9:
+        raise ConfigError(
+            f"--prune-sparsity: {pc.sparsity:g} with --prune-nm {pc.nm}, which prunes exactly "
+            f"1 - N/M = {pattern} of every layer; give --prune-sparsity {pattern}"
+        )
+
+
+def _check_mask_file(pc: PruneConfig) -> None:
+    """``--prune-mask-file`` only with the file method, which needs a readable mask file whose
+    sparsity is the target (its names and shapes: :func:`check_prune_layers`)."""
+    from shedding.pruning.mask_file import check_sparsity, load_mask_file
+
+    if pc.method != "file":
+        if pc.mask_file:
+            raise ConfigError("--prune-mask-file: only used with --prune-method file")
+        return
+    if not pc.mask_file:
+        raise ConfigError(
+            "--prune-mask-file: --prune-method file needs the masks file (written by "
+            "`shedding export-mask`)"
+        )
+    if pc.schedule != "oneshot":
+        raise ConfigError(
+            f"--prune-schedule: {pc.schedule} with --prune-method file; the file's masks are "
+            "one event's, use oneshot"
+        )
+    try:
+        check_sparsity(load_mask_file(pc.mask_file), pc.sparsity, pc.mask_file)
+    except ValueError as e:
+        raise ConfigError(f"--prune-mask-file: {e}") from None
+
+
+def check_prune_layers(pc: PruneConfig, shapes: dict[str, tuple[int, ...]]) -> None:
+    """Checks of the pruning method against the run's prunable tensors (``{name: shape}``), before
+    anything trains: every tensor's rows divisible by M for nm; the mask file's names and shapes
+    for file."""
+    if pc.method == "nm":
+        from shedding.pruning.nm import nm_layer_problem, parse_nm
+
+        _, m = parse_nm(pc.nm)
+        for name, shape in shapes.items():
+            problem = nm_layer_problem(name, tuple(shape), m)
+            if problem is not None:
+                raise ConfigError(f"--prune-nm: {pc.nm}: {problem}")
+    elif pc.method == "file":
+        from shedding.pruning.mask_file import check_layout, load_mask_file
+
+        try:
+            check_layout(load_mask_file(pc.mask_file), shapes, pc.mask_file)
+        except ValueError as e:
+            raise ConfigError(f"--prune-mask-file: {e}") from None
 
 
 def _check_lines(lines: list[str]) -> None:

@@ -11,6 +11,9 @@ sparsity prunes nothing more and revives nothing), ``cfg`` is the
 from shedding.pruning.pruners import PRUNERS, Masks, PruneFn
 
 from shedding.pruning import block
+from shedding.pruning import channel
 from shedding.pruning import magnitude
+from shedding.pruning import mask_file
+from shedding.pruning import nm
 from shedding.pruning import none
 from shedding.pruning import random
