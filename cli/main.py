@@ -24,6 +24,7 @@ from shedding.cli.feedback import (
     run_errors,
     user_errors,
 )
+from shedding.cli.mask_commands import register as register_mask_commands
 from shedding.cli.options import with_config_options
 from shedding.cli.study_commands import app as study_app
 from shedding.config import Range
@@ -349,7 +350,7 @@ def analyze(
         str | None,
         typer.Option(
             help="one control run for all (name or path); default: each run's "
-            "matched control (--prune-method none, same setting and seed, "
+            "matched control (a control run of the same seed and setting, "
             "its line at the run's first-event sparsity and alpha)"
         ),
     ] = None,
@@ -530,7 +531,10 @@ def compare(
         if out is not None:
             from shedding.analysis.summary import summarize
 
-            summary = summarize(opened)
+            # the comparison report shows kept sets only; runs that do not say how long an epoch
+            # is (recorded outside the trainer) are summarised over whole rounds
+            epochs = all("iterations_per_epoch" in ds.attrs for ds in opened.values())
+            summary = summarize(opened, **({} if epochs else {"window": "round"}))
             write_report(
                 summary, out, title="Kept-set comparison", kind="comparison", block=(bh, bw)
             )
@@ -700,6 +704,7 @@ def demo(
 
 
 app.add_typer(study_app, name="study")
+register_mask_commands(app)
 
 
 def main() -> None:  # pragma: no cover - console entry point

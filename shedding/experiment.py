@@ -42,7 +42,7 @@ from shedding.training.callbacks import (
 from shedding.training.loop import Callback, TrainState, evaluate, train
 from shedding.training.optim import build_optimizer
 from shedding.training.schedules import ScheduleSpec, build_schedule, shifted
-from shedding.validate import validate_run_config
+from shedding.validate import check_prune_layers, validate_run_config
 
 # progress(description, total) -> advance(n); the CLI passes a rich progress bar, the API None.
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
@@ -124,6 +124,7 @@ def prepare(cfg: RunConfig) -> Prepared:
     T, t, technique = _lengths(cfg, ipe)
     schedule = build_schedule(cfg.train, ipe)
     layers = _prunable_layers(cfg, data)
+    check_prune_layers(cfg.prune, {layer.name: layer.shape for layer in layers})
     rounds = plan_rounds(cfg.prune, t, _check_interval(cfg, ipe, t))
     return Prepared(
         cfg,
@@ -438,10 +439,14 @@ def _check_cache(cache_dir: str | Path | None) -> Path | None:
 
 
 def _create_store(p: Prepared, out: Path, overwrite: bool) -> RunStore:
+    from shedding.recording.config_identity import identity_attributes
+
     cfg = p.cfg
+    config = to_dict(cfg)
     attrs: dict[str, Any] = {
-        "config": to_dict(cfg),
-        "seed": cfg.seed,
+        "config": config,
+        # condition, seed, control, line_sparsity: what analyze groups runs and matches controls by
+        **identity_attributes(config, cfg.record.alpha),
         "versions": _versions(),
         "device": str(p.device),
         # torchrun processes that trained it (1 without torchrun)
@@ -453,7 +458,6 @@ def _create_store(p: Prepared, out: Path, overwrite: bool) -> RunStore:
         "schedule": cfg.prune.schedule if cfg.prune.method != "none" else "oneshot",
         "method": cfg.prune.method,
         "technique": cfg.retrain.technique,
-        "control": cfg.prune.method == "none",
         "alpha": cfg.record.alpha,
         "dataset": cfg.data.name,
         "model": cfg.model.name,
