@@ -33,6 +33,7 @@ def open_run(path: str | Path) -> xr.Dataset:
         ds = xr.open_zarr(str(p), consolidated=None, mask_and_scale=False)
     if ds.attrs.get("format") != "shedding-run":
         raise NotARunError(f"{p}: a Zarr store, but not a shedding run (format attribute missing)")
+    ds = _committed(ds)
     integrity.check_chunks(p, ds, listing)
     ds = decode_names(ds)
     if "magnitude_code" in ds and "magnitude" not in ds:
@@ -43,6 +44,17 @@ def open_run(path: str | Path) -> xr.Dataset:
     )  # per-step/epoch/event/layer labels: tiny
     ds.attrs["path"] = str(p)
     return ds
+
+
+def _committed(ds: xr.Dataset) -> xr.Dataset:
+    """A growable store (``shedding.watch``) cut to the rows its last commit wrote: the
+    ``committed_rows`` root attribute, by dimension (a crashed run's last chunks hold fill values
+    past them)."""
+    rows = ds.attrs.get("committed_rows")
+    if not isinstance(rows, dict):
+        return ds
+    cut = {d: slice(0, int(n)) for d, n in rows.items() if d in ds.dims and ds.sizes[d] > int(n)}
+    return ds.isel(cut) if cut else ds
 
 
 def decode_magnitude(ds: xr.Dataset) -> xr.DataArray:

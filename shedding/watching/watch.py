@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from shedding import __version__
 from shedding.pruning.masks import flat, gmp_threshold, sparsity_of
 from shedding.recording.layout import build_layers, sample_weights
 from shedding.recording.open_recorder import OpenRecorder, capacity
@@ -231,6 +230,16 @@ def watch(
     return w
 
 
+def _version() -> str:
+    """This package's version (read from its metadata: the package's root imports this module)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("shedding")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def _attrs(
     model: torch.nn.Module,
     seed: int,
@@ -252,7 +261,7 @@ def _attrs(
         "versions": {
             "python": platform.python_version(),
             "torch": torch.__version__,
-            "shedding": __version__,
+            "shedding": _version(),
         },
         **(extra or {}),
     }

@@ -1,0 +1,195 @@
+"""shedding.watch on plain PyTorch loops: the store against torch's own buffers and numpy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from torch.nn.utils import prune
+
+import shedding
+from shedding.watching.watched import WatchError
+
+
+def _model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(12, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+
+
+def _data() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(64, 12, generator=g), torch.randint(0, 3, (64,), generator=g)
+
+
+def _effective(model: torch.nn.Module) -> np.ndarray:
+    """|w| of both Linear weights as the model uses them (orig * mask when pruned), flat."""
+    out = []
+    for m in (model[0], model[2]):
+        w = m.weight_orig * m.weight_mask if hasattr(m, "weight_orig") else m.weight
+        out.append(w.detach().abs().reshape(-1))
+    return torch.cat(out).numpy().astype(np.float32)
+
+
+def _train(model, opt, rec, n, seen, first):
+    x, y = _data()
+    for i in range(n):
+        xb, yb = x[i % 4 * 16 : (i % 4 + 1) * 16], y[i % 4 * 16 : (i % 4 + 1) * 16]
+        loss = torch.nn.functional.cross_entropy(model(xb), yb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        rec.log(loss=loss)
+        seen[first + i + 1] = (_effective(model), loss.item())
+
+
+def _gmp_tau(mag: np.ndarray, sparsity: float) -> float:
+    s = np.sort(mag.astype(np.float64))
+    k = int(round(sparsity * len(s)))
+    return float((s[k - 1] + s[k]) / 2)
+
+
+@pytest.fixture(scope="module")
+def pruned_run(tmp_path_factory):
+    """12 original steps, a 50% global L1 prune with torch.nn.utils.prune, 20 retraining steps with
+    momentum and weight decay; every state recorded as float32, in chunks of 4 snapshots."""
+    path = tmp_path_factory.mktemp("watch") / "run.zarr"
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9, weight_decay=1e-3)
+    seen: dict[int, tuple[np.ndarray, float]] = {0: (_effective(model), np.nan)}
+    with shedding.watch(
+        model, path, optimizer=opt, seed=3, condition="gmp", profile="full", every=1,
+        dtype="float32", chunk_steps=4,
+    ) as rec:
+        _train(model, opt, rec, 12, seen, 0)
+        pre = _effective(model)
+        prune.global_unstructured(
+            [(model[0], "weight"), (model[2], "weight")],
+            pruning_method=prune.L1Unstructured,
+            amount=0.5,
+        )
+        rec.prune_event()
+        seen[12] = (_effective(model), seen[12][1])
+        _train(model, opt, rec, 20, seen, 12)
+    return path, model, seen, pre
+
+
+def test_masks_are_torchs_buffers(pruned_run):
+    path, model, _, _ = pruned_run
+    ds = xr.open_zarr(path)
+    torch_mask = torch.cat([model[0].weight_mask.reshape(-1), model[2].weight_mask.reshape(-1)])
+    np.testing.assert_array_equal(ds["mask"].isel(event=0).values, torch_mask.bool().numpy())
+
+
+def test_magnitudes_are_orig_times_mask_at_every_step(pruned_run):
+    path, _, seen, _ = pruned_run
+    ds = xr.open_zarr(path)
+    # the original training is renumbered so that the prune event is step 0
+    np.testing.assert_array_equal(ds["record_step"].values, np.arange(-12, 21))
+    np.testing.assert_array_equal(ds["step"].values, np.arange(-11, 21))
+    mags = ds["magnitude"].values
+    for row, step in enumerate(ds["record_step"].values):
+        np.testing.assert_array_equal(mags[row], seen[int(step) + 12][0])
+    # pruned entries of weight_orig drift under momentum and weight decay; recorded as 0
+    alive = ds["mask"].isel(event=0).values
+    assert np.all(mags[12:, ~alive] == 0)
+
+
+def test_pruned_entries_of_weight_orig_did_drift(pruned_run):
+    _, model, _, _ = pruned_run
+    orig, mask = model[0].weight_orig, model[0].weight_mask
+    assert float((orig.abs() * (1 - mask)).max()) > 0  # weight_orig alone would be wrong
+
+
+def test_loss_and_tau_and_shed_counts_against_numpy(pruned_run):
+    path, _, seen, pre = pruned_run
+    ds = xr.open_zarr(path, mask_and_scale=False)
+    steps = ds["step"].values
+    np.testing.assert_allclose(ds["loss"].values, [seen[int(s) + 12][1] for s in steps], rtol=1e-6)
+    tau = _gmp_tau(pre, 0.5)
+    assert float(ds["event_tau"][0]) == pytest.approx(tau, rel=1e-6)
+    assert float(ds["event_line"][0]) == pytest.approx(tau, rel=1e-6)
+    assert float(ds["event_sparsity"][0]) == 0.5
+    alive = ds["mask"].isel(event=0).values
+    at_event = seen[12][0]
+    eligible = alive & (at_event >= tau)
+    sizes = ds["layer_size"].values
+    layer = np.repeat(np.arange(len(sizes)), sizes)
+    for s in range(1, 21):
+        below = eligible & (seen[s + 12][0] < tau)
+        expected = np.bincount(layer[below], minlength=len(sizes))
+        got = ds["shed_count"].sel(step=s).values
+        np.testing.assert_array_equal(got, expected, err_msg=f"step {s}")
+    assert np.all(ds["shed_count"].sel(step=slice(None, 0)).values == 0)
+
+
+def test_store_is_trimmed_and_complete(pruned_run):
+    path, _, _, _ = pruned_run
+    ds = xr.open_zarr(path)
+    assert ds.attrs["status"] == "complete"
+    assert ds.attrs["committed_rows"]["step"] == ds.sizes["step"] == 32
+    assert ds.sizes["event"] == 1
+    assert ds.attrs["condition"] == "gmp" and ds.attrs["seed"] == 3
+    assert ds.attrs["control"] is False and ds.attrs["line_sparsity"] == 0.5
+
+
+def test_control_records_the_line_and_prunes_nothing(tmp_path):
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with shedding.watch(model, tmp_path / "c.zarr", optimizer=opt, condition="control") as rec:
+        _train(model, opt, rec, 5, {}, 0)
+        mag = _effective(model)
+        rec.prune_event(sparsity=0.5)
+        _train(model, opt, rec, 5, {}, 5)
+    ds = xr.open_zarr(tmp_path / "c.zarr")
+    assert bool(ds["mask"].all())
+    assert float(ds["event_line"][0]) == pytest.approx(_gmp_tau(mag, 0.5), rel=1e-6)
+    assert float(ds["event_sparsity"][0]) == 0.0
+    assert ds.attrs["control"] is True and ds.attrs["line_sparsity"] == 0.5
+
+
+def test_exact_zeros_and_a_masks_dict(tmp_path):
+    """A loop that prunes by zeroing (and re-zeroes after each step), then a dict of masks."""
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    w0 = model[0].weight
+    keep = w0.detach().abs() > w0.detach().abs().median()
+    with shedding.watch(model, tmp_path / "z.zarr", optimizer=opt, profile="full") as rec:
+        _train(model, opt, rec, 3, {}, 0)
+        with torch.no_grad():
+            w0.mul_(keep)
+        rec.prune_event()
+        for _ in range(3):  # momentum moves the zeros; the recording reads them times the mask
+            model(torch.randn(4, 12)).sum().backward()
+            opt.step()
+            with torch.no_grad():
+                w0.mul_(keep)
+        second = {"2.weight": torch.arange(24).reshape(3, 8) % 2 == 0}
+        rec.prune_event(masks=second)
+        assert hasattr(model[2], "weight_mask")  # applied with custom_from_mask
+    ds = xr.open_zarr(tmp_path / "z.zarr")
+    masks = ds["mask"].values
+    np.testing.assert_array_equal(masks[0, :96], keep.reshape(-1).numpy())
+    np.testing.assert_array_equal(masks[1, 96:], second["2.weight"].reshape(-1).numpy())
+    after = ds["magnitude"].sel(record_step=slice(0, None)).values[:, :96]
+    assert len(after) == 4 and np.all(after[:, ~masks[0, :96]] == 0)
+
+
+def test_bad_input_is_one_line(tmp_path):
+    with pytest.raises(WatchError, match="no Conv, Linear or Conv1D weight"):
+        shedding.watch(torch.nn.Sequential(torch.nn.ReLU()), tmp_path / "n.zarr")
+    assert not (tmp_path / "n.zarr").exists()
+    model = _model()
+    with shedding.watch(model, tmp_path / "b.zarr") as rec:
+        with pytest.raises(WatchError, match="has shape") as e:
+            rec.prune_event(masks={"0.weight": torch.ones(3, 3)})
+        assert "\n" not in str(e.value)
+        with torch.no_grad():
+            model[0].weight[0].zero_()
+        rec.prune_event()
+        with torch.no_grad():
+            model[0].weight[0].fill_(1.0)
+        with pytest.raises(WatchError, match="revive 12 weight"):
+            rec.prune_event()
+    with pytest.raises(WatchError, match="no parameter"):
+        shedding.watch(_model(), tmp_path / "p.zarr", params=["nope.weight"])
