@@ -22,6 +22,7 @@ from shedding.config import (
     flat_fields,
     parse_step,
 )
+from shedding.registry import PluginError, Registry, UnknownNameError, is_import_path
 
 
 def check_number(value: Any, where: str, within: Range | None = None) -> None:
@@ -57,6 +58,18 @@ def check_field(f: FlatField, value: Any) -> None:
             parse_step(v, f.cli_name)
 
 
+def _registered(name: str, registry: Registry[Any], where: str) -> None:
+    """A registered name (else the list of valid ones), or an import path package.module:factory
+    that resolves (else what is wrong with it)."""
+    if not (registry.import_paths and is_import_path(name)):
+        _choice(name, registry.names(), where)
+        return
+    try:
+        registry.get(name)
+    except (UnknownNameError, PluginError) as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
 def _choice(value: str, choices: list[str] | tuple[str, ...], where: str) -> None:
     if value not in choices:
         raise ConfigError(f"{where}: {value!r} is not one of {', '.join(choices)}")
@@ -72,8 +85,8 @@ def _check_choices(cfg: RunConfig) -> None:
     from shedding.training.optim import OPTIMIZERS
     from shedding.training.schedules import SCHEDULE_KINDS
 
-    _choice(cfg.model.name, MODELS.names(), "--model-name")
-    _choice(cfg.data.name, DATASETS.names(), "--data-name")
+    _registered(cfg.model.name, MODELS, "--model-name")
+    _registered(cfg.data.name, DATASETS, "--data-name")
     _choice(cfg.prune.method, PRUNERS.names(), "--prune-method")
     _choice(cfg.prune.schedule, SCHEDULES.names(), "--prune-schedule")
     _choice(cfg.prune.block_score, BLOCK_SCORES, "--prune-block-score")

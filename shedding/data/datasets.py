@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from torch.utils.data import Dataset
 
-from shedding.config import DataConfig
-from shedding.registry import Registry
+from shedding.config import ConfigError, DataConfig
+from shedding.registry import FactoryError, Registry, call_factory
 
 
 @dataclass
@@ -29,9 +29,24 @@ class DataBundle:
 
 
 DataBuilder = Callable[[DataConfig], DataBundle]
-DATASETS: Registry[DataBuilder] = Registry("dataset")
+DATASETS: Registry[DataBuilder] = Registry("dataset", import_paths=True)
 
 
 def build_data(cfg: DataConfig) -> DataBundle:
-    """Build the registered dataset named ``cfg.name``."""
-    return DATASETS.get(cfg.name)(cfg)
+    """Build the dataset ``cfg.name``: a registered name or an import path
+    ``package.module:builder``.
+
+    Registered builders get ``cfg``; a builder from elsewhere may also take no argument at all
+    (:func:`shedding.registry.call_factory`). A builder that cannot be called so, or returns no
+    :class:`DataBundle`, is a :class:`ConfigError` naming ``--data-name``.
+    """
+    try:
+        bundle = call_factory(DATASETS.get(cfg.name), {"cfg": cfg}, f"dataset {cfg.name!r}")
+    except FactoryError as e:
+        raise ConfigError(f"--data-name: {e}") from None
+    if not isinstance(bundle, DataBundle):
+        raise ConfigError(
+            f"--data-name: dataset {cfg.name!r}: the builder returned a {type(bundle).__name__}, "
+            "not a shedding.data.DataBundle"
+        )
+    return bundle
