@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
+from shedding.cli.export_commands import register as register_export_commands
 from shedding.cli.feedback import (
     OneLineUsageErrors,
     check_output,
@@ -705,6 +706,7 @@ def demo(
 
 app.add_typer(study_app, name="study")
 register_mask_commands(app)
+register_export_commands(app)
 
 
 def main() -> None:  # pragma: no cover - console entry point
