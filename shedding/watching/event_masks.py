@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from torch.nn.utils import prune
 
 from shedding.watching.watched import Watched, WatchError
 
@@ -42,7 +43,7 @@ def apply_given(weights: list[Watched], given: Masks) -> None:
     for name, mask in given.items():
         w = by_name[name.removesuffix("_orig")]
         device = w.original().device
-        torch.nn.utils.prune.custom_from_mask(w.module, w.attr, mask.to(device).bool())
+        prune.custom_from_mask(w.module, w.attr, mask.to(device).bool())
 
 
 def current_masks(weights: list[Watched]) -> Masks:

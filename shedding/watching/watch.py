@@ -143,6 +143,12 @@ class Watch:
         control = self._control if self._control is not None else not self._pruned_any
         self._rec.set_attrs(control=control, line_sparsity=target if index == 0 else None)
 
+    def round_end(self, test_accuracy: float) -> None:
+        """The test accuracy at the end of the last prune event's retraining round."""
+        if self._rec.n_events == 0:
+            raise WatchError("round_end() before any prune_event()")
+        self._rec.end_round(self._rec.n_events - 1, float(test_accuracy))
+
     # ------------------------------------------------------------------ end
     def close(self, status: str = "complete") -> None:
         """Record the last state, trim the store to what was written and set its status."""
