@@ -124,7 +124,7 @@ class OpenRecorder(Recorder):
         """One update was made: count crossings and take the periodic rows due now; ``loss`` and
         ``lr`` can follow (:meth:`log`) until the next step."""
         if self._series.n_staged and self._series.chunk_done():
-            self._drain()  # a complete chunk, its last row no longer open to log()
+            self.flush()  # a complete chunk of steps (its last row no longer open to log())
         self.step_now += 1
         g = self.step_now
         mag = self._flat_abs()
@@ -165,6 +165,7 @@ class OpenRecorder(Recorder):
         self._tables.grow(self.n_events, self.epoch_index)
         self._tables.set_event(index, {"event": index, "event_step": self.step_now})
         super().begin_event(index, *args, **kwargs)
+        self.flush()  # a commit point
 
     def _renumber(self, delta: int) -> None:
         """Shift every step and epoch so far by ``delta`` (the first event becomes step 0)."""
