@@ -26,14 +26,39 @@ DEFAULT_WINDOW = "5ep"
 
 def window_steps(ds: xr.Dataset, window: int | str | None) -> int | None:
     """Resolve a window (steps, a step string such as ``5ep``, or None/'round' for the whole
-    round)."""
+    round); a window in epochs needs :func:`iterations_per_epoch` (ValueError, one line, without
+    it)."""
     if window is None or window == "round":
         return None
     if isinstance(window, str):
         from shedding.steps import Step
 
-        return Step.parse(window).iterations(int(ds.attrs["iterations_per_epoch"]))
+        step = Step.parse(window)
+        ipe = iterations_per_epoch(ds)
+        if ipe is None and step.ep:
+            raise ValueError(
+                f"window {window}: {ds.attrs.get('path', 'a run')} does not say how many steps "
+                "an epoch has; give the window in steps (e.g. 300it) or 'round'"
+            )
+        return step.iterations(ipe or 0)
     return int(window)
+
+
+def iterations_per_epoch(ds: xr.Dataset) -> int | None:
+    """Steps in an epoch: the store's ``iterations_per_epoch`` attribute, else the one whole number
+    of steps per epoch between its recorded epochs (``epoch_step`` against ``epoch``; a run recorded
+    outside the trainer), else None."""
+    ipe = ds.attrs.get("iterations_per_epoch")
+    if ipe is not None:
+        return int(ipe)
+    if "epoch_step" not in ds.coords or ds.sizes.get("epoch", 0) < 2:
+        return None
+    d_epoch = np.diff(np.asarray(ds["epoch"].values, dtype=np.int64))
+    d_step = np.diff(np.asarray(ds["epoch_step"].values, dtype=np.int64))
+    if (d_epoch <= 0).any() or (d_step <= 0).any() or (d_step % d_epoch).any():
+        return None
+    per = np.unique(d_step // d_epoch)
+    return int(per[0]) if len(per) == 1 else None
 
 
 def _relative(curves: xr.Dataset) -> xr.Dataset:

@@ -1,51 +1,39 @@
 """Across seeds: group runs into conditions, match each run with its control, and bootstrap CIs.
 
-A *condition* is everything in a run's configuration except its seed (and recording details other
-than the line's alpha); its runs are the seeds. A run's *control* is matched by
-:func:`shedding.analysis.controls.match_controls` (same setting and seed, and the same line). Means
-come with percentile bootstrap confidence intervals from
-``scipy.stats.bootstrap`` (fixed random state, so reports are reproducible).
+A *condition* is a set of runs that differ only in their seed: the runs whose identities
+(:func:`shedding.analysis.run_identity.run_identity`) share the condition name and line (its
+sparsity and alpha) and, for built-in runs, the whole configuration but for seed, device and
+recording options. Its runs are the seeds, so two pruned runs of one condition with the same seed
+are an error. A run's *control* is matched by :func:`shedding.analysis.controls.match_controls`
+(same seed and setting, and the same line). Means come with percentile bootstrap confidence
+intervals from ``scipy.stats.bootstrap`` (fixed random state, so reports are reproducible).
 """
 
 from __future__ import annotations
 
-import json
 import warnings
 
 import numpy as np
 import xarray as xr
 from scipy.stats import bootstrap
 
-from shedding.analysis.controls import line_alpha, match_controls
+from shedding.analysis.controls import match_controls
+from shedding.analysis.run_identity import RunIdentity, run_identity, where
 
 CONFIDENCE = 0.95
 N_RESAMPLES = 2000
 
 
-def _config(ds: xr.Dataset) -> dict:
-    return dict(ds.attrs.get("config") or {})
-
-
 def condition_key(ds: xr.Dataset) -> str:
-    """The configuration minus seed, device and recording options (but with the line's alpha), as a
-    canonical
-    JSON string."""
-    cfg = {k: v for k, v in _config(ds).items() if k not in ("seed", "device", "record")}
-    cfg["alpha"] = line_alpha(ds)
-    return json.dumps(cfg, sort_keys=True)
+    """What the runs of the run's condition share, as a canonical JSON string
+    (:attr:`RunIdentity.group_key`)."""
+    return run_identity(ds).group_key
 
 
 def condition_label(ds: xr.Dataset) -> str:
-    """A short human label: method, sparsity, schedule, retraining technique (a control: its line's
-    sparsity)."""
-    cfg = _config(ds)
-    p, r = cfg.get("prune", {}), cfg.get("retrain", {})
-    alpha = "" if line_alpha(ds) == 1.0 else f", alpha {line_alpha(ds):g}"
-    if p.get("method") == "none":
-        return f"control {p.get('sparsity'):g} ({r.get('technique')}{alpha})"
-    sched = "" if p.get("schedule") == "oneshot" else f" {p.get('schedule')}"
-    block = f" {p['block_shape'][0]}x{p['block_shape'][1]}" if p.get("method") == "block" else ""
-    return f"{p.get('method')}{block} {p.get('sparsity'):g}{sched}, {r.get('technique')}{alpha}"
+    """The run's condition name (its ``condition`` attribute; for older built-in stores: method,
+    sparsity, schedule, retraining technique, or for a control its line's sparsity)."""
+    return run_identity(ds).condition
 
 
 def group_runs(runs: dict[str, xr.Dataset]) -> tuple[dict[str, list[str]], dict[str, str | None]]:
@@ -59,16 +47,42 @@ def group_runs(runs: dict[str, xr.Dataset]) -> tuple[dict[str, list[str]], dict[
 
 def group_conditions(runs: dict[str, xr.Dataset]) -> dict[str, list[str]]:
     """Condition label -> run names; two conditions whose labels coincide get distinct ones (``[n]``
-    suffix)."""
+    suffix).
+
+    Raises ValueError (one line, naming both stores) when two pruned runs of one condition have the
+    same seed: the condition's statistics would count that seed twice.
+    """
     conditions: dict[str, list[str]] = {}
     labels: dict[str, str] = {}  # condition key -> its label
+    seen: dict[tuple[str, int], str] = {}  # (condition key, seed) -> a pruned run's name
     for name, ds in runs.items():
-        key = condition_key(ds)
+        ident = run_identity(ds)
+        key = ident.group_key
         if key not in labels:
-            label = condition_label(ds)
+            label = ident.condition
             labels[key] = label if label not in labels.values() else f"{label} [{len(labels)}]"
+        _check_new_seed(runs, seen, name, ident, labels[key])
         conditions.setdefault(labels[key], []).append(name)
     return conditions
+
+
+def _check_new_seed(
+    runs: dict[str, xr.Dataset],
+    seen: dict[tuple[str, int], str],
+    name: str,
+    ident: RunIdentity,
+    label: str,
+) -> None:
+    """Note the pruned run ``name`` as its condition's seed; ValueError when another already is."""
+    if ident.control:
+        return
+    other = seen.setdefault((ident.group_key, ident.seed), name)
+    if other != name:
+        raise ValueError(
+            f"{where(runs[other], other)} and {where(runs[name], name)} are both seed {ident.seed} "
+            f"of condition '{label}'; a condition's runs must differ in their seed, "
+            "analyze one of them"
+        )
 
 
 def mean_ci(

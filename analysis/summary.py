@@ -1,9 +1,10 @@
 """Everything ``shedding analyze`` and ``compare`` compute for a set of runs, as xarray objects (no
 I/O).
 
-Runs are grouped into conditions (same configuration, different seeds); each run is matched with its
-control by :func:`shedding.analysis.controls.match_controls` (same setting and seed, same line), or
-has none. Per run: cascade detection for every event and line. Per condition: means over seeds with
+Runs are grouped into conditions (runs that differ only in their seed); each run is matched with
+its control by :func:`shedding.analysis.controls.match_controls` (same seed and setting, same line),
+or has none; both by the runs' identities (:func:`shedding.analysis.run_identity.run_identity`).
+Per run: cascade detection for every event and line. Per condition: means over seeds with
 bootstrap confidence intervals, CI bands of S(t) and of the excess, and a verdict. Across runs: the
 kept-set overlap matrices (masks and effective sets) and the convergence of random runs towards
 GMP's set.
@@ -20,6 +21,7 @@ from shedding.analysis.cascade import DEFAULT_WINDOW, detect_cascades
 from shedding.analysis.controls import is_control
 from shedding.analysis.lines import Line
 from shedding.analysis.overlap import convergence, kept_matrix
+from shedding.analysis.run_identity import run_identity
 from shedding.analysis.seeds import curve_band, group_conditions, group_runs, mean_ci
 from shedding.analysis.shed import shed_curves, shed_fraction
 from shedding.analysis.verdicts import condition_verdict
@@ -93,7 +95,7 @@ class Summary:
                         "run": name if det.sizes["event"] == 1 else f"{name}#{e}",
                         "method": ds.attrs.get("method"),
                         "technique": ds.attrs.get("technique"),
-                        "seed": int(ds.attrs.get("seed", 0)),
+                        "seed": run_identity(ds).seed,
                         "event": e,
                         "sparsity": float(ds.event_sparsity.values[e]),
                         "final_accuracy": float(ds.event_final_test_accuracy.values[e]),
@@ -246,6 +248,7 @@ def _add_kept_sets(summary: Summary) -> None:
     with_mags = {n: ds for n, ds in runs.items() if "magnitude" in ds}
     if len(with_mags) > 1:
         summary.overlap_effective = kept_matrix(with_mags, effective=True)
+    seeds = {n: run_identity(ds).seed for n, ds in with_mags.items()}
     for n, ds in with_mags.items():
         if ds.attrs.get("method") not in ("random", "random_layerwise"):
             continue
@@ -253,7 +256,7 @@ def _add_kept_sets(summary: Summary) -> None:
             m
             for m, r in with_mags.items()
             if r.attrs.get("method") == "gmp"
-            and r.attrs.get("seed") == ds.attrs.get("seed")
+            and seeds[m] == seeds[n]
             and list(r.layer.values) == list(ds.layer.values)
         ]
         for m in refs:

@@ -260,7 +260,7 @@ def _print_table(rows: list[dict[str, object]]) -> None:
             overflow="fold",
         )
     for r in rows:
-        table.add_row(*[fmt(r[k]) for k in keys])
+        table.add_row(*["-" if r[k] is None else fmt(r[k]) for k in keys])  # None: not recorded
     out_console.print(table)
     for r in rows:
         if r["evidence"]:

@@ -416,8 +416,26 @@ GROUP_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
     ("format_version", "creation", "the store format's version"),
     ("coordinates", "creation", "the non-index coordinates, space-separated (CF)"),
     ("codec_choice", "creation", "how the snapshots are chunked and compressed, in words"),
-    ("config", "creation", "the run's full configuration"),
-    ("seed", "creation", "the run's seed"),
+    ("config", "creation", "the run's full configuration (built-in runs only)"),
+    (
+        "condition",
+        "creation",
+        "the name of the condition the run is a seed of; analyze groups runs by it (built-in "
+        "runs: method, sparsity, schedule, retraining technique, alpha)",
+    ),
+    ("seed", "creation", "the run's seed; a pruned run's control is one of the same seed"),
+    (
+        "control",
+        "creation",
+        "true for a control: a run whose events prune nothing and only count the GMP line "
+        "(built-in runs: prune method none; null until a watched run's first event)",
+    ),
+    (
+        "line_sparsity",
+        "creation",
+        "the sparsity whose GMP cut value, times alpha, is the first event's line; a control "
+        "matches runs of the same one (null: unknown; a watched run sets it at its first event)",
+    ),
     ("versions", "creation", "python, torch, numpy, zarr, xarray and shedding versions"),
     ("device", "creation", "the device it trained on"),
     ("world_size", "creation", "torchrun processes that trained it (1 without torchrun)"),
@@ -428,7 +446,6 @@ GROUP_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
     ("schedule", "creation", "pruning schedule (oneshot for the control)"),
     ("method", "creation", "pruning method"),
     ("technique", "creation", "retraining technique"),
-    ("control", "creation", "true for the unpruned control"),
     ("alpha", "creation", "the shed line's factor alpha"),
     ("dataset", "creation", "the data set"),
     ("model", "creation", "the model"),
