@@ -571,16 +571,26 @@ def _print_run_header(run: str, ds: xr.Dataset) -> None:
     )
     if a.get("error"):
         out_console.print(f"error: {a['error']}", highlight=False, markup=False)
-    prune = a.get("config", {}).get("prune", {})
+    out_console.print(_run_line(a), highlight=False)
     out_console.print(
+        "dimensions: " + ", ".join(f"{k}={v}" for k, v in ds.sizes.items()), highlight=False
+    )
+
+
+def _run_line(a: dict[str, Any]) -> str:
+    """The run's configuration in one line: the trainer's settings, or a watched run's identity."""
+    prune = (a.get("config") or {}).get("prune")
+    if prune is None:  # recorded by shedding.watch: no configuration of ours
+        control = "; a control" if a.get("control") else ""
+        return (
+            f"recorded by {a.get('recorded_by', 'unknown')}: model {a.get('model', '—')}; "
+            f"condition {a.get('condition', '—')}{control}; seed {a.get('seed', '—')}"
+        )
+    return (
         f"model {a.get('model')} on {a.get('dataset')}; prune {prune.get('method')} "
         f"to {prune.get('sparsity')} ({prune.get('schedule')}); "
         f"retrain {a.get('technique')} for {a.get('t')} steps x {a.get('rounds')} round(s); "
-        f"T = {a.get('T')} steps; seed {a.get('seed')}; device {a.get('device')}",
-        highlight=False,
-    )
-    out_console.print(
-        "dimensions: " + ", ".join(f"{k}={v}" for k, v in ds.sizes.items()), highlight=False
+        f"T = {a.get('T')} steps; seed {a.get('seed')}; device {a.get('device')}"
     )
 
 

@@ -64,6 +64,7 @@ class Watch:
         self._optimizer: torch.optim.Optimizer | None = None
         self._closed = False
         self._started = time.time()
+        self.step_seconds = 0.0  # time spent recording steps on the training thread
 
     def effective(self) -> list[torch.Tensor]:
         """The watched weights as the pruned model has them: ``orig * mask`` when
@@ -86,7 +87,9 @@ class Watch:
             lr = float(self._optimizer.param_groups[0]["lr"])
         if loss is not None and not torch.is_tensor(loss):
             loss = torch.tensor(float(loss))
+        t0 = time.perf_counter()
         self._rec.step(loss, math.nan if lr is None else lr)
+        self.step_seconds += time.perf_counter() - t0
 
     def log(self, loss: torch.Tensor | float | None = None, lr: float | None = None) -> None:
         """The loss (a tensor is kept on its device: no host sync) and/or LR of the update just
@@ -161,7 +164,9 @@ class Watch:
             if status == "complete":
                 self._rec.finish()
         finally:
-            self._rec.close(status, seconds=time.time() - self._started)
+            self._rec.close(
+                status, seconds=time.time() - self._started, watch_step_seconds=self.step_seconds
+            )
 
     def __enter__(self) -> Watch:
         return self
