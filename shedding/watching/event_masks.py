@@ -46,13 +46,21 @@ def apply_given(weights: list[Watched], given: Masks) -> None:
         prune.custom_from_mask(w.module, w.attr, mask.to(device).bool())
 
 
-def current_masks(weights: list[Watched]) -> Masks:
-    """Each weight's mask now: its ``*_mask`` buffer where ``torch.nn.utils.prune`` made one, else
-    its non-zero entries (bool)."""
+def current_masks(weights: list[Watched], previous: Masks) -> Masks:
+    """Each weight's mask now: its ``*_mask`` buffer where ``torch.nn.utils.prune`` made one; where
+    it made one for some weights only, the others keep their ``previous`` masks (a weight that
+    starts at zero is not pruned); where it made none, the weights' non-zero entries (bool)."""
+    buffers = {w.name: w.torch_mask() for w in weights}
+    any_buffer = any(b is not None for b in buffers.values())
     out: Masks = {}
     for w in weights:
-        buffer = w.torch_mask()
-        out[w.name] = (buffer != 0) if buffer is not None else (w.read().detach() != 0)
+        buffer = buffers[w.name]
+        if buffer is not None:
+            out[w.name] = buffer != 0
+        elif any_buffer:
+            out[w.name] = previous[w.name]
+        else:
+            out[w.name] = w.read().detach() != 0
     return out
 
 

@@ -110,6 +110,7 @@ class Watch:
         masks: Masks | str | Path | None = None,
         sparsity: float | None = None,
         test_accuracy: float = math.nan,
+        before: Masks | None = None,
     ) -> None:
         """Record a prune event now.
 
@@ -118,12 +119,14 @@ class Watch:
         ``torch.nn.utils.prune``, else from the weights' exact zeros. The line is ``alpha * tau``,
         tau being the global-magnitude cut value at ``sparsity`` (default: the sparsity the masks
         reach) over the weights before this event; an event that prunes nothing (a control)
-        records the line of ``sparsity``.
+        records the line of ``sparsity``. ``before``: the weights the masks were computed from, by
+        watched name (default: the ``*_orig`` values, or the weights, as they are now), for a loop
+        that changed them since (a lottery-ticket reset).
         """
-        pre = {w.name: w.original().detach().clone() for w in self.weights}
+        pre = _before(self.weights, before)
         if masks is not None:
             apply_given(self.weights, load_masks(masks))
-        new = current_masks(self.weights)
+        new = current_masks(self.weights, self._masks)
         check_no_revival(self._masks, new)
         for name in new:
             pre[name] = pre[name] * self._masks[name]
@@ -176,6 +179,21 @@ class Watch:
             self.close("complete")
         else:
             self.close("interrupted" if issubclass(kind, KeyboardInterrupt) else "failed")
+
+
+def _before(weights: list[Watched], given: Masks | None) -> Masks:
+    """The weights before an event: ``given`` ones (checked) or the stored values now."""
+    out = {}
+    for w in weights:
+        now = w.original().detach()
+        if given is not None and w.name in given:
+            value = given[w.name].detach()
+            shape, expected = tuple(value.shape), tuple(now.shape)
+            if shape != expected:
+                raise WatchError(f"before[{w.name!r}] has shape {shape}, the weight {expected}")
+            now = value.to(now.device, now.dtype)
+        out[w.name] = now.clone()
+    return out
 
 
 def watch(

@@ -193,3 +193,21 @@ def test_bad_input_is_one_line(tmp_path):
             rec.prune_event()
     with pytest.raises(WatchError, match="no parameter"):
         shedding.watch(_model(), tmp_path / "p.zarr", params=["nope.weight"])
+
+
+def test_a_zero_initialised_layer_is_not_pruned_by_another_layers_pruning(tmp_path):
+    """torch.nn.utils.prune on one layer: a layer without a mask buffer keeps its mask, even
+    when it starts at zero (adaLN-zero style heads)."""
+    model = _model()
+    with torch.no_grad():
+        model[2].weight.zero_()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with shedding.watch(model, tmp_path / "zero.zarr", optimizer=opt, profile="full") as rec:
+        prune.l1_unstructured(model[0], "weight", amount=0.5)
+        rec.prune_event()
+        _train(model, opt, rec, 3, {}, 0)
+        prune.l1_unstructured(model[0], "weight", amount=0.5)
+        rec.prune_event()
+    ds = xr.open_zarr(tmp_path / "zero.zarr")
+    assert bool(ds["mask"].isel(event=1, weight=slice(96, None)).all())
+    assert float(ds["magnitude"].isel(record_step=-1, weight=slice(96, None)).max()) > 0
