@@ -1,6 +1,6 @@
 """Record your own PyTorch loop with ``shedding.watch``: a pruned run and its control on digits.
 
-    python examples/own_loop.py [OUT_DIR]       # writes OUT_DIR/{gmp,control}-s0.zarr
+    python examples/own_loop.py [OUT_DIR] [EPOCHS]   # writes OUT_DIR/{gmp,control}-s0.zarr
     shedding analyze OUT_DIR/gmp-s0.zarr OUT_DIR/control-s0.zarr
 
 Plain PyTorch: a small MLP on scikit-learn's bundled 8x8 digits, SGD with momentum, pruned once with
@@ -64,16 +64,18 @@ def run(out: Path, pruned: bool, seed: int = 0, epochs: int = 6) -> Path:
                     opt.step()
                     rec.log(loss=loss)
                 rec.epoch(train_loss=loss.item(), test_accuracy=accuracy(model, xte, yte))
+        rec.round_end(accuracy(model, xte, yte))
     print(f"{name}: test accuracy {accuracy(model, xte, yte):.3f} -> {path}")
     return path
 
 
 def main() -> None:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/own_loop")
+    epochs = int(sys.argv[2]) if len(sys.argv) > 2 else 6  # before and after the prune event
     out.mkdir(parents=True, exist_ok=True)
     np.seterr(all="ignore")
-    run(out, pruned=True)
-    run(out, pruned=False)
+    run(out, pruned=True, epochs=epochs)
+    run(out, pruned=False, epochs=epochs)
 
 
 if __name__ == "__main__":
