@@ -453,6 +453,13 @@ GROUP_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
     ("created", "creation", "local time the store was created"),
     ("status", "always", "running, complete, interrupted or failed"),
     ("last_committed_step", "each flush", "every step up to it is on disk (null: none yet)"),
+    (
+        "committed_rows",
+        "each flush",
+        "a growable store (shedding.watch): the rows of each timeline dimension on disk, by "
+        "dimension; rows past them, up to the end of their chunk, hold fill values",
+    ),
+    ("recorded_by", "creation", '"shedding.watch" for a watched run (absent: the trainer)'),
     ("schedule_offset", "first event", "where retraining's LR trace starts in the original one"),
     ("resumed", "resume", "local time of the last resume"),
     ("error", "failure", "the error that stopped the run, one line (null after a resume)"),
@@ -461,6 +468,7 @@ GROUP_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
     ("finished", "close", "local time the store was closed"),
     ("writer_wait_seconds", "close", "seconds training waited on the store writer"),
     ("recorder_flush_seconds", "close", "seconds the store writer was busy"),
+    ("watch_step_seconds", "close", "a watched run: seconds spent recording its steps"),
 )
 
 
