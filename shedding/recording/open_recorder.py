@@ -130,7 +130,8 @@ class OpenRecorder(Recorder):
         mag = self._flat_abs()
         counts, line_counts = self._shed.update(mag if self._counting else None)
         self._series.add_step(g, self.round)
-        self._series.stage(self._nan if loss is None else loss.detach(), lr, counts, line_counts)
+        value = self._nan if loss is None else loss.detach().to(self._device, non_blocking=True)
+        self._series.stage(value, lr, counts, line_counts)
         for p, every in self._every:
             if (g - self._anchor) % every == 0:
                 p.add_step(g, self.round, mag)
@@ -139,6 +140,8 @@ class OpenRecorder(Recorder):
         """Set the loss and/or LR of the last update; False when its row is already handed over."""
         if loss is not None and not torch.is_tensor(loss):
             loss = torch.tensor(float(loss))
+        if loss is not None:
+            loss = loss.detach().to(self._device, non_blocking=True)  # the staged rows' device
         return self._series.set_last(loss, lr)
 
     def epoch(self, metrics: dict[str, float]) -> None:

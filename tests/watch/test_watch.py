@@ -58,8 +58,15 @@ def pruned_run(tmp_path_factory):
     opt = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9, weight_decay=1e-3)
     seen: dict[int, tuple[np.ndarray, float]] = {0: (_effective(model), np.nan)}
     with shedding.watch(
-        model, path, optimizer=opt, seed=3, condition="gmp", profile="full", every=1,
-        dtype="float32", chunk_steps=4,
+        model,
+        path,
+        optimizer=opt,
+        seed=3,
+        condition="gmp",
+        profile="full",
+        every=1,
+        dtype="float32",
+        chunk_steps=4,
     ) as rec:
         _train(model, opt, rec, 12, seen, 0)
         pre = _effective(model)
@@ -211,3 +218,35 @@ def test_a_zero_initialised_layer_is_not_pruned_by_another_layers_pruning(tmp_pa
     ds = xr.open_zarr(tmp_path / "zero.zarr")
     assert bool(ds["mask"].isel(event=1, weight=slice(96, None)).all())
     assert float(ds["magnitude"].isel(record_step=-1, weight=slice(96, None)).max()) > 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_watch_on_cuda_matches_the_model(tmp_path):
+    """On the device: losses stay tensors there (no host sync), the store equals the model."""
+    model = _model().cuda()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x, y = (t.cuda() for t in _data())
+    seen = []
+    with shedding.watch(model, tmp_path / "cuda.zarr", optimizer=opt, profile="full") as rec:
+        for i in range(6):
+            if i == 3:
+                prune.global_unstructured(
+                    [(model[0], "weight"), (model[2], "weight")], prune.L1Unstructured, amount=0.5
+                )
+                rec.prune_event()
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            rec.log(loss=loss)
+            seen.append(loss.item())
+    ds = xr.open_zarr(tmp_path / "cuda.zarr")
+    np.testing.assert_allclose(ds["loss"].values, seen, rtol=1e-6)
+    mask = torch.cat([model[0].weight_mask.reshape(-1), model[2].weight_mask.reshape(-1)])
+    np.testing.assert_array_equal(ds["mask"].isel(event=0).values, mask.bool().cpu().numpy())
+    last = torch.cat(
+        [(m.weight_orig * m.weight_mask).reshape(-1) for m in (model[0], model[2])]
+    ).abs()
+    np.testing.assert_array_equal(
+        ds["magnitude"].isel(record_step=-1).values, last.half().cpu().numpy()
+    )
