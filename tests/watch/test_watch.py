@@ -9,6 +9,7 @@ import xarray as xr
 from torch.nn.utils import prune
 
 import shedding
+from shedding.recording.encoding import FLOOR_RATIO, RELATIVE_ERROR
 from shedding.watching.watched import WatchError
 
 
@@ -249,4 +250,46 @@ def test_watch_on_cuda_matches_the_model(tmp_path):
     ).abs()
     np.testing.assert_array_equal(
         ds["magnitude"].isel(record_step=-1).values, last.half().cpu().numpy()
+    )
+
+
+def test_sample_profile_log8_histograms_and_extra_lines(pruned_run, tmp_path):
+    """The other profiles: sampled weights, log8 snapshots, histograms and extra lines, each
+    against the float32 run of the same training (its states are the fixture's)."""
+    _, _, seen, _ = pruned_run
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9, weight_decay=1e-3)
+    kw = dict(optimizer=opt, seed=3, every=2, hist_every=4, lines=["abs:0.05", "gmp:0.5"])
+    path = tmp_path / "log8.zarr"
+    with shedding.watch(model, path, profile="full", dtype="log8", **kw) as rec:
+        _train(model, opt, rec, 12, {}, 0)
+        prune.global_unstructured(
+            [(model[0], "weight"), (model[2], "weight")], prune.L1Unstructured, amount=0.5
+        )
+        rec.prune_event()
+        _train(model, opt, rec, 20, {}, 12)
+    from shedding.analysis.io import open_run
+
+    ds = open_run(path)
+    assert list(ds["record_step"].values) == list(range(-12, 21, 2))
+    sizes = ds["layer_size"].values
+    layer = np.repeat(np.arange(len(sizes)), sizes)
+    for step in ds["record_step"].values:
+        exact = seen[int(step) + 12][0]
+        decoded = ds["magnitude"].sel(record_step=step).values
+        # log8's bound: 1% relative above its floor (1/154 of the layer's largest), the floor below
+        top = np.array([exact[layer == i].max() for i in range(len(sizes))])[layer]
+        above = exact >= top * FLOOR_RATIO
+        np.testing.assert_allclose(decoded[above], exact[above], rtol=RELATIVE_ERROR * 1.001)
+        assert np.all(np.abs(decoded - exact)[~above] <= (top * FLOOR_RATIO)[~above])
+    assert list(ds["hist_step"].values) == list(range(-12, 21, 4))
+    counts = ds["magnitude_hist"].sel(hist_step=20).values.sum(axis=1)
+    alive = ds["mask"].isel(event=0).values
+    np.testing.assert_array_equal(counts, np.bincount(layer[alive], minlength=len(sizes)))
+    abs_line = list(ds["line"].values).index("abs:0.05")
+    eligible = alive & (seen[12][0] >= 0.05)
+    below = eligible & (seen[32][0] < 0.05)
+    np.testing.assert_array_equal(
+        ds["line_shed_count"].sel(step=20).values[abs_line],
+        np.bincount(layer[below], minlength=len(sizes)),
     )
