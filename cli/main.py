@@ -29,7 +29,7 @@ from shedding.cli.mask_commands import register as register_mask_commands
 from shedding.cli.options import with_config_options
 from shedding.cli.study_commands import app as study_app
 from shedding.config import Range
-from shedding.storage import as_path
+from shedding.storage import as_path, safe_name
 from shedding.validate import validate_run_config
 
 if TYPE_CHECKING:
@@ -57,8 +57,9 @@ def _build_config(recipe: str | None, config_file: Path | None, overrides: dict[
 
 
 def _default_out(cfg) -> Path:
+    model, data = safe_name(cfg.model.name), safe_name(cfg.data.name)
     return Path("runs") / (
-        f"{cfg.model.name}-{cfg.data.name}-{cfg.prune.method}{cfg.prune.sparsity:g}-"
+        f"{model}-{data}-{cfg.prune.method}{cfg.prune.sparsity:g}-"
         f"{cfg.retrain.technique}-s{cfg.seed}-{cfg.hash()}.zarr"
     )
 

@@ -243,7 +243,8 @@ def pretrain_dir(cache_dir: Path, cfg: RunConfig) -> Path:
     """Cache folder of the original run: named by a hash of the model, data, train sections and
     seed."""
     key = cfg.hash(("model", "data", "train"))
-    return Path(cache_dir) / f"pretrain-{cfg.model.name}-{cfg.data.name}-s{cfg.seed}-{key}"
+    names = f"{storage.safe_name(cfg.model.name)}-{storage.safe_name(cfg.data.name)}"
+    return Path(cache_dir) / f"pretrain-{names}-s{cfg.seed}-{key}"
 
 
 def pretrain(

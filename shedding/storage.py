@@ -15,12 +15,19 @@ pass the lock.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 AnyPath = Path  # a pathlib.Path or a upath.UPath (a pathlib-compatible path over fsspec)
+
+
+def safe_name(text: str) -> str:
+    """``text`` as part of a file name on any system: characters other than letters, digits and
+    ``_.+-`` become ``_`` (an import path's ``:`` is not allowed on Windows)."""
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", str(text))
 
 
 def is_url(where: str | os.PathLike[str]) -> bool:
