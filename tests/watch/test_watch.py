@@ -293,3 +293,26 @@ def test_sample_profile_log8_histograms_and_extra_lines(pruned_run, tmp_path):
         ds["line_shed_count"].sel(step=20).values[abs_line],
         np.bincount(layer[below], minlength=len(sizes)),
     )
+
+
+def test_sample_profile_records_the_seeded_subset(pruned_run, tmp_path):
+    _, _, seen, _ = pruned_run
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9, weight_decay=1e-3)
+    path = tmp_path / "sample.zarr"
+    kw = dict(optimizer=opt, seed=3, every=3, sample_per_layer=5, dtype="float32")
+    with shedding.watch(model, path, profile="sample", **kw) as rec:
+        _train(model, opt, rec, 12, {}, 0)
+        prune.global_unstructured(
+            [(model[0], "weight"), (model[2], "weight")], prune.L1Unstructured, amount=0.5
+        )
+        rec.prune_event()
+        _train(model, opt, rec, 20, {}, 12)
+    ds = xr.open_zarr(path)
+    assert "magnitude" not in ds and ds.sizes["sample"] == 10
+    index = ds["sample_weight"].values
+    assert list(ds["sample_step"].values) == [*range(-12, 0, 3), *range(0, 21, 3), 20]
+    for row, step in enumerate(ds["sample_step"].values):
+        np.testing.assert_array_equal(
+            ds["sample_magnitude"].values[row], seen[int(step) + 12][0][index]
+        )
