@@ -3,24 +3,26 @@ xarray in, figure out."""
 
 from __future__ import annotations
 
-import numpy as np
 import plotly.graph_objects as go
 import xarray as xr
 
 from shedding.reports.figures import CONTROL_COLOR, LAYOUT, PALETTE, as_list
+from shedding.reports.numbers import number, pvalue
 
 
-def _fmt(v: float, spec: str) -> str:
-    return "n/a" if not np.isfinite(v) else format(v, spec)
+def _equals(text: str) -> str:
+    """``= text``, or ``text`` alone when it is a bound (``< 1e-6``)."""
+    return text if text.startswith("<") else f"= {text}"
 
 
 def _title(name: str, result: xr.Dataset, scope: str) -> str:
     r = result.sel(scope=scope)
     return (
         f"{name}: kept weights per block ({result.attrs.get('pattern', '?')}, full blocks only), "
-        f"{scope}<br><sub>dispersion {_fmt(float(r.dispersion), '.3g')} (1 = random-like), "
-        f"p = {_fmt(float(r.p_value), '.2g')} (chi-square vs binomial), {int(r.n_blocks)} blocks, "
-        f"density {_fmt(float(r.density), '.3f')}</sub>"
+        f"{scope}<br><sub>dispersion {number(float(r.dispersion))} (1 = random-like), "
+        f"p {_equals(pvalue(float(r.p_value)))} (chi-square vs binomial), "
+        f"{int(r.n_blocks)} blocks, "
+        f"density {number(float(r.density))}</sub>"
     )
 
 
@@ -98,4 +100,47 @@ def block_density_figure(name: str, result: xr.Dataset, scope: str = "all") -> g
         ],
     )
     fig.update_xaxes(tickmode="array", tickvals=x)
+    return fig
+
+
+def block_density_runs(results: dict[str, xr.Dataset]) -> go.Figure:
+    """:func:`block_density_figure` of several runs in one figure: a dropdown entry per run and
+    scope (``run: scope``), the first run's ``all`` shown first. Traces ``2k`` and ``2k + 1`` are
+    the ``k``-th entry's observed and expected bars."""
+    entries = [(n, str(s)) for n, r in results.items() for s in r.scope.values]
+    fig = go.Figure()
+    for k, (n, s) in enumerate(entries):
+        r = results[n]
+        x = [int(v) for v in r.kept_count.values]
+        fig.add_traces(_scope_bars(r.sel(scope=s), f"{n}: {s}", x, k == 0))
+    buttons = [
+        dict(
+            label=f"{n}: {s}",
+            method="update",
+            args=[
+                {"visible": [j // 2 == k for j in range(2 * len(entries))]},
+                {"title.text": _title(n, results[n], s)},
+            ],
+        )
+        for k, (n, s) in enumerate(entries)
+    ]
+    first, scope = entries[0]
+    fig.update_layout(
+        title=dict(text=_title(first, results[first], scope), y=0.93, yanchor="top"),
+        barmode="group",
+        xaxis_title="kept weights in the block",
+        yaxis_title="blocks",
+        **{**LAYOUT, "hovermode": "closest", "margin": dict(l=60, r=20, t=120, b=50)},
+        updatemenus=[
+            dict(
+                buttons=buttons,
+                active=0,
+                x=1.0,
+                xanchor="right",
+                y=1.0,
+                yanchor="bottom",
+                direction="down",
+            )
+        ],
+    )
     return fig

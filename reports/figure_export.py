@@ -1,7 +1,8 @@
 """Static figures for papers: the report's Plotly figures written as SVG, PDF or PNG files.
 
 The figures are the ones :func:`shedding.reports.html.report_figures` builds for the HTML report;
-only a copy of each figure's layout is resized (a single column, readable fonts) for the export.
+only a copy of each figure's layout is resized (a single column, readable fonts) for the export,
+without the report's menus; a figure with a run selector is written once per run.
 Plotly's static export goes through kaleido, which drives an installed Chrome or Chromium.
 """
 
@@ -16,6 +17,7 @@ import plotly.graph_objects as go
 
 from shedding.analysis.summary import Summary
 from shedding.reports.html import report_figures
+from shedding.reports.selector_figures import RUN_MENU
 
 FORMATS = ("svg", "pdf", "png")
 #: one journal column: 3.5 in at 96 px/in; PNGs are rendered at ``PNG_SCALE`` times this
@@ -35,6 +37,7 @@ def paper_figure(fig: go.Figure) -> go.Figure:
     out = go.Figure(fig)
     rows = sum(1 for k in out.layout.to_plotly_json() if k.startswith("yaxis")) or 1
     out.update_layout(
+        updatemenus=[],
         width=COLUMN_WIDTH_PX,
         height=COLUMN_HEIGHT_PX + 140 * (rows - 1),
         font={"size": FONT_SIZE},
@@ -47,6 +50,22 @@ def paper_figure(fig: go.Figure) -> go.Figure:
     return out
 
 
+def variants(fig: go.Figure) -> list[tuple[str, go.Figure]]:
+    """(file-name suffix, figure) of each view of ``fig``: one per run of its run selector (the
+    run's traces made visible, its title set), else the figure itself with an empty suffix."""
+    menus = fig.layout.updatemenus
+    if not menus or menus[0].name != RUN_MENU:
+        return [("", fig)]
+    out = []
+    for button in menus[0].buttons:
+        view = go.Figure(fig)
+        for trace, visible in zip(view.data, button.args[0]["visible"], strict=True):
+            trace.visible = visible
+        view.update_layout(title_text=button.args[1].get("title.text"))
+        out.append((f"-{slug(button.label)}", view))
+    return out
+
+
 def write_figures(
     summary: Summary,
     folder: str | Path,
@@ -54,7 +73,8 @@ def write_figures(
     kind: str = "full",
     block: tuple[int, int] = (4, 4),
 ) -> list[Path]:
-    """Write each figure of the report for ``summary`` into ``folder`` as ``NN-title.fmt``.
+    """Write each figure of the report for ``summary`` into ``folder`` as ``NN-title.fmt`` (a
+    figure with a run selector: ``NN-title-run.fmt`` per run).
 
     The files are written into a temporary folder next to ``folder`` and moved in at the end,
     so a failure (no browser for kaleido, say) leaves nothing behind. Returns the paths.
@@ -67,12 +87,12 @@ def write_figures(
     tmp = Path(tempfile.mkdtemp(prefix=".figures-", dir=folder.parent))
     try:
         names = []
+        scale = PNG_SCALE if fmt == "png" else 1
         for i, (title, fig, _link) in enumerate(figs):
-            name = f"{i:02d}-{slug(title)}.{fmt}"
-            scale = PNG_SCALE if fmt == "png" else 1
-            data = _render(paper_figure(fig), fmt, scale)
-            (tmp / name).write_bytes(data)
-            names.append(name)
+            for suffix, view in variants(fig):
+                name = f"{i:02d}-{slug(title)}{suffix}.{fmt}"
+                (tmp / name).write_bytes(_render(paper_figure(view), fmt, scale))
+                names.append(name)
         folder.mkdir(parents=True, exist_ok=True)
         for name in names:
             (tmp / name).replace(folder / name)

@@ -98,30 +98,6 @@ def shed_curves(
     return fig
 
 
-def layer_heatmap(name: str, fraction: xr.Dataset, zmax: float | None = None) -> go.Figure:
-    """Layer x step heatmap of one run's per-layer shed fraction (``zmax`` shares one scale across
-    runs)."""
-    sf = fraction.shed_fraction.transpose("layer", "step")
-    fig = go.Figure(
-        go.Heatmap(
-            z=[as_list(row) for row in sf],
-            x=as_list(sf.step),
-            y=[str(v) for v in sf.layer.values],
-            colorscale="Viridis",
-            colorbar=dict(title="S"),
-            zmin=0,
-            zmax=zmax,
-            hovertemplate="layer %{y}<br>step %{x}<br>S %{z:.3f}<extra></extra>",
-        )
-    )
-    fig.update_layout(
-        title=f"{name}: shed fraction per layer",
-        xaxis_title="retraining step",
-        **{**LAYOUT, "hovermode": "closest"},
-    )
-    return fig
-
-
 def magnitude_distribution(
     name: str, hist: xr.DataArray, lines: list[float] | None = None
 ) -> go.Figure:
@@ -158,60 +134,48 @@ def magnitude_distribution(
 
 
 def training_curves(runs: dict[str, xr.Dataset]) -> go.Figure:
-    """Loss and LR per step, train and test accuracy per epoch, for every run."""
+    """Loss and LR per step, train and test accuracy per epoch, for every run; one legend entry
+    per run (its loss trace) shows or hides all four of its traces."""
     fig = make_subplots(
         rows=1, cols=3, subplot_titles=("training loss", "learning rate", "accuracy")
     )
     for i, (name, ds) in enumerate(runs.items()):
         color = PALETTE[i % len(PALETTE)]
-        fig.add_trace(
-            go.Scatter(
-                x=as_list(ds.step),
-                y=as_list(ds.loss),
-                name=f"{name} loss",
-                mode="lines",
-                line=dict(color=color, width=1),
-                legendgroup=name,
+        series = [
+            (ds.step, ds.loss, f"{name} loss", 1, dict(color=color, width=1), "lines"),
+            (ds.step, ds.lr, f"{name} LR", 2, dict(color=color), "lines"),
+            (
+                ds.epoch_step,
+                ds.test_accuracy,
+                f"{name} test",
+                3,
+                dict(color=color),
+                "lines+markers",
             ),
-            row=1,
-            col=1,
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=as_list(ds.step),
-                y=as_list(ds.lr),
-                name=f"{name} LR",
-                mode="lines",
-                line=dict(color=color),
-                legendgroup=name,
+            (
+                ds.epoch_step,
+                ds.train_accuracy,
+                f"{name} train",
+                3,
+                dict(color=color, dash="dot"),
+                "lines",
             ),
-            row=1,
-            col=2,
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=as_list(ds.epoch_step),
-                y=as_list(ds.test_accuracy),
-                name=f"{name} test",
-                mode="lines+markers",
-                line=dict(color=color),
-                legendgroup=name,
-            ),
-            row=1,
-            col=3,
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=as_list(ds.epoch_step),
-                y=as_list(ds.train_accuracy),
-                name=f"{name} train",
-                mode="lines",
-                line=dict(color=color, dash="dot"),
-                legendgroup=name,
-            ),
-            row=1,
-            col=3,
-        )
+        ]
+        for k, (x, y, label, col, line, mode) in enumerate(series):
+            fig.add_trace(
+                go.Scatter(
+                    x=as_list(x),
+                    y=as_list(y),
+                    name=name if k == 0 else label,
+                    mode=mode,
+                    line=line,
+                    legendgroup=name,
+                    showlegend=k == 0,
+                    meta=label,
+                ),
+                row=1,
+                col=col,
+            )
     fig.update_layout(title="Training", **LAYOUT)
     fig.update_yaxes(type="log", row=1, col=2)
     return fig
@@ -339,94 +303,6 @@ def shed_bands(
     return fig
 
 
-def _frame_steps(hists: dict[str, xr.DataArray], max_frames: int) -> np.ndarray:
-    """At most ``max_frames`` snapshot steps, evenly spread over those every run has."""
-    steps = next(iter(hists.values())).record_step.values
-    for h in hists.values():
-        steps = np.intersect1d(steps, h.record_step.values)
-    picks = np.linspace(0, len(steps) - 1, min(max_frames, len(steps))).round().astype(int)
-    return steps[np.unique(picks)]
-
-
-def _histogram_bars(
-    hists: dict[str, xr.DataArray], centers: dict[str, list[float]], step: int
-) -> list[go.Bar]:
-    """One translucent bar trace per run: its histogram at snapshot ``step``."""
-    return [
-        go.Bar(
-            x=centers[n],
-            y=[int(v) for v in h.sel(record_step=step).values],
-            name=n,
-            opacity=0.6,
-            marker_color=PALETTE[i % len(PALETTE)],
-        )
-        for i, (n, h) in enumerate(hists.items())
-    ]
-
-
-def _player(frames_at: np.ndarray) -> dict[str, list[dict]]:
-    """Play/pause buttons and a step slider over the frames (layout ``updatemenus``,
-    ``sliders``)."""
-    play = dict(
-        label="play",
-        method="animate",
-        args=[None, {"frame": {"duration": 150}, "fromcurrent": True}],
-    )
-    pause = dict(label="pause", method="animate", args=[[None], {"mode": "immediate"}])
-    buttons = dict(
-        type="buttons", showactive=False, x=0, y=-0.15, xanchor="left", buttons=[play, pause]
-    )
-    slider = dict(
-        active=0,
-        y=-0.1,
-        currentvalue=dict(prefix="step "),
-        steps=[
-            dict(method="animate", label=str(int(s)), args=[[str(int(s))], {"mode": "immediate"}])
-            for s in frames_at
-        ],
-    )
-    return {"updatemenus": [buttons], "sliders": [slider]}
-
-
-def magnitude_animation(
-    hists: dict[str, xr.DataArray], lines: dict[str, float], max_frames: int = 40
-) -> go.Figure:
-    """Histograms of log10|w| (non-zero weights) of every run, animated over snapshot steps with a
-    slider."""
-    frames_at = _frame_steps(hists, max_frames)
-    centers = {
-        n: [float(c) for c in (h.bin_lo.values + h.bin_hi.values) / 2] for n, h in hists.items()
-    }
-    fig = go.Figure(
-        data=_histogram_bars(hists, centers, int(frames_at[0])),
-        frames=[
-            go.Frame(data=_histogram_bars(hists, centers, int(s)), name=str(int(s)))
-            for s in frames_at
-        ],
-    )
-    for i, (n, line) in enumerate(lines.items()):
-        if line > 0:
-            fig.add_vline(
-                x=float(np.log10(line)),
-                line=dict(color=PALETTE[i % len(PALETTE)], dash="dash"),
-                annotation_text=f"{n} line" if i == 0 else None,
-            )
-    fig.update_layout(
-        title="Distribution of surviving |w| over steps (press play or drag the slider)",
-        barmode="overlay",
-        xaxis_title="log10 |w|",
-        yaxis_title="weights",
-        **_player(frames_at),
-        **{
-            **LAYOUT,
-            "hovermode": "closest",
-            "height": 480,
-            "margin": dict(l=60, r=20, t=60, b=120),
-        },
-    )
-    return fig
-
-
 def accuracy_vs_sparsity(points: list[dict[str, object]]) -> go.Figure:
     """Test accuracy after each round's retraining (and right after its prune) against its
     sparsity."""
@@ -498,49 +374,5 @@ def convergence_figure(results: dict[tuple[str, str], xr.Dataset]) -> go.Figure:
         xaxis_title="step",
         yaxis_title="J - J_chance",
         **LAYOUT,
-    )
-    return fig
-
-
-def overlap_matrices(matrix: xr.Dataset, effective: xr.Dataset | None) -> go.Figure:
-    """Pairwise Jaccard minus its chance level, for the kept masks and (if available) the effective
-    sets."""
-    panels = [("kept masks", matrix)] + (
-        [("effective sets (kept, not shed)", effective)] if effective is not None else []
-    )
-    fig = make_subplots(
-        rows=1, cols=len(panels), subplot_titles=[p[0] for p in panels], horizontal_spacing=0.15
-    )
-    for col, (_, m) in enumerate(panels, start=1):
-        g = m.sel(scope="all")
-        names = [str(n) for n in g.run_a.values]
-        jac, chance, p = g.jaccard.values, g.jaccard_chance.values, g.p_value.values
-        text = [
-            [
-                f"J={jac[i, j]:.3f}<br>chance={chance[i, j]:.3f}<br>p={p[i, j]:.1e}"
-                for j in range(len(names))
-            ]
-            for i in range(len(names))
-        ]
-        fig.add_trace(
-            go.Heatmap(
-                z=[[float(v) for v in row] for row in (jac - chance)],
-                x=names,
-                y=names,
-                text=text,
-                texttemplate="%{text}",
-                colorscale="RdBu",
-                zmid=0,
-                showscale=col == 1,
-                colorbar=dict(title="J - chance"),
-                customdata=[[float(v) for v in row] for row in jac],
-                hovertemplate="%{y} vs %{x}<br>%{text}<extra></extra>",
-            ),
-            row=1,
-            col=col,
-        )
-    fig.update_layout(
-        title="Kept-set overlap: Jaccard beside its chance level (hypergeometric p on hover)",
-        **{**LAYOUT, "hovermode": "closest", "height": 460},
     )
     return fig

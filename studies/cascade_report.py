@@ -6,12 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import plotly.graph_objects as go
 import xarray as xr
 
 from shedding.analysis.cascade import window_steps
 from shedding.reports import figures
 from shedding.reports.html import html_table
+from shedding.reports.numbers import Estimate
+from shedding.studies.cascade_answer import cascade_answer
 from shedding.studies.cascade_claims import cascade_claims
 from shedding.studies.cascade_figures import (
     accuracy_bars,
@@ -20,7 +21,7 @@ from shedding.studies.cascade_figures import (
     convergence_curves,
     excess_bars,
 )
-from shedding.studies.study_page import Section, esc, write_study_report
+from shedding.studies.study_page import FigureItem, Section, esc, write_study_report
 from shedding.studies.study_runs import StudyResults, rows
 
 CASCADE_FACTORS = ["part", "condition", "method", "sparsity", "schedule", "seed"]
@@ -44,19 +45,33 @@ AWARE_TEXT = (
     "final sparsity. Training steps are counted from the stores (original training T plus every "
     "retraining step recorded).</p>"
 )
+CAPTIONS = {
+    "shed": "Top: S(t) per method, mean over seeds with its 95% CI, the control dashed grey. "
+    "Bottom: the excess over the control; above 0: pruning added shedding.",
+    "excess": "Peak excess over the seed-matched control per condition (95% CI bars); a cascade "
+    "needs the mean at the dashed threshold or above and the CI above 0.",
+    "accuracy": "Test accuracy after retraining (bars, 95% CI) and right after pruning (crosses); "
+    "grey: the unpruned control.",
+    "controls": "S(t) of the unpruned controls: how much retraining alone sheds, the level every "
+    "excess is measured from.",
+    "convergence": "Jaccard beyond chance of random's survivors above the line with GMP's kept "
+    "set; rising: shedding moves random's set towards GMP's.",
+    "aware": "Test accuracy (95% CI) against the total training steps each pruning schedule took.",
+}
 AWARE_NOT_RUN = (
     "<p><b>Not run:</b> the <code>cascade</code> pruning schedule is not available "
     "in this version; the grid adds these runs when it is.</p>"
 )
 
 
-def _shed_figures(results: StudyResults) -> tuple[list[go.Figure], list[str]]:
+def _shed_figures(results: StudyResults) -> tuple[list[FigureItem], list[str]]:
     """(S(t) against the control per condition and sparsity, the conditions without a
     control)."""
     bands = results.extras.get("bands", {})
     # without runs there are no bands, and the Dataset has no iterations per epoch to resolve with
     window = window_steps(results.runs, results.extras.get("window")) if bands else None
-    shed_figs, missing = [], []
+    shed_figs: list[FigureItem] = []
+    missing: list[str] = []
     for cond, sp in dict.fromkeys((c, s) for c, s, _ in bands):
         sub = {
             f"{m}" + (" (control)" if m == "none" else ""): {
@@ -69,11 +84,8 @@ def _shed_figures(results: StudyResults) -> tuple[list[go.Figure], list[str]]:
             missing.append(f"{cond} ({sp:g})")
         n_seeds = {k: int(b["S"].attrs.get("n", 1)) for k, b in sub.items()}
         fig = figures.shed_bands(sub, {CONTROL_LABEL}, n_seeds, window)
-        fig.update_layout(
-            title=f"{cond}, sparsity {sp:g}: S(t) against the unpruned control (mean, 95% CI over "
-            "seeds)"
-        )
-        shed_figs.append(fig)
+        fig.update_layout(title=f"{cond}, sparsity {sp:g}: S(t) and the excess over the control")
+        shed_figs.append((fig, CAPTIONS["shed"]))
     return shed_figs, missing
 
 
@@ -86,10 +98,12 @@ def _verdict_rows(conds: xr.Dataset | None) -> list[dict[str, object]]:
             "method": r["method"],
             "seeds": r["seeds"],
             "with control": r["controls"],
-            "peak excess (mean)": r["excess_peak"],
-            "95% CI": (r["excess_peak_low"], r["excess_peak_high"]),
-            "amplification": r["amplification"],
-            "amplification CI": (r["amplification_low"], r["amplification_high"]),
+            "peak excess (mean, 95% CI)": Estimate(
+                r["excess_peak"], r["excess_peak_low"], r["excess_peak_high"]
+            ),
+            "amplification": Estimate(
+                r["amplification"], r["amplification_low"], r["amplification_high"]
+            ),
             "final excess": r["final_excess"],
             "control peak S": r["control_peak_shed_fraction"],
             "accuracy": r["final_accuracy"],
@@ -112,15 +126,18 @@ def _rvg_rows(rvg: Any) -> list[dict[str, object]]:
             "random's verdict": r["random_cascade"],
             "random accuracy": r["random_accuracy"],
             "GMP accuracy": r["gmp_accuracy"],
-            "random - GMP (points)": 100 * r["random_minus_gmp"],
-            "95% CI": (100 * r["random_minus_gmp_low"], 100 * r["random_minus_gmp_high"]),
+            "random − GMP (points, 95% CI)": Estimate(
+                100 * r["random_minus_gmp"],
+                100 * r["random_minus_gmp_low"],
+                100 * r["random_minus_gmp_high"],
+            ),
             "right after pruning (points)": 100 * r["random_minus_gmp_after_pruning"],
         }
         for r in rows(rvg)
     ]
 
 
-def _sections(results: StudyResults, shed_figs: list[go.Figure]) -> list[Section]:
+def _sections(results: StudyResults, shed_figs: list[FigureItem]) -> list[Section]:
     """The report's sections, in order."""
     ds, t = results.runs, results.tables
     conds = t.get("conditions")
@@ -135,13 +152,11 @@ def _sections(results: StudyResults, shed_figs: list[go.Figure]) -> list[Section
         ("Shedding against the control, per condition", "", shed_figs),
     ]
     if conds is not None:
-        min_excess = float(results.extras.get("min_excess", 0.05))
-        sections.append(("Excess over the control", "", [excess_bars(conds, min_excess)]))
         sections.append(
             (
                 "Random pruning with and without a cascade, against GMP",
                 html_table(_rvg_rows(t.get("random_vs_gmp"))),
-                [accuracy_bars(conds, t.get("controls"))],
+                [(accuracy_bars(conds, t.get("controls")), CAPTIONS["accuracy"])],
             )
         )
     controls = t.get("controls")
@@ -149,7 +164,7 @@ def _sections(results: StudyResults, shed_figs: list[go.Figure]) -> list[Section
         (
             "How much retraining alone sheds",
             html_table(rows(controls)) if controls is not None else "",
-            [control_levels(ds)],
+            [(control_levels(ds), CAPTIONS["controls"])],
         )
     )
     conv = t.get("convergence")
@@ -158,13 +173,17 @@ def _sections(results: StudyResults, shed_figs: list[go.Figure]) -> list[Section
             (
                 "Kept-set convergence: random pruning towards GMP's set",
                 CONVERGENCE_TEXT + html_table(rows(conv)),
-                [convergence_curves(ds)],
+                [(convergence_curves(ds), CAPTIONS["convergence"])],
             )
         )
     aware = t.get("aware")
     if aware is not None:
         sections.append(
-            (AWARE_HEADING, AWARE_TEXT + html_table(rows(aware)), [aware_figure(aware)])
+            (
+                AWARE_HEADING,
+                AWARE_TEXT + html_table(rows(aware)),
+                [(aware_figure(aware), CAPTIONS["aware"])],
+            )
         )
     else:
         sections.append((AWARE_HEADING, AWARE_TEXT + AWARE_NOT_RUN, []))
@@ -183,6 +202,9 @@ def write_cascade_report(results: StudyResults, out: str | Path, context: dict[s
             + ": these conditions' "
             "shed curves cannot show a cascade and have no verdict.</div>"
         )
+    conds = results.tables.get("conditions")
+    min_excess = float(results.extras.get("min_excess", 0.05))
+    lead = (excess_bars(conds, min_excess), CAPTIONS["excess"]) if conds is not None else None
     return write_study_report(
         results,
         out,
@@ -192,4 +214,6 @@ def write_cascade_report(results: StudyResults, out: str | Path, context: dict[s
         CASCADE_FACTORS,
         banners="\n".join(banners),
         run_extra=["verdict", "excess_peak"],
+        answer=cascade_answer(conds, min_excess),
+        lead=lead,
     )

@@ -9,10 +9,10 @@ from typing import Any
 import xarray as xr
 
 from shedding.reports.html import html_table
-from shedding.reports.numbers import estimate
+from shedding.reports.numbers import Estimate
 from shedding.studies.rewinding_claims import rewinding_claims
 from shedding.studies.rewinding_figures import rewinding_curves
-from shedding.studies.study_page import Section, write_study_report
+from shedding.studies.study_page import FigureItem, Section, write_study_report
 from shedding.studies.study_runs import StudyResults, rows
 
 REWINDING_FACTORS = ["technique", "schedule", "sparsity", "budget", "seed"]
@@ -21,10 +21,21 @@ CONSTANT_LR_NOTE = (
     "LR as fine-tuning, so the two differ only if --retrain-finetune-lr is set.</div>"
 )
 CURVES_TEXT = (
-    "<p>Each point: the median over seeds of (test accuracy at the end of the round - the dense "
+    "<p>The figure at the top shows the first budget; the others follow. "
+    "Each point: the median over seeds of (test accuracy at the end of the round - the dense "
     "network's test accuracy of the same seed). One-shot runs give one point each; an iterative "
     "run gives one point per round. Compression = 1 / (1 - the event's recorded sparsity).</p>"
 )
+CURVES_CAPTION = (
+    "Median accuracy change against the dense network over seeds (bars: min to max) against "
+    "compression, log scale; at or above the dotted line the pruned network matches the dense one."
+)
+DELTAS = {
+    "median delta (points)",
+    "mean delta (points, 95% CI)",
+    "median delta there (points)",
+    "median delta there",
+}
 PARITY_TEXT = (
     "<p>The largest tested compression whose median accuracy change is at least 0; the next "
     "larger tested compression is shown beside it. <i>Censored</i>: parity holds at the largest "
@@ -61,8 +72,8 @@ def _point_rows(pts: xr.Dataset) -> list[dict[str, object]]:
             "seeds": r["n"],
             "median accuracy": r["accuracy_median"],
             "median delta (points)": 100 * r["delta_median"],
-            "mean delta [95% CI]": estimate(
-                r["delta_mean"], r["delta_low"], r["delta_high"], 100, "+.2f"
+            "mean delta (points, 95% CI)": Estimate(
+                100 * r["delta_mean"], 100 * r["delta_low"], 100 * r["delta_high"]
             ),
         }
         for r in rows(pts)
@@ -74,17 +85,23 @@ def write_rewinding_report(results: StudyResults, out: str | Path, context: dict
     ours."""
     pts, parity = results.tables["points"], results.tables["parity"]
     budgets = sorted({float(b) for b in pts.budget.values}) if pts.sizes.get("group", 0) else []
-    figs = [rewinding_curves(pts, b) for b in budgets]
+    figs: list[FigureItem] = [(rewinding_curves(pts, b), CURVES_CAPTION) for b in budgets]
     note = CONSTANT_LR_NOTE if context.get("base_schedule") == "constant" else ""
     sections: list[Section] = [
-        ("Accuracy against compression, per retraining budget t", note + CURVES_TEXT, figs),
+        ("Accuracy against compression at every budget t", note + CURVES_TEXT, figs[1:]),
         (
             "Largest compression at parity (Renda et al.'s table metric)",
-            PARITY_TEXT + html_table(_parity_rows(parity)),
+            PARITY_TEXT + html_table(_parity_rows(parity), signed=DELTAS),
             [],
         ),
-        ("Every point (over seeds)", html_table(_point_rows(pts)), []),
+        ("Every point (over seeds)", html_table(_point_rows(pts), signed=DELTAS), []),
     ]
     return write_study_report(
-        results, out, context, rewinding_claims(results), sections, REWINDING_FACTORS
+        results,
+        out,
+        context,
+        rewinding_claims(results),
+        sections,
+        REWINDING_FACTORS,
+        lead=figs[0] if figs else None,
     )

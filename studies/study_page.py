@@ -1,16 +1,15 @@
-"""What every study's report shares: one self-contained HTML page (plotly.js inlined once, as
-:mod:`shedding.reports.html` does), and the colours and selections of the studies' figures.
+"""What every study's report shares: one self-contained HTML page laid out as the analysis report
+is (:mod:`shedding.reports.page_layout`), and the colours and selections of the studies' figures.
 
-Every page has the question and the setting, the grid, failed runs in red, the "compared with the
-paper" table, the study's sections, every run with its factors and results, and the base
-configuration.
+Every page opens with the answer: failed runs in red and the study's banners, then a sentence per
+claim (or the study's own ``answer``) and its ``lead`` figure; then a navigation bar, the setting
+and the grid, the "compared with the paper" table, the study's sections, every run with its factors
+and results, and the base configuration. Each figure carries a one-line caption when the study
+gives one (a section's figure may be ``(figure, caption)``).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import html
-import json
 from pathlib import Path
 from typing import Any
 
@@ -19,18 +18,19 @@ import plotly.graph_objects as go
 import xarray as xr
 
 from shedding.reports.figures import CONTROL_COLOR, LAYOUT, PALETTE
-from shedding.reports.html import CSS, figure_block, html_table, page
-from shedding.reports.numbers import percent
+from shedding.reports.html import CSS, html_table, page
+from shedding.reports.page_layout import anchor, captioned, nav_bar, section
 from shedding.storage import write_text_atomic
 from shedding.studies.study_runs import StudyResults
+from shedding.studies.study_setting import esc, failed_html, grid_text, runs_rows, setting_html
 
 EXTRA_CSS = """
 .verdict-reproduced{background:#e3f1e3} .verdict-not{background:#fde2e1} \
-.claims td{white-space:normal;
-text-align:left;max-width:420px;vertical-align:top}
-.controlnote{background:#fff3cd;border:3px solid #d39e00;font-weight:bold;font-size:1.1em;\
-padding:12px 14px;
-border-radius:6px;margin:10px 0}
+.claims td{white-space:normal;text-align:left;vertical-align:top}
+.claims td:first-child{min-width:14em}
+.controlnote{background:#fff3cd;border:3px solid #d39e00;font-weight:bold;font-size:1.0em;\
+padding:10px 14px;border-radius:6px;margin:8px 0}
+.question{margin:0 0 6px;color:#333}
 """
 SETTINGS_NOTE = (
     "<p><small>The settings differ (a small network on small data against the papers' "
@@ -38,7 +38,8 @@ SETTINGS_NOTE = (
     "the direction of a claim can be checked, under the rule given in its row.</small></p>"
 )
 
-Section = tuple[str, str, list[go.Figure]]  # heading, html, figures
+FigureItem = go.Figure | tuple[go.Figure, str]  # a figure, or a figure and its caption
+Section = tuple[str, str, list[FigureItem]]  # heading, html, figures
 
 TECHNIQUE_COLORS = {
     "finetune": PALETTE[0],
@@ -48,6 +49,8 @@ TECHNIQUE_COLORS = {
 }
 METHOD_COLORS = {"gmp": PALETTE[0], "random": PALETTE[1], "none": CONTROL_COLOR}
 CLOSEST = {**LAYOUT, "hovermode": "closest"}
+REPRODUCED = ("reproduced", "consistent", "converges")
+NOT_REPRODUCED = ("not reproduced", "does not")
 
 
 def color_of(name: str, i: int, table: dict[str, str]) -> str:
@@ -65,9 +68,11 @@ def select_groups(ds: xr.Dataset, **where: object) -> xr.Dataset:
     return ds.isel(group=np.flatnonzero(sel))
 
 
-def esc(v: object) -> str:
-    """``v`` as escaped HTML text."""
-    return html.escape(str(v))
+def _verdict_class(verdict: str, ok: str, bad: str, other: str) -> str:
+    """``ok`` for a reproduced claim, ``bad`` for one not reproduced, else ``other``."""
+    if verdict.startswith(NOT_REPRODUCED):
+        return bad
+    return ok if verdict.startswith(REPRODUCED) else other
 
 
 def claims_table(rows: list[dict[str, str]]) -> str:
@@ -79,110 +84,61 @@ def claims_table(rows: list[dict[str, str]]) -> str:
     body = []
     for r in rows:
         v = str(r["verdict"])
-        cls = (
-            "verdict-reproduced"
-            if v.startswith(("reproduced", "consistent", "converges"))
-            else "verdict-not"
-            if v.startswith(("not reproduced", "does not"))
-            else ""
-        )
+        cls = _verdict_class(v, "verdict-reproduced", "verdict-not", "")
         body.append(
-            f"<tr><td>{esc(r['claim'])}</td><td>{esc(r['paper'])}</td><td>{esc(r['ours'])}</td>"
-            f'<td class="{cls}"><b>{esc(v)}</b></td></tr>'
+            f'<tr><td class="text">{esc(r["claim"])}</td><td class="text">{esc(r["paper"])}</td>'
+            f'<td class="text">{esc(r["ours"])}</td>'
+            f'<td class="text {cls}"><b>{esc(v)}</b></td></tr>'
         )
     settings = list(dict.fromkeys(r["setting"] for r in rows))
     note = "".join(f"<p><small><b>Setting:</b> {esc(s)}</small></p>" for s in settings)
-    return f'<table class="claims"><tr>{head}</tr>{"".join(body)}</table>{note}{SETTINGS_NOTE}'
+    table = (
+        f'<div class="tablebox"><table class="claims sortable"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
+    return f"{table}{note}{SETTINGS_NOTE}"
 
 
-def _grid_text(grid: Any) -> str:
-    """The grid options as indented JSON."""
-    if dataclasses.is_dataclass(grid):
-        d = dataclasses.asdict(grid)
-    else:
-        d = dict(grid or {})
-    return json.dumps(d, indent=1, default=str)
+def claims_sentences(rows: list[dict[str, str]]) -> str:
+    """The answer of a study: one coloured line per claim, ``claim: verdict``."""
+    if not rows:
+        return '<div class="banner warn">No claim could be compared (no complete runs).</div>'
+    return "\n".join(
+        f'<div class="banner {_verdict_class(str(r["verdict"]), "nocascade", "cascade", "neutral")}'
+        f'">{esc(r["claim"])}: <b>{esc(r["verdict"])}</b></div>'
+        for r in rows
+    )
 
 
-def _runs_rows(
-    results: StudyResults, factors: list[str], extra: list[str] | None = None
-) -> list[dict[str, object]]:
-    """One row per run: its factors, status and results (and ``extra`` variables); the error of a
-    run that did not complete."""
-    ds = results.runs
-    rows = []
-    for i in range(ds.sizes["run"]):
-        r = ds.isel(run=i)
-        k = max(int(r.rounds), 1)
-        row: dict[str, object] = {"run": str(r.run.values)}
-        row.update({f: r[f].values.item() for f in factors})
-        row.update(
-            {
-                "status": str(r.status.values),
-                "final accuracy": float(r.final_accuracy),
-                "dense": float(r.dense_accuracy),
-                "delta (last round)": float(r.delta.values[k - 1]),
-                "compression (last round)": float(r.compression.values[k - 1]),
-                "rounds": int(r.rounds),
-                "T": int(r["T"]),
-                "t": int(r.t),
-                "retrain steps": int(r.retrain_steps),
-            }
-        )
-        for v in extra or []:
-            row[v] = r[v].values.item()
-        if str(r.status.values) != "complete":
-            row["error"] = str(r.error.values)
-        rows.append(row)
-    return rows
-
-
-def _factor_levels(ds: Any, factors: list[str]) -> dict[str, str]:
-    """Each factor's distinct levels, in grid order, as text."""
-    out = {}
-    for f in factors:
-        values = list(dict.fromkeys(ds[f].values.tolist()))
-        out[f] = ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
-    return out
-
-
-def _failed_html(results: StudyResults) -> str:
-    """The red banner naming the runs that failed, with their errors (nothing when none did)."""
-    ds = results.runs
-    failed = results.failed
-    if not failed:
+def _figures_html(figs: list[FigureItem], start: int) -> str:
+    """A section's figures numbered from ``start``, each with its caption; two side by side on a
+    wide screen when there are several."""
+    blocks = []
+    for i, item in enumerate(figs):
+        fig, text = item if isinstance(item, tuple) else (item, "")
+        blocks.append(f"<div>{captioned(fig, start + i, False, text)}</div>")
+    if not blocks:
         return ""
-    n = int(ds.sizes["run"])
-    done = int((ds.status == "complete").sum())
-    items = "".join(f"<li><code>{esc(f['run'])}</code>: {esc(f['error'])}</li>" for f in failed)
-    return (
-        f'<div class="banner cascade"><b>{len(failed)} of {n} runs failed</b>; the results below '
-        f"are from the {done} complete runs.<ul>{items}</ul></div>"
-    )
+    cls = "figrow two" if len(blocks) > 1 else "figrow"
+    return f'<div class="{cls}">{"".join(blocks)}</div>'
 
 
-def _dense_text(results: StudyResults) -> str:
-    """The dense accuracies per seed, as text."""
-    dense = results.extras.get("dense", {})
-    return (
-        ", ".join(
-            f"seed {s}: {', '.join(percent(v) for v in vals)}"
-            for s, vals in sorted(dense.get("per_seed", {}).items())
-        )
-        or "unknown (no pretrain cache)"
-    )
-
-
-def _sections_html(sections: list[Section]) -> str:
-    """Each section's heading, text and figures (numbered in order)."""
-    idx = 0
+def _sections_html(sections: list[Section], start: int = 1) -> str:
+    """Each section's heading, text and figures (numbered in order from ``start``)."""
+    idx = start
     body = []
     for heading, text, figs in sections:
-        body.append(f"<h2>{esc(heading)}</h2>\n{text}")
-        for f in figs:
-            body.append(figure_block(f, idx, link=False))
-            idx += 1
+        body.append(section(anchor(heading), heading, text + _figures_html(figs, idx)))
+        idx += len(figs)
     return "".join(body)
+
+
+def _answer_html(answer: str, lead: FigureItem | None) -> str:
+    """The answer's text and its figure (number 0), with the figure's caption."""
+    if lead is None:
+        return f'<div id="answer">{answer}</div>'
+    fig, text = lead if isinstance(lead, tuple) else (lead, "")
+    return f'<div id="answer">{answer}\n{captioned(fig, 0, False, text)}</div>'
 
 
 def write_study_report(
@@ -194,40 +150,35 @@ def write_study_report(
     factors: list[str],
     banners: str = "",
     run_extra: list[str] | None = None,
+    answer: str | None = None,
+    lead: FigureItem | None = None,
 ) -> Path:
-    """Write a study's page to ``out`` atomically (a temporary file renamed at the end)."""
+    """Write a study's page to ``out`` atomically (a temporary file renamed at the end).
+
+    ``answer``: the HTML at the top (default: a line per claim, :func:`claims_sentences`);
+    ``lead``: the figure right under it (default: none).
+    """
     out = Path(out)
-    ds = results.runs
-    n = int(ds.sizes["run"])
-    done = int((ds.status == "complete").sum())
-    levels = "".join(
-        f"<li><b>{esc(k)}</b>: {esc(v)}</li>" for k, v in _factor_levels(ds, factors).items()
+    config = (
+        "<details><summary>base configuration (TOML; the grid sets its factors on top)</summary>"
+        f"<pre>{esc(context.get('base_toml', ''))}</pre></details>"
+        "<details><summary>grid options</summary>"
+        f"<pre>{esc(grid_text(context.get('grid')))}</pre></details>"
     )
-    quick = str(context.get("size", "full"))
-    seconds = context.get("seconds")
-    timing = f"; the grid ran for {seconds:.0f} s" if seconds else ""
-    grid = esc(_grid_text(context.get("grid")))
-    body = f"""<p><b>Question:</b> {esc(context.get("question", ""))}.<br><b>Paper:</b> \
-{esc(context.get("paper", ""))}.</p>
-<p><small>{quick} grid: {n} runs, {done} complete{timing}. Command: \
-<code>{esc(context.get("command", ""))}</code>.
-Model {esc(ds.attrs.get("model", "?"))} on {esc(ds.attrs.get("dataset", "?"))}. Dense accuracy \
-(the original
-training's test accuracy, per seed; one value per distinct original training): \
-{esc(_dense_text(results))}.</small></p>
-{_failed_html(results)}
-{banners}
-<h2>Compared with the paper</h2>
-{claims_table(claims)}
-<h2>The grid</h2>
-<ul>{levels}</ul>
-{_sections_html(sections)}
-<h2>Every run</h2>
-{html_table(_runs_rows(results, factors, run_extra))}
-<h2>Configuration</h2>
-<details><summary>base configuration (TOML; the grid sets its factors on top)</summary>
-<pre>{esc(context.get("base_toml", ""))}</pre></details>
-<details><summary>grid options</summary><pre>{grid}</pre></details>"""
+    parts: list[Section] = [
+        ("Setting", setting_html(results, context, factors), []),
+        ("Compared with the paper", claims_table(claims), []),
+        *sections,
+        ("Every run", html_table(runs_rows(results, factors, run_extra)), []),
+        ("Configuration", config, []),
+    ]
+    nav = nav_bar([("answer", "Answer")] + [(anchor(h), h) for h, _, _ in parts])
+    question = esc(context.get("question", ""))
+    body = (
+        f'<p class="question"><b>Question:</b> {question}.</p>\n{failed_html(results)}\n{banners}\n'
+        f"{_answer_html(claims_sentences(claims) if answer is None else answer, lead)}\n{nav}\n"
+        f'<div class="sections">{_sections_html(parts)}</div>'
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out, page(context.get("title", "study"), body, CSS + EXTRA_CSS))
     return out
