@@ -261,6 +261,9 @@ def run_study(
         f"{len(configs)} runs into {out / 'runs'}",
         highlight=False,
     )
+    expected = getattr(study, "expected_time", None)  # a study that can estimate its time
+    if expected is not None:
+        console.print(expected(list(configs.values()), workers), highlight=False)
     started = time.time()
     outcomes = _run_configs(study, configs, out, scheduler, workers, retries)
     seconds = time.time() - started
@@ -288,7 +291,7 @@ _Quick = Annotated[
     bool,
     typer.Option(
         "--quick",
-        help="the quick grid (digits: at most 10 minutes on 2 CPU cores, pretraining included)",
+        help="the quick grid (digits: at most 15 minutes on 2 CPU cores, pretraining included)",
     ),
 ]
 _Out = Annotated[

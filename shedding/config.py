@@ -116,7 +116,11 @@ class TrainConfig:
     duration: str = _f(
         "40ep", "length of the original training run T (e.g. 40ep, 500it, 10ep20it)", kind=STEP
     )
-    optimizer: str = _f("sgd", "sgd or adam")
+    optimizer: str = _f(
+        "sgd",
+        "sgd, adam (L2 weight decay) or adamw (decoupled weight decay: each step multiplies a "
+        "weight by 1 - lr * weight_decay)",
+    )
     lr: float = _f(0.1, "peak learning rate", within=POSITIVE)
     momentum: float = _f(0.9, "SGD momentum", within=FRACTION)
     nesterov: bool = _f(False, "SGD Nesterov momentum")

@@ -10,3 +10,4 @@ from shedding.studies.study_registry import STUDIES
 from shedding.studies import rewinding_grid
 from shedding.studies import blocks_grid
 from shedding.studies import cascade_grid
+from shedding.studies import map_grid

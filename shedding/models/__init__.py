@@ -9,5 +9,6 @@ from shedding.models.factories import MODELS, ModelFactory, build_model
 
 from shedding.models import cifar_resnet
 from shedding.models import cifar_vgg
+from shedding.models import digits_family
 from shedding.models import small
 from shedding.models import torchvision_models

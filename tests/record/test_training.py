@@ -52,8 +52,12 @@ def _pruned_setup(optimizer: str, nesterov: bool, seed: int = 0):
     return model, params, masks, opt, loader, w
 
 
-OPTIMIZERS = [("sgd", False), ("sgd", True), ("adam", False)]
-STATE_KEYS = {"sgd": ("momentum_buffer",), "adam": ("exp_avg", "exp_avg_sq")}
+OPTIMIZERS = [("sgd", False), ("sgd", True), ("adam", False), ("adamw", False)]
+STATE_KEYS = {
+    "sgd": ("momentum_buffer",),
+    "adam": ("exp_avg", "exp_avg_sq"),
+    "adamw": ("exp_avg", "exp_avg_sq"),
+}
 
 
 @pytest.mark.parametrize(("optimizer", "nesterov"), OPTIMIZERS)

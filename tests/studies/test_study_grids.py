@@ -20,8 +20,8 @@ from shedding.validate import validate_run_config
 from tests.conftest import STUDY_OVERRIDES, run_study_cli
 
 
-def test_registry_has_the_three_studies():
-    assert STUDIES.names() == ["blocks", "cascade", "rewinding"]
+def test_registry_has_the_four_studies():
+    assert STUDIES.names() == ["blocks", "cascade", "map", "rewinding"]
     for name in STUDIES.names():
         assert set(STUDIES.get(name).sizes) >= {"quick", "full", "tiny"}
 
