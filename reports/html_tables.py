@@ -18,7 +18,7 @@ th{background:#f4f4f4;text-align:left;font-weight:600;cursor:pointer;user-select
 th[aria-sort=ascending]::after{content:" \\25B2";font-size:0.8em}
 th[aria-sort=descending]::after{content:" \\25BC";font-size:0.8em}
 td.num{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
-td.text{text-align:left;overflow-wrap:break-word}
+td.text{text-align:left;overflow-wrap:anywhere}
 td .ci{display:block;font-size:0.85em;color:#666}
 """
 

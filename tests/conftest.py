@@ -71,6 +71,7 @@ STUDY_OVERRIDES = {
     "rewinding": {"train.duration": "2ep"},
     "blocks": {"train.duration": "2ep"},
     "cascade": {"train.duration": "2ep", "retrain.duration": "2ep"},
+    "map": {"train.duration": "2ep"},
 }
 
 

@@ -273,7 +273,7 @@ def test_first_screen_screenshot(browser, full_report, tmp_path):
     assert colours and len(colours) > 50  # text, banners and a figure, not a blank page
 
 
-@pytest.mark.parametrize("name", ["rewinding", "blocks", "cascade"])  # map: tests/studies
+@pytest.mark.parametrize("name", ["rewinding", "blocks", "cascade", "map"])
 def test_study_report_renders_in_chromium(browser, studies, tmp_path, name):
     counts = _check(browser, studies[name] / "report.html", tmp_path / f"study-{name}.png")
     assert counts["figures"] >= 1 and counts["rendered"] == counts["figures"]
