@@ -106,12 +106,18 @@ def summarize_event(
         return out.assign(
             onset_step=-1,
             excess_peak=nan,
+            excess_amplification=nan,
             excess_peak_step=-1,
             final_excess=nan,
             control_peak_shed_fraction=nan,
             excess_peak_layer=xr.full_like(out.peak_shed_fraction_layer, np.nan),
         )
-    return out.assign(_excess(win, rel, _relative(control_curves), ev_step, onset_excess))
+    excess = _excess(win, rel, _relative(control_curves), ev_step, onset_excess)
+    # the survivors shed beyond what the control sheds, per weight pruned
+    excess["excess_amplification"] = (
+        excess["excess_peak"] * int(out.eligible) / pruned if pruned > 0 else nan
+    )
+    return out.assign(excess)
 
 
 def _excess(
@@ -192,7 +198,8 @@ def cascade_summary(
 
     Returns ``onset_step``, ``peak_step``, ``time_to_peak``, ``peak_shed_fraction``,
     ``amplification`` (shed count at the peak / weights pruned), ``shed_events``,
-    ``recovered_events``, ``excess_peak``,
+    ``recovered_events``, ``excess_peak``, ``excess_amplification`` (the excess at its peak × the
+    eligible survivors / weights pruned: the survivors shed beyond the control per weight pruned),
     ``excess_peak_step``, per-layer ``peak_shed_fraction_layer`` and ``excess_peak_layer`` (all
     within the window: a step count or an OpenLTH step string such as ``5ep``; None or 'round' is
     the whole round),

@@ -76,7 +76,7 @@ def run_statistics(run: xr.Dataset, control: xr.Dataset | None, grid: MapGrid) -
     onset = int(s.onset_step)
     return {
         "excess_peak": excess,
-        "amplification": excess * eligible / pruned if pruned > 0 else np.nan,
+        "amplification": float(s.excess_amplification),
         "raw_amplification": float(s.amplification),
         "onset": float(onset - int(run.event_step.values[0])) if onset >= 0 else np.nan,
         "control_peak_shed_fraction": float(s.control_peak_shed_fraction),

@@ -142,7 +142,9 @@ def test_cascade_summary_on_planted_cascade():
     # a window that ends before the bump rises misses it
     early = cascade_summary(_synthetic(run), _synthetic(control), window=5)
     assert early.attrs["verdict"] == "no cascade"
-    assert cascade_summary(_synthetic(run), None).attrs["verdict"] == "no control"
+    assert float(res.excess_amplification) == pytest.approx(rounded[:50].max() * 1000 / 250)
+    alone = cascade_summary(_synthetic(run), None)
+    assert alone.attrs["verdict"] == "no control" and np.isnan(float(alone.excess_amplification))
 
 
 def test_cascade_summary_real_runs_against_numpy(recorded):
@@ -158,6 +160,11 @@ def test_cascade_summary_real_runs_against_numpy(recorded):
     )
     assert float(res.excess_peak) == pytest.approx(ex.max())
     assert int(res.excess_peak_step) == int(run["step"][ex.argmax()])
+    # the survivors shed beyond the control, per weight pruned
+    excess_shed = ex.max() * run["event_eligible"][0].sum()
+    assert float(res.excess_amplification) == pytest.approx(
+        excess_shed / run["event_pruned"][0].sum()
+    )
     assert res.attrs["verdict"] == "cascade"
     strict = cascade_summary(
         open_run(recorded["random"]),
