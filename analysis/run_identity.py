@@ -36,9 +36,10 @@ class RunIdentity:
     ``condition``: the name of the condition whose seeds the run is one of. ``seed``: which seed.
     ``control``: a run that pruned nothing and only counts its line (the baseline of pruned runs of
     its seed). ``line_sparsity``: the sparsity whose GMP cut value (times ``alpha``) is the run's
-    first line; None when unknown. ``setting`` and ``variant`` exist only for built-in runs (None
-    otherwise): the model, data, training and retraining sections of the configuration, and the
-    whole configuration but for the seed, device and recording options, as canonical JSON.
+    first line; None when unknown. ``setting`` and ``variant``: for a built-in run, the model,
+    data, training and retraining sections of the configuration, and the whole configuration but
+    for the seed, device and recording options, as canonical JSON; for a watched run, both are the
+    ``setting`` attribute its user gave (None: not given, which matches any).
     """
 
     condition: str
@@ -104,11 +105,20 @@ def run_identity(ds: xr.Dataset) -> RunIdentity:
         control=bool(control),
         line_sparsity=None if sparsity is None else float(sparsity),
         alpha=alpha,
-        setting=_canonical({k: cfg.get(k) for k in SETTING}) if cfg else None,
-        variant=_canonical({k: v for k, v in cfg.items() if k not in NOT_CONDITION})
-        if cfg
-        else None,
+        **_setting_and_variant(attrs.get("setting"), cfg),
     )
+
+
+def _setting_and_variant(named: object, cfg: dict[str, Any]) -> dict[str, str | None]:
+    """A built-in run's setting and variant from its configuration; a watched run's from the
+    setting its user named (None: any)."""
+    if cfg:
+        return {
+            "setting": _canonical({k: cfg.get(k) for k in SETTING}),
+            "variant": _canonical({k: v for k, v in cfg.items() if k not in NOT_CONDITION}),
+        }
+    text = None if named is None else str(named)
+    return {"setting": text, "variant": text}
 
 
 def _canonical(value: dict[str, Any]) -> str:

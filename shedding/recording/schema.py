@@ -425,6 +425,13 @@ GROUP_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
     ),
     ("seed", "creation", "the run's seed; a pruned run's control is one of the same seed"),
     (
+        "setting",
+        "creation",
+        "a watched run's training setting, as its user names it (absent or null: any); a control "
+        "matches runs of the same one, and a condition's runs share it (built-in runs: their "
+        "configuration says it)",
+    ),
+    (
         "control",
         "creation",
         "true for a control: a run whose events prune nothing and only count the GMP line "

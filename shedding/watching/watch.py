@@ -204,6 +204,7 @@ def watch(
     seed: int = 0,
     condition: str = "watched",
     control: bool | None = None,
+    setting: str | None = None,
     params: list[str] | str | None = None,
     profile: str = "summary",
     every: int = 1,
@@ -223,7 +224,9 @@ def watch(
     weight's magnitude every ``every`` steps, as ``dtype``: float32, float16 or log8);
     ``hist_every`` > 0 adds per-layer magnitude histograms. ``seed``, ``condition`` and
     ``control`` (None: a run whose events prune nothing) are what ``shedding analyze`` groups runs
-    and matches controls by. ``params``: names or a regex of the weights to watch (default: every
+    and matches controls by; ``setting`` names the training setting (e.g. ``"lr0.1-wd5e-4"``)
+    when one analysis holds runs of several, so that each run is matched with the control of its
+    own setting. ``params``: names or a regex of the weights to watch (default: every
     Conv, Linear and Conv1D weight).
     """
     if profile not in PROFILES:
@@ -240,7 +243,7 @@ def watch(
         path,
         layers,
         timeline,
-        _attrs(model, seed, condition, control, alpha, attrs),
+        _attrs(model, seed, condition, control, alpha, {"setting": setting, **(attrs or {})}),
         dtype,
         chunk_steps,
         overwrite=overwrite,

@@ -316,3 +316,49 @@ def test_sample_profile_records_the_seeded_subset(pruned_run, tmp_path):
         np.testing.assert_array_equal(
             ds["sample_magnitude"].values[row], seen[int(step) + 12][0][index]
         )
+
+
+def _watched_pair_of_settings(root, lrs: dict[str, float], named: bool) -> dict[str, str]:
+    """A GMP run and a control per learning rate, all of seed 0, settings named after the LR when
+    ``named``; their store paths by name."""
+    from shedding.analysis import open_run
+
+    paths = {}
+    for tag, lr in lrs.items():
+        for kind in ("gmp", "control"):
+            model = _model()
+            opt = torch.optim.SGD(model.parameters(), lr=lr)
+            path = root / f"{kind}-{tag}.zarr"
+            with shedding.watch(
+                model, path, optimizer=opt, condition=kind, setting=tag if named else None
+            ) as rec:
+                _train(model, opt, rec, 4, {}, 0)
+                if kind == "gmp":
+                    params = [(model[0], "weight"), (model[2], "weight")]
+                    prune.global_unstructured(params, prune.L1Unstructured, amount=0.5)
+                    rec.prune_event()
+                else:
+                    rec.prune_event(sparsity=0.5)
+                _train(model, opt, rec, 4, {}, 4)
+            paths[f"{kind}-{tag}"] = open_run(path)
+    return paths
+
+
+def test_a_named_setting_matches_each_run_with_its_own_control(tmp_path):
+    from shedding.analysis.controls import match_controls
+    from shedding.analysis.run_identity import run_identity
+
+    runs = _watched_pair_of_settings(tmp_path / "named", {"a": 0.1, "b": 0.01}, named=True)
+    assert match_controls(runs) == {
+        "gmp-a": "control-a",
+        "control-a": None,
+        "gmp-b": "control-b",
+        "control-b": None,
+    }
+    # one condition name, two settings: two conditions
+    keys = {run_identity(runs[n]).group_key for n in ("gmp-a", "gmp-b")}
+    assert len(keys) == 2
+    # unnamed, the two controls of seed 0 both match each run: an error naming both
+    unnamed = _watched_pair_of_settings(tmp_path / "unnamed", {"a": 0.1, "b": 0.01}, named=False)
+    with pytest.raises(ValueError, match="control-a.*control-b|control-b.*control-a"):
+        match_controls(unnamed)
