@@ -10,6 +10,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -236,9 +237,23 @@ def progress_bars() -> Iterator[Callable[[str, int], Callable[[int], None]]]:
             prog.stop()
 
 
-def fmt(v: object) -> str:
-    """A table cell: floats to 4 significant figures, NaN as "-"
-    (:func:`shedding.reports.numbers.text_cell`)."""
-    from shedding.reports.numbers import text_cell
+STEP_KEYS = frozenset({"peak_step", "onset_step", "excess_peak_step"})  # -1: none
+SIGNED_KEYS = frozenset({"excess_peak", "final_excess"})  # an excess has a sign
 
-    return text_cell(v)
+
+def fmt(v: object, key: str = "") -> str:
+    """A terminal table cell by the reports' rule (:func:`shedding.reports.numbers.cell_text`):
+    three significant figures, "—" for none (a step of -1 in a :data:`STEP_KEYS` column too),
+    signs in the :data:`SIGNED_KEYS` columns."""
+    from shedding.reports.numbers import MISSING, cell_text
+
+    if key in STEP_KEYS and isinstance(v, Integral) and v < 0:
+        return MISSING
+    return cell_text(v, signed=key in SIGNED_KEYS)
+
+
+def ci_text(value: float, low: float, high: float) -> str:
+    """An excess's 95% interval as the reports write it beside its value ("—" without one)."""
+    from shedding.reports.numbers import MISSING, ci_pair
+
+    return ci_pair(value, low, high, signed=True)[1] or MISSING

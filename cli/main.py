@@ -18,6 +18,7 @@ from shedding.cli.export_commands import register as register_export_commands
 from shedding.cli.feedback import (
     OneLineUsageErrors,
     check_output,
+    ci_text,
     console,
     fmt,
     out_console,
@@ -226,11 +227,11 @@ def _print_conditions(conds: list[dict[str, Any]]) -> None:
         table.add_row(
             str(c["condition"]),
             str(c["seeds"]),
-            fmt(c["excess_peak"]),
-            "-" if lo != lo else f"[{lo:+.3f}, {hi:+.3f}]",
+            fmt(c["excess_peak"], "excess_peak"),
+            ci_text(c["excess_peak"], lo, hi),
             fmt(c["peak_shed_fraction"]),
             fmt(c["amplification"]),
-            fmt(c["final_excess"]),
+            fmt(c["final_excess"], "final_excess"),
             str(c["verdict"]),
         )
     out_console.print(table)
@@ -247,7 +248,7 @@ def _print_summary(summary) -> None:
         for col in LINE_COLUMNS:
             table.add_column(col)
         for r in lines:
-            table.add_row(*[fmt(r[k]) for k in LINE_COLUMNS])
+            table.add_row(*[fmt(r[k], k) for k in LINE_COLUMNS])
         out_console.print(table)
 
 
@@ -261,7 +262,7 @@ def _print_table(rows: list[dict[str, object]]) -> None:
             overflow="fold",
         )
     for r in rows:
-        table.add_row(*["-" if r[k] is None else fmt(r[k]) for k in keys])  # None: not recorded
+        table.add_row(*[fmt(r[k], k) for k in keys])  # None: not recorded
     out_console.print(table)
     for r in rows:
         if r["evidence"]:

@@ -259,6 +259,28 @@ def test_analyze_lines_and_conditions_json(recorded_seeds, tmp_path):
     assert res.exit_code == 2 and "bad line 'bogus:1'" in res.stderr
 
 
+def test_analyze_tables_write_numbers_as_the_reports_do(recorded_seeds, tmp_path):
+    """The terminal tables: three significant figures, signed excess, its CI as the reports write
+    it, a dash for none (a control's excess and onset), no scientific notation or -1."""
+    import re
+
+    from shedding.reports.numbers import ci_pair, number
+
+    stores = [str(p) for p in recorded_seeds.values()]
+    data = json.loads(_invoke(["analyze", *stores, "--json"], tmp_path).stdout)
+    res = _invoke(["analyze", *stores], tmp_path)
+    assert res.exit_code == 0, res.output
+    text = res.stdout
+    assert not re.search(r"\d[eE][+-]?\d", text) and not re.search(r"│\s+-1\s+│", text)
+    for c in data["conditions"]:
+        value, bounds = ci_pair(c["excess_peak"], *c["excess_peak_ci"], signed=True)
+        assert value in text and (bounds or "—") in text, (value, bounds)
+    control = next(r for r in data["runs"] if r["verdict"] == "control")
+    row = next(line for line in text.splitlines() if line.startswith(f"│ {control['run']} "))
+    assert row.count("—") >= 2  # no excess, no onset
+    assert number(control["peak_S"]) in row
+
+
 def test_compare_command(recorded, tmp_path):
     stores = [str(recorded[n]) for n in ("gmp", "random", "control")]
     res = _invoke(["compare", *stores, "--json"], tmp_path)
