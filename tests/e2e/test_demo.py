@@ -48,6 +48,8 @@ def test_demo_end_to_end(tmp_path):
     assert "95% CI" in html and "Kept-set overlap" in html
     assert "report:" in res.stdout and "Conditions: means over seeds" in res.stdout
     _tensorstore_reads_every_demo_array(sorted((tmp_path / "demo").glob("*.zarr")))
+    _demo_stores_export_to_tensorboard(tmp_path / "demo", tmp_path / "tb")
+    _demo_stores_give_paper_figures(tmp_path / "demo", tmp_path / "figures")
     bad = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--seeds", "0"])
     assert bad.exit_code == 2 and "--seeds: 0 must be at least 1" in bad.stderr
 
@@ -71,3 +73,46 @@ def _tensorstore_reads_every_demo_array(stores: list) -> None:
             assert theirs.dtype == ours.dtype and theirs.tobytes() == ours.tobytes(), (
                 f"{path.name}/{name}"
             )
+
+
+def _demo_stores_export_to_tensorboard(demo, out) -> None:
+    """The demo's random run and its control open in TensorBoard (read back with its own reader):
+    S(t) and the excess at every retraining step, loss and LR at every step, the store's
+    histograms."""
+    import numpy as np
+    from tensorboard.backend.event_processing import event_accumulator
+
+    run, ctrl = demo / "random-s0.zarr", demo / "control-s0.zarr"
+    res = CliRunner().invoke(
+        app, ["export", str(run), "--tensorboard", str(out), "--control", str(ctrl)]
+    )
+    assert res.exit_code == 0, res.output
+    acc = event_accumulator.EventAccumulator(
+        str(out / "random-s0"), size_guidance={"scalars": 0, "histograms": 0}
+    )
+    acc.Reload()
+    ds = xr.open_zarr(run)
+    retraining = int((ds.step_round.values >= 0).sum())
+    assert len(acc.Scalars("shed/S")) == retraining
+    assert len(acc.Scalars("shed/excess")) == retraining
+    assert len(acc.Scalars("train/loss")) == int(np.isfinite(ds.loss.values).sum())
+    assert any(t.startswith("log10_magnitude/") for t in acc.Tags()["histograms"])
+
+
+def _demo_stores_give_paper_figures(demo, out) -> None:
+    """``analyze --figures`` writes the report's figures of the demo's stores as valid SVG files
+    (Plotly's static export drives Chromium: skipped here without one, unless CI requires it)."""
+    import os
+    import shutil
+    import xml.etree.ElementTree as ET
+
+    names = ("chromium", "chromium-browser", "google-chrome", "chrome")
+    if not any(shutil.which(n) for n in names) and not os.environ.get("SHEDDING_REQUIRE_BROWSER"):
+        return
+    stores = [str(p) for p in sorted(demo.glob("*.zarr"))]
+    res = CliRunner().invoke(app, ["analyze", *stores, "--figures", str(out), "--format", "svg"])
+    assert res.exit_code == 0, res.output
+    files = sorted(out.glob("*.svg"))
+    assert len(files) >= 3, files
+    for f in files:
+        assert ET.fromstring(f.read_bytes()).tag.endswith("svg")
