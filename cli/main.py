@@ -658,7 +658,8 @@ def list_registries() -> None:
     ):
         with user_errors():  # a plugin that fails to load
             names = reg.names()
-        out_console.print(f"[bold]{title}:[/] {', '.join(names)}", highlight=False)
+        # one line a registry, whatever the width, so that the list greps and parses
+        out_console.print(f"[bold]{title}:[/] {', '.join(names)}", highlight=False, soft_wrap=True)
 
 
 @app.command()

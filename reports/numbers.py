@@ -36,13 +36,6 @@ class Estimate(NamedTuple):
     high: float
 
 
-def text_cell(v: object) -> str:
-    """A plain-text table cell (the CLI's tables): floats to 4 significant figures, NaN as "-"."""
-    if isinstance(v, float):
-        return "-" if v != v else f"{v:.4g}"
-    return str(v)
-
-
 def _finite(v: object) -> bool:
     """Whether ``v`` is a real number (not a bool) that is finite."""
     return (

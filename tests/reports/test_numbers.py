@@ -26,31 +26,29 @@ from shedding.reports.numbers import (
     pvalue,
     scaled,
     sort_value,
-    text_cell,
     times,
     with_ci,
 )
 
 
 @pytest.mark.parametrize(
-    "v, expected",
+    "v, key, expected",
     [
-        (0.123456, "0.1235"),
-        (12345.678, "1.235e+04"),
-        (1.0, "1"),
-        (-0.000123456, "-0.0001235"),
-        (math.nan, "-"),
-        (math.inf, "inf"),  # only NaN is missing in a text table
-        (np.float64(0.5), "0.5"),
-        (3, "3"),  # not a float: as text
-        (True, "True"),
-        ("cascade", "cascade"),
-        (None, "None"),
+        (0.123456, "", "0.123"),
+        (12345.678, "", "12346"),
+        (-0.000123456, "", "−0.000123"),
+        (math.nan, "", MISSING),
+        (None, "", MISSING),
+        (0.0127, "excess_peak", "+0.0127"),  # an excess carries its sign
+        (0.0127, "peak_S", "0.0127"),
+        (-1, "onset_step", MISSING),  # no onset
+        (-1, "", "−1"),  # outside a step column, -1 is a number
+        (120, "peak_step", "120"),
+        ("cascade", "", "cascade"),
     ],
 )
-def test_text_cell(v, expected):
-    assert text_cell(v) == expected
-    assert fmt(v) == expected  # the CLI's tables write their cells with it
+def test_the_cli_tables_write_cells_by_the_reports_rule(v, key, expected):
+    assert fmt(v, key) == expected
 
 
 @pytest.mark.parametrize(
