@@ -30,6 +30,7 @@ from shedding.pruning.masks import apply_masks, flat, gmp_threshold, ones_like, 
 from shedding.pruning.schedule import DYNAMIC, Round, cascade_target, plan_rounds
 from shedding.recording import resuming
 from shedding.recording.layout import Layer, Timeline, build_layers, build_timeline, sample_weights
+from shedding.recording.open_recorder import OpenRecorder, capacity
 from shedding.recording.recorder import NullRecorder, Recorder
 from shedding.recording.store import RunStore, check_path
 from shedding.retraining import TECHNIQUES, RetrainContext, Technique
@@ -75,7 +76,6 @@ class Prepared:
     technique: Technique
     rounds: list[Round]
     layers: list[Layer]
-    timeline: Timeline
 
     @property
     def targets(self) -> list[float]:
@@ -127,18 +127,7 @@ def prepare(cfg: RunConfig) -> Prepared:
     check_prune_layers(cfg.prune, {layer.name: layer.shape for layer in layers})
     rounds = plan_rounds(cfg.prune, t, _check_interval(cfg, ipe, t))
     return Prepared(
-        cfg,
-        device,
-        data,
-        train_loader,
-        test_loader,
-        T,
-        t,
-        schedule,
-        technique,
-        rounds,
-        layers,
-        _timeline(cfg, T, t, ipe, rounds),
+        cfg, device, data, train_loader, test_loader, T, t, schedule, technique, rounds, layers
     )
 
 
@@ -191,18 +180,50 @@ def _prunable_layers(cfg: RunConfig, data: DataBundle) -> list[Layer]:
     return build_layers([(k, tuple(p.shape)) for k, p in params.items()])
 
 
-def _timeline(cfg: RunConfig, T: int, t: int, ipe: int, rounds: list[Round]) -> Timeline:
-    return build_timeline(
-        T,
-        t,
-        len(rounds),
+def _open_timeline(
+    cfg: RunConfig, expected: dict[str, int] | None = None
+) -> tuple[Timeline, dict[str, int]]:
+    """The growable store's first rows (room for ``expected`` rows of each dimension) and the rows
+    each timeline dimension grows by (:func:`~shedding.recording.open_recorder.capacity`)."""
+    return capacity(cfg.record.chunk_steps, _every(cfg), expected)
+
+
+def _planned_rows(p: Prepared) -> dict[str, int]:
+    """The rows of each timeline dimension the planned rounds take (a cascade-aware run may stop
+    short of them): the store is made with room for them, so that it never grows in a run."""
+    cfg = p.cfg
+    tl = build_timeline(
+        p.T,
+        p.t,
+        len(p.rounds),
         cfg.record.every,
-        ipe,
+        p.ipe,
         cfg.record.record_pretrain,
         cfg.record.hist_every,
         cfg.record.sample_every,
-        lengths=[r.length for r in rounds],
+        lengths=[r.length for r in p.rounds],
     )
+    return {
+        "step": len(tl.steps),
+        "record_step": len(tl.record_steps),
+        "hist_step": len(tl.hist_steps),
+        "sample_step": len(tl.sample_steps),
+    }
+
+
+def _every(cfg: RunConfig) -> dict[str, int]:
+    """Each periodic recording's cadence in steps (0: off)."""
+    rc = cfg.record
+    return {"snapshots": rc.every, "hist": rc.hist_every, "samples": rc.sample_every}
+
+
+def _new_recorder(
+    p: Prepared, store: RunStore, params: dict[str, torch.nn.Parameter]
+) -> OpenRecorder:
+    """The recorder of the run's growable store (rank 0's)."""
+    cfg = p.cfg
+    timeline, _ = _open_timeline(cfg)
+    return OpenRecorder(store, p.layers, timeline, params, cfg.record.dtype, p.device, _every(cfg))
 
 
 def _check_interval(cfg: RunConfig, ipe: int, t: int) -> int:
@@ -402,9 +423,7 @@ def record(
             model = p.new_model(cfg.seed)
             params = prunable_parameters(model, cfg.model.dense_layers)
             recorder = (
-                Recorder(store, p.layers, p.timeline, params, cfg.record.dtype, p.device)
-                if distributed.is_main()
-                else NullRecorder(p.timeline)
+                _new_recorder(p, store, params) if distributed.is_main() else NullRecorder()
             )  # torchrun: only rank 0 records
         except BaseException as e:
             _abandon(store, e)
@@ -465,10 +484,11 @@ def _create_store(p: Prepared, out: Path, overwrite: bool) -> RunStore:
         "shed_definition": "a survivor at or above the line alpha*tau at its event is shed at step "
         "s while |w(s)| < alpha*tau; tau is the GMP cut value at the event's sparsity",
     }
+    timeline, growth = _open_timeline(cfg, _planned_rows(p))
     return RunStore.create(
         out,
         p.layers,
-        p.timeline,
+        timeline,
         attrs,
         cfg.record.dtype,
         cfg.record.chunk_steps,
@@ -477,6 +497,7 @@ def _create_store(p: Prepared, out: Path, overwrite: bool) -> RunStore:
         hist_range=tuple(cfg.record.hist_range),
         lines=cfg.record.lines,
         sample=sample_weights(p.layers, cfg.record.sample_per_layer, cfg.seed),
+        growth=growth,
     )
 
 
@@ -519,6 +540,7 @@ def _run_recorded(
         interrupts.check()
         extra["final_test_accuracy"] = body()
         with interrupts.shielded():
+            recorder.finish()  # the last state's periodic rows
             recorder.flush()
             recorder.sync()  # the writer has written everything, the last checkpoint included
             if distributed.is_main():
@@ -564,18 +586,15 @@ def resume(out: str | Path, *, progress: ProgressFactory | None = None) -> Path:
         state, checkpoints = resuming.load_resume_files(out / RESUME_DIR, p.T)
         if cfg.record.record_pretrain and state is None:
             checkpoints = None  # the recorded original training is recorded again
-        store = RunStore.reopen(out)
+        store = RunStore.reopen(out, _open_timeline(cfg)[1])
         recorder = None
         try:  # nothing in the store changes until the recorder holds what the store had committed
-            n_events = store.group["event"].shape[0]
-            if n_events < len(
-                p.rounds
-            ):  # a cascade-aware run cut its store when it reached the target
-                p.rounds = _cut_rounds(p, n_events - 1)
-                p.timeline = _timeline(cfg, p.T, p.t, p.ipe, p.rounds)
+            rounds = int(store.group.attrs.get("rounds", len(p.rounds)))
+            if rounds < len(p.rounds):  # a cascade-aware run that had reached its target
+                p.rounds = _cut_rounds(p, rounds - 1)
             model = p.new_model(cfg.seed)
             params = prunable_parameters(model, cfg.model.dense_layers)
-            recorder = Recorder(store, p.layers, p.timeline, params, cfg.record.dtype, p.device)
+            recorder = _new_recorder(p, store, params)
             if state is not None:
                 step = _state_step(p, state)
                 resuming.verify_committed(
@@ -588,6 +607,7 @@ def resume(out: str | Path, *, progress: ProgressFactory | None = None) -> Path:
                 recorder.abandon()
             store.release()
             raise
+        store.consolidate()  # the arrays as they are (a growth no commit followed included)
         store.set_attrs(status="running", error=None, resumed=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         if state is None:
             return _run_recorded(
@@ -750,12 +770,11 @@ class _Retraining:
         shed = distributed.from_main(lambda: self.recorder.shed_now().cpu())
         prune_fn = PRUNERS.get(p.cfg.prune.method)
         new_masks, target, final = _cascade_masks(p, weights, self.masks, shed, prune_fn, generator)
-        if final and len(self.rounds) != r + 1:
+        if final and len(self.rounds) != r + 1:  # the rounds end here; so does the recording
             if self.advance is not None:
                 lengths = [x.length for x in self.rounds]
                 self.advance(sum(lengths) - sum(lengths[:r]) - p.t)
             self.rounds = _cut_rounds(p, r)
-            self.recorder.set_timeline(_timeline(p.cfg, p.T, p.t, p.ipe, self.rounds))
             self.recorder.set_attrs(rounds=len(self.rounds))
         return new_masks, target
 
@@ -818,10 +837,7 @@ def _retrain(
     """
     cfg = p.cfg
     dynamic = cfg.prune.schedule in DYNAMIC and cfg.prune.method != "none"
-    rounds = list(p.rounds)
-    n_events = recorder.timeline.n_events
-    if dynamic and n_events < len(rounds):  # resuming a cascade that had reached its target
-        rounds = _cut_rounds(p, n_events - 1)
+    rounds = list(p.rounds)  # resume() cut them where a cascade had reached its target
     run = _Retraining(
         p,
         model,
@@ -832,7 +848,7 @@ def _retrain(
         dynamic,
         current=_clone(checkpoints[p.T]),
         masks=ones_like({k: v.detach() for k, v in params.items()}),
-        epoch_index=len([e for e in p.timeline.epoch if e <= 0]),
+        epoch_index=recorder.epoch_index,  # the original training's epochs recorded
         advance=(
             progress("retraining", sum(r.length for r in rounds)) if progress is not None else None
         ),

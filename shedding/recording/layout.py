@@ -139,23 +139,6 @@ def build_timeline(
     )
 
 
-def is_prefix(short: Timeline, long: Timeline) -> bool:
-    """True when every coordinate of ``short`` is a prefix of ``long``'s (a store of ``long`` can be
-    cut to it)."""
-    return all(
-        np.array_equal(getattr(short, k), getattr(long, k)[: len(getattr(short, k))])
-        for k in (
-            "steps",
-            "record_steps",
-            "epoch",
-            "epoch_step",
-            "event_step",
-            "hist_steps",
-            "sample_steps",
-        )
-    )
-
-
 def sample_weights(layers: list[Layer], per_layer: int, seed: int) -> np.ndarray:
     """Flat indices of a fixed random subset: ``per_layer`` weights of each layer (all of a smaller
     one), sorted."""

@@ -1,4 +1,7 @@
-"""A recorder for runs of unknown length (``shedding.watch``): its timeline is written as it comes.
+"""The recorder of a run store whose timeline is written as it comes: ``shedding.watch`` (a run of
+unknown length) and the built-in trainer (:mod:`shedding.experiment`, through the training loop's
+callback hooks; it makes the store with room for its planned rounds, and a cascade-aware run that
+reaches its target early just stops recording) record through it, one recording path.
 
 The store is growable (:meth:`RunStore.create` with ``growth``): every timeline dimension (``step``,
 ``record_step``, ``hist_step``, ``sample_step``, ``event``, ``epoch``) starts one chunk long, grows
@@ -13,6 +16,10 @@ event is step 0 (and the original training's steps and epochs are <= 0). Each pe
 (snapshots, histograms, samples) takes a row every ``every`` steps counted from the start of the run
 and then from each prune event, at each prune event (its post-prune state: a row just taken at the
 event's step is replaced), and at the end.
+
+A resumed run (the trainer's ``record --resume``) restores the recorder from its checkpoint
+(:meth:`OpenRecorder.state_dict`: the counters, steps and rows so far) and continues the store,
+reopened with the same ``growth``.
 """
 
 from __future__ import annotations
@@ -28,15 +35,20 @@ from shedding.recording.layout import Layer, Timeline
 from shedding.recording.periodic import Periodic
 from shedding.recording.recorder import Recorder
 from shedding.recording.store import RunStore
+from shedding.training.loop import TrainState
 
 OPEN_DIMS = ("step", "record_step", "hist_step", "sample_step", "event", "epoch")
 STEP_CHUNK = 4096  # the per-step arrays' chunk (as a planned run's longest)
 TABLE_CHUNK = 64  # events or epochs a chunk of their tables holds
 
 
-def capacity(chunk_steps: int, every: dict[str, int]) -> tuple[Timeline, dict[str, int]]:
-    """The timeline a growable store is created with (one chunk of each open dimension; dimensions
-    of recordings that are off have no rows) and the rows each dimension grows by."""
+def capacity(
+    chunk_steps: int, every: dict[str, int], expected: dict[str, int] | None = None
+) -> tuple[Timeline, dict[str, int]]:
+    """The timeline a growable store is created with (one chunk of each open dimension, or the
+    whole chunks that hold ``expected`` rows of the per-step and periodic dimensions: a run that
+    knows its planned length grows no more; dimensions of recordings that are off have no rows)
+    and the rows each dimension grows by."""
     units = {
         "step": STEP_CHUNK,
         "record_step": chunk_steps,
@@ -47,7 +59,10 @@ def capacity(chunk_steps: int, every: dict[str, int]) -> tuple[Timeline, dict[st
     }
 
     def rows(dim: str, on: bool = True) -> np.ndarray:
-        return np.zeros(units[dim] if on else 0, dtype=np.int64)
+        chunks = 1
+        if expected and dim not in ("event", "epoch"):  # the tables: one chunk, their whole
+            chunks = max(1, -(-int(expected.get(dim, 0)) // units[dim]))
+        return np.zeros(units[dim] * chunks if on else 0, dtype=np.int64)
 
     snap, hist, samples = (every.get(k, 0) > 0 for k in ("snapshots", "hist", "samples"))
     tl = Timeline(
@@ -82,7 +97,7 @@ class OpenRecorder(Recorder):
         magnitude_dtype: str,
         device: torch.device,
         every: dict[str, int],
-        read: Callable[[], list[torch.Tensor]],
+        read: Callable[[], list[torch.Tensor]] | None = None,
         max_pending: int = 8,
     ) -> None:
         super().__init__(
@@ -110,6 +125,27 @@ class OpenRecorder(Recorder):
         self.n_events = 0
         self._epoch_offset = 0  # original-training epochs (numbered <= 0 from the first event)
         self._nan = torch.full((), math.nan, device=device)
+        self._rows_written: dict[str, int] | None = None  # committed_rows as last written
+
+    # ------------------------------------------------------------ the built-in trainer's hooks
+    def begin_phase(self, phase: str, step_base: int, epoch_index: int) -> None:
+        """The built-in trainer starts a phase: the steps and epochs are counted here (the first
+        phase of a run takes the periodic recordings' first rows: :meth:`start`)."""
+        self._phase = phase
+        if phase == "pretrain" and self.step_now == 0 and not self._series.steps:
+            self.start()
+
+    def on_train_start(self, state: TrainState) -> None:
+        """Nothing: the rows before a phase's first step are taken by :meth:`start` and
+        :meth:`begin_event`."""
+
+    def on_step(self, step: int, loss: torch.Tensor, lr: float) -> None:
+        """:meth:`step` from the training loop (``step``: the phase's, not needed here)."""
+        self.step(loss, lr)
+
+    def on_epoch(self, metrics: dict[str, float]) -> None:
+        """:meth:`epoch` from the training loop."""
+        self.epoch(metrics)
 
     # ------------------------------------------------------------------ the run
     @torch.no_grad()
@@ -127,14 +163,14 @@ class OpenRecorder(Recorder):
             self.flush()  # a complete chunk of steps (its last row no longer open to log())
         self.step_now += 1
         g = self.step_now
-        mag = self._flat_abs()
+        due = [p for p, every in self._every if (g - self._anchor) % every == 0]
+        mag = self._flat_abs() if self._counting or due else None  # none needed before an event
         counts, line_counts = self._shed.update(mag if self._counting else None)
         self._series.add_step(g, self.round)
         value = self._nan if loss is None else loss.detach().to(self._device, non_blocking=True)
         self._series.stage(value, lr, counts, line_counts)
-        for p, every in self._every:
-            if (g - self._anchor) % every == 0:
-                p.add_step(g, self.round, mag)
+        for p in due:
+            p.add_step(g, self.round, mag)
 
     def log(self, loss: torch.Tensor | float | None = None, lr: float | None = None) -> bool:
         """Set the loss and/or LR of the last update; False when its row is already handed over."""
@@ -210,7 +246,14 @@ class OpenRecorder(Recorder):
         rows = {"step": self._series.lr.pos, **rows}
         for p, _ in self._every:
             rows[p.coords[0]] = p.writers[0].pos
-        self._flush_writers({"committed_rows": rows})
+        self._commit_rows(rows)
+
+    def _commit_rows(self, rows: dict[str, int]) -> None:  # writer thread
+        """Commit (:meth:`Recorder._flush_writers`); the root attributes are rewritten only when
+        the committed step or ``committed_rows`` changed."""
+        changed = rows != self._rows_written
+        self._rows_written = dict(rows)
+        self._flush_writers({"committed_rows": rows} if changed else None)
 
     def _committed_step(self) -> int | None:
         pos = self._series.lr.pos
@@ -222,6 +265,38 @@ class OpenRecorder(Recorder):
                 frontier = min(frontier, f)
         return frontier
 
+    # ------------------------------------------------------------------ resume
+    def state_dict(self) -> dict[str, Any]:
+        """As :meth:`Recorder.state_dict`, with the open timeline's counters and the steps of the
+        rows written so far (key ``open``)."""
+        state = super().state_dict()  # drains: every row so far has its step in the lists
+        state["open"] = {
+            "step_now": self.step_now,
+            "round": self.round,
+            "anchor": self._anchor,
+            "n_events": self.n_events,
+            "epoch_offset": self._epoch_offset,
+            "counting": self._counting,
+            "steps": np.asarray(self._series.steps, dtype=np.int64),
+            "periodic_steps": [np.asarray(p.steps, dtype=np.int64) for p, _ in self._every],
+        }
+        return state
+
+    def load_state_dict(self, state: dict[str, Any], step: int) -> None:
+        """Restore :meth:`state_dict`: the counters, then every writer (coordinates included) just
+        after the rows the checkpoint had produced."""
+        if "open" not in state:
+            raise ValueError("not the state of a recorder of a growable store")
+        o = state["open"]
+        self.step_now, self.round, self._anchor = o["step_now"], o["round"], o["anchor"]
+        self.n_events, self._epoch_offset = o["n_events"], o["epoch_offset"]
+        self._series.steps = [int(s) for s in o["steps"]]
+        for (p, _), steps in zip(self._every, o["periodic_steps"], strict=True):
+            p.set_steps([int(s) for s in steps])
+            p.coord_rows = []
+        super().load_state_dict(state, step)
+        self._counting = o["counting"]
+
     @torch.no_grad()
     def finish(self) -> None:
         """The last state: each periodic recording's row at the last step, unless it has one."""
@@ -230,13 +305,12 @@ class OpenRecorder(Recorder):
             if not p.steps or p.steps[-1] != self.step_now:
                 p.add_step(self.step_now, self.round, mag)
 
-    def close(self, status: str, **attrs: Any) -> None:
-        """Flush, trim every open dimension to the rows written, then as :meth:`Recorder.close`."""
-        if not self._closed and self.io.error is None:
-            self.flush()
-            sizes = {"step": self._series.next, "event": self.n_events, "epoch": self.epoch_index}
-            for p, _ in self._every:
-                sizes[p.coords[0]] = p.next
-            self.io.submit(self._store.trim, sizes)
-            self.io.submit(self._flush_writers, {"committed_rows": sizes})
-        super().close(status, **attrs)
+    def _close_writes(self) -> None:
+        """At close (:meth:`Recorder.close`): flush, then trim every open dimension to the rows
+        written."""
+        self.flush()
+        sizes = {"step": self._series.next, "event": self.n_events, "epoch": self.epoch_index}
+        for p, _ in self._every:
+            sizes[p.coords[0]] = p.next
+        self.io.submit(self._store.trim, sizes)
+        self.io.submit(self._commit_rows, sizes)

@@ -109,7 +109,7 @@ class Periodic:
             self.out.submit(self.coord_writers[0].shift, delta)
 
     def set_steps(self, steps: np.ndarray) -> None:
-        """The steps this recording has rows for (a timeline cut keeps a prefix of them)."""
+        """The steps this recording has rows for (an open timeline: those of its rows so far)."""
         self.steps = steps
         self.rows = {int(s): i for i, s in enumerate(steps)}
 

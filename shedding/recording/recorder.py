@@ -11,6 +11,10 @@ host (into pinned memory with non-blocking copies on CUDA) and handed to a backg
 run. The writer thread owns every store write, so they happen in order; the training thread keeps
 its own row counters. The recorder owns the commit point (``last_committed_step``) and the state a
 resumed run restarts from.
+
+This class records a store made with its whole timeline (the benchmarks' and tests' fixed
+timelines); the built-in trainer and ``shedding.watch`` record a growable store through its
+subclass :class:`~shedding.recording.open_recorder.OpenRecorder`.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import torch
 from shedding import storage
 from shedding.pruning.masks import flat
 from shedding.recording.io_thread import IOThread
-from shedding.recording.layout import Layer, Timeline, is_prefix
+from shedding.recording.layout import Layer, Timeline
 from shedding.recording.periodic import Handover, Histograms, Periodic, Samples, Snapshots
 from shedding.recording.probes import EventRows, ShedLines, StepSeries, Tables
 from shedding.recording.store import ChunkWriter, RunStore
@@ -105,7 +109,7 @@ class Recorder(Callback):
     # ------------------------------------------------------------------ the public interface
     @property
     def timeline(self) -> Timeline:
-        """The run's timeline (a cascade-aware run may cut it: :meth:`set_timeline`)."""
+        """The timeline the store was made with (a growable store's: the rows it starts with)."""
         return self._tl
 
     def begin_phase(self, phase: str, step_base: int, epoch_index: int) -> None:
@@ -186,35 +190,6 @@ class Recorder(Callback):
         event)."""
         return self._shed.below_now(self._flat_abs())
 
-    def set_timeline(self, timeline: Timeline) -> None:
-        """Switch to ``timeline``, a prefix of the current one (cascade-aware pruning reached its
-        target early): the store and its writers are cut to it, in order with everything already
-        handed to the writer."""
-        if not is_prefix(timeline, self._tl):
-            raise ValueError("the new timeline is not a prefix of the recorder's")
-        self._drain()
-        self._tl = timeline
-        self._event_steps = set(int(s) for s in timeline.event_step)
-        for p, steps in (
-            (self._snapshots, timeline.record_steps),
-            (self._hist, timeline.hist_steps),
-            (self._samples, timeline.sample_steps),
-        ):
-            if p is not None:
-                p.set_steps(steps)
-        self._series.n_steps = len(timeline.steps)
-        self._tables.cut(timeline.n_events, len(timeline.epoch))
-        sizes = [(w, len(timeline.steps)) for w in self._series.writers]
-        for p in self._periodic:
-            sizes += [(w, len(p.steps)) for w in p.writers]
-
-        def cut() -> None:  # writer thread
-            for w, rows in sizes:
-                w.truncate(rows)
-            self._store.truncate(timeline)
-
-        self.io.submit(cut)
-
     def set_attrs(self, **attrs: Any) -> None:
         """Set root attributes of the store, in order with everything handed to the writer."""
         self.io.submit(self._store.set_attrs, attrs)
@@ -250,7 +225,7 @@ class Recorder(Callback):
         self._closed = True
         try:
             if self.io.error is None:
-                self.flush()
+                self._close_writes()
                 self.io.sync()
         finally:
             self.io.close()
@@ -265,6 +240,10 @@ class Recorder(Callback):
                 self._store.set_attrs(status=status, finished=finished, **extra, **attrs)
             finally:
                 self._store.release()
+
+    def _close_writes(self) -> None:
+        """What :meth:`close` hands to the writer before it stops it: a flush."""
+        self.flush()
 
     def abandon(self) -> None:
         """Stop the writer, writing nothing more and setting no status (a resume that failed
@@ -292,7 +271,7 @@ class Recorder(Callback):
         steps_next, periodic = self._positions(state, step)
         rows = {w.array.basename: steps_next for w in self._series.writers}
         for p, n in zip(self._periodic, periodic, strict=True):
-            rows.update({w.array.basename: n for w in p.writers})
+            rows.update({w.array.basename: n for w in (*p.writers, *p.coord_writers)})
         return rows
 
     def load_state_dict(self, state: dict[str, Any], step: int) -> None:
@@ -310,7 +289,7 @@ class Recorder(Callback):
             for w in series.writers:
                 w.seek(series.next)
             for p in probes:
-                for w in p.writers:
+                for w in (*p.writers, *p.coord_writers):
                     w.seek(p.next)
 
         self.io.submit(seek)
@@ -402,16 +381,11 @@ class Recorder(Callback):
 class NullRecorder(Callback):
     """The recorder's interface, writing nothing: what ranks other than 0 of a torchrun launch use.
 
-    It keeps ``epoch_index`` and the timeline as :class:`Recorder` does.
+    It keeps ``epoch_index`` as :class:`Recorder` does.
     """
 
-    def __init__(self, timeline: Timeline | None = None) -> None:
+    def __init__(self) -> None:
         self.epoch_index = 0
-        self.timeline = timeline
-
-    def set_timeline(self, timeline: Timeline) -> None:
-        """Follows rank 0's timeline (a cascade-aware run cut to the events it used)."""
-        self.timeline = timeline
 
     def set_attrs(self, **attrs: Any) -> None:
         """Discarded."""
@@ -442,6 +416,9 @@ class NullRecorder(Callback):
 
     def flush(self) -> None:
         """As :class:`Recorder`'s, recording nothing."""
+
+    def finish(self) -> None:
+        """As :class:`OpenRecorder`'s, recording nothing."""
 
     def sync(self) -> None:
         """As :class:`Recorder`'s, recording nothing."""

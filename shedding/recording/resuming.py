@@ -72,8 +72,14 @@ def load_resume_files(folder: Path, T: int) -> tuple[dict[str, Any] | None, dict
     if state is not None and not (
         isinstance(state, dict)
         and {"round", "step", "model", "optimizer", "masks", "recorder"} <= state.keys()
+        and isinstance(state["recorder"], dict)
     ):
         raise StoreError(f"{ckpt} is damaged (not a resume checkpoint); {AGAIN}")
+    if state is not None and "open" not in state["recorder"]:
+        raise StoreError(
+            f"{ckpt} was written by an older shedding, whose stores were made with their whole "
+            f"timeline; this version records a growable store and can't continue it; {AGAIN}"
+        )
     checkpoints = _load(original, weights_only=True) if original.exists() else None
     if checkpoints is not None and not (isinstance(checkpoints, dict) and T in checkpoints):
         raise StoreError(

@@ -463,8 +463,8 @@ GROUP_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
     (
         "committed_rows",
         "each flush",
-        "a growable store (shedding.watch): the rows of each timeline dimension on disk, by "
-        "dimension; rows past them, up to the end of their chunk, hold fill values",
+        "the rows of each timeline dimension on disk, by dimension; rows past them, up to the "
+        "end of their chunk, hold fill values (at close: the dimensions' sizes)",
     ),
     ("recorded_by", "creation", '"shedding.watch" for a watched run (absent: the trainer)'),
     ("schedule_offset", "first event", "where retraining's LR trace starts in the original one"),

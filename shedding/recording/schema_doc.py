@@ -30,11 +30,12 @@ Every array has CF `long_name` and `units`; an integer array whose fill value ma
 written yet names it in `_FillValue`, so plain xarray masks the rows a crashed run never wrote
 (float arrays hold NaN there).
 
-A store written by the trainer is created with its whole timeline. A store written by
-`shedding.watch` (a run of unknown length) is *growable*: its timeline dimensions (`step`,
-`record_step`, `hist_step`, `sample_step`, `event`, `epoch`) start one chunk long, grow by whole
-chunks, and are trimmed to the rows written when the run closes; until then the root attribute
-`committed_rows` says how many rows of each are on disk (see docs/watch.md).
+Every store is *growable*, whoever wrote it (the built-in trainer, or `shedding.watch` for a run
+of unknown length, both through one recorder): its timeline dimensions (`step`, `record_step`,
+`hist_step`, `sample_step`, `event`, `epoch`) start one chunk long, grow by whole chunks, and are
+trimmed to the rows written when the run closes; until then the root attribute `committed_rows`
+says how many rows of each are on disk (see docs/watch.md), and a cascade-aware run that reaches
+its target early simply stops recording.
 
 ## Steps
 

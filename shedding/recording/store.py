@@ -439,13 +439,14 @@ class ChunkWriter:
 
     def _after_growth(self) -> None:
         """The array has more rows now (:attr:`rows`): the buffer is the next chunk's, or holds the
-        whole of the chunk it had only partly."""
-        if self.pos >= self._start + len(self._buf):  # its chunk was written whole
-            self._start = self.pos
-            self._buf = self._alloc(self.pos)
-        elif len(self._buf) < self.chunk:
+        whole of the chunk it had only partly (the array ended inside it: a store trimmed when an
+        earlier session of its run closed)."""
+        if len(self._buf) < self.chunk:
             more = self._alloc(self._start + len(self._buf))
             self._buf = np.concatenate([self._buf, more[: self.chunk - len(self._buf)]])
+        elif self.pos >= self._start + len(self._buf):  # its chunk was written whole
+            self._start = self.pos
+            self._buf = self._alloc(self.pos)
 
     def rewrite_last(self, row: np.ndarray) -> None:
         """Replace the last appended row (a growable store's snapshot at a step that a prune event
@@ -482,8 +483,8 @@ class ChunkWriter:
         )  # stale rows of a crashed run get cleared on the next write
 
     def truncate(self, rows: int) -> None:
-        """The array now has ``rows`` rows (:meth:`RunStore.truncate`); none of them is written yet
-        past ``pos``."""
+        """The array now has ``rows`` rows (:meth:`RunStore.trim`); none of them is written yet past
+        ``pos``."""
         if rows < self.pos:
             raise IndexError(
                 f"{self.array.name}: cannot cut to {rows} rows, {self.pos} are written"
@@ -575,9 +576,11 @@ class RunStore:
         return store
 
     @classmethod
-    def reopen(cls, path: str | Path) -> RunStore:
+    def reopen(cls, path: str | Path, growth: dict[str, int] | None = None) -> RunStore:
         """Open an existing store to continue writing it (resume); refused while a live writer holds
-        it."""
+        it. ``growth``: a growable store's (as it was created with), read from each array's own
+        metadata (the consolidated copy lags a growth that no commit followed); nothing is written
+        to it but the lock until :meth:`consolidate`."""
         path = as_path(path)
         if not (path / "zarr.json").exists():
             raise StoreError(f"{path}: no run store to resume there")
@@ -585,7 +588,11 @@ class RunStore:
         if holder is not None:
             raise held_error(path, holder)
         (path / LOCK_NAME).unlink(missing_ok=True)  # a stale lock of a crashed writer
-        store = cls(path, zarr.open_group(zarr_location(path), mode="r+", zarr_format=3))
+        consolidated = False if growth else None
+        group = zarr.open_group(
+            zarr_location(path), mode="r+", zarr_format=3, use_consolidated=consolidated
+        )
+        store = cls(path, group, growth)
         store._lock()
         return store
 
@@ -668,30 +675,6 @@ class RunStore:
                 writer.truncate(shape[0])
             elif writer is not None:
                 writer.rows = shape[0]
-
-    def truncate(self, timeline: Timeline) -> None:
-        """Cut the store to ``timeline``, a prefix of the one it was created for (a cascade-aware
-        run that reached its target in fewer events than planned): every timeline dimension is
-        resized and the round coordinates are rewritten. Rows already written are kept."""
-        sizes = {
-            "step": len(timeline.steps),
-            "record_step": len(timeline.record_steps),
-            "hist_step": len(timeline.hist_steps),
-            "sample_step": len(timeline.sample_steps),
-            "epoch": len(timeline.epoch),
-            "event": timeline.n_events,
-        }
-        self._resize(sizes, only_up=False)
-        for name, values in (
-            ("step_round", timeline.step_round),
-            ("record_round", timeline.record_round),
-            ("hist_round", timeline.hist_round),
-            ("sample_round", timeline.sample_round),
-            ("epoch_round", timeline.epoch_round),
-        ):
-            if name in self.group and len(values):
-                self.group[name][:] = values
-        self.consolidate()
 
     def set_attrs(self, attrs: dict[str, Any] | None = None, /, **more: Any) -> None:
         """Update root attributes (a dict and/or keywords).

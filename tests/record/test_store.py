@@ -253,9 +253,11 @@ def test_failed_run_keeps_committed_prefix(tmp_path, monkeypatch):
     ipe = ds.attrs["iterations_per_epoch"]
     assert ds.attrs["status"] == "failed" and "disk on fire" in ds.attrs["error"]
     assert ds.attrs["last_committed_step"] == ipe
-    assert np.isfinite(ds.loss.values[:ipe]).all() and np.isnan(ds.loss.values[ipe:]).all()
+    # closed by a healthy writer: trimmed to the rows written, every one of them committed
+    assert ds.attrs["committed_rows"] == {d: ds.sizes[d] for d in ds.attrs["committed_rows"]}
+    assert ds.sizes["step"] == ipe and np.isfinite(ds.loss.values).all()
     assert np.isfinite(ds.magnitude.sel(record_step=slice(0, ipe)).values).all()
-    assert np.isfinite(ds.test_accuracy.values[0]) and np.isnan(ds.test_accuracy.values[1])
+    assert ds.sizes["epoch"] == 1 and np.isfinite(ds.test_accuracy.values[0])
     assert not (tmp_path / "f.zarr" / "writer.lock").exists()  # the lock is released
 
 
@@ -389,6 +391,8 @@ def test_disk_error_stops_training_and_keeps_committed_prefix(tmp_path, monkeypa
         record(tiny_config(), tmp_path / "full.zarr", cache_dir=tmp_path / "cache")
     ds = xr.open_zarr(tmp_path / "full.zarr")
     assert ds.attrs["status"] == "failed" and "No space left on device" in ds.attrs["error"]
+    # the writer failed, so nothing trimmed the store: its committed rows are what it holds
+    ds = ds.isel({d: slice(0, n) for d, n in ds.attrs["committed_rows"].items()})
     committed = ds.attrs["last_committed_step"]
     assert (
         committed is not None and committed >= ds.attrs["iterations_per_epoch"]
@@ -473,8 +477,8 @@ def test_unchanged_tables_and_commit_not_rewritten(tmp_path, monkeypatch):
         whole(self, name, values)
 
     def spy_attrs(self, attrs=None, /, **more):
-        if "last_committed_step" in more:
-            commits.append(more["last_committed_step"])
+        if "last_committed_step" in more:  # a commit: the step and the rows (a growable store)
+            commits.append((more["last_committed_step"], more.get("committed_rows")))
         set_attrs(self, attrs, **more)
 
     monkeypatch.setattr(RunStore, "write_whole", spy_whole)
@@ -490,7 +494,7 @@ def test_unchanged_tables_and_commit_not_rewritten(tmp_path, monkeypatch):
     ds = xr.open_zarr(path)
     for name, values in last.items():
         np.testing.assert_array_equal(ds[name].values, values)
-    assert ds.attrs["last_committed_step"] == commits[-1] == int(ds.step.values[-1])
+    assert ds.attrs["last_committed_step"] == commits[-1][0] == int(ds.step.values[-1])
     assert (
         np.isfinite(ds.test_accuracy.values).all()
         and np.isfinite(ds.event_final_test_accuracy.values).all()

@@ -15,7 +15,7 @@ import xarray as xr
 import shedding
 from shedding import experiment
 from shedding.pruning.masks import unflat
-from shedding.recording.recorder import Recorder
+from shedding.recording.open_recorder import OpenRecorder
 from tests.conftest import tiny_config
 
 
@@ -36,7 +36,7 @@ def _holder(params: dict[str, torch.nn.Parameter]) -> torch.nn.Module:
 def _tee(cfg, watch_path):
     method_none = cfg.prune.method == "none"
 
-    class Tee(Recorder):
+    class Tee(OpenRecorder):
         timeline_targets = [cfg.prune.sparsity]  # a control's one event: the line's sparsity
 
         def __init__(self, store, layers, timeline, params, dtype, device, *a, **k):
@@ -95,7 +95,7 @@ def test_watched_store_equals_the_trainers(tmp_path, monkeypatch, method, schedu
     cfg.prune.fraction_per_round = 0.3
     cfg.record.every = 2
     cfg.record.hist_every = 3
-    monkeypatch.setattr(experiment, "Recorder", _tee(cfg, tmp_path / "watched.zarr"))
+    monkeypatch.setattr(experiment, "OpenRecorder", _tee(cfg, tmp_path / "watched.zarr"))
     built_in = experiment.record(cfg, tmp_path / "builtin.zarr")
     a = xr.open_zarr(built_in, mask_and_scale=False)
     b = xr.open_zarr(tmp_path / "watched.zarr", mask_and_scale=False)
