@@ -53,6 +53,7 @@ from shedding.models.prunable import prunable_parameters
 from shedding.pruning import PRUNERS
 from shedding.pruning.masks import apply_masks, flat, gmp_threshold, ones_like, sparsity_of
 from shedding.recording.layout import build_layers, build_timeline, sample_weights
+from shedding.recording.open_recorder import OpenRecorder, capacity
 from shedding.recording.recorder import Recorder
 from shedding.recording.store import RunStore
 from shedding.training.callbacks import MaskCallback
@@ -237,9 +238,19 @@ def _recorder(
     hist_every: int = 0,
     sample_every: int = 0,
     max_pending: int = 8,
-) -> Recorder:
+) -> OpenRecorder:
+    """The recorder the built-in trainer makes, after its one GMP event at step 0."""
     layers = build_layers([(k, tuple(p.shape)) for k, p in params.items()])
-    timeline = build_timeline(steps, steps, 1, every, steps, False, hist_every, sample_every)
+    # the built-in trainer's recorder and store: growable, made with room for the planned rows
+    planned = build_timeline(steps, steps, 1, every, steps, False, hist_every, sample_every)
+    cadence = {"snapshots": every, "hist": hist_every, "samples": sample_every}
+    expected = {
+        "step": len(planned.steps),
+        "record_step": len(planned.record_steps),
+        "hist_step": len(planned.hist_steps),
+        "sample_step": len(planned.sample_steps),
+    }
+    timeline, growth = capacity(64, cadence, expected)
     store = RunStore.create(
         folder / "run.zarr",
         layers,
@@ -249,8 +260,11 @@ def _recorder(
         64,
         overwrite=True,
         sample=sample_weights(layers, 256, 0),
+        growth=growth,
     )
-    rec = Recorder(store, layers, timeline, params, dtype, device, max_pending)
+    rec = OpenRecorder(
+        store, layers, timeline, params, dtype, device, cadence, max_pending=max_pending
+    )
     tau = gmp_threshold(weights, ones_like(weights), 0.5)
     rec.begin_event(
         0,

@@ -1,13 +1,15 @@
-"""The Zarr v3 run store: creation of every array up front, whole-chunk writes, status, the writer
-lock.
+"""The Zarr v3 run store: creation of every array, whole-chunk writes, growth and trimming,
+status, the writer lock.
 
-All arrays are allocated at creation with their final shapes (the timeline is known in advance) and
-written only in whole chunks from in-memory chunk buffers (:class:`ChunkWriter`), so no write ever
-reads back a half-written chunk. Which arrays a store has, and their dimensions, data types, fill
-values, chunking and codecs, come from the schema table (:mod:`shedding.recording.schema`, rendered
-as docs/store-format.md). ``xarray.open_zarr(path)`` reads the store with no import of ours:
-dimension names are Zarr v3 ``dimension_names`` and non-index coordinates are listed in the root
-attribute ``coordinates`` (the CF convention xarray decodes).
+A store is created with the timeline it is given (a fixed one, or the first rows of a growable
+store, whose timeline dimensions then grow by whole chunks and are trimmed at close: the built-in
+trainer's and ``shedding.watch``'s) and written only in whole chunks from in-memory chunk buffers
+(:class:`ChunkWriter`), so no write ever reads back a half-written chunk. Which arrays a store
+has, and their dimensions, data types, fill values, chunking and codecs, come from the schema table
+(:mod:`shedding.recording.schema`, rendered as docs/store-format.md). ``xarray.open_zarr(path)``
+reads the store with no import of ours: dimension names are Zarr v3 ``dimension_names`` and
+non-index coordinates are listed in the root attribute ``coordinates`` (the CF convention xarray
+decodes).
 
 Every array is of a Zarr v3 core data type, so any Zarr v3 reader opens it: names (``layer``,
 ``layer_shape``, ``line``) are integer codes with their labels in attributes
