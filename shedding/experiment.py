@@ -26,6 +26,7 @@ from shedding.data.loader import BatchLoader
 from shedding.models import build_model
 from shedding.models.prunable import all_prunable_names, prunable_parameters
 from shedding.pruning import PRUNERS
+from shedding.pruning.mask_file import load_mask_file, masks_digest
 from shedding.pruning.masks import apply_masks, flat, gmp_threshold, ones_like, sparsity_of, unflat
 from shedding.pruning.schedule import DYNAMIC, Round, cascade_target, plan_rounds
 from shedding.recording import resuming
@@ -484,6 +485,8 @@ def _create_store(p: Prepared, out: Path, overwrite: bool) -> RunStore:
         "shed_definition": "a survivor at or above the line alpha*tau at its event is shed at step "
         "s while |w(s)| < alpha*tau; tau is the GMP cut value at the event's sparsity",
     }
+    if cfg.prune.method == "file":  # what a resume checks the file against
+        attrs["mask_file_digest"] = masks_digest(load_mask_file(cfg.prune.mask_file))
     timeline, growth = _open_timeline(cfg, _planned_rows(p))
     return RunStore.create(
         out,

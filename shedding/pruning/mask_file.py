@@ -10,6 +10,7 @@ sparsity must equal it (to the weight), so the shed line is the GMP cut at the m
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import torch
@@ -40,6 +41,17 @@ def load_mask_file(path: str | Path) -> dict[str, torch.Tensor]:
                 raise ValueError(f"{p}: the mask of {name} holds values other than 0 and 1")
         out[name] = mask.bool()
     return out
+
+
+def masks_digest(masks: dict[str, torch.Tensor]) -> str:
+    """The SHA-256 of ``masks`` (names, shapes and values, in name order): what a run pruned with a
+    masks file records, so that a resume can tell whether the file still holds the same masks."""
+    h = hashlib.sha256()
+    for name in sorted(masks):
+        mask = masks[name].detach().to("cpu", torch.bool).contiguous()
+        h.update(f"{name}:{tuple(mask.shape)};".encode())
+        h.update(mask.numpy().tobytes())
+    return h.hexdigest()
 
 
 def check_layout(

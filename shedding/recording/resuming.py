@@ -49,7 +49,27 @@ def check_resumable(out: Path) -> RunConfig:
         raise StoreError(
             f"{out} was never fully created (stopped while it was being made); {AGAIN}"
         )
-    return from_plain(attrs["config"])
+    cfg = from_plain(attrs["config"])
+    _check_mask_file(out, cfg, attrs.get("mask_file_digest"))
+    return cfg
+
+
+def _check_mask_file(out: Path, cfg: RunConfig, digest: str | None) -> None:
+    """A run pruned with a masks file resumes with the masks it started with: the file must still
+    hold them (stores made before the digest was recorded are not checked)."""
+    if cfg.prune.method != "file" or digest is None:
+        return
+    from shedding.pruning.mask_file import load_mask_file, masks_digest
+
+    try:
+        now = masks_digest(load_mask_file(cfg.prune.mask_file))
+    except ValueError as e:
+        raise StoreError(f"--prune-mask-file: {e}") from None
+    if now != digest:
+        raise StoreError(
+            f"{out}: its masks file {cfg.prune.mask_file} no longer holds the masks the run "
+            f"started with; put that file back, or {AGAIN}"
+        )
 
 
 def _load(path: Path, weights_only: bool) -> Any:

@@ -466,6 +466,12 @@ GROUP_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
         "the rows of each timeline dimension on disk, by dimension; rows past them, up to the "
         "end of their chunk, hold fill values (at close: the dimensions' sizes)",
     ),
+    (
+        "mask_file_digest",
+        "creation",
+        "--prune-method file: the SHA-256 of the masks file's masks (names, shapes, values); a "
+        "resume refuses a file that no longer holds them",
+    ),
     ("recorded_by", "creation", '"shedding.watch" for a watched run (absent: the trainer)'),
     ("schedule_offset", "first event", "where retraining's LR trace starts in the original one"),
     ("resumed", "resume", "local time of the last resume"),

@@ -345,3 +345,54 @@ def test_diverging_run_stops_at_once_and_is_marked_failed(tmp_path):
         loss[step - 1]
     )  # stopped at the first bad step
     assert attrs["last_committed_step"] == step
+
+
+def _masks_file(cfg, path: Path, seed: int) -> dict[str, torch.Tensor]:
+    """Random masks pruning exactly ``cfg.prune.sparsity`` of the run's prunable weights, saved at
+    ``path`` as ``shedding export-mask`` writes them."""
+    from shedding.experiment import prepare
+    from shedding.pruning.masks import target_count
+
+    layers = prepare(_config()).layers  # the run's prunable tensors
+    n = sum(layer.size for layer in layers)
+    g = torch.Generator().manual_seed(seed)
+    keep = torch.ones(n, dtype=torch.bool)
+    keep[torch.randperm(n, generator=g)[: target_count(cfg.prune.sparsity, n)]] = False
+    masks, start = {}, 0
+    for layer in layers:
+        masks[layer.name] = keep[start : start + layer.size].reshape(layer.shape).clone()
+        start += layer.size
+    torch.save(masks, path)
+    return masks
+
+
+def test_resume_refuses_a_masks_file_that_changed_and_changes_nothing(
+    reference, tmp_path, monkeypatch
+):
+    """A run pruned with --prune-method file records its masks' digest; a resume after the file
+    was overwritten with other masks (same names, shapes and sparsity) is refused in one line and
+    leaves the store as it was; with the file put back it finishes with the file's masks."""
+    from typer.testing import CliRunner
+
+    from shedding.cli.main import app
+
+    _, cache = reference
+    cfg = _config()
+    cfg.prune.method, cfg.prune.mask_file = "file", str(tmp_path / "masks.pt")
+    original = _masks_file(cfg, tmp_path / "masks.pt", seed=1)
+    out = tmp_path / "file.zarr"
+    _interrupted_in_process(cfg, out, cache, monkeypatch, 5)
+    assert len(_attrs(out)["mask_file_digest"]) == 64
+    _masks_file(cfg, tmp_path / "masks.pt", seed=2)  # other masks, as valid as the first
+    before = _tree(out)
+    with pytest.raises(StoreError, match="no longer holds the masks the run started with"):
+        resume(out)
+    res = CliRunner().invoke(app, ["record", "--resume", str(out)])
+    assert res.exit_code == 2 and len(res.stderr.strip().splitlines()) == 1, res.output
+    assert _tree(out) == before
+    torch.save(original, tmp_path / "masks.pt")  # put back
+    resume(out)
+    ds = xr.open_zarr(out)
+    assert ds.attrs["status"] == "complete"
+    flat = np.concatenate([original[k].numpy().ravel() for k in ds["layer"].attrs["labels"]])
+    np.testing.assert_array_equal(ds["mask"].isel(event=0).values.astype(bool), flat)
