@@ -244,13 +244,7 @@ def _recorder(
     # the built-in trainer's recorder and store: growable, made with room for the planned rows
     planned = build_timeline(steps, steps, 1, every, steps, False, hist_every, sample_every)
     cadence = {"snapshots": every, "hist": hist_every, "samples": sample_every}
-    expected = {
-        "step": len(planned.steps),
-        "record_step": len(planned.record_steps),
-        "hist_step": len(planned.hist_steps),
-        "sample_step": len(planned.sample_steps),
-    }
-    timeline, growth = capacity(64, cadence, expected)
+    timeline, growth = capacity(64, cadence, planned.step_rows)
     store = RunStore.create(
         folder / "run.zarr",
         layers,

@@ -204,12 +204,7 @@ def _planned_rows(p: Prepared) -> dict[str, int]:
         cfg.record.sample_every,
         lengths=[r.length for r in p.rounds],
     )
-    return {
-        "step": len(tl.steps),
-        "record_step": len(tl.record_steps),
-        "hist_step": len(tl.hist_steps),
-        "sample_step": len(tl.sample_steps),
-    }
+    return tl.step_rows
 
 
 def _every(cfg: RunConfig) -> dict[str, int]:

@@ -57,6 +57,17 @@ class Timeline:
     sample_round: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int16))
 
     @property
+    def step_rows(self) -> dict[str, int]:
+        """The rows of the per-step and periodic dimensions (what a growable store is made with
+        room for: :func:`~shedding.recording.open_recorder.capacity`)."""
+        return {
+            "step": len(self.steps),
+            "record_step": len(self.record_steps),
+            "hist_step": len(self.hist_steps),
+            "sample_step": len(self.sample_steps),
+        }
+
+    @property
     def n_events(self) -> int:
         """Prune events in the timeline."""
         return len(self.event_step)
